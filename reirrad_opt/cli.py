@@ -1,0 +1,58 @@
+"""The ``reirrad-opt`` command.
+
+Sub-commands live in :mod:`reirrad_opt.commands`, one module each; a module provides
+``register(subparsers)`` that adds its parser and sets ``func`` to a function
+``run(args) -> int`` (the exit code). Exit codes: 0 success, 2 bad input, 3 a plan whose
+priority-1 line fails its acceptable limit (outputs still written).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_PRIORITY1_FAIL = 3
+
+
+class InputError(ValueError):
+    """Bad input from the user: the message names the file, key or option and what was expected."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reirrad-opt",
+        description="Re-irradiation planning against cumulative EQD2 limits (lexicographic optimization).",
+    )
+    parser.add_argument("--version", action="version", version=f"reirrad-opt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, ValueError, FileNotFoundError, FileExistsError, KeyError, NotADirectoryError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"reirrad-opt {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

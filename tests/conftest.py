@@ -1,0 +1,38 @@
+"""Shared fixtures.
+
+Real-data tests use the ``realdata`` fixture (and the ``realdata`` marker). They skip when
+REIRRAD_REALDATA is unset, and FAIL when it is set but the folder or a needed file is missing, so
+CI (which sets it) can never pass by skipping them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _realdata_root() -> Path | None:
+    value = os.environ.get("REIRRAD_REALDATA")
+    if not value:
+        return None
+    root = Path(value)
+    if not root.is_dir():
+        raise FileNotFoundError(f"REIRRAD_REALDATA={value!r} is set but is not a folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """Root of the real DICOM-RT data; skip if REIRRAD_REALDATA is unset, error if it is wrong."""
+    root = _realdata_root()
+    if root is None:
+        pytest.skip("REIRRAD_REALDATA is not set (real-data tests run in CI)")
+    return root
+
+
+def require(path: Path) -> Path:
+    """Return ``path``; fail (never skip) if it does not exist."""
+    if not path.exists():
+        pytest.fail(f"real-data file missing: {path}")
+    return path
