@@ -1,0 +1,113 @@
+"""Translate a protocol into optimizer terms for one case (priority-1 caps included).
+
+Priority-1 organ limits on cumulative EQD2 become per-voxel caps on the new course's physical dose
+(:func:`reirrad_opt.radiobiology.new_course_dose_cap`), computed with the structure's alpha/beta,
+the prior course's own fractionation and the recovery model. Caps are placed on the structure
+grown by one voxel in every direction (the 3x3x3 neighbourhood): the evaluation interpolates the
+dose between voxel centres to resolve D0.03cc on small organs, and every interpolated point inside
+the organ then lies within the convex hull of capped voxels. Because EQD2 is convex in dose, the
+interpolated cumulative EQD2 cannot exceed the limit either.
+
+A hard ceiling on the targets' maximum dose (protocol option ``max_dose_pct_rx``, default 115 % of
+Rx) is added to every stage: without it a coverage-only first stage can buy coverage next to an
+organ cap with an arbitrarily hot plan, which later priorities could then not undo.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .. import radiobiology as rb
+from ..case import Case
+from ..geometry import canonical_name
+from .terms import CEILING_ID, Term, TermSet, UnsupportedGoal, term_kind_and_fraction
+
+
+DEFAULT_CEILING_PCT_RX = 115.0  # hard ceiling on any target voxel (protocol option max_dose_pct_rx)
+
+
+def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str | None:
+    """Name of the case structure matching a protocol structure (by TG-263 name or alias)."""
+    if name in case.structures:
+        return name
+    wanted = {canonical_name(n) for n in (name, *aliases)}
+    for key in case.structures:
+        if key in wanted or canonical_name(key) in wanted:
+            return key
+    return None
+
+
+def cap_support(mask: np.ndarray) -> np.ndarray:
+    """The organ plus its 3x3x3 voxel neighbourhood (support of trilinear interpolation)."""
+    return ndimage.binary_dilation(mask, structure=np.ones((3, 3, 3), bool))
+
+
+def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None) -> TermSet:
+    """Terms for every goal of ``protocol`` that the optimizer can represent.
+
+    Args:
+        case: the case (structures, prior dose and the prior course's fractionation).
+        protocol: a loaded :class:`reirrad_opt.protocol.Protocol`.
+        n_fractions: number of fractions of the new course.
+        rx_gy: prescribed physical dose of the new course (Gy), for %Rx limits.
+        recovery: recovery model (default: the protocol's).
+    """
+    recovery = recovery if recovery is not None else protocol.recovery
+    grid = case.grid
+    out = TermSet(terms=[])
+    for goal in protocol.goals:
+        name = find_structure(case, goal.structure, tuple(getattr(goal, "aliases", ()) or ()))
+        if name is None:
+            out.skipped.append(f"{goal.id}: structure {goal.structure} is not in the case")
+            continue
+        mask = case.structures[name].mask
+        if not mask.any():
+            out.skipped.append(f"{goal.id}: structure {name} is empty")
+            continue
+        structure_cc = float(mask.sum()) * grid.voxel_volume_cc
+        is_target = case.structures[name].role == "target"
+        hard = goal.priority == 1 and goal.sense == "max" and not is_target
+        for tier in ("desirable", "acceptable"):
+            limit = getattr(goal, tier)
+            if limit is None:
+                continue
+            try:
+                kind, fraction, threshold = term_kind_and_fraction(
+                    goal.metric, goal.sense, structure_cc, limit.value, limit.unit, rx_gy)
+            except UnsupportedGoal as exc:
+                out.skipped.append(f"{goal.id}: {exc}")
+                break
+            if goal.cumulative and kind != "voxel_max":
+                out.skipped.append(f"{goal.id}: cumulative-EQD2 {goal.metric} has no linear form; it is evaluated, "
+                                   f"not optimized")
+                break
+            support = cap_support(mask) if (kind == "voxel_max" and hard) else mask
+            rows = np.flatnonzero(support)
+            if threshold is not None:
+                level: float | np.ndarray = threshold
+            else:
+                limit_gy = goal.limit_gy(tier, rx_gy)
+                if goal.cumulative:
+                    f_rec = recovery.fraction_for(name, case.prior.interval_months)
+                    prior = rb.prior_eqd2(case.prior_dose_gy.ravel()[rows], case.prior.n_fractions,
+                                          goal.alpha_beta_gy)
+                    prior_eff = rb.effective_prior_eqd2(prior, f_rec)
+                    cap = rb.new_course_dose_cap(limit_gy, prior_eff, n_fractions, goal.alpha_beta_gy)
+                    level = np.asarray(cap.cap_gy, dtype=float)
+                    n_exhausted = int(np.count_nonzero(cap.exhausted & mask.ravel()[rows]))
+                    if n_exhausted:
+                        out.exhausted.append(
+                            f"{name}: prior EQD2 alone reaches the {tier} limit {limit_gy:.1f} Gy in "
+                            f"{n_exhausted * grid.voxel_volume_cc:.2f} cc; those voxels can take no new dose")
+                else:
+                    level = float(limit_gy)
+            desc = (f"{name} {goal.metric} {'<=' if goal.sense == 'max' else '>='} "
+                    f"{limit.value:g} {limit.unit} ({tier}{', cumulative EQD2' if goal.cumulative else ''})")
+            out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc))
+    ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
+    targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
+    if targets:
+        rows = np.flatnonzero(np.logical_or.reduce(targets))
+        out.terms.append(Term(CEILING_ID, "targets", 1, "voxel_max", rows, ceiling_pct / 100.0 * rx_gy,
+                              hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the targets"))
+    return out

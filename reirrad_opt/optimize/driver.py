@@ -1,0 +1,109 @@
+"""Run the lexicographic stages with the protocol's limit choice for priority 1.
+
+Priority 1 is first solved with every organ at its *desirable* cumulative limit. If a first-
+priority target goal is not met, the organs whose caps bind are relaxed to their *acceptable*
+limit and priority 1 is solved again; both results are reported and the acceptable one is used
+only if it improves the target (protocol option ``limit_choice = "desirable_then_acceptable"``;
+``"desirable"`` or ``"acceptable"`` force one set). A goal still unmet is diagnosed, and
+planning carries on with the caps honoured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..geometry import Grid
+from ..progress import SILENT, Progress
+from .terms import CEILING_ID, TermSet
+from .diagnosis import binding_goals, diagnose_target
+from .lexicographic import TOL_GY, LexicographicSolver, NormalTissue, StageResult, _Rows
+
+LIMIT_CHOICES = ("desirable_then_acceptable", "desirable", "acceptable")
+
+
+@dataclass
+class OptimizationOutcome:
+    """What the optimizer did (its beliefs; the verdict comes from the evaluation).
+
+    Attributes:
+        weights: final beamlet/spot weights (>= 0).
+        stages: every stage solved, in order (including a rejected or superseded priority-1 probe).
+        tier_by_goal: hard goal id -> 'desirable' | 'acceptable' as used in the final plan.
+        excess_gy: term key -> excess over its level of the final fluence (Gy; <= 0 met).
+        diagnosis: plain-language infeasibility findings.
+        notes: decisions taken (limit tier, skipped goals).
+    """
+
+    weights: np.ndarray
+    stages: list[StageResult]
+    tier_by_goal: dict[str, str]
+    excess_gy: dict[str, float]
+    diagnosis: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _unmet_targets(solver: LexicographicSolver, priority: int) -> list:
+    return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
+            and t.excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY]
+
+
+def _shortfall(solver: LexicographicSolver, terms) -> float:
+    return sum(max(0.0, t.excess_gy(solver.rows.block(t.rows) @ solver.weights)) for t in terms)
+
+
+def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
+                  grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
+                  normal: NormalTissue | None = None, solver: str = "CLARABEL",
+                  progress: Progress = SILENT) -> OptimizationOutcome:
+    """Solve all priorities of ``termset`` lexicographically and return the outcome."""
+    if limit_choice not in LIMIT_CHOICES:
+        raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
+    hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
+    has_acceptable = {t.goal_id for t in termset.terms if t.hard and t.tier == "acceptable"}
+    start = "acceptable" if limit_choice == "acceptable" else "desirable"
+    tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
+    notes = list(termset.skipped) + list(termset.exhausted)
+    rows = _Rows(matrix)
+    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows)
+    main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
+    priorities = main.priorities()
+    if not priorities:
+        raise ValueError("the protocol has no goal the optimizer can use on this case (see the skipped goals)")
+    first = priorities[0]
+    label = "priority %d (%s limits)" % (first, start)
+    main.solve_priority(first, label=label)
+    unmet = _unmet_targets(main, first)
+    if unmet and limit_choice == "desirable_then_acceptable":
+        binding = [t.goal_id for t, _ in binding_goals(main.hard, main.hard_duals)
+                   if t.goal_id in has_acceptable and t.goal_id != CEILING_ID]
+        if binding:
+            relaxed = dict(tiers, **{g: "acceptable" for g in binding})
+            alt = LexicographicSolver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
+            alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})")
+            before, after = _shortfall(main, unmet), _shortfall(alt, unmet)
+            if after < before - TOL_GY:
+                notes.append(f"priority {first}: desirable limits leave the target goal(s) "
+                             f"{', '.join(t.goal_id for t in unmet)} short by {before:.2f} Gy; acceptable limits "
+                             f"used for {', '.join(binding)} (short by {after:.2f} Gy)")
+                alt.stages = main.stages + alt.stages
+                main = alt
+                unmet = _unmet_targets(main, first)
+            else:
+                notes.append(f"priority {first}: relaxing {', '.join(binding)} to acceptable does not improve the "
+                             f"target; desirable limits kept")
+                main.stages.extend(alt.stages)
+                main.stages[-1].notes.append("not used: no gain over the desirable limits")
+    diagnosis: list[str] = []
+    if unmet:
+        dose = rows.matrix @ main.weights
+        for t in unmet:
+            diagnosis.extend(diagnose_target(t, dose, main.hard, main.hard_duals, masks, grid))
+        main.stages[-1].notes.extend(diagnosis)
+    for p in priorities[1:]:
+        main.solve_priority(p)
+    if normal is not None:
+        main.solve_normal_tissue(normal)
+    return OptimizationOutcome(main.weights, main.stages, dict(main.tier_by_goal), main.final_excess(), diagnosis,
+                               notes)

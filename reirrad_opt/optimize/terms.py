@@ -1,0 +1,165 @@
+"""Protocol goals as convex terms on the new course's physical dose d = A w.
+
+Every term is a *sufficient* (conservative) surrogate of its DVH metric:
+
+* ``voxel_max`` (Dmax, D0.03cc as a voxel maximum, and every cumulative-EQD2 maximum through the
+  per-voxel physical-dose cap): ``d_i <= level_i`` for every voxel i of the term. Exact for Dmax.
+* ``mean_max`` / ``mean_min`` (Dmean): one linear row, exact.
+* ``cvar_upper`` (D<x>% <= L, D<x>cc <= L, V<D> <= x %): the mean of the hottest fraction ``q`` of the
+  voxels (upper CVaR) <= level. Since that mean is >= the dose at volume q, the DVH limit holds
+  whenever the surrogate does (Rockafellar & Uryasev 2000; Romeijn et al. 2006).
+* ``cvar_lower`` (near-min D98% >= L, D<x>% >= L, V<D> >= x %): the mean of the coldest fraction
+  ``q`` >= level, which implies the dose at that volume is >= level.
+
+The verdict never comes from these surrogates: the final dose is evaluated exactly by
+:mod:`reirrad_opt.evaluate`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+CEILING_ID = "plan_Dmax"  # goal id of the plan-wide hard dose ceiling on the targets
+KINDS = ("voxel_max", "mean_max", "mean_min", "cvar_upper", "cvar_lower")
+
+
+class UnsupportedGoal(ValueError):
+    """A protocol goal the optimizer cannot represent as a convex term (it is still evaluated)."""
+
+
+@dataclass
+class Term:
+    """One goal's convex surrogate.
+
+    Attributes:
+        goal_id: the protocol goal's id.
+        structure: TG-263 structure name.
+        priority: the goal's priority.
+        kind: one of KINDS.
+        rows: flat voxel indices (full-grid C order) the term reads.
+        level_gy: the limit as new-course physical dose in Gy (scalar, or one value per row for
+            ``voxel_max`` caps derived from cumulative EQD2).
+        fraction: volume fraction q for CVaR terms (0 < q <= 1).
+        tier: which limit of the goal this term encodes: 'desirable' or 'acceptable'.
+        hard: True for priority-1 organ limits: a constraint, never traded.
+        description: human text (metric, limit, what was assumed).
+    """
+
+    goal_id: str
+    structure: str
+    priority: int
+    kind: str
+    rows: np.ndarray
+    level_gy: float | np.ndarray
+    fraction: float = 1.0
+    tier: str = "desirable"
+    hard: bool = False
+    description: str = ""
+    sense: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"term {self.goal_id}: unknown kind {self.kind!r}")
+        self.sense = "min" if self.kind in ("mean_min", "cvar_lower") else "max"
+
+    @property
+    def key(self) -> str:
+        """Unique key of the term: goal id and tier."""
+        return f"{self.goal_id}@{self.tier}"
+
+    def excess_gy(self, dose_rows: np.ndarray) -> float:
+        """How far the optimizer's surrogate is beyond the level, in Gy (<= 0: met).
+
+        ``voxel_max``: the largest excess of a voxel over its level; ``max`` terms: surrogate minus
+        level; ``min`` terms: level minus surrogate."""
+        d = np.asarray(dose_rows, dtype=float)
+        if self.kind == "voxel_max":
+            return float(np.max(d - self.level_gy))
+        value = self.surrogate(d)
+        return value - float(self.level_gy) if self.sense == "max" else float(self.level_gy) - value
+
+    def surrogate(self, dose_rows: np.ndarray) -> float:
+        """The optimizer's own value of the term for a dose on its rows (Gy): the maximum, mean or
+        CVaR of the dose."""
+        d = np.asarray(dose_rows, dtype=float)
+        if self.kind == "voxel_max":
+            return float(np.max(d))
+        if self.kind in ("mean_max", "mean_min"):
+            return float(d.mean())
+        k = max(1, int(np.ceil(self.fraction * d.size)))
+        ordered = np.sort(d)
+        return float(ordered[-k:].mean() if self.kind == "cvar_upper" else ordered[:k].mean())
+
+
+def cvar_expression(dose: cp.Expression, n: int, fraction: float, upper: bool) -> tuple[cp.Expression, list]:
+    """Upper CVaR (mean of the hottest ``fraction``, convex) or lower CVaR (mean of the coldest,
+    concave) of an affine dose expression of length n, in the Rockafellar-Uryasev form."""
+    z = cp.Variable()
+    scale = 1.0 / (fraction * n)
+    if upper:
+        return z + scale * cp.sum(cp.pos(dose - z)), []
+    return z - scale * cp.sum(cp.pos(z - dose)), []
+
+
+_D_VOL = re.compile(r"^D(?P<x>\d+(?:\.\d+)?)(?P<u>%|cc)$")
+_V_DOSE = re.compile(r"^V(?P<x>\d+(?:\.\d+)?)(?P<u>%|Gy)$")
+
+
+def term_kind_and_fraction(metric: str, sense: str, structure_cc: float, limit_value: float | None,
+                           limit_unit: str | None, rx_gy: float) -> tuple[str, float, float | None]:
+    """Map a protocol metric to ``(kind, fraction, dose_level_gy_or_None)``.
+
+    The returned dose level is only set for V-metrics (whose limit is a volume): it is the dose
+    threshold of the metric in Gy. For D-metrics the caller converts the limit itself.
+    """
+    if metric in ("Dmax", "D0.03cc") and sense == "max":
+        return "voxel_max", 1.0, None
+    if metric == "Dmean":
+        return ("mean_max" if sense == "max" else "mean_min"), 1.0, None
+    if metric == "near-min" and sense == "min":
+        return "cvar_lower", 0.02, None
+    m = _D_VOL.match(metric)
+    if m:
+        x = float(m["x"])
+        q = x / 100.0 if m["u"] == "%" else x / max(structure_cc, 1e-9)
+        if sense == "max":
+            return "cvar_upper", float(np.clip(q, 1e-6, 1.0)), None
+        return "cvar_lower", float(np.clip(1.0 - q, 1e-6, 1.0)), None
+    m = _V_DOSE.match(metric)
+    if m and limit_value is not None:
+        threshold = float(m["x"]) * (rx_gy / 100.0 if m["u"] == "%" else 1.0)
+        if limit_unit == "%":
+            q = limit_value / 100.0
+        elif limit_unit == "cc":
+            q = limit_value / max(structure_cc, 1e-9)
+        else:
+            raise UnsupportedGoal(f"{metric}: volume limit must be in % or cc, got {limit_unit!r}")
+        if sense == "max":  # at most q of the volume above threshold
+            return "cvar_upper", float(np.clip(q, 1e-6, 1.0)), threshold
+        return "cvar_lower", float(np.clip(1.0 - q, 1e-6, 1.0)), threshold  # at least q above threshold
+    raise UnsupportedGoal(f"metric {metric!r} with sense {sense!r} has no convex surrogate in the optimizer")
+
+
+def stack_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """Rows of the influence matrix for the given voxels, as float64 CSR (what the solvers take)."""
+    return matrix[rows].astype(np.float64).tocsr()
+
+
+@dataclass
+class TermSet:
+    """All terms for one case and protocol, plus what could not be represented."""
+
+    terms: list[Term]
+    skipped: list[str] = field(default_factory=list)     # goals not optimized (and why)
+    exhausted: list[str] = field(default_factory=list)   # organs whose prior dose alone reaches a limit
+
+    def at_priority(self, priority: int) -> list[Term]:
+        return [t for t in self.terms if t.priority == priority]
+
+    def hard_terms(self, tier_by_goal: dict[str, str]) -> list[Term]:
+        """The hard terms in force: one tier per hard goal as chosen in ``tier_by_goal``."""
+        return [t for t in self.terms if t.hard and t.tier == tier_by_goal.get(t.goal_id, "desirable")]
