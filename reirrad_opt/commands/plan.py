@@ -1,0 +1,124 @@
+"""``reirrad-opt plan``: the main job. Influence, lexicographic optimization, independent
+evaluation, and the plan folder (plus DICOM RTDOSE/RTSTRUCT when the case came from DICOM)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ..progress import Progress
+
+
+def parse_recovery_spec(spec: str | None):
+    """``none`` | ``constant:F`` | ``table:M1=F1,M2=F2,...`` (months=fraction) -> RecoveryModel."""
+    from ..radiobiology import RecoveryModel
+
+    if spec is None:
+        return None
+    spec = spec.strip()
+    if spec == "none":
+        return RecoveryModel.none()
+    kind, _, rest = spec.partition(":")
+    try:
+        if kind == "constant":
+            return RecoveryModel("constant", fraction=float(rest))
+        if kind == "table":
+            pairs = [p.split("=") for p in rest.split(",") if p]
+            return RecoveryModel("table", table=tuple((float(m), float(f)) for m, f in pairs))
+    except ValueError as exc:
+        raise InputError(f"--recovery {spec!r}: {exc}") from None
+    raise InputError(f"--recovery {spec!r}: expected 'none', 'constant:F' (0-1) or 'table:M=F,M=F,...' "
+                     f"(months=fraction)")
+
+
+def add_case_arguments(p: argparse.ArgumentParser) -> None:
+    """--phantom / --case and the phantom's resolution (shared with 'compare')."""
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--phantom", choices=["npc"], help="plan on the built-in recurrent-NPC head phantom")
+    src.add_argument("--case", type=Path, metavar="CASE_DIR", help="a case folder (phantom, import-dicom, ...)")
+    p.add_argument("--resolution-mm", type=float, default=2.5, help="phantom voxel size in mm (default 2.5)")
+    p.add_argument("--interval-months", type=float, default=None,
+                   help="phantom: months since the prior course (default 24)")
+
+
+def load_case_from_args(args):
+    from ..case import load_case
+
+    if args.phantom:
+        from phantoms.npc import make_npc_phantom
+
+        kwargs = {} if args.interval_months is None else {"interval_months": args.interval_months}
+        return make_npc_phantom(args.resolution_mm, **kwargs)
+    if not args.case.is_dir():
+        raise FileNotFoundError(f"--case {args.case}: not a folder")
+    return load_case(args.case)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plan", help="optimize and evaluate a re-irradiation plan",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_case_arguments(p)
+    p.add_argument("--protocol", type=Path, default=None, help="protocol TOML (default: NPC consensus 2021)")
+    p.add_argument("--modality", choices=["photon", "particle", "proton", "carbon"], default="photon")
+    beams = p.add_mutually_exclusive_group()
+    beams.add_argument("--beams", type=int, default=None, help="number of equispaced beams")
+    beams.add_argument("--gantry-angles", type=float, nargs="+", default=None, metavar="DEG")
+    p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
+    p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
+    p.add_argument("--optic-nerve-rule", choices=["bilateral", "unilateral"], default=None)
+    p.add_argument("--bixel-mm", type=float, default=5.0)
+    p.add_argument("--spot-spacing-mm", type=float, default=5.0)
+    p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..planning import plan
+    from ..report.plan_folder import write_plan_folder
+
+    progress = Progress(False if args.quiet else None)
+    case = load_case_from_args(args)
+    progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
+    result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
+                  n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
+                  optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
+                  spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, progress=progress)
+    extra = None
+    if case.source.get("kind") == "dicom" and not args.no_dicom:
+        def extra(folder: Path) -> None:
+            from tps_adapters.dicom import export_plan
+
+            export_plan(folder, case.source["reference_dir"], folder / "dicom")
+    write_plan_folder(result, args.out, extra=extra)
+    print(summary_text(result, args.out))
+    return EXIT_PRIORITY1_FAIL if result.priority1_failed else EXIT_OK
+
+
+def summary_text(result, out: Path) -> str:
+    lines = [f"plan written to {out}  (verdict: {result.verdict.upper()})"]
+    for r in result.evaluation.rows:
+        if r.verdict == "not evaluated":
+            lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} NOT EVALUATED: {r.note}")
+            continue
+        value = f"{r.value:7.2f} {r.unit}"
+        lim = f"desirable {r.desirable if r.desirable is not None else '-'} / acceptable " \
+              f"{r.acceptable if r.acceptable is not None else '-'}"
+        kind = "cum EQD2" if r.cumulative else "new"
+        lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} {kind:<8} {value}  ({lim})  {r.verdict}")
+    if result.optimization.diagnosis:
+        lines.append("diagnosis:")
+        lines.extend(f"  {d}" for d in result.optimization.diagnosis)
+    if result.priority1_failed:
+        lines.append("!! PRIORITY-1 LIMIT NOT MET: see the evaluation above; this plan must not be used as is. !!")
+    t = result.timing_s
+    lines.append(f"time: influence {t['influence']:.1f} s, optimize {t['optimize']:.1f} s, "
+                 f"evaluate {t['evaluate']:.1f} s, total {t['total']:.1f} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)

@@ -1,0 +1,273 @@
+"""``plan()``: influence, lexicographic optimization and independent evaluation of one case.
+
+This is the Python API behind ``reirrad-opt plan``; it writes no files (see
+:mod:`reirrad_opt.report.plan_folder` for that).
+"""
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import __version__
+from .case import Case
+from .geometry import Structure, distance_outside_mm, recurrent_target_volumes
+from .optimize import NormalTissue, OptimizationOutcome, optimize_plan
+from .optimize.build import build_terms
+from .progress import SILENT, Progress
+
+DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
+DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
+RING_MM = 30.0               # ring around the PTV whose dose fall-off is shaped in the last stage
+RING_HALF_DOSE_MM = 10.0     # reference fall-off: Rx at the PTV surface, Rx/2 at 10 mm, >= 25 % of Rx
+MAX_NORMAL_SAMPLES = 6000    # voxels per normal-tissue term (deterministic stride sample)
+MODALITIES = ("photon", "proton", "particle", "carbon")
+
+
+@dataclass
+class Plan:
+    """A re-irradiation plan and its independent evaluation.
+
+    Attributes:
+        case: the case planned (with rCTV/PTV if they were derived).
+        protocol: the protocol (with the chosen fractionation).
+        fractionation: the new course's fractionation.
+        modality: 'photon' or a particle ('proton', 'carbon').
+        beams: beam / field objects of the dose engine.
+        influence: the influence matrix used.
+        weights: optimized bixel / spot weights (>= 0).
+        new_dose_gy: the new course's physical dose on the case grid (Gy).
+        optimization: what the optimizer did (stages, limit tier, diagnosis): its beliefs.
+        evaluation: the independent evaluation of ``new_dose_gy`` (the verdict).
+        timing_s: wall time per phase (s).
+        notes: everything assumed or derived on the way.
+    """
+
+    case: Case
+    protocol: object
+    fractionation: object
+    modality: str
+    beams: list
+    influence: object
+    weights: np.ndarray
+    new_dose_gy: np.ndarray
+    optimization: OptimizationOutcome
+    evaluation: object
+    timing_s: dict
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return self.evaluation.verdict
+
+    @property
+    def priority1_failed(self) -> bool:
+        """True when any priority-1 line fails its acceptable limit (or cannot be evaluated)."""
+        return self.evaluation.verdict == "fail"
+
+    def to_dict(self) -> dict:
+        """The content of plan.json (see docs/plan-json.md)."""
+        frac = self.fractionation
+        ev = self.evaluation.to_dict()
+        return {
+            "protocol": {"name": self.protocol.name, "path": str(getattr(self.protocol, "path", "") or ""),
+                         "options": dict(self.protocol.options)},
+            "prescription": {
+                "eqd2_gy": self.protocol.prescription.eqd2_gy,
+                "alpha_beta_gy": self.protocol.prescription.alpha_beta_gy,
+                "fractionation": frac.name, "dose_per_fraction_gy": frac.dose_per_fraction_gy,
+                "n_fractions": frac.n_fractions, "total_gy": frac.total_gy,
+            },
+            "modality": self.modality,
+            "beams": [_beam_dict(b) for b in self.beams],
+            "stages": [s.to_dict() for s in self.optimization.stages],
+            "limit_tier": self.optimization.tier_by_goal,
+            "diagnosis": self.optimization.diagnosis,
+            "evaluation": ev.get("rows", []),
+            "verdict": self.evaluation.verdict,
+            "verdict_detail": ev.get("verdict_detail", ev.get("summary", "")),
+            "reporting": ev.get("reporting", {}),
+            "timing_s": {k: round(float(v), 3) for k, v in self.timing_s.items()},
+            "notes": self.notes + self.optimization.notes,
+            "versions": {"reirrad_opt": __version__, "python": platform.python_version(),
+                         "numpy": np.__version__},
+        }
+
+
+def _beam_dict(beam) -> dict:
+    out = {}
+    for key in ("name", "gantry_deg", "couch_deg", "isocenter_xyz_mm", "ion", "n_bixels", "n_spots",
+                "bixel_mm", "spot_spacing_mm", "n_layers"):
+        if hasattr(beam, key):
+            value = getattr(beam, key)
+            if callable(value):
+                continue
+            out[key] = np.asarray(value).tolist() if isinstance(value, (np.ndarray, tuple)) else value
+    return out
+
+
+def ensure_target_volumes(case: Case, *, ctv_margin_mm: float = 5.0, ptv_margin_mm: float = 3.0,
+                          oar_curtail_mm: float = 0.0) -> list[str]:
+    """Derive rCTV and PTV from the rGTV with the consensus recipe when the case lacks them.
+
+    Air (CT < -400 HU inside the body) and ``Bone_Skull`` (if present) are barriers; the
+    brainstem, cord, chiasm and optic nerves are the critical organs. Returns notes."""
+    if "PTV" in case.structures:
+        return []
+    if "rGTV" not in case.structures:
+        raise ValueError(f"case {case.name!r} has neither a PTV nor an rGTV: name the recurrent GTV "
+                         f"(e.g. --structure-map rGTV=<name> at import)")
+    body = case.body
+    air = (case.ct_hu < -400) & body
+    barriers = [case.structures["Bone_Skull"].mask] if "Bone_Skull" in case.structures else []
+    critical = [case.structures[n].mask for n in ("Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L",
+                                                  "OpticNrv_R") if n in case.structures]
+    ctv, ptv = recurrent_target_volumes(case.structures["rGTV"].mask, body, case.grid, ctv_margin_mm=ctv_margin_mm,
+                                        ptv_margin_mm=ptv_margin_mm, air=air, barriers=barriers,
+                                        critical_oars=critical, oar_curtail_mm=oar_curtail_mm)
+    case.structures["rCTV"] = Structure("rCTV", ctv, "target")
+    case.structures["PTV"] = Structure("PTV", ptv, "target")
+    return [f"rCTV = rGTV + {ctv_margin_mm:g} mm (body, minus air{' and Bone_Skull' if barriers else ''}, minus "
+            f"critical organs + {oar_curtail_mm:g} mm); PTV = rCTV + {ptv_margin_mm:g} mm within the body"]
+
+
+def _stride_sample(indices: np.ndarray, n_max: int) -> np.ndarray:
+    if indices.size <= n_max:
+        return indices
+    return indices[:: int(np.ceil(indices.size / n_max))]
+
+
+def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence) -> NormalTissue:
+    """Sampled body voxels, the fall-off ring around the PTV and the fluence-roughness operator."""
+    grid = case.grid
+    dist = distance_outside_mm(ptv, grid).ravel()
+    body = case.body.ravel()
+    ring = np.flatnonzero(body & (dist > 0) & (dist <= RING_MM))
+    ring = _stride_sample(ring, MAX_NORMAL_SAMPLES)
+    reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / RING_HALF_DOSE_MM)
+    far = _stride_sample(np.flatnonzero(body & (dist > 0)), MAX_NORMAL_SAMPLES)
+    return NormalTissue(far, ring, reference, roughness_operator(influence))
+
+
+def roughness_operator(influence) -> sp.csr_matrix | None:
+    """Differences between laterally neighbouring bixels/spots of the same beam and energy layer."""
+    cols = getattr(influence, "columns", None)
+    if cols is None:
+        return None
+    get = (lambda k: cols[k]) if isinstance(cols, dict) else (lambda k: getattr(cols, k))
+    try:
+        beam = np.asarray(get("beam"))
+        u = np.asarray(get("u_mm"), dtype=float)
+        v = np.asarray(get("v_mm"), dtype=float)
+    except (KeyError, AttributeError):
+        return None
+    try:
+        layer = np.asarray(get("energy_mev"), dtype=float)
+    except (KeyError, AttributeError):
+        layer = np.zeros_like(u)
+    pairs = []
+    for key in np.unique(np.stack([beam, layer], axis=1), axis=0):
+        idx = np.flatnonzero((beam == key[0]) & (layer == key[1]))
+        if idx.size < 2:
+            continue
+        pu, pv = u[idx], v[idx]
+        step = np.min(np.diff(np.unique(pu))) if np.unique(pu).size > 1 else np.inf
+        for a_pos, a in enumerate(idx):
+            near = idx[(np.abs(pu - pu[a_pos]) + np.abs(pv - pv[a_pos]) > 0) &
+                       (np.abs(pu - pu[a_pos]) + np.abs(pv - pv[a_pos]) <= step * 1.01)]
+            pairs.extend((a, b) for b in near if b > a)
+    if not pairs:
+        return None
+    p = np.asarray(pairs)
+    n = len(p)
+    data = np.concatenate([np.ones(n), -np.ones(n)])
+    rows = np.concatenate([np.arange(n), np.arange(n)])
+    return sp.csr_matrix((data, (rows, np.concatenate([p[:, 0], p[:, 1]]))), shape=(n, beam.size))
+
+
+def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
+         fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
+         bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "CLARABEL",
+         progress: Progress = SILENT) -> Plan:
+    """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
+
+    Args:
+        case: the case (its prior course and structures).
+        protocol: a Protocol, a path to a protocol TOML, or None for the shipped NPC protocol.
+        modality: 'photon' (IMRT pencil beams) or 'proton' / 'carbon' ('particle' means proton).
+        gantry_angles_deg: beam angles (deg, IEC); default 9 equispaced photon beams or 3 particle fields.
+        n_beams: number of equispaced beams (instead of explicit angles).
+        fractionation: the protocol's fractionation name (e.g. 'bid-1.2', 'qd-2.0'); default the protocol's.
+        recovery: a RecoveryModel overriding the protocol's.
+        optic_nerve_rule: 'bilateral' or 'unilateral' (overrides the protocol option).
+    """
+    from .dose import compute_influence, particle_fields, photon_beams
+    from .evaluate import evaluate_plan
+    from .protocol import Protocol, load_protocol
+
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    ion = {"particle": "proton", "proton": "proton", "carbon": "carbon"}.get(modality)
+    t_start = time.perf_counter()
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol, optic_nerve_rule=optic_nerve_rule, fractionation=fractionation)
+    else:
+        if fractionation:
+            protocol = protocol.with_fractionation(fractionation)
+    if recovery is not None:
+        protocol.recovery = recovery
+    frac = protocol.prescription.fractionation
+    rx_gy = float(frac.total_gy)
+    notes = ensure_target_volumes(case)
+    ptv = case.structures["PTV"].mask
+    if gantry_angles_deg is None:
+        if n_beams:
+            gantry_angles_deg = [360.0 * k / n_beams for k in range(n_beams)]
+        else:
+            gantry_angles_deg = DEFAULT_PHOTON_ANGLES_DEG if ion is None else DEFAULT_PARTICLE_ANGLES_DEG
+    gantry_angles_deg = [float(a) for a in gantry_angles_deg]
+
+    t0 = time.perf_counter()
+    if ion is None:
+        beams = photon_beams(case.grid, ptv, gantry_angles_deg=gantry_angles_deg, bixel_mm=bixel_mm)
+    else:
+        beams = particle_fields(case.grid, ptv, case.ct_hu, gantry_angles_deg=gantry_angles_deg,
+                                spot_spacing_mm=spot_spacing_mm, ion=ion)
+    influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv, cache_dir=cache_dir,
+                                  progress=progress)
+    t_influence = time.perf_counter() - t0
+    progress(f"influence: {influence.matrix.shape[1]} columns, {influence.matrix.nnz / 1e6:.1f} M non-zeros, "
+             f"{t_influence:.1f} s")
+
+    t0 = time.perf_counter()
+    termset = build_terms(case, protocol, frac.n_fractions, rx_gy, protocol.recovery)
+    masks = {name: s.mask for name, s in case.structures.items()}
+    slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
+             for p, slip in protocol.slips.items()}
+    outcome = optimize_plan(influence.matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
+                            limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
+                            normal=normal_tissue_setup(case, ptv, rx_gy, influence), solver=solver,
+                            progress=progress)
+    t_optimize = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    new_dose = influence.dose(outcome.weights).astype(np.float32)
+    evaluation = evaluate_plan(case, protocol, new_dose, fractionation=frac, recovery=protocol.recovery)
+    t_evaluate = time.perf_counter() - t0
+    progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
+    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,
+              "total": time.perf_counter() - t_start}
+    return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
+                new_dose, outcome, evaluation, timing, notes)
+
+
+def _slip_gy(slip, rx_gy: float) -> float:
+    value, unit = float(slip.value), str(slip.unit)
+    if unit == "Gy":
+        return value
+    if unit in ("%", "%Rx"):
+        return value / 100.0 * rx_gy
+    raise ValueError(f"slip unit must be 'Gy' or '%', got {unit!r}")
