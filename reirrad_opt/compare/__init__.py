@@ -1,0 +1,1 @@
+"""IMRT versus particle comparative planning on identical anatomy, prior course and protocol."""
