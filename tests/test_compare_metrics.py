@@ -50,3 +50,19 @@ def test_conformity_r50_integral_dose():
     uniform = np.where(body, 2.0, 0.0)
     litres = body.sum() * GRID.voxel_volume_cc / 1000
     assert integral_dose_gy_litre(uniform, body, GRID) == pytest.approx(2.0 * litres)
+
+
+def test_summary_follows_the_numbers_and_swaps_with_them():
+    from reirrad_opt.compare.summary import Criterion, summarise
+
+    crit = [Criterion("bs", "Brainstem cumulative D0.03cc", "lower", 0.5, "Gy"),
+            Criterion("cov", "PTV D98%", "higher", 0.5, "Gy"),
+            Criterion("same", "integral dose", "lower", 0.5, "Gy L")]
+    a = {"photon": {"bs": 68.0, "cov": 55.0, "same": 10.0}, "proton": {"bs": 64.0, "cov": 57.0, "same": 10.2}}
+    rows, text = summarise(a, crit)
+    assert [r["winner"] for r in rows] == ["proton", "proton", None]
+    assert "Proton is better on 2 criteria" in " ".join(text)
+    swapped = {"photon": a["proton"], "proton": a["photon"]}
+    rows2, text2 = summarise(swapped, crit)
+    assert [r["winner"] for r in rows2] == ["photon", "photon", None]
+    assert "Photon is better on 2 criteria" in " ".join(text2)
