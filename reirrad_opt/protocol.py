@@ -1,0 +1,840 @@
+"""Re-irradiation protocols as data: the TOML schema, its validation, and the loaded objects.
+
+A protocol file states the prescription and its fractionations, one entry per planning goal
+(structure, priority, metric, desirable / acceptable limits, whether the limit is on cumulative
+EQD2 or on the new course's physical dose, alpha/beta, provenance), the slips of the lexicographic
+stages, options and the recovery model. The schema is described in ``docs/protocol.md``; the NPC
+re-irradiation consensus ships as ``protocols/npc_reirradiation_2021.toml`` and is the default.
+
+Everything is validated on loading; any problem raises :class:`ProtocolError` whose message names
+the file, the key (and line, where it can be found) and what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .geometry.names import TG263_ALIASES, canonical_name
+from .radiobiology import RecoveryModel, eqd2
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+DEFAULT_PROTOCOL = PROTOCOL_DIR / "npc_reirradiation_2021.toml"
+SCHEMA_VERSION = 1
+
+DOSE_UNITS = ("Gy", "%Rx")
+VOLUME_UNITS = ("%", "cc")
+SLIP_UNITS = ("Gy", "%")
+SENSES = ("max", "min")
+
+
+class ProtocolError(ValueError):
+    """An invalid protocol file; the message names the file, the key / line and what was expected."""
+
+
+# ----------------------------------------------------------------------------- metrics
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A parsed dose-volume metric.
+
+    Attributes:
+        name: canonical spelling ('Dmax', 'D0.03cc', 'D98%', 'Dmean', 'V20Gy', 'V107%', 'near-min').
+        kind: 'Dmax' | 'Dmin' | 'Dmean' | 'D_cc' (dose to the hottest x cc) | 'D_pct' (dose to the
+            hottest x % of the volume) | 'V_Gy' (volume receiving >= x Gy) | 'V_pctRx' (volume
+            receiving >= x % of Rx) | 'near-min' | 'near-max' (resolved through the protocol option
+            ``near_min_metric``, default D98%, and D2%).
+        x: the number in the name (cc, %, Gy or % of Rx), None for Dmax / Dmin / Dmean.
+    """
+
+    name: str
+    kind: str
+    x: float | None = None
+
+    @property
+    def is_volume(self) -> bool:
+        """True when the metric's value is a volume (V-metrics); otherwise it is a dose."""
+        return self.kind in ("V_Gy", "V_pctRx")
+
+    def threshold_gy(self, rx_gy: float | None) -> float:
+        """Dose threshold (Gy) of a V-metric; V<x>% needs the prescription ``rx_gy``."""
+        if self.kind == "V_Gy":
+            return float(self.x)
+        if self.kind == "V_pctRx":
+            if rx_gy is None:
+                raise ValueError(f"metric {self.name}: a threshold in % of Rx needs the prescription dose rx_gy")
+            return float(self.x) / 100.0 * float(rx_gy)
+        raise ValueError(f"metric {self.name} is not a V-metric and has no dose threshold")
+
+
+_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+_METRIC_PATTERNS = (
+    (re.compile(rf"^d{_NUM}cc$"), "D_cc", "D{}cc"),
+    (re.compile(rf"^d{_NUM}%$"), "D_pct", "D{}%"),
+    (re.compile(rf"^v{_NUM}gy$"), "V_Gy", "V{}Gy"),
+    (re.compile(rf"^v{_NUM}%(?:rx)?$"), "V_pctRx", "V{}%"),
+)
+_SIMPLE_METRICS = {"dmax": "Dmax", "dmin": "Dmin", "dmean": "Dmean", "near-min": "near-min",
+                   "nearmin": "near-min", "near-max": "near-max", "nearmax": "near-max"}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def parse_metric(metric: str) -> MetricSpec:
+    """Parse a metric name (case and spaces ignored) into a :class:`MetricSpec` with the canonical
+    spelling; ValueError (naming the metric and the grammar) for anything else."""
+    if not isinstance(metric, str):
+        raise ValueError(f"metric must be a string, got {metric!r}")
+    key = re.sub(r"[\s_]+", "", metric).lower()
+    if key in _SIMPLE_METRICS:
+        name = _SIMPLE_METRICS[key]
+        return MetricSpec(name, name)
+    for pattern, kind, template in _METRIC_PATTERNS:
+        m = pattern.match(key)
+        if m:
+            x = float(m.group(1))
+            if kind == "D_pct" and not 0.0 < x < 100.0:
+                raise ValueError(f"metric {metric!r}: D<x>% needs 0 < x < 100, got {x:g}")
+            if kind == "D_cc" and x <= 0.0:
+                raise ValueError(f"metric {metric!r}: D<x>cc needs x > 0 cc")
+            return MetricSpec(template.format(_fmt(x)), kind, x)
+    raise ValueError(f"unknown metric {metric!r}: expected Dmax, Dmin, Dmean, D<x>cc, D<x>%, V<x>Gy, V<x>% "
+                     f"(x % of Rx), near-min or near-max")
+
+
+# ----------------------------------------------------------------------------- data classes
+
+@dataclass(frozen=True)
+class Limit:
+    """A limit value with its unit: dose 'Gy' | '%Rx' (percent of the prescription), volume '%'
+    (of the structure's volume) | 'cc'."""
+
+    value: float
+    unit: str
+
+    def __post_init__(self) -> None:
+        if self.unit not in DOSE_UNITS + VOLUME_UNITS:
+            raise ValueError(f"limit unit must be one of {DOSE_UNITS + VOLUME_UNITS}, got {self.unit!r}")
+        v = float(self.value)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"limit value must be a finite number >= 0, got {self.value!r}")
+        if self.unit == "%" and v > 100:
+            raise ValueError(f"a volume limit in % of the structure must be <= 100, got {v:g}")
+        object.__setattr__(self, "value", v)
+
+    @property
+    def is_dose(self) -> bool:
+        return self.unit in DOSE_UNITS
+
+    def __str__(self) -> str:
+        return f"{self.value:g} {self.unit}"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One protocol line.
+
+    Attributes:
+        id: unique id, e.g. 'Brainstem_D0.03cc'.
+        structure: TG-263 name; ``aliases`` other names it may have in a case.
+        priority: 1, 2, 3, ... (1 is the most important).
+        metric: canonical metric name (see :func:`parse_metric`).
+        sense: 'max' (value must stay <= limit) or 'min' (value must reach >= limit).
+        desirable, acceptable: limits, or None ('no limit').
+        cumulative: True: the limit is on the cumulative EQD2 of both courses (Gy); False: on the
+            new course's physical dose.
+        alpha_beta_gy: alpha/beta of the structure (Gy) used for EQD2.
+        provenance: guideline item, panel agreement, GRADE, interpretations.
+        tolerance_gy: single-course tolerance (EQD2, Gy) the cumulative limits derive from, if any.
+    """
+
+    id: str
+    structure: str
+    priority: int
+    metric: str
+    sense: str
+    desirable: Limit | None
+    acceptable: Limit | None
+    cumulative: bool
+    alpha_beta_gy: float
+    provenance: str = ""
+    aliases: tuple[str, ...] = ()
+    tolerance_gy: float | None = None
+
+    @property
+    def metric_spec(self) -> MetricSpec:
+        return parse_metric(self.metric)
+
+    def limit(self, which: str) -> Limit | None:
+        if which not in ("desirable", "acceptable"):
+            raise ValueError(f"goal {self.id}: which must be 'desirable' or 'acceptable', got {which!r}")
+        return getattr(self, which)
+
+    def limit_gy(self, which: str, rx_gy: float | None) -> float | None:
+        """The ``which`` ('desirable' | 'acceptable') dose limit in Gy ('%Rx' converted with
+        ``rx_gy``); None when that limit is 'no limit'. ValueError for volume limits."""
+        lim = self.limit(which)
+        if lim is None:
+            return None
+        if lim.unit == "Gy":
+            return lim.value
+        if lim.unit == "%Rx":
+            if rx_gy is None:
+                raise ValueError(f"goal {self.id}: the {which} limit {lim} needs the prescription dose rx_gy")
+            return lim.value / 100.0 * float(rx_gy)
+        raise ValueError(f"goal {self.id}: the {which} limit {lim} is a volume, not a dose")
+
+    def names(self) -> tuple[str, ...]:
+        """The structure name, the goal's aliases and the TG-263 alias table's entries."""
+        return (self.structure, *self.aliases, *TG263_ALIASES.get(self.structure, ()))
+
+
+@dataclass(frozen=True)
+class Fractionation:
+    """A fractionation schedule of the new course.
+
+    Attributes:
+        name: e.g. 'bid-1.2', 'qd-2.0'.
+        dose_per_fraction_gy: prescribed dose per fraction (Gy).
+        n_fractions: number of fractions.
+        fractions_per_day: 1 (QD) or 2 (BID).
+        min_interval_h: minimum time between fractions of one day (h), if stated.
+        provenance: where it comes from.
+    """
+
+    name: str
+    dose_per_fraction_gy: float
+    n_fractions: int
+    fractions_per_day: int = 1
+    min_interval_h: float | None = None
+    provenance: str = ""
+
+    @property
+    def total_gy(self) -> float:
+        """Prescribed physical total (Gy)."""
+        return round(self.dose_per_fraction_gy * self.n_fractions, 10)
+
+    def eqd2_gy(self, alpha_beta_gy: float) -> float:
+        """EQD2 (Gy) of the prescribed total at ``alpha_beta_gy``."""
+        return float(eqd2(self.total_gy, self.n_fractions, alpha_beta_gy))
+
+    @property
+    def schedule(self) -> str:
+        """E.g. '54 x 1.2 Gy = 64.8 Gy, twice daily (>= 6 h apart)'."""
+        per_day = {1: "once daily", 2: "twice daily"}.get(self.fractions_per_day, f"{self.fractions_per_day} per day")
+        text = f"{self.n_fractions} x {self.dose_per_fraction_gy:g} Gy = {self.total_gy:g} Gy, {per_day}"
+        if self.min_interval_h:
+            text += f" (>= {self.min_interval_h:g} h apart)"
+        return text
+
+
+@dataclass
+class Prescription:
+    """The new course's prescription.
+
+    Attributes:
+        eqd2_gy: intended total EQD2 of the target (Gy), e.g. 60.
+        alpha_beta_gy: alpha/beta of the tumour (Gy), e.g. 10.
+        fractionation: the chosen fractionation; its physical total is the Rx against which
+            '%Rx' limits are evaluated.
+        eqd2_range_gy: accepted EQD2 range of a fractionation (Gy), if stated (e.g. (60, 66)).
+        provenance: where it comes from.
+    """
+
+    eqd2_gy: float
+    alpha_beta_gy: float
+    fractionation: Fractionation
+    eqd2_range_gy: tuple[float, float] | None = None
+    provenance: str = ""
+
+    @property
+    def total_gy(self) -> float:
+        return self.fractionation.total_gy
+
+
+@dataclass(frozen=True)
+class Slip:
+    """How much a later stage may give back on an earlier priority's achieved value: ``value`` in
+    'Gy' (absolute) or '%' (percent of the prescription dose Rx)."""
+
+    value: float
+    unit: str
+
+    def __post_init__(self) -> None:
+        if self.unit not in SLIP_UNITS:
+            raise ValueError(f"slip unit must be one of {SLIP_UNITS}, got {self.unit!r}")
+        v = float(self.value)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"slip value must be a finite number >= 0, got {self.value!r}")
+        object.__setattr__(self, "value", v)
+
+    def to_gy(self, rx_gy: float) -> float:
+        """The slip in Gy ('%' is percent of ``rx_gy``)."""
+        return self.value if self.unit == "Gy" else self.value / 100.0 * float(rx_gy)
+
+    def __str__(self) -> str:
+        return f"{self.value:g} {'Gy' if self.unit == 'Gy' else '% of Rx'}"
+
+
+# Known options, their defaults and allowed values (a tuple) or type.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "optic_nerve_rule": "bilateral",
+    "limit_choice": "desirable_then_acceptable",
+    "d003cc_as_voxel_max": True,
+    "near_min_metric": "D98%",
+    "default_alpha_beta_gy": 3.0,
+    "type1_prior_dose_threshold_gy": 20.0,
+    "max_dose_pct_rx": 115.0,
+}
+_OPTION_CHOICES: dict[str, tuple] = {
+    "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
+}
+
+
+@dataclass
+class Protocol:
+    """A loaded, validated protocol (one variant: options applied, one fractionation chosen).
+
+    Attributes:
+        name: protocol name.
+        path: the file it was read from.
+        prescription: the prescription with the chosen fractionation.
+        fractionations: every fractionation the file offers, by name.
+        goals: the goals in force for the selected options.
+        slips: priority -> :class:`Slip`.
+        options: option name -> value (see ``docs/protocol.md``).
+        recovery: the recovery model applied to the prior EQD2.
+        provenance: where the protocol comes from.
+        description: free text.
+    """
+
+    name: str
+    path: Path | None
+    prescription: Prescription
+    fractionations: dict[str, Fractionation]
+    goals: list[Goal]
+    slips: dict[int, Slip]
+    options: dict[str, Any]
+    recovery: RecoveryModel = field(default_factory=RecoveryModel.none)
+    provenance: str = ""
+    description: str = ""
+
+    @property
+    def rx_gy(self) -> float:
+        """Physical total (Gy) of the chosen fractionation: the dose '%Rx' limits refer to."""
+        return self.prescription.fractionation.total_gy
+
+    @property
+    def fractionation(self) -> Fractionation:
+        return self.prescription.fractionation
+
+    def priorities(self) -> list[int]:
+        return sorted({g.priority for g in self.goals})
+
+    def goals_at(self, priority: int) -> list[Goal]:
+        return [g for g in self.goals if g.priority == priority]
+
+    def goal(self, goal_id: str) -> Goal:
+        for g in self.goals:
+            if g.id == goal_id:
+                return g
+        raise KeyError(f"protocol {self.name!r} has no goal {goal_id!r}; it has {[g.id for g in self.goals]}")
+
+    def goals_for(self, structure: str) -> list[Goal]:
+        """Goals whose structure is ``structure`` (TG-263 name or alias)."""
+        wanted = canonical_name(structure)
+        return [g for g in self.goals if g.structure in (structure, wanted)
+                or any(canonical_name(a) == wanted or a == structure for a in g.aliases)]
+
+    def with_fractionation(self, name: str) -> "Protocol":
+        """A copy with the fractionation ``name`` chosen; ValueError lists the available ones."""
+        if isinstance(name, Fractionation):
+            frac = name
+        elif name in self.fractionations:
+            frac = self.fractionations[name]
+        else:
+            raise ValueError(f"protocol {self.name!r}: no fractionation {name!r}; available: {sorted(self.fractionations)}")
+        return dataclasses.replace(self, prescription=dataclasses.replace(self.prescription, fractionation=frac),
+                                   options=dict(self.options))
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary recorded with every output."""
+        frac = self.prescription.fractionation
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "prescription": {"eqd2_gy": self.prescription.eqd2_gy, "alpha_beta_gy": self.prescription.alpha_beta_gy,
+                             "fractionation": frac.name, "schedule": frac.schedule, "rx_gy": self.rx_gy,
+                             "eqd2_of_fractionation_gy": frac.eqd2_gy(self.prescription.alpha_beta_gy)},
+            "goals": [{"id": g.id, "structure": g.structure, "priority": g.priority, "metric": g.metric,
+                       "sense": g.sense, "desirable": str(g.desirable) if g.desirable else None,
+                       "acceptable": str(g.acceptable) if g.acceptable else None, "cumulative": g.cumulative,
+                       "alpha_beta_gy": g.alpha_beta_gy, "provenance": g.provenance} for g in self.goals],
+            "slips": {str(p): str(s) for p, s in sorted(self.slips.items())},
+            "options": dict(self.options),
+            "recovery": self.recovery.describe(),
+            "provenance": self.provenance,
+        }
+
+
+# ----------------------------------------------------------------------------- loading
+
+class _Locator:
+    """Find the line of a table header or key in the protocol text, for error messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.goal_lines = [i + 1 for i, line in enumerate(self.lines) if re.match(r"^\s*\[\[\s*goal\s*\]\]", line)]
+
+    def header(self, section: str) -> int | None:
+        pat = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
+        for i, line in enumerate(self.lines):
+            if pat.match(line):
+                return i + 1
+        return None
+
+    def key(self, key: str, start: int | None) -> int | None:
+        """Line of ``key = `` in the table whose header is on line ``start`` (1-based), i.e.
+        before the next table header; ``start`` itself if the key is not found there."""
+        if start is None:
+            return None
+        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for i in range(start, len(self.lines)):
+            if re.match(r"^\s*\[", self.lines[i]):
+                break
+            if pat.match(self.lines[i]):
+                return i + 1
+        return start
+
+    def goal(self, index: int) -> int | None:
+        return self.goal_lines[index] if index < len(self.goal_lines) else None
+
+    def fractionation(self, name: str) -> int | None:
+        return self.header(f'fractionations."{name}"') or self.header(f"fractionations.'{name}'") \
+            or self.header(f"fractionations.{name}")
+
+
+class _Loader:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.loc = _Locator(text)
+
+    def fail(self, where: str, what: str, line: int | None = None) -> ProtocolError:
+        at = f" (line {line})" if line else ""
+        return ProtocolError(f"{self.path}: {where}{at}: {what}")
+
+    # -- helpers
+    def check_keys(self, table: dict, allowed: set[str], where: str, line: int | None, required: set[str] = frozenset()) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise self.fail(where, f"unknown key(s) {unknown}; expected some of {sorted(allowed)}",
+                            self.loc.key(unknown[0], line) if line else None)
+        missing = sorted(set(required) - set(table))
+        if missing:
+            raise self.fail(where, f"required key(s) {missing} missing", line)
+
+    def number(self, value: Any, where: str, line: int | None, *, positive: bool = False, minimum: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(where, f"expected a number, got {value!r}", line)
+        if positive and value <= 0:
+            raise self.fail(where, f"expected a number > 0, got {value!r}", line)
+        if minimum is not None and value < minimum:
+            raise self.fail(where, f"expected a number >= {minimum:g}, got {value!r}", line)
+        return float(value)
+
+    def text(self, value: Any, where: str, line: int | None) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected a string, got {value!r}", line)
+        return value
+
+    def limit(self, value: Any, where: str, line: int | None) -> Limit | None:
+        """'70.2 Gy' | '98 %Rx' | '5 %' | '2 cc' | 'none' | {value = 70.2, unit = "Gy"}."""
+        if isinstance(value, str):
+            s = value.strip()
+            if s.lower() in ("none", "no limit"):
+                return None
+            m = re.match(r"^([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(Gy|%Rx|%|cc)$", s)
+            if not m:
+                if re.match(r"^[-+]?\d+(?:\.\d*)?$", s):
+                    raise self.fail(where, f"limit {value!r} has no unit; expected e.g. '70.2 Gy', '98 %Rx', "
+                                           f"'5 %' or '2 cc' (or 'none')", line)
+                raise self.fail(where, f"cannot read limit {value!r}; expected '<number> <unit>' with unit one of "
+                                       f"{DOSE_UNITS + VOLUME_UNITS}, or 'none'", line)
+            number, unit = float(m.group(1)), m.group(2)
+        elif isinstance(value, dict):
+            if set(value) - {"value", "unit"} or "value" not in value:
+                raise self.fail(where, f"a limit table needs keys 'value' and 'unit', got {sorted(value)}", line)
+            if "unit" not in value:
+                raise self.fail(where, f"limit {value['value']!r} has no unit; expected unit one of "
+                                       f"{DOSE_UNITS + VOLUME_UNITS}", line)
+            number = self.number(value["value"], where, line)
+            unit = value["unit"]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise self.fail(where, f"limit {value!r} has no unit; expected a string such as '{value} Gy' or "
+                                   f"'{value} %Rx' (or 'none')", line)
+        else:
+            raise self.fail(where, f"expected a limit such as '70.2 Gy' or 'none', got {value!r}", line)
+        try:
+            return Limit(number, unit)
+        except ValueError as exc:
+            raise self.fail(where, str(exc), line) from None
+
+    # -- sections
+    def fractionation(self, name: str, t: Any) -> Fractionation:
+        where = f"[fractionations.{name}]"
+        line = self.loc.fractionation(name)
+        if not isinstance(t, dict):
+            raise self.fail(where, "expected a table", line)
+        self.check_keys(t, {"dose_per_fraction_gy", "n_fractions", "fractions_per_day", "min_interval_h", "provenance"},
+                        where, line, required={"dose_per_fraction_gy", "n_fractions"})
+        d = self.number(t["dose_per_fraction_gy"], f"{where} dose_per_fraction_gy",
+                        self.loc.key("dose_per_fraction_gy", line), positive=True)
+        n = t["n_fractions"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise self.fail(f"{where} n_fractions", f"expected a whole number >= 1, got {n!r}", self.loc.key("n_fractions", line))
+        per_day = t.get("fractions_per_day", 1)
+        if isinstance(per_day, bool) or not isinstance(per_day, int) or per_day < 1:
+            raise self.fail(f"{where} fractions_per_day", f"expected a whole number >= 1, got {per_day!r}",
+                            self.loc.key("fractions_per_day", line))
+        interval = t.get("min_interval_h")
+        if interval is not None:
+            interval = self.number(interval, f"{where} min_interval_h", self.loc.key("min_interval_h", line), positive=True)
+        if per_day > 1 and interval is None:
+            raise self.fail(where, "more than one fraction per day needs min_interval_h (hours between fractions)", line)
+        return Fractionation(name, d, n, per_day, interval, self.text(t.get("provenance", ""), f"{where} provenance", line))
+
+    def prescription(self, t: Any, fractionations: dict[str, Fractionation]) -> tuple[Prescription, str]:
+        where = "[prescription]"
+        line = self.loc.header("prescription")
+        if not isinstance(t, dict):
+            raise self.fail(where, "expected a table", line)
+        self.check_keys(t, {"eqd2_gy", "physical_gy", "alpha_beta_gy", "eqd2_range_gy", "default_fractionation",
+                            "provenance"}, where, line, required={"alpha_beta_gy", "default_fractionation"})
+        ab = self.number(t["alpha_beta_gy"], f"{where} alpha_beta_gy", self.loc.key("alpha_beta_gy", line), positive=True)
+        if ("eqd2_gy" in t) == ("physical_gy" in t):
+            raise self.fail(where, "give exactly one of eqd2_gy (intended EQD2 of the target) or physical_gy", line)
+        default = self.text(t["default_fractionation"], f"{where} default_fractionation", self.loc.key("default_fractionation", line))
+        if default not in fractionations:
+            raise self.fail(f"{where} default_fractionation", f"{default!r} is not one of the [fractionations] "
+                            f"{sorted(fractionations)}", self.loc.key("default_fractionation", line))
+        rng = None
+        if "eqd2_range_gy" in t:
+            r = t["eqd2_range_gy"]
+            kline = self.loc.key("eqd2_range_gy", line)
+            if not (isinstance(r, list) and len(r) == 2):
+                raise self.fail(f"{where} eqd2_range_gy", f"expected [low, high] in Gy, got {r!r}", kline)
+            rng = (self.number(r[0], f"{where} eqd2_range_gy", kline, positive=True),
+                   self.number(r[1], f"{where} eqd2_range_gy", kline, positive=True))
+            if rng[0] > rng[1]:
+                raise self.fail(f"{where} eqd2_range_gy", f"low {rng[0]:g} > high {rng[1]:g}", kline)
+        if "physical_gy" in t:
+            total = self.number(t["physical_gy"], f"{where} physical_gy", self.loc.key("physical_gy", line), positive=True)
+            for f in fractionations.values():
+                if abs(f.total_gy - total) > 1e-6:
+                    raise self.fail(f"[fractionations.{f.name}]", f"total {f.schedule} differs from prescription "
+                                    f"physical_gy {total:g} Gy", self.loc.fractionation(f.name))
+            nominal = fractionations[default].eqd2_gy(ab)
+        else:
+            nominal = self.number(t["eqd2_gy"], f"{where} eqd2_gy", self.loc.key("eqd2_gy", line), positive=True)
+            low, high = rng if rng else (0.98 * nominal, 1.02 * nominal)
+            for f in fractionations.values():
+                e = f.eqd2_gy(ab)
+                if not (low - 1e-9 <= e <= high + 1e-9):
+                    raise self.fail(f"[fractionations.{f.name}]", f"{f.schedule} has EQD2 {e:.2f} Gy at a/b {ab:g} Gy, "
+                                    f"outside the prescription's {low:g}-{high:g} Gy"
+                                    + ("" if rng else " (eqd2_gy +- 2 %; set eqd2_range_gy to widen)"),
+                                    self.loc.fractionation(f.name))
+        pres = Prescription(nominal, ab, fractionations[default], rng,
+                            self.text(t.get("provenance", ""), f"{where} provenance", line))
+        return pres, default
+
+    def goal(self, i: int, t: Any, option_values: dict[str, Any]) -> tuple[Goal | None, dict[str, set[str]]]:
+        line = self.loc.goal(i)
+        label = f"goal[{i}]"
+        if not isinstance(t, dict):
+            raise self.fail(label, "expected a table", line)
+        if "id" in t and isinstance(t["id"], str):
+            label = f"goal[{i}] (id {t['id']!r})"
+        elif "structure" in t and "metric" in t:
+            label = f"goal[{i}] ({t['structure']} {t['metric']})"
+        allowed = {"id", "structure", "aliases", "priority", "metric", "sense", "desirable", "acceptable",
+                   "cumulative", "alpha_beta_gy", "provenance", "tolerance_gy", "variants"}
+        self.check_keys(t, allowed, label, line)
+        for key in ("structure", "priority", "metric", "sense", "cumulative", "alpha_beta_gy"):
+            if key not in t:
+                raise self.fail(label, f"key {key!r} is missing", line)
+        # Variants: {option: {value: {overrides}}}; applied before validation of the merged goal.
+        declared: dict[str, set[str]] = {}
+        merged = {k: v for k, v in t.items() if k != "variants"}
+        enabled = True
+        variants = t.get("variants", {})
+        if not isinstance(variants, dict):
+            raise self.fail(f"{label} variants", "expected a table {option = {value = {overrides}}}", line)
+        for option, by_value in variants.items():
+            if not isinstance(by_value, dict):
+                raise self.fail(f"{label} variants.{option}", "expected a table of option values", line)
+            declared.setdefault(option, set()).update(by_value)
+            chosen = option_values.get(option)
+            for value, overrides in by_value.items():
+                where = f"{label} variants.{option}.{value}"
+                if not isinstance(overrides, dict):
+                    raise self.fail(where, "expected a table of overrides", line)
+                self.check_keys(overrides, allowed - {"id", "structure", "aliases", "variants"} | {"enabled"}, where, line)
+                if value == chosen:
+                    enabled = bool(overrides.get("enabled", True))
+                    merged.update({k: v for k, v in overrides.items() if k != "enabled"})
+        if not enabled:
+            return None, declared
+        return self._goal_from(merged, label, line), declared
+
+    def _goal_from(self, t: dict, label: str, line: int | None) -> Goal:
+        kl = lambda key: self.loc.key(key, line)  # noqa: E731
+        structure = self.text(t["structure"], f"{label} structure", kl("structure"))
+        canon = canonical_name(structure)
+        if canon != structure:
+            raise self.fail(f"{label} structure", f"{structure!r} is an alias; use the TG-263 name {canon!r}", kl("structure"))
+        aliases = t.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise self.fail(f"{label} aliases", f"expected a list of strings, got {aliases!r}", kl("aliases"))
+        prio = t["priority"]
+        if isinstance(prio, bool) or not isinstance(prio, int) or prio < 1:
+            raise self.fail(f"{label} priority", f"expected a whole number >= 1, got {prio!r}", kl("priority"))
+        try:
+            spec = parse_metric(self.text(t["metric"], f"{label} metric", kl("metric")))
+        except ValueError as exc:
+            raise self.fail(f"{label} metric", str(exc), kl("metric")) from None
+        sense = t["sense"]
+        if sense not in SENSES:
+            raise self.fail(f"{label} sense", f"expected 'max' (value <= limit) or 'min' (value >= limit), got {sense!r}", kl("sense"))
+        cumulative = t["cumulative"]
+        if not isinstance(cumulative, bool):
+            raise self.fail(f"{label} cumulative", f"expected true (cumulative EQD2) or false (new-course physical dose), "
+                                                   f"got {cumulative!r}", kl("cumulative"))
+        ab = self.number(t["alpha_beta_gy"], f"{label} alpha_beta_gy", kl("alpha_beta_gy"), positive=True)
+        if "desirable" not in t and "acceptable" not in t:
+            raise self.fail(label, "needs a 'desirable' and/or an 'acceptable' limit", line)
+        des = self.limit(t.get("desirable", "none"), f"{label} desirable", kl("desirable"))
+        acc = self.limit(t.get("acceptable", "none"), f"{label} acceptable", kl("acceptable"))
+        if des is None and acc is None:
+            raise self.fail(label, "both limits are 'none': the goal would constrain nothing", line)
+        for which, lim in (("desirable", des), ("acceptable", acc)):
+            if lim is None:
+                continue
+            where = f"{label} {which}"
+            if spec.is_volume and lim.is_dose:
+                raise self.fail(where, f"{spec.name} is a volume; its limit needs a volume unit {VOLUME_UNITS}, got {lim}", kl(which))
+            if not spec.is_volume and not lim.is_dose:
+                raise self.fail(where, f"{spec.name} is a dose; its limit needs a dose unit {DOSE_UNITS}, got {lim}", kl(which))
+            if cumulative and lim.unit == "%Rx":
+                raise self.fail(where, "a cumulative-EQD2 limit must be in Gy (the prescription is a new-course "
+                                       "physical dose)", kl(which))
+        if cumulative and spec.kind == "V_pctRx":
+            raise self.fail(f"{label} metric", f"{spec.name} refers to % of Rx, which is undefined on cumulative EQD2; "
+                                               f"use V<x>Gy", kl("metric"))
+        if des is not None and acc is not None:
+            if des.unit != acc.unit and not (des.is_dose and acc.is_dose):
+                raise self.fail(label, f"desirable ({des}) and acceptable ({acc}) limits must use the same unit", line)
+            if des.unit == acc.unit:
+                tighter = acc.value < des.value if sense == "max" else acc.value > des.value
+                if tighter:
+                    raise self.fail(f"{label} acceptable", f"acceptable limit {acc} is tighter than desirable {des} "
+                                    f"for sense {sense!r} (acceptable must be {'>=' if sense == 'max' else '<='} desirable)",
+                                    kl("acceptable"))
+        tol = t.get("tolerance_gy")
+        if tol is not None:
+            tol = self.number(tol, f"{label} tolerance_gy", kl("tolerance_gy"), positive=True)
+        gid = t.get("id") or f"{structure}_{spec.name}"
+        gid = self.text(gid, f"{label} id", kl("id"))
+        return Goal(gid, structure, prio, spec.name, sense, des, acc, cumulative, ab,
+                    self.text(t.get("provenance", ""), f"{label} provenance", kl("provenance")), tuple(aliases), tol)
+
+    def options(self, t: Any) -> dict[str, Any]:
+        where = "[options]"
+        line = self.loc.header("options")
+        if not isinstance(t, dict):
+            raise self.fail(where, "expected a table", line)
+        out = dict(OPTION_DEFAULTS)
+        for key, value in t.items():
+            kline = self.loc.key(key, line)
+            if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
+                raise self.fail(f"{where} {key}", f"expected one of {_OPTION_CHOICES[key]}, got {value!r}", kline)
+            if key == "d003cc_as_voxel_max" and not isinstance(value, bool):
+                raise self.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
+            if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
+                self.number(value, f"{where} {key}", kline, positive=True)
+            if key == "type1_prior_dose_threshold_gy":
+                self.number(value, f"{where} {key}", kline, minimum=0.0)
+            if key == "near_min_metric":
+                try:
+                    spec = parse_metric(str(value))
+                except ValueError as exc:
+                    raise self.fail(f"{where} {key}", str(exc), kline) from None
+                if spec.kind != "D_pct":
+                    raise self.fail(f"{where} {key}", f"expected a D<x>% metric such as 'D98%', got {value!r}", kline)
+                value = spec.name
+            out[key] = value
+        return out
+
+    def slips(self, t: Any) -> dict[int, Slip]:
+        where = "[slips]"
+        line = self.loc.header("slips")
+        if not isinstance(t, dict):
+            raise self.fail(where, "expected a table of priority = slip", line)
+        out = {}
+        for key, value in t.items():
+            kline = self.loc.key(key, line)
+            if not re.fullmatch(r"\d+", str(key)) or int(key) < 1:
+                raise self.fail(f"{where} {key}", "keys must be priorities (whole numbers >= 1)", kline)
+            if isinstance(value, str):
+                m = re.match(r"^\s*(\d+(?:\.\d*)?)\s*(Gy|%)\s*$", value)
+                if not m:
+                    raise self.fail(f"{where} {key}", f"expected '<number> Gy' or '<number> %' (percent of Rx), got {value!r}", kline)
+                value = {"value": float(m.group(1)), "unit": m.group(2)}
+            if not isinstance(value, dict) or set(value) != {"value", "unit"}:
+                raise self.fail(f"{where} {key}", f"expected '<number> Gy', '<number> %' or {{value, unit}}, got {value!r}", kline)
+            try:
+                out[int(key)] = Slip(self.number(value["value"], f"{where} {key}", kline), value["unit"])
+            except ValueError as exc:
+                raise self.fail(f"{where} {key}", str(exc), kline) from None
+        return out
+
+
+def _read(path: Path) -> tuple[str, dict]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: protocol file not found") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _resolve_path(path) -> Path:
+    if path is None:
+        return DEFAULT_PROTOCOL
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (PROTOCOL_DIR / f"{p.name}.toml").is_file():
+        return PROTOCOL_DIR / f"{p.name}.toml"
+    return p
+
+
+def shipped_protocols() -> list[str]:
+    """Names of the protocols shipped with reirrad-opt (usable as ``load_protocol(name)``)."""
+    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.toml"))
+
+
+def load_protocol(path=None, *, optic_nerve_rule: str | None = None, fractionation: str | None = None,
+                  options: dict[str, Any] | None = None) -> Protocol:
+    """Load and validate a protocol file.
+
+    Args:
+        path: a TOML file, the name of a shipped protocol, or None for the shipped NPC
+            re-irradiation consensus protocol.
+        optic_nerve_rule: overrides the option of that name ('bilateral', 'unilateral', ...).
+        fractionation: name of the fractionation to choose (default: the file's default).
+        options: further option overrides (name -> value), validated like the file's.
+
+    Raises:
+        ProtocolError: any invalid content, naming the file, key / line and what was expected.
+        FileNotFoundError: no such file.
+    """
+    path = _resolve_path(path)
+    text, data = _read(path)
+    ld = _Loader(path, text)
+    top_allowed = {"protocol", "prescription", "fractionations", "goal", "slips", "options", "recovery"}
+    unknown = sorted(set(data) - top_allowed)
+    if unknown:
+        raise ld.fail("top level", f"unknown table(s) {unknown}; expected {sorted(top_allowed)}", ld.loc.header(unknown[0]))
+    for section in ("protocol", "prescription", "fractionations", "goal", "slips"):
+        if section not in data:
+            raise ld.fail("top level", f"table [{section}]{' (array [[goal]])' if section == 'goal' else ''} is missing")
+    meta = data["protocol"]
+    mline = ld.loc.header("protocol")
+    if not isinstance(meta, dict):
+        raise ld.fail("[protocol]", "expected a table", mline)
+    ld.check_keys(meta, {"name", "schema_version", "description", "provenance"}, "[protocol]", mline, required={"name"})
+    version = meta.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ld.fail("[protocol] schema_version", f"this reirrad-opt reads schema_version {SCHEMA_VERSION}, got {version!r}",
+                      ld.loc.key("schema_version", mline))
+
+    if not isinstance(data["fractionations"], dict) or not data["fractionations"]:
+        raise ld.fail("[fractionations]", "expected at least one fractionation table", ld.loc.header("fractionations"))
+    fractionations = {name: ld.fractionation(name, t) for name, t in data["fractionations"].items()}
+    prescription, _ = ld.prescription(data["prescription"], fractionations)
+
+    opts = ld.options(data.get("options", {}))
+    overrides = dict(options or {})
+    if optic_nerve_rule is not None:
+        overrides["optic_nerve_rule"] = optic_nerve_rule
+    if overrides:
+        for key, value in overrides.items():
+            if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
+                raise ProtocolError(f"{path}: option {key}={value!r} (given by the caller): expected one of "
+                                    f"{_OPTION_CHOICES[key]}")
+        opts.update(overrides)
+
+    goals_raw = data["goal"]
+    if not isinstance(goals_raw, list) or not goals_raw:
+        raise ld.fail("[[goal]]", "expected at least one [[goal]] table")
+    goals: list[Goal] = []
+    declared: dict[str, set[str]] = {}
+    for i, t in enumerate(goals_raw):
+        g, dec = ld.goal(i, t, opts)
+        for k, v in dec.items():
+            declared.setdefault(k, set()).update(v)
+        if g is not None:
+            goals.append(g)
+    # Switch options: every option used by variants must be declared in [options] and take a known value.
+    for option, values in declared.items():
+        if option not in opts or (option not in OPTION_DEFAULTS and option not in data.get("options", {})):
+            raise ld.fail(f"[options] {option}", "used by goal variants but not declared in [options]", ld.loc.header("options"))
+    for option in list(opts):
+        if option in OPTION_DEFAULTS or option in declared:
+            continue
+        raise ld.fail(f"[options] {option}", f"unknown option; known: {sorted(OPTION_DEFAULTS)} or an option used by "
+                                             f"goal variants", ld.loc.key(option, ld.loc.header("options")))
+    for option, values in declared.items():
+        base = data.get("options", {}).get(option, OPTION_DEFAULTS.get(option))
+        allowed = sorted(values | {base})
+        if opts[option] not in allowed:
+            raise ProtocolError(f"{path}: option {option}={opts[option]!r}: expected one of {allowed}")
+    seen: dict[str, int] = {}
+    for i, g in enumerate(goals):
+        if g.id in seen:
+            raise ld.fail(f"goal id {g.id!r}", f"duplicate id (also used by an earlier goal)", ld.loc.goal(i))
+        seen[g.id] = i
+    if not goals:
+        raise ld.fail("[[goal]]", "no goal is in force for the selected options")
+
+    slips = ld.slips(data["slips"])
+    priorities = sorted({g.priority for g in goals})
+    for p in priorities[:-1]:
+        if p not in slips:
+            raise ld.fail(f"[slips] {p}", f"priority {p} has goals and later priorities follow, so it needs a slip "
+                                          f"(e.g. {p} = \"1 %\")", ld.loc.header("slips"))
+    try:
+        recovery = RecoveryModel.from_dict(data.get("recovery", {"kind": "none"}), "[recovery]")
+    except ValueError as exc:
+        msg = str(exc).replace("[recovery]: ", "", 1) if str(exc).startswith("[recovery]") else str(exc)
+        raise ld.fail("[recovery]", msg, ld.loc.header("recovery")) from None
+
+    protocol = Protocol(name=ld.text(meta["name"], "[protocol] name", mline), path=path, prescription=prescription,
+                        fractionations=fractionations, goals=goals, slips=slips, options=opts, recovery=recovery,
+                        provenance=ld.text(meta.get("provenance", ""), "[protocol] provenance", mline),
+                        description=ld.text(meta.get("description", ""), "[protocol] description", mline))
+    if fractionation is not None:
+        protocol = protocol.with_fractionation(fractionation)
+    return protocol
