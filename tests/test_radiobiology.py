@@ -242,3 +242,59 @@ def test_alpha_beta_map_min_where_overlapping():
         alpha_beta_map((2, 2, 2), [(a, -1.0)], 3.0)
     with pytest.raises(ValueError):
         alpha_beta_map((2, 2, 3), [(a, 2.0)], 3.0)
+
+
+# ----------------------------------------------------------------------------- reirrad-opt budget
+
+def _budget(capsys, *args):
+    import json
+
+    from reirrad_opt.cli import main
+
+    code = main(["budget", *args, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.mark.parametrize("prior, desirable_left, acceptable_left", [(50.0, 20.2, 31.0), (60.0, 10.2, 21.0)])
+def test_budget_cli_reproduces_the_guideline_worked_example(capsys, prior, desirable_left, acceptable_left):
+    b = _budget(capsys, "--structure", "Brainstem", "--prior-eqd2-gy", str(prior), "--fractions", "30",
+                "--dose-per-fraction-gy", "2")
+    assert b["limit_desirable_eqd2_gy"] == 70.2 and b["limit_acceptable_eqd2_gy"] == 81.0
+    assert b["remaining_desirable_eqd2_gy"] == desirable_left
+    assert b["remaining_acceptable_eqd2_gy"] == acceptable_left
+    # In 2 Gy fractions the physical cap equals the remaining EQD2 (the guideline's "Dmax by the
+    # second course using conventional fractionation of 2 Gy daily").
+    assert b["cap_desirable_gy"] == desirable_left and b["cap_acceptable_gy"] == acceptable_left
+    assert b["alpha_beta_gy"] == 2.5 and b["n_fractions"] == 30
+
+
+def test_budget_cli_exact_cap_and_aliases(capsys):
+    b = _budget(capsys, "--structure", "BRSTEM", "--prior-eqd2-gy", "50", "--fractions", "54")
+    # Exact cap: EQD2 of the cap in 54 fractions is the remaining budget.
+    assert eqd2(b["cap_desirable_gy"], 54, 2.5) == pytest.approx(20.2, rel=1e-9)
+    assert eqd2(b["cap_acceptable_gy"], 54, 2.5) == pytest.approx(31.0, rel=1e-9)
+    assert b["cap_desirable_gy"] > 20.2          # below 2 Gy per fraction: more physical dose
+
+
+def test_budget_cli_exhausted_and_no_acceptable_limit(capsys):
+    b = _budget(capsys, "--structure", "Brainstem", "--prior-eqd2-gy", "75", "--fractions", "30")
+    assert b["exhausted_desirable"] is True and b["cap_desirable_gy"] == 0.0
+    assert b["remaining_desirable_eqd2_gy"] == pytest.approx(-4.8)
+    assert b["exhausted_acceptable"] is False and b["cap_acceptable_gy"] > 0
+    b = _budget(capsys, "--structure", "OpticNrv_L", "--prior-eqd2-gy", "50", "--fractions", "30",
+                "--optic-nerve-rule", "unilateral")
+    assert b["limit_acceptable_eqd2_gy"] is None and b["cap_acceptable_gy"] is None
+
+
+def test_budget_cli_text_and_errors(capsys):
+    from reirrad_opt.cli import main
+
+    assert main(["budget", "--structure", "SpinalCord", "--prior-eqd2-gy", "40", "--fractions", "30"]) == 0
+    text = capsys.readouterr().out
+    assert "58.50 Gy" in text and "67.50 Gy" in text and "18.50 Gy" in text and "27.50 Gy" in text
+    assert main(["budget", "--structure", "Parotid_L", "--prior-eqd2-gy", "40", "--fractions", "30"]) == 2
+    assert "Parotid_L" in capsys.readouterr().err
+    assert main(["budget", "--structure", "Brainstem", "--prior-eqd2-gy", "-1", "--fractions", "30"]) == 2
+    assert "prior-eqd2-gy" in capsys.readouterr().err
