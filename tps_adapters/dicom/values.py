@@ -1,0 +1,115 @@
+"""Reading DICOM files and attribute values with errors that name the file and the tag."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from .errors import DicomFileError, InvalidTagValueError, MissingDataError
+
+_MISSING = object()
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when the file carries the DICOM Part 10 preamble ('DICM' at byte 128)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False) -> Dataset:
+    """Read a Part 10 DICOM file; DicomFileError names the file when it is truncated or corrupt."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            # Touch every element now so that a truncated file fails here, naming the file.
+            for _elem in ds.iterall():
+                pass
+    except InvalidDicomError as exc:
+        raise DicomFileError(f"{path}: not a DICOM file ({exc})") from exc
+    except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, NotImplementedError) as exc:
+        raise DicomFileError(f"{path}: cannot be read as DICOM, the file is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    if "SOPClassUID" not in ds:
+        raise MissingDataError(f"{path}: no SOP Class UID (0008,0016); cannot tell what this object is")
+    return ds
+
+
+def get_str(ds: Dataset, keyword: str, default: str = "") -> str:
+    """A string attribute (stripped); ``default`` when absent or empty."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = ds.get(keyword, None)
+    if value is None:
+        return default
+    text = str(value).strip()
+    return text if text else default
+
+
+def _to_float(value: Any, path: Path | str, keyword: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InvalidTagValueError(f"{path}: {keyword} holds {value!r}, expected a number") from None
+    if not np.isfinite(out):
+        raise InvalidTagValueError(f"{path}: {keyword} holds {value!r}, expected a finite number")
+    return out
+
+
+def get_float(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSING) -> float:
+    """A single numeric attribute; MissingDataError if absent and no default,
+    InvalidTagValueError if not a number."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = ds.get(keyword, None)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is _MISSING:
+            raise MissingDataError(f"{path}: {keyword} is missing")
+        return default
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        if len(value) != 1:
+            raise InvalidTagValueError(f"{path}: {keyword} holds {len(value)} values, expected one number")
+        value = value[0]
+    return _to_float(value, path, keyword)
+
+
+def get_floats(ds: Dataset, keyword: str, path: Path | str, n: int | None = None,
+               default: Any = _MISSING) -> np.ndarray:
+    """A multi-valued numeric attribute as a float array (``n`` values if given)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = ds.get(keyword, None)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is _MISSING:
+            raise MissingDataError(f"{path}: {keyword} is missing")
+        return default
+    if isinstance(value, str):
+        items = value.split("\\")
+    elif isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        items = list(value)
+    else:
+        items = [value]
+    out = np.array([_to_float(v, path, keyword) for v in items], dtype=float)
+    if n is not None and out.size != n:
+        raise InvalidTagValueError(f"{path}: {keyword} holds {out.size} values, expected {n}")
+    return out
+
+
+def get_int(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSING) -> int:
+    """A single integer attribute (IS/US); InvalidTagValueError if not an integer."""
+    value = get_float(ds, keyword, path, default=default)
+    if value is default and default is not _MISSING:
+        return default
+    if abs(value - round(value)) > 1e-6:
+        raise InvalidTagValueError(f"{path}: {keyword} holds {value!r}, expected an integer")
+    return int(round(value))
