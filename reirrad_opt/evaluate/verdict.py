@@ -1,0 +1,404 @@
+"""Independent plan evaluation: every protocol line gets a value, a verdict and a margin.
+
+Only the case, the protocol and the final new-course dose are used (nothing from an optimizer).
+
+Per line: 'desirable' (the desirable limit is met), 'acceptable' (only the acceptable limit is met,
+or the line has no acceptable limit), 'fail' (the acceptable limit is not met), or 'not evaluated'
+(the structure is missing or empty in the case). The margin is signed, in the line's unit,
+positive inside the limit: to the desirable limit when that is met or when there is no acceptable
+limit, otherwise to the acceptable limit.
+
+Overall: 'fail' if any priority-1 line fails its acceptable limit **or cannot be evaluated** (a
+missing priority-1 structure never passes silently); otherwise 'desirable' if every evaluated
+line is desirable, else 'acceptable'. Lines failing at lower priorities and lines not evaluated are
+listed by name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..case import Case
+from ..geometry import canonical_name
+from ..protocol import Fractionation, Goal, Protocol
+from ..radiobiology import RecoveryModel, eqd2
+from .cumulative import EQD2Maps, eqd2_maps, goal_dose_at
+from .dvh import DVH
+from .metrics import DEFAULT_FINE_FACTOR, resolve, value_from_dvh
+from .reporting import SUMMATION_METHOD, ReirradiationType, reirradiation_type
+from .sampling import SamplePoints, sample_points
+
+ROW_VERDICTS = ("desirable", "acceptable", "fail", "not evaluated")
+NEGATIVE_DOSE_TOLERANCE_GY = 1e-6
+
+
+@dataclass
+class EvaluationRow:
+    """One protocol line evaluated.
+
+    Attributes:
+        structure: the protocol's (TG-263) structure name; ``case_structure`` the name in the case.
+        goal_id, metric, priority, cumulative, sense: from the protocol.
+        value: on the fine evaluation grid; ``value_coarse`` on the case grid; None if not evaluated.
+        unit: 'Gy' (dose metrics: new-course physical dose, or cumulative EQD2 when ``cumulative``),
+            '%' or 'cc' (V-metrics).
+        desirable, acceptable: the limits in ``unit`` (None = no limit).
+        verdict: 'desirable' | 'acceptable' | 'fail' | 'not evaluated'.
+        margin: signed, in ``unit``, positive = inside the limit (see the module docstring).
+        margin_desirable, margin_acceptable: the margins to each limit.
+        note: what the reader must know.
+    """
+
+    structure: str
+    goal_id: str
+    metric: str
+    priority: int
+    cumulative: bool
+    value: float | None
+    unit: str
+    value_coarse: float | None
+    desirable: float | None
+    acceptable: float | None
+    verdict: str
+    margin: float | None
+    note: str = ""
+    sense: str = "max"
+    case_structure: str | None = None
+    margin_desirable: float | None = None
+    margin_acceptable: float | None = None
+    fine_factor: int = 1
+    alpha_beta_gy: float | None = None
+    recovered_fraction: float | None = None
+    volume_cc: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: _json(v) for k, v in self.__dict__.items()}
+
+
+def _json(v):
+    if isinstance(v, (np.floating, float)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+@dataclass
+class PlanEvaluation:
+    """The independent evaluation of a plan.
+
+    Attributes:
+        rows: one :class:`EvaluationRow` per protocol line.
+        verdict: 'desirable' | 'acceptable' | 'fail' (see the module docstring).
+        summary: one paragraph stating the verdict and every failing / missing line.
+        failed_priority1, failed_lower_priority, not_evaluated: goal ids.
+        incomplete: True when a priority-1 line could not be evaluated.
+        new_eqd2_gy, prior_eqd2_gy (after recovery), cumulative_eqd2_gy: voxel maps (Gy) on the
+            case grid for display (per-voxel alpha/beta map; see :mod:`.cumulative`).
+        reporting: the ESTRO-EORTC reporting block (JSON-ready dict).
+        reirradiation_type: 'Type 1' | 'Type 2' | 'undetermined'.
+        protocol_name, fractionation, rx_gy, recovery: what was evaluated against.
+    """
+
+    rows: list[EvaluationRow]
+    verdict: str
+    summary: str
+    failed_priority1: list[str]
+    failed_lower_priority: list[str]
+    not_evaluated: list[str]
+    incomplete: bool
+    new_eqd2_gy: np.ndarray = field(repr=False)
+    prior_eqd2_gy: np.ndarray = field(repr=False)
+    cumulative_eqd2_gy: np.ndarray = field(repr=False)
+    reporting: dict = field(repr=False)
+    reirradiation_type: str = "undetermined"
+    protocol_name: str = ""
+    fractionation: str = ""
+    rx_gy: float = 0.0
+    recovery: str = ""
+    fine_factor: int = DEFAULT_FINE_FACTOR
+
+    @property
+    def priority1_failed(self) -> bool:
+        return self.verdict == "fail"
+
+    def row(self, goal_id: str) -> EvaluationRow:
+        for r in self.rows:
+            if r.goal_id == goal_id:
+                return r
+        raise KeyError(f"no evaluation row {goal_id!r}; rows: {[r.goal_id for r in self.rows]}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready (no voxel arrays)."""
+        return {
+            "verdict": self.verdict, "summary": self.summary, "incomplete": self.incomplete,
+            "failed_priority1": list(self.failed_priority1), "failed_lower_priority": list(self.failed_lower_priority),
+            "not_evaluated": list(self.not_evaluated), "protocol": self.protocol_name,
+            "fractionation": self.fractionation, "rx_gy": self.rx_gy, "recovery": self.recovery,
+            "fine_factor": self.fine_factor, "reirradiation_type": self.reirradiation_type,
+            "rows": [r.to_dict() for r in self.rows], "reporting": self.reporting,
+        }
+
+
+# ----------------------------------------------------------------------------- per-line verdict
+
+def _inside(value: float, limit: float, sense: str) -> bool:
+    tol = 1e-9 * max(1.0, abs(limit))
+    return value <= limit + tol if sense == "max" else value >= limit - tol
+
+
+def _margin(value: float, limit: float | None, sense: str) -> float | None:
+    if limit is None:
+        return None
+    return limit - value if sense == "max" else value - limit
+
+
+def line_verdict(value: float, sense: str, desirable: float | None, acceptable: float | None) -> tuple[str, float | None, str]:
+    """``(verdict, margin, note)`` of a value against its limits (same unit); see the module docstring."""
+    if desirable is not None and _inside(value, desirable, sense):
+        return "desirable", _margin(value, desirable, sense), ""
+    word = "above" if sense == "max" else "below"
+    if acceptable is None:
+        if desirable is None:  # pragma: no cover - the protocol loader forbids it
+            raise ValueError("a line needs at least one limit")
+        return "acceptable", _margin(value, desirable, sense), (
+            f"{word} the desirable limit; the protocol sets no acceptable limit for this line")
+    if _inside(value, acceptable, sense):
+        note = "" if desirable is None else f"{word} the desirable limit, within the acceptable limit"
+        return "acceptable", _margin(value, acceptable, sense), note
+    return "fail", _margin(value, acceptable, sense), f"{word} the acceptable limit"
+
+
+def find_case_structure(case: Case, goal: Goal, structure_map: dict[str, str] | None = None) -> str | None:
+    """The case's name for the goal's structure: an explicit ``structure_map`` entry, the TG-263
+    name, or any alias (the goal's own and the TG-263 table's), compared by canonical name."""
+    if structure_map and goal.structure in structure_map:
+        name = structure_map[goal.structure]
+        return name if name in case.structures else None
+    if goal.structure in case.structures:
+        return goal.structure
+    wanted = {canonical_name(n) for n in goal.names()}
+    for key in case.structures:
+        if key in wanted or canonical_name(key) in wanted:
+            return key
+    return None
+
+
+# ----------------------------------------------------------------------------- evaluate_plan
+
+def _choose_fractionation(protocol: Protocol, fractionation) -> Fractionation:
+    if fractionation is None:
+        return protocol.fractionation
+    if isinstance(fractionation, Fractionation):
+        return fractionation
+    if fractionation in protocol.fractionations:
+        return protocol.fractionations[fractionation]
+    raise ValueError(f"fractionation {fractionation!r} is not one of protocol {protocol.name!r}'s "
+                     f"{sorted(protocol.fractionations)}")
+
+
+def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fractionation=None,
+                  recovery: RecoveryModel | None = None, fine_factor: int = DEFAULT_FINE_FACTOR,
+                  fine_masks: dict[str, tuple[np.ndarray, object]] | None = None,
+                  structure_map: dict[str, str] | None = None) -> PlanEvaluation:
+    """Evaluate the new course's dose ``new_dose_gy`` (Gy, physical, on ``case.grid``) against
+    every line of ``protocol``.
+
+    Args:
+        fractionation: the new course's fractionation (a name of the protocol's, a
+            :class:`Fractionation`, or None for the protocol's chosen one); its physical total is
+            the Rx of '%Rx' limits and its number of fractions converts the new dose to EQD2.
+        recovery: recovery model (default: the protocol's).
+        fine_factor: sub-voxel sampling per axis for the fine evaluation (1 = voxel centres only).
+        fine_masks: optional finer rasterisations ``{case structure name: (mask, Grid)}``.
+        structure_map: protocol structure name -> case structure name, overriding the alias search.
+    """
+    grid = case.grid
+    dose = np.asarray(new_dose_gy)
+    grid.check_array(dose, "new_dose_gy")
+    if not np.all(np.isfinite(dose)):
+        raise ValueError("new_dose_gy: every voxel must be finite (Gy)")
+    if dose.size and dose.min() < -NEGATIVE_DOSE_TOLERANCE_GY:
+        raise ValueError(f"new_dose_gy: doses must be >= 0 Gy, got minimum {float(dose.min()):.6g} Gy")
+    dose = np.maximum(dose.astype(float), 0.0)  # removes only round-off below 1e-6 Gy
+    frac = _choose_fractionation(protocol, fractionation)
+    rx = frac.total_gy
+    recovery = protocol.recovery if recovery is None else recovery
+    interval = case.prior.interval_months
+    near_min = str(protocol.options.get("near_min_metric", "D98%"))
+
+    points_cache: dict[str, SamplePoints] = {}
+    coarse_cache: dict[str, SamplePoints] = {}
+
+    def points_for(name: str) -> tuple[SamplePoints, SamplePoints]:
+        if name not in points_cache:
+            mask = case.structures[name].mask
+            fm = (fine_masks or {}).get(name)
+            coarse_cache[name] = sample_points(mask, grid, 1)
+            points_cache[name] = sample_points(mask, grid, fine_factor, fine_mask=fm[0] if fm else None,
+                                               fine_grid=fm[1] if fm else None)
+        return points_cache[name], coarse_cache[name]
+
+    rows: list[EvaluationRow] = []
+    found: dict[str, str] = {}
+    for goal in protocol.goals:
+        spec = resolve(goal.metric_spec, near_min)
+        name = find_case_structure(case, goal, structure_map)
+        base = dict(structure=goal.structure, goal_id=goal.id, metric=goal.metric, priority=goal.priority,
+                    cumulative=goal.cumulative, sense=goal.sense, alpha_beta_gy=goal.alpha_beta_gy)
+        unit = "Gy" if not spec.is_volume else (goal.desirable or goal.acceptable).unit
+        lim_d = goal.limit_gy("desirable", rx) if not spec.is_volume else (goal.desirable.value if goal.desirable else None)
+        lim_a = goal.limit_gy("acceptable", rx) if not spec.is_volume else (goal.acceptable.value if goal.acceptable else None)
+        if name is None or not case.structures[name].mask.any():
+            why = (f"structure {goal.structure} is not in the case (looked for {', '.join(dict.fromkeys(goal.names()))})"
+                   if name is None else f"structure {name} is empty in the case")
+            loud = "PRIORITY 1 LINE NOT EVALUATED: " if goal.priority == 1 else "not evaluated: "
+            rows.append(EvaluationRow(**base, value=None, unit=unit, value_coarse=None, desirable=lim_d, acceptable=lim_a,
+                                      verdict="not evaluated", margin=None, note=loud + why, case_structure=name))
+            continue
+        found[goal.structure] = name
+        fine_pts, coarse_pts = points_for(name)
+        f_rec = recovery.fraction_for(goal.structure, interval) if goal.cumulative else None
+        kwargs = dict(cumulative=goal.cumulative, prior_dose_gy=case.prior_dose_gy, prior_n_fractions=case.prior.n_fractions,
+                      new_n_fractions=frac.n_fractions, alpha_beta_gy=goal.alpha_beta_gy,
+                      recovered_fraction=f_rec or 0.0)
+        h_fine = DVH.from_samples(goal_dose_at(fine_pts, dose, **kwargs), fine_pts.volume_cc)
+        h_coarse = DVH.from_samples(goal_dose_at(coarse_pts, dose, **kwargs), coarse_pts.volume_cc)
+        value, unit_v, note = value_from_dvh(spec, h_fine, rx, unit if spec.is_volume else "%")
+        value_c, _, _ = value_from_dvh(spec, h_coarse, rx, unit if spec.is_volume else "%")
+        verdict, margin, vnote = line_verdict(value, goal.sense, lim_d, lim_a)
+        notes = [n for n in (note, vnote) if n]
+        if goal.metric != spec.name:
+            notes.append(f"{goal.metric} evaluated as {spec.name}")
+        if goal.cumulative:
+            notes.append(f"cumulative EQD2 (a/b {goal.alpha_beta_gy:g} Gy, prior {case.prior.n_fractions} fx, new "
+                         f"{frac.n_fractions} fx, recovered fraction {f_rec:g})")
+        rows.append(EvaluationRow(**base, value=value, unit=unit_v, value_coarse=value_c, desirable=lim_d,
+                                  acceptable=lim_a, verdict=verdict, margin=margin, note="; ".join(notes),
+                                  case_structure=name, margin_desirable=_margin(value, lim_d, goal.sense),
+                                  margin_acceptable=_margin(value, lim_a, goal.sense),
+                                  fine_factor=fine_pts.fine_factor, recovered_fraction=f_rec,
+                                  volume_cc=coarse_pts.total_cc))
+
+    failed1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "fail"]
+    missing1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "not evaluated"]
+    failed_low = [r.goal_id for r in rows if r.priority > 1 and r.verdict == "fail"]
+    not_eval = [r.goal_id for r in rows if r.verdict == "not evaluated"]
+    evaluated = [r for r in rows if r.verdict != "not evaluated"]
+    if failed1 or missing1:
+        verdict = "fail"
+    elif evaluated and all(r.verdict == "desirable" for r in evaluated):
+        verdict = "desirable"
+    else:
+        verdict = "acceptable"
+    summary = _summary(verdict, rows, failed1, missing1, failed_low, not_eval)
+
+    # maps and reporting
+    ab_by_structure: dict[str, float] = {}
+    for g in protocol.goals:
+        if g.structure in found:
+            n = found[g.structure]
+            ab_by_structure[n] = min(ab_by_structure.get(n, math.inf), g.alpha_beta_gy)
+    masks = {n: s.mask for n, s in case.structures.items()}
+    default_ab = float(protocol.options.get("default_alpha_beta_gy", 3.0))
+    maps = eqd2_maps(case.prior_dose_gy, case.prior.n_fractions, dose, frac.n_fractions, masks, ab_by_structure,
+                     default_ab, recovery, interval)
+    ptv_name = _ptv_name(case, protocol, found)
+    rtype = reirradiation_type(case.structures[ptv_name].mask if ptv_name else None, case.prior_dose_gy, grid,
+                               float(protocol.options.get("type1_prior_dose_threshold_gy", 20.0)))
+    reporting = _reporting_block(case, protocol, frac, recovery, rows, dose, maps, rtype, ab_by_structure, default_ab,
+                                 points_for, found)
+    return PlanEvaluation(rows, verdict, summary, failed1, failed_low, not_eval, bool(missing1), maps.new_eqd2_gy,
+                          maps.prior_eqd2_gy, maps.cumulative_eqd2_gy, reporting, rtype.type, protocol.name, frac.name,
+                          rx, recovery.describe(interval), fine_factor)
+
+
+def _summary(verdict, rows, failed1, missing1, failed_low, not_eval) -> str:
+    parts = []
+    if missing1:
+        parts.append(f"FAIL (incomplete): priority-1 line(s) {', '.join(missing1)} could not be evaluated because the "
+                     f"structure is missing or empty; the plan cannot be accepted against the protocol")
+    if failed1:
+        detail = ", ".join(f"{r.goal_id} {r.value:.2f} {r.unit} (acceptable {r.acceptable:g} {r.unit})"
+                           for r in rows if r.goal_id in failed1)
+        parts.append(f"FAIL: priority-1 line(s) beyond the acceptable limit: {detail}")
+    if not parts:
+        parts.append(f"{verdict.upper()}: every priority-1 line is within its acceptable limit"
+                     + ("" if verdict != "desirable" else " and every line meets its desirable limit"))
+    if failed_low:
+        parts.append(f"lines failing their acceptable limit at lower priority: {', '.join(failed_low)}")
+    others = [g for g in not_eval if g not in missing1]
+    if others:
+        parts.append(f"not evaluated (structure missing or empty): {', '.join(others)}")
+    below = [r.goal_id for r in rows if r.verdict == "acceptable"]
+    if below:
+        parts.append(f"acceptable but not desirable: {', '.join(below)}")
+    return ". ".join(parts) + "."
+
+
+def _ptv_name(case: Case, protocol: Protocol, found: dict[str, str]) -> str | None:
+    if "PTV" in found:
+        return found["PTV"]
+    for key in case.structures:
+        if canonical_name(key) == "PTV":
+            return key
+    return None
+
+
+def _dvh_summary(h: DVH) -> dict:
+    out = {"Dmax_gy": h.max_gy, "Dmean_gy": h.mean_gy, "D98%_gy": h.d_at_volume_pct(98.0),
+           "D50%_gy": h.d_at_volume_pct(50.0), "D2%_gy": h.d_at_volume_pct(2.0)}
+    out["D0.03cc_gy"] = h.d_at_volume_cc(0.03) if h.total_cc >= 0.03 else None
+    return {k: (None if v is None else round(float(v), 4)) for k, v in out.items()}
+
+
+def _reporting_block(case, protocol, frac, recovery, rows, dose, maps: EQD2Maps, rtype: ReirradiationType,
+                     ab_by_structure, default_ab, points_for, found) -> dict:
+    prior = case.prior
+    per_structure = {}
+    for name in dict.fromkeys(found.values()):
+        pts, _ = points_for(name)
+        ab = ab_by_structure.get(name, default_ab)
+        f_rec = recovery.fraction_for(canonical_name(name), prior.interval_months)
+        prior_pts = pts.values(case.prior_dose_gy)
+        new_pts = pts.values(dose)
+        prior_e = (1.0 - f_rec) * np.asarray(eqd2(np.maximum(prior_pts, 0), prior.n_fractions, ab))
+        new_e = np.asarray(eqd2(np.maximum(new_pts, 0), frac.n_fractions, ab))
+        role = case.structures[name].role
+        entry = {
+            "role": role, "volume_cc": round(float(case.structures[name].mask.sum()) * case.grid.voxel_volume_cc, 4),
+            "alpha_beta_gy": ab, "recovered_fraction": f_rec,
+            "cumulative_eqd2": _dvh_summary(DVH.from_samples(prior_e + new_e, pts.volume_cc)),
+            "prior_eqd2_after_recovery": _dvh_summary(DVH.from_samples(prior_e, pts.volume_cc)),
+            "new_eqd2": _dvh_summary(DVH.from_samples(new_e, pts.volume_cc)),
+            "new_physical": _dvh_summary(DVH.from_samples(new_pts, pts.volume_cc)),
+        }
+        per_structure[name] = entry
+    return {
+        "standard": "ESTRO-EORTC re-irradiation consensus (2022) reporting items",
+        "reirradiation_type": rtype.to_dict(),
+        "prior_course": {"n_fractions": prior.n_fractions, "interval_months": prior.interval_months,
+                         "modality": prior.modality, "prescription_gy": prior.prescription_gy,
+                         "description": prior.description,
+                         "dose_per_fraction_gy": (prior.prescription_gy / prior.n_fractions
+                                                  if prior.prescription_gy else None),
+                         "max_dose_gy": float(np.max(case.prior_dose_gy)) if case.prior_dose_gy.size else 0.0},
+        "new_course": {"fractionation": frac.name, "schedule": frac.schedule, "rx_gy": frac.total_gy,
+                       "n_fractions": frac.n_fractions, "dose_per_fraction_gy": frac.dose_per_fraction_gy,
+                       "fractions_per_day": frac.fractions_per_day,
+                       "target_eqd2_gy": frac.eqd2_gy(protocol.prescription.alpha_beta_gy),
+                       "target_alpha_beta_gy": protocol.prescription.alpha_beta_gy,
+                       "max_dose_gy": float(np.max(dose)) if dose.size else 0.0},
+        "interval_months": prior.interval_months,
+        "alpha_beta_gy": {**{n: ab for n, ab in ab_by_structure.items()}, "default (other tissue)": default_ab},
+        "recovery": recovery.describe(prior.interval_months),
+        "registration": case.source.get("registration", "prior dose supplied on the planning grid of the case; "
+                                                         "no further registration applied during evaluation"),
+        "summation": SUMMATION_METHOD,
+        "per_structure": per_structure,
+        "protocol": protocol.name,
+    }
