@@ -37,12 +37,13 @@ _ROLE_BY_INTERPRETED_TYPE = {
 
 
 def roi_role(canonical: str, interpreted_type: str) -> str:
-    """Role of an imported ROI: 'External' is always external; otherwise the RT ROI Interpreted
-    Type decides when it is set (PTV/CTV/GTV -> target, ORGAN/AVOIDANCE -> oar, EXTERNAL ->
-    external, others -> other), else the canonical name (see default_role)."""
-    if canonical == "External":
-        return "external"
-    return _ROLE_BY_INTERPRETED_TYPE.get(interpreted_type.upper().strip(), "") or default_role(canonical)
+    """Role of an imported ROI: target and external names (rGTV, PTV, GTV..., External) keep the
+    role of their name; otherwise the RT ROI Interpreted Type decides when it is set (PTV/CTV/GTV ->
+    target, ORGAN/AVOIDANCE -> oar, EXTERNAL -> external, others -> other), else 'oar'."""
+    by_name = default_role(canonical)
+    if by_name in ("target", "external"):
+        return by_name
+    return _ROLE_BY_INTERPRETED_TYPE.get(interpreted_type.upper().strip(), "") or by_name
 
 
 def _spacing_tuple(voxel_mm: float | Sequence[float]) -> tuple[float, float, float]:

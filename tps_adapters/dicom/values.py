@@ -26,6 +26,34 @@ def is_dicom_file(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+_PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00", b"\x7f\xe0\x00\x10")
+
+
+def _check_complete(path: Path, ds: Dataset, stop_before_pixels: bool) -> None:
+    """pydicom stops silently at the end of a truncated file: check that the last element read
+    ends exactly at the end of the file (or, when pixel data were skipped, where they begin)."""
+    keys = list(ds.keys())
+    if not keys:
+        raise DicomFileError(f"{path}: no data elements after the file meta information (truncated)")
+    raw = ds.get_item(max(keys))
+    length = getattr(raw, "length", None)
+    tell = getattr(raw, "value_tell", None)
+    if length is None or tell is None or length == 0xFFFFFFFF:
+        return  # undefined length (sequence / encapsulated pixels): checked by parsing
+    end = tell + length
+    size = path.stat().st_size
+    if end == size:
+        return
+    if end < size and stop_before_pixels:
+        with open(path, "rb") as fh:
+            fh.seek(end)
+            if fh.read(4) in _PIXEL_TAGS:
+                return
+    missing = f"{end - size} byte(s) missing" if end > size else f"{size - end} byte(s) left unparsed"
+    raise DicomFileError(f"{path}: the file is truncated or corrupt ({missing} at the end of element "
+                         f"{pydicom.tag.Tag(max(keys))})")
+
+
 def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False) -> Dataset:
     """Read a Part 10 DICOM file; DicomFileError names the file when it is truncated or corrupt."""
     path = Path(path)
@@ -33,9 +61,12 @@ def read_dataset(path: str | os.PathLike, stop_before_pixels: bool = False) -> D
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-            # Touch every element now so that a truncated file fails here, naming the file.
+            _check_complete(path, ds, stop_before_pixels)
+            # Touch every element now so that a corrupt value fails here, naming the file.
             for _elem in ds.iterall():
                 pass
+    except DicomFileError:
+        raise
     except InvalidDicomError as exc:
         raise DicomFileError(f"{path}: not a DICOM file ({exc})") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, NotImplementedError) as exc:

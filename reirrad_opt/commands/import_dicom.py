@@ -1,0 +1,106 @@
+"""``reirrad-opt import-dicom DIR --out CASE_DIR``: a folder of DICOM-RT files (CT, RTSTRUCT,
+RTDOSE, RTPLAN / RT Ion Plan, any file names) -> a case folder whose prior course is the RTDOSE.
+
+Example::
+
+    reirrad-opt import-dicom /data/patient01 --interval-months 30 --structure-map rGTV=GTV_recur \\
+        --out cases/patient01
+
+What the folder does not say is never guessed: --interval-months is always required, and
+--prior-fractions when there is no RTPLAN. Everything resampled or assumed is listed in
+case.json (source.notes) and printed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from ..geometry import parse_structure_map
+from ..progress import Progress
+
+
+def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
+    """--recurrence-near / --recurrence-radius-mm / --recurrence-target (shared with import-openkbp)."""
+    g = p.add_argument_group("synthetic recurrence (cases without a recurrent GTV)")
+    g.add_argument("--recurrence-near", metavar="ORGAN", default=None,
+                   help="place a spherical rGTV inside the prior high-dose target at the point nearest ORGAN "
+                        "(TG-263 name, e.g. Brainstem)")
+    g.add_argument("--recurrence-radius-mm", type=float, default=12.0, help="rGTV radius in mm (default 12)")
+    g.add_argument("--recurrence-target", metavar="NAME", default=None,
+                   help="the prior high-dose target (default: the prior target with the highest mean prior dose)")
+
+
+def apply_recurrence(case, args):
+    if not args.recurrence_near:
+        return case
+    from tps_adapters.recurrence import place_recurrence
+
+    return place_recurrence(case, args.recurrence_near, args.recurrence_radius_mm, args.recurrence_target)
+
+
+def case_summary(case, out: Path) -> str:
+    lines = [f"case {case.name!r} written to {out}",
+             f"  grid {case.grid.shape} (z, y, x) at {tuple(round(s, 4) for s in case.grid.spacing_mm)} mm",
+             f"  prior course: {case.prior.description}; interval {case.prior.interval_months:g} months; "
+             f"max prior dose {float(case.prior_dose_gy.max()):.2f} Gy"]
+    for s in case.structures.values():
+        mean = float(case.prior_dose_gy[s.mask].mean()) if s.mask.any() else 0.0
+        lines.append(f"  {s.name:<20} {s.role:<8} {s.volume_cc(case.grid):10.2f} cc  prior mean {mean:6.2f} Gy")
+    notes = case.source.get("notes", [])
+    if notes:
+        lines.append("notes:")
+        lines.extend(f"  - {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("import-dicom", help="import a DICOM-RT folder (CT, RTSTRUCT, RTDOSE, RTPLAN) as a case",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
+    p.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write")
+    p.add_argument("--interval-months", type=float, default=None,
+                   help="months from the end of the prior course to the re-irradiation (required)")
+    p.add_argument("--prior-fractions", type=int, default=None,
+                   help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN)")
+    p.add_argument("--prior-modality", default=None, help="photon | proton | carbon ... when there is no RTPLAN")
+    p.add_argument("--structure-map", nargs="+", action="extend", default=[], metavar="CANONICAL=EXPORTED",
+                   help="map exported ROI names to TG-263 names, e.g. rGTV=GTV_recur")
+    p.add_argument("--grid", choices=["ct", "dose"], default="ct", help="case grid: the CT's (default) or the RTDOSE's")
+    p.add_argument("--voxel-mm", type=float, nargs="+", default=None, metavar="MM",
+                   help="resample the case grid to this voxel size (one value, or dz dy dx)")
+    p.add_argument("--relative-dose-gy", type=float, default=None,
+                   help="Gy per relative unit, for an RTDOSE in RELATIVE units")
+    p.add_argument("--assume-hu", type=float, default=None,
+                   help="HU to assume where there is no CT (no CT series, or case grid beyond the CT)")
+    p.add_argument("--allow-missing-dose", action="store_true",
+                   help="accept a folder without RTDOSE (prior dose 0 Gy everywhere)")
+    p.add_argument("--name", default=None, help="case name (default: Patient ID)")
+    add_recurrence_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tps_adapters.dicom import DicomImportWarning, load_case
+
+    from ..case import save_case
+
+    voxel = args.voxel_mm
+    if voxel is not None and len(voxel) not in (1, 3):
+        raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
+    progress = Progress()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DicomImportWarning)
+        case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
+                         structure_map=parse_structure_map(args.structure_map), grid=args.grid,
+                         voxel_mm=(voxel[0] if voxel and len(voxel) == 1 else voxel),
+                         prior_modality=args.prior_modality, relative_dose_reference_gy=args.relative_dose_gy,
+                         assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
+                         progress=progress)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    case = apply_recurrence(case, args)
+    save_case(case, args.out)
+    print(case_summary(case, args.out))
+    return 0

@@ -1,0 +1,46 @@
+"""``reirrad-opt import-openkbp PT_DIR --out CASE_DIR``: an OpenKBP patient folder (sparse CSV on a
+128^3 grid) -> a case whose prior course is the OpenKBP dose (70 Gy in 35 fractions unless told
+otherwise).
+
+Example (real anatomy, real prior dose, synthetic skull-base recurrence)::
+
+    reirrad-opt import-openkbp openkbp/pt_201 --interval-months 24 --recurrence-near Brainstem \\
+        --out cases/pt_201 && reirrad-opt plan --case cases/pt_201 --out plans/pt_201
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..geometry import parse_structure_map
+from .import_dicom import add_recurrence_arguments, apply_recurrence, case_summary
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("import-openkbp", help="import an OpenKBP patient folder as a case",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, metavar="PT_DIR", help="OpenKBP patient folder (pt_*)")
+    p.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write")
+    p.add_argument("--interval-months", type=float, default=None,
+                   help="months since the prior course (required; OpenKBP does not record it)")
+    p.add_argument("--prior-fractions", type=int, default=35, help="fractions of the prior course (default 35)")
+    p.add_argument("--prior-prescription-gy", type=float, default=70.0, help="prior prescription (default 70 Gy)")
+    p.add_argument("--structure-map", nargs="+", action="extend", default=[], metavar="CANONICAL=EXPORTED",
+                   help="override the TG-263 mapping of OpenKBP names")
+    p.add_argument("--name", default=None, help="case name (default: the folder name)")
+    add_recurrence_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tps_adapters.openkbp import load_openkbp_case
+
+    from ..case import save_case
+
+    case = load_openkbp_case(args.folder, interval_months=args.interval_months, prior_fractions=args.prior_fractions,
+                             prior_prescription_gy=args.prior_prescription_gy,
+                             structure_map=parse_structure_map(args.structure_map), name=args.name)
+    case = apply_recurrence(case, args)
+    save_case(case, args.out)
+    print(case_summary(case, args.out))
+    return 0

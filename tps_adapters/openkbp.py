@@ -1,0 +1,174 @@
+"""OpenKBP patient folders -> :class:`reirrad_opt.case.Case` (the OpenKBP dose as the prior course).
+
+The OpenKBP grand-challenge data (Babier et al., Med Phys 2021; ``data-description.pdf``) store each
+patient as sparse CSV files on a 128 x 128 x 128 grid: a header line ``,data`` then ``index,value``
+rows, ``index`` being the flat C-order index into the (128, 128, 128) array. Only non-zero values are
+listed; a structure file lists its voxels with an empty value.
+
+Axes of the OpenKBP array ``a[i0, i1, i2]`` (checked on the anatomy of the shipped patients: the
+spinal cord lies posterior to the mandible, the left parotid at higher i1 than the right one, the
+brainstem at lower i2 than the oesophagus):
+
+* ``i0``: rows, towards the patient's posterior (+y in DICOM LPS);
+* ``i1``: columns, towards the patient's left (+x);
+* ``i2``: slices, towards the feet (-z).
+
+``voxel_dimensions.csv`` holds (row spacing, column spacing, slice thickness) in mm. The data carry
+no patient coordinates: the grid is centred on (0, 0, 0) mm (stated in the case notes).
+
+CT values are stored with a +1024 offset in a mix of 12- and 16-bit ranges; as the data
+description recommends they are clipped to 0-4095, then HU = value - 1024 (absent voxels: -1024 HU).
+The OpenKBP plans were prescribed 70 / 63 / 56 Gy in 35 fractions (PTV70 / PTV63 / PTV56); the
+prior course is therefore 70 Gy in 35 fractions unless told otherwise. OpenKBP has no body contour:
+``External`` is derived from the CT (largest connected region above -400 HU, holes filled slice by
+slice), stated in the notes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from reirrad_opt.case import Case, PriorCourse
+from reirrad_opt.geometry import Grid, Structure, canonical_name
+
+SHAPE = (128, 128, 128)
+OPENKBP_ROIS = ("Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus", "Larynx", "Mandible",
+                "PTV56", "PTV63", "PTV70")
+BODY_THRESHOLD_HU = -400.0
+
+
+class OpenKBPFormatError(ValueError):
+    """An OpenKBP patient folder with a missing or malformed file (the message names it)."""
+
+
+def read_sparse_csv(path: Path, with_values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(flat indices, values or None) of an OpenKBP sparse CSV; OpenKBPFormatError names the file."""
+    try:
+        with open(path) as fh:
+            header = fh.readline().strip()
+        if header.replace(" ", "") not in (",data", "index,data", ""):
+            raise OpenKBPFormatError(f"{path}: header {header!r}; expected ',data'")
+        if with_values:
+            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            if table.size and table.shape[1] != 2:
+                raise OpenKBPFormatError(f"{path}: expected two columns (index, value), found {table.shape[1]}")
+            idx = table[:, 0] if table.size else np.zeros(0)
+            values = table[:, 1] if table.size else np.zeros(0)
+        else:
+            idx = np.loadtxt(path, delimiter=",", skiprows=1, usecols=0, ndmin=1)
+            values = None
+    except OpenKBPFormatError:
+        raise
+    except (ValueError, IndexError) as exc:
+        raise OpenKBPFormatError(f"{path}: not an OpenKBP sparse CSV ({exc})") from exc
+    if idx.size and (np.any(idx != np.round(idx)) or idx.min() < 0 or idx.max() >= np.prod(SHAPE)):
+        raise OpenKBPFormatError(f"{path}: indices must be integers in [0, {np.prod(SHAPE)}) (flat C order of a "
+                                 f"{SHAPE} grid); found {idx.min():g}..{idx.max():g}")
+    if values is not None and not np.all(np.isfinite(values)):
+        raise OpenKBPFormatError(f"{path}: non-finite values")
+    return idx.astype(np.int64), values
+
+
+def _dense(idx: np.ndarray, values: np.ndarray | None, dtype) -> np.ndarray:
+    out = np.zeros(int(np.prod(SHAPE)), dtype=dtype)
+    out[idx] = True if values is None else values
+    return out.reshape(SHAPE)
+
+
+def to_case_axes(volume: np.ndarray) -> np.ndarray:
+    """OpenKBP array [i0 (y), i1 (x), i2 (-z)] -> project array [z, y, x] with z ascending."""
+    return np.ascontiguousarray(np.transpose(volume, (2, 0, 1))[::-1])
+
+
+def body_from_ct(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.ndarray:
+    """The largest connected region above ``threshold_hu``, with holes filled slice by slice."""
+    above = ct_hu > threshold_hu
+    labels, n = ndimage.label(above)
+    if n == 0:
+        return above
+    sizes = ndimage.sum_labels(above, labels, index=np.arange(1, n + 1))
+    body = labels == (int(np.argmax(sizes)) + 1)
+    for k in range(body.shape[0]):
+        if body[k].any():
+            body[k] = ndimage.binary_fill_holes(body[k])
+    return body
+
+
+def load_openkbp_case(
+    path: str | os.PathLike,
+    *,
+    interval_months: float | None,
+    prior_fractions: int = 35,
+    prior_prescription_gy: float = 70.0,
+    structure_map: dict[str, str] | None = None,
+    name: str | None = None,
+) -> Case:
+    """Read an OpenKBP patient folder (``pt_*``) into a Case; the OpenKBP dose is the prior course.
+
+    Args:
+        path: the patient folder (ct.csv, dose.csv, voxel_dimensions.csv, structure CSVs).
+        interval_months: months since the prior course; required (OpenKBP does not record it).
+        prior_fractions, prior_prescription_gy: the prior course (default 70 Gy in 35 fractions,
+            as in the OpenKBP data description).
+        structure_map: canonical name -> OpenKBP name overrides for the TG-263 mapping.
+        name: case name (default: the folder name).
+    """
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder")
+    if interval_months is None:
+        raise OpenKBPFormatError(f"{root}: OpenKBP does not record the interval since the prior course; give it "
+                                 "(--interval-months MONTHS)")
+    for required in ("ct.csv", "dose.csv", "voxel_dimensions.csv"):
+        if not (root / required).is_file():
+            raise OpenKBPFormatError(f"{root / required}: missing (an OpenKBP patient folder holds ct.csv, dose.csv, "
+                                     "voxel_dimensions.csv and one CSV per structure)")
+    try:
+        vox = np.loadtxt(root / "voxel_dimensions.csv", delimiter=",", ndmin=1).ravel()
+    except ValueError as exc:
+        raise OpenKBPFormatError(f"{root / 'voxel_dimensions.csv'}: not numeric ({exc})") from exc
+    if vox.size != 3 or not np.all(np.isfinite(vox)) or vox.min() <= 0:
+        raise OpenKBPFormatError(f"{root / 'voxel_dimensions.csv'}: expected three positive voxel sizes in mm, "
+                                 f"got {vox.tolist()}")
+    spacing = (float(vox[2]), float(vox[0]), float(vox[1]))  # (dz, dy, dx)
+    origin = tuple(-(n - 1) / 2 * s for n, s in zip(SHAPE, spacing))
+    grid = Grid(SHAPE, spacing, origin)
+    notes = [
+        "OpenKBP: axes i0 -> +y (posterior), i1 -> +x (left), i2 -> -z (inferior); reordered to (z, y, x)",
+        "OpenKBP: no patient coordinates in the data; the grid is centred on (0, 0, 0) mm",
+        "OpenKBP: CT = clip(value, 0, 4095) - 1024 HU (absent voxels -1024 HU), as the data description recommends",
+    ]
+    idx, values = read_sparse_csv(root / "ct.csv")
+    ct_hu = to_case_axes(np.clip(_dense(idx, values, np.float32), 0, 4095) - 1024).astype(np.float32)
+    idx, values = read_sparse_csv(root / "dose.csv")
+    if values.size and values.min() < 0:
+        raise OpenKBPFormatError(f"{root / 'dose.csv'}: negative dose values")
+    dose = to_case_axes(_dense(idx, values, np.float32))
+    structures: dict[str, Structure] = {}
+    rois = []
+    for roi in OPENKBP_ROIS:
+        f = root / f"{roi}.csv"
+        if not f.is_file():
+            notes.append(f"OpenKBP: {roi} not contoured for this patient")
+            continue
+        idx, _ = read_sparse_csv(f, with_values=False)
+        mask = to_case_axes(_dense(idx, None, bool))
+        cname = canonical_name(roi, structure_map)
+        if cname in structures:
+            raise OpenKBPFormatError(f"{f}: maps to {cname!r}, already used; adjust --structure-map")
+        structures[cname] = Structure(cname, mask)
+        rois.append({"name": cname, "exported_name": roi, "volume_cc": round(float(mask.sum()) * grid.voxel_volume_cc, 4)})
+    if "External" not in structures:
+        body = body_from_ct(ct_hu)
+        structures = {"External": Structure("External", body, "external"), **structures}
+        notes.append(f"OpenKBP: no body contour; External = largest connected region above {BODY_THRESHOLD_HU:g} HU "
+                     "with holes filled slice by slice")
+    prior = PriorCourse(n_fractions=prior_fractions, interval_months=float(interval_months), modality="photon",
+                        prescription_gy=prior_prescription_gy,
+                        description=f"OpenKBP plan: {prior_prescription_gy:g} Gy in {prior_fractions} fx to PTV70 "
+                                    "(9-field 6 MV IMRT)")
+    source = {"kind": "openkbp", "reference_dir": str(root), "patient": root.name, "rois": rois, "notes": notes}
+    return Case(name or root.name, grid, ct_hu, structures, dose, prior, source)

@@ -1,0 +1,128 @@
+"""Synthetic in-field recurrence for cases that have no recurrent GTV.
+
+The typical local recurrence of nasopharyngeal carcinoma after radiotherapy is in-field, in the
+prior high-dose target, often at the skull base next to the brainstem. :func:`place_recurrence`
+reproduces that geometry on real anatomy with a real prior dose:
+
+1. the prior high-dose target ``T`` is the named structure, or by default the prior target
+   (role 'target', not a new-course name) with the highest mean prior dose;
+2. candidate centres are the voxels of ``T`` at least ``radius_mm`` from its surface (so the
+   sphere fits inside ``T``), or all voxels of ``T`` when none is that deep, outside the organ;
+3. the centre is the candidate nearest to the organ (ties: the higher prior dose, then the
+   lower flat index);
+4. rGTV = sphere(centre, ``radius_mm``) inside ``T`` and outside the organ.
+
+New-course target names already in the case (``rGTV``, ``rCTV``, ``PTV``, from the prior course's
+structure set) are renamed ``<name>_prior`` so that the planner derives the new rCTV and PTV from
+the synthetic rGTV; everything is stated in ``case.source['notes']`` and
+``case.source['synthetic_recurrence']``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+
+from reirrad_opt.case import Case
+from reirrad_opt.geometry import Grid, Structure, contract, distance_outside_mm
+
+NEW_COURSE_NAMES = ("rGTV", "rCTV", "PTV")
+
+
+def prior_high_dose_target(case: Case) -> str:
+    """Name of the prior target with the highest mean prior dose; ValueError if there is none."""
+    best, best_mean = None, -np.inf
+    for s in case.structures.values():
+        if s.role != "target" or s.name in NEW_COURSE_NAMES or not s.mask.any():
+            continue
+        mean = float(case.prior_dose_gy[s.mask].mean())
+        if mean > best_mean:
+            best, best_mean = s.name, mean
+    if best is None:
+        raise ValueError(f"case {case.name!r}: no prior target structure (role 'target') to place a recurrence in; "
+                         "name one (--recurrence-target)")
+    return best
+
+
+def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str | None = None) -> Case:
+    """A copy of ``case`` with a synthetic rGTV (see the module doc).
+
+    Args:
+        case: the case (its prior dose and structures are kept).
+        near: the organ the recurrence abuts (e.g. 'Brainstem'); TG-263 name in the case.
+        radius_mm: radius of the spherical rGTV (mm, > 0).
+        target: the prior high-dose target (default: see :func:`prior_high_dose_target`).
+    """
+    if not radius_mm > 0:
+        raise ValueError(f"recurrence radius must be > 0 mm, got {radius_mm}")
+    if near not in case.structures:
+        raise ValueError(f"--recurrence-near {near!r}: the case has no such structure; it has {list(case.structures)}")
+    organ = case.structures[near].mask
+    if not organ.any():
+        raise ValueError(f"--recurrence-near {near!r}: the structure is empty")
+    target_name = target or prior_high_dose_target(case)
+    if target_name not in case.structures:
+        raise ValueError(f"--recurrence-target {target_name!r}: the case has no such structure; it has "
+                         f"{list(case.structures)}")
+    t_mask = case.structures[target_name].mask
+    if not t_mask.any():
+        raise ValueError(f"prior target {target_name!r} is empty")
+    notes = []
+    grid = case.grid
+    # Work in the bounding box of target and organ (plus the radius): exact distances there.
+    pad = np.ceil(radius_mm / np.asarray(grid.spacing_mm)).astype(int) + 2
+    occupied = np.argwhere(t_mask | organ)
+    lo = np.maximum(occupied.min(axis=0) - pad, 0)
+    hi = np.minimum(occupied.max(axis=0) + pad + 1, grid.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    sub = Grid(tuple(int(b - a) for a, b in zip(lo, hi)), grid.spacing_mm,
+               tuple(float(o + s * a) for o, s, a in zip(grid.origin_mm, grid.spacing_mm, lo)))
+    t_sub, organ_sub, dose_sub = t_mask[box], organ[box], case.prior_dose_gy[box]
+    dist_organ = distance_outside_mm(organ_sub, sub)
+    deep = contract(t_sub, sub, radius_mm) & ~organ_sub
+    candidates = deep if deep.any() else (t_sub & ~organ_sub)
+    if not candidates.any():
+        raise ValueError(f"prior target {target_name!r} lies entirely inside {near!r}; no place for a recurrence")
+    if not deep.any():
+        notes.append(f"synthetic recurrence: no voxel of {target_name} is {radius_mm:g} mm from its surface; the "
+                     "sphere is clipped to the target")
+    flat = np.flatnonzero(candidates.ravel())
+    d = dist_organ.ravel()[flat]
+    dose = dose_sub.ravel()[flat]
+    order = np.lexsort((flat, -dose, d))
+    centre_flat = int(flat[order[0]])
+    centre_sub = np.array(np.unravel_index(centre_flat, sub.shape))
+    centre_xyz = sub.index_to_patient(centre_sub)
+    kk, jj, ii = np.ogrid[0:sub.shape[0], 0:sub.shape[1], 0:sub.shape[2]]
+    dz, dy, dx = sub.spacing_mm
+    r2 = ((kk - centre_sub[0]) * dz) ** 2 + ((jj - centre_sub[1]) * dy) ** 2 + ((ii - centre_sub[2]) * dx) ** 2
+    rgtv = np.zeros(grid.shape, dtype=bool)
+    rgtv[box] = (r2 <= radius_mm ** 2 + 1e-9) & t_sub & ~organ_sub
+    centre_distance = float(dist_organ.ravel()[centre_flat])
+    centre_dose = float(dose_sub.ravel()[centre_flat])
+    structures: dict[str, Structure] = {}
+    for name, s in case.structures.items():
+        if name in NEW_COURSE_NAMES:
+            new = f"{name}_prior"
+            structures[new] = Structure(new, s.mask, "other")
+            notes.append(f"synthetic recurrence: the case's {name!r} renamed {new!r} (role other) so that the new "
+                         "course's targets are derived from the synthetic rGTV")
+        else:
+            structures[name] = s
+    structures["rGTV"] = Structure("rGTV", rgtv, "target")
+    info = {
+        "near": near, "target": target_name, "radius_mm": float(radius_mm),
+        "centre_xyz_mm": [round(float(v), 3) for v in centre_xyz],
+        "centre_to_organ_mm": round(centre_distance, 3),
+        "volume_cc": round(float(rgtv.sum()) * grid.voxel_volume_cc, 4),
+        "prior_dose_at_centre_gy": round(centre_dose, 3),
+        "rgtv_mean_prior_dose_gy": round(float(case.prior_dose_gy[rgtv].mean()), 3),
+    }
+    notes.append(f"synthetic recurrence: rGTV = {radius_mm:g} mm sphere in {target_name} at the point nearest "
+                 f"{near} (centre {info['centre_xyz_mm']} mm, {info['centre_to_organ_mm']} mm from {near}), "
+                 f"{info['volume_cc']} cc, mean prior dose {info['rgtv_mean_prior_dose_gy']} Gy")
+    source = copy.deepcopy(case.source)
+    source.setdefault("notes", []).extend(notes)
+    source["synthetic_recurrence"] = info
+    return replace(case, structures=structures, source=source)
