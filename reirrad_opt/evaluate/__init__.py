@@ -6,12 +6,12 @@ from .dvh import DVH, VolumeBeyondStructure, dvh
 from .eligibility import Finding, PatientFactors, eligibility_precheck
 from .metrics import DEFAULT_FINE_FACTOR, MetricValue, metric_value
 from .reporting import ReirradiationType, reirradiation_type
-from .sampling import SamplePoints, Samples, sample_points, structure_samples
+from .sampling import SamplePoints, Samples, sample_points, structure_samples, supersampled_grid
 from .verdict import EvaluationRow, PlanEvaluation, evaluate_plan, find_case_structure, line_verdict
 
 __all__ = [
     "DVH", "dvh", "VolumeBeyondStructure", "MetricValue", "metric_value", "DEFAULT_FINE_FACTOR",
-    "SamplePoints", "Samples", "sample_points", "structure_samples", "EQD2Maps", "eqd2_maps", "goal_dose_at",
+    "SamplePoints", "Samples", "sample_points", "structure_samples", "supersampled_grid", "EQD2Maps", "eqd2_maps", "goal_dose_at",
     "EvaluationRow", "PlanEvaluation", "evaluate_plan", "find_case_structure", "line_verdict",
     "ReirradiationType", "reirradiation_type", "Finding", "PatientFactors", "eligibility_precheck",
 ]

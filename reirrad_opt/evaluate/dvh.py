@@ -4,11 +4,15 @@ A :class:`DVH` holds either the dose *samples* of a structure with their volumes
 built by :func:`dvh` or :meth:`DVH.from_samples`) or only a tabulated cumulative curve (e.g. a
 TPS export, :meth:`DVH.from_cumulative`), from which metrics are interpolated.
 
-Conventions (samples):
+Conventions (samples, sorted from the hottest):
 
-* ``V(x)`` = volume receiving a dose >= x.
-* ``D(v cc)`` = the highest dose x with ``V(x) >= v``: the minimum dose received by the hottest
-  ``v`` cc ("at least v cc receive D or more"). ``D(x %)`` is ``D(x/100 * total volume)``.
+* ``V(x)`` = total volume of the samples whose dose is >= x.
+* ``D(v cc)`` = the dose at which the hottest ``v`` cc are reached: on the axis of cumulative
+  volume from the hottest sample, each dose level (samples of equal dose, within 1e-9 Gy, form one
+  level) stands at the middle of its own volume, and the dose is interpolated linearly between
+  levels (held at Dmax / Dmin beyond the first / last midpoint). For a dose that varies linearly across evenly
+  sampled layers this is exact; the plain "dose of the sample that completes v" would be biased
+  by half a sample's thickness times the gradient. ``D(x %)`` is ``D(x/100 * total volume)``.
 * Dmax / Dmin / Dmean are the extreme and volume-weighted mean doses of the samples.
 """
 from __future__ import annotations
@@ -60,7 +64,7 @@ class DVH:
         d, w = d[order], w[order]
         total = float(w.sum())
         top = max(float(d[0]), 0.0)
-        axis = np.arange(0.0, top + bin_gy, bin_gy)
+        axis = np.arange(int(np.floor(top / bin_gy)) + 2) * bin_gy   # last point > Dmax: V = 0 there
         # V(x) = sum of w where d >= x; d is descending, so count the samples with d >= x.
         n_at_least = np.searchsorted(-d, -axis, side="right")
         cum = np.concatenate([[0.0], np.cumsum(w)])
@@ -129,9 +133,9 @@ class DVH:
                 return self.min_gy
             raise VolumeBeyondStructure(f"D{v:g}cc asked for {v:g} cc but the structure has {self.total_cc:.4g} cc")
         if self.has_samples:
-            cum = np.cumsum(self.sample_volume_cc)
-            k = int(np.searchsorted(cum, v * (1 - 1e-12), side="left"))
-            return float(self.sample_dose_gy[min(k, cum.size - 1)])
+            dose, vol = self._dose_groups()
+            mid = np.cumsum(vol) - 0.5 * vol
+            return float(np.interp(v, mid, dose))
         # tabulated curve: V(D) non-increasing; the largest D with V(D) >= v, interpolated linearly
         vol, dose = self.volume_cc, self.dose_gy
         idx = np.flatnonzero(vol >= v)
@@ -140,6 +144,14 @@ class DVH:
             return float(dose[i])
         t = (vol[i] - v) / (vol[i] - vol[i + 1])
         return float(dose[i] + t * (dose[i + 1] - dose[i]))
+
+    def _dose_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Samples with equal dose (within 1e-9 Gy) merged: (dose descending, group volume)."""
+        if getattr(self, "_groups", None) is None:
+            d, w = self.sample_dose_gy, self.sample_volume_cc
+            starts = np.concatenate([[0], np.flatnonzero(np.diff(d) < -1e-9) + 1])
+            self._groups = (d[starts], np.add.reduceat(w, starts))
+        return self._groups
 
     def d_at_volume_pct(self, percent: float, *, beyond: str = "raise") -> float:
         """Minimum dose (Gy) to the hottest ``percent`` % of the structure (D98% = near-min)."""

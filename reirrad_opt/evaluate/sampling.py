@@ -71,6 +71,16 @@ class SamplePoints:
         return out
 
 
+def supersampled_grid(grid: Grid, factor: int) -> Grid:
+    """The grid that splits every voxel of ``grid`` into ``factor``^3 sub-voxels (same extent);
+    rasterise a structure's contours on it to give :func:`sample_points` a ``fine_mask``."""
+    f = int(factor)
+    if f < 1:
+        raise ValueError(f"supersampled_grid: factor must be >= 1, got {factor}")
+    return Grid(tuple(n * f for n in grid.shape), tuple(s / f for s in grid.spacing_mm),
+                tuple(o - s / 2 + s / (2 * f) for o, s in zip(grid.origin_mm, grid.spacing_mm)))
+
+
 def _occupancy(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(bool support, occupancy per support voxel)."""
     m = np.asarray(mask)
