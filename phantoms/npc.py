@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from reirrad_opt.case import Case, PriorCourse
 from reirrad_opt.geometry import Grid, Structure, expand, min_distance_mm, recurrent_target_volumes
@@ -42,7 +43,9 @@ TISSUE_HU: dict[str, float] = {
     "vault": 1100.0, "skull_base": 950.0, "clivus": 750.0, "petrous": 1200.0, "facial_bone": 900.0,
     "brain": 35.0, "ventricle": 8.0, "orbital_fat": -90.0, "globe": 12.0, "air_cavity": -1000.0,
     "vessel": 45.0, "nerve": 30.0, "cochlea": 10.0, "neural": 32.0, "pituitary": 45.0, "tumour": 50.0,
+    "fat": -90.0, "gland": 10.0, "cartilage": 150.0,
 }
+SUBCUTANEOUS_FAT_MM = 5.0  # fat under the skin of the face and neck (below z = 0)
 DIPLOE_HU = 750.0
 SKULL_TISSUES = ("vault", "skull_base", "clivus", "petrous", "facial_bone")
 _LABEL = {name: i for i, name in enumerate(TISSUE_HU)}
@@ -102,6 +105,11 @@ def _tissue_labels(grid: Grid, rgtv_solid) -> tuple[np.ndarray, dict[str, np.nda
     ext = _centres(A.external_solid(), grid)
     parts["external"] = ext
     put("soft_tissue", ext)
+    zc = grid.axis_coordinates_mm()[0]
+    below_brow = np.broadcast_to((zc < 0.0)[:, None, None], grid.shape)
+    put("fat", ext & (_depth_below_skin_mm(ext, grid) <= SUBCUTANEOUS_FAT_MM) & below_brow)
+    for _, side in A.sides():
+        put("gland", _centres(A.mirrored(A.PAROTID_LEFT, side), grid) & ext)
     put("mandible", _centres(A.mandible(), grid) & ext)
     put("vertebra", _centres(A.vertebrae_solid(), grid) & ext)
     put("csf", _centres(A.spinal_canal_solid(), grid) & ext)
@@ -112,7 +120,7 @@ def _tissue_labels(grid: Grid, rgtv_solid) -> tuple[np.ndarray, dict[str, np.nda
         | _centres(A.SPHENOID_BODY, grid) | _centres(A.DORSUM_SELLAE, grid)
     put("skull_base", base & ~vault)
     put("clivus", _centres(A.CLIVUS, grid))
-    facial = _centres(A.HARD_PALATE, grid) | _centres(A.NASAL_SEPTUM, grid)
+    facial = _centres(A.HARD_PALATE, grid)
     for _, side in A.sides():
         facial |= _centres(A.shell(A.mirrored(A.MAXILLARY_SINUS_LEFT, side), 3.0), grid)
         facial |= _centres(A.shell(A.mirrored(A.NASAL_CAVITY_LEFT, side), 2.5), grid)
@@ -120,6 +128,7 @@ def _tissue_labels(grid: Grid, rgtv_solid) -> tuple[np.ndarray, dict[str, np.nda
         facial |= _centres(Intersection((orbit_wall, _y_above(-78.0))), grid)
         facial |= _centres(A.zygoma(side), grid)
     put("facial_bone", facial & ext & ~(labels == _LABEL["vault"]))
+    put("cartilage", _centres(A.NASAL_SEPTUM, grid) & ext)
     for _, side in A.sides():
         put("petrous", _centres(A.petrous(side), grid) & ext)
     skull_so_far = np.isin(labels, [_LABEL[t] for t in SKULL_TISSUES])
@@ -145,6 +154,16 @@ def _tissue_labels(grid: Grid, rgtv_solid) -> tuple[np.ndarray, dict[str, np.nda
     put("tumour", _centres(rgtv_solid, grid) & ext)
     labels[~ext] = _LABEL["air"]
     return labels, parts
+
+
+def _depth_below_skin_mm(ext: np.ndarray, grid: Grid) -> np.ndarray:
+    """Distance (mm) from each voxel inside ``ext`` to the nearest voxel outside it; the bottom of
+    the grid (where the scan ends, not the skin) does not count as outside."""
+    pad = 2 + int(math.ceil(SUBCUTANEOUS_FAT_MM / grid.spacing_mm[0]))
+    padded = np.concatenate([np.repeat(ext[:1], pad, axis=0), ext], axis=0)
+    padded = np.pad(padded, ((0, 1), (1, 1), (1, 1)), constant_values=False)
+    depth = ndimage.distance_transform_edt(padded, sampling=grid.spacing_mm)
+    return depth[pad:-1, 1:-1, 1:-1]
 
 
 def _y_above(y0: float):

@@ -25,6 +25,8 @@ STRUCTURE_COLOURS: dict[str, str] = {
 _CYCLE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
           "#fabebe", "#008080", "#e6beff", "#9a6324")
 _DASHED = frozenset({"PTV_Prior", "Bone_Skull", "External", "Brain"})
+# Not outlined unless asked for: visible on the CT anyway.
+DEFAULT_HIDDEN = frozenset({"External", "Bone_Skull", "Bone_Mandible"})
 
 
 def structure_colour(name: str, index: int) -> str:
@@ -66,7 +68,7 @@ def render_case_figure(
         centre_xyz: slice position, patient (x, y, z) mm; default the rGTV (else GTV, PTV) centroid.
         dose_gy: dose to colour-wash (grid shape); default the case's prior-course dose.
         dose_label: colour-bar label.
-        structures: names to outline (default all).
+        structures: names to outline (default all but :data:`DEFAULT_HIDDEN`).
         dose_threshold_fraction: doses below this fraction of the maximum are not washed.
         window_hu: CT window (level, width) in HU.
         title: figure title (default the case name).
@@ -78,7 +80,7 @@ def render_case_figure(
     grid = case.grid
     dose = case.prior_dose_gy if dose_gy is None else np.asarray(dose_gy)
     grid.check_array(dose, "case figure dose")
-    names = list(case.structures) if structures is None else list(structures)
+    names = [n for n in case.structures if n not in DEFAULT_HIDDEN] if structures is None else list(structures)
     for n in names:
         if n not in case.structures:
             raise KeyError(f"case figure: case {case.name!r} has no structure {n!r}")
