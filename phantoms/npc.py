@@ -36,6 +36,8 @@ PRIOR_ELECTIVE_GY = 54.0
 PRIOR_N_FRACTIONS = 33
 HIGH_RISK_MARGIN_MM = 10.0
 CRITICAL_OARS = ("Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L", "OpticNrv_R")
+# Organs whose prior level may be set (the others are left at the conformal dose).
+SPARABLE_ORGANS = frozenset({*DEFAULT_PRIOR_LEVELS_GY, "Cochlea_L", "Cochlea_R", "Parotid_L", "Parotid_R"})
 
 # Tissue labels and their CT numbers (HU). The vault's HU also depends on depth (see _ct_from_labels).
 TISSUE_HU: dict[str, float] = {
@@ -124,8 +126,7 @@ def _tissue_labels(grid: Grid, rgtv_solid) -> tuple[np.ndarray, dict[str, np.nda
     for _, side in A.sides():
         facial |= _centres(A.shell(A.mirrored(A.MAXILLARY_SINUS_LEFT, side), 3.0), grid)
         facial |= _centres(A.shell(A.mirrored(A.NASAL_CAVITY_LEFT, side), 2.5), grid)
-        orbit_wall = A.shell(A.mirrored(A.ORBIT_FAT_LEFT, side), 3.0)
-        facial |= _centres(Intersection((orbit_wall, _y_above(-78.0))), grid)
+        facial |= _centres(A.orbit_wall(side), grid)
         facial |= _centres(A.zygoma(side), grid)
     put("facial_bone", facial & ext & ~(labels == _LABEL["vault"]))
     put("cartilage", _centres(A.NASAL_SEPTUM, grid) & ext)
@@ -164,11 +165,6 @@ def _depth_below_skin_mm(ext: np.ndarray, grid: Grid) -> np.ndarray:
     padded = np.pad(padded, ((0, 1), (1, 1), (1, 1)), constant_values=False)
     depth = ndimage.distance_transform_edt(padded, sampling=grid.spacing_mm)
     return depth[pad:-1, 1:-1, 1:-1]
-
-
-def _y_above(y0: float):
-    from .shapes import Region
-    return Region(lambda x, y, z: np.asarray(y, float) >= y0, ((-1e3, 1e3), (y0, 1e3), (-1e3, 1e3)))
 
 
 def _ct_from_labels(labels: np.ndarray, grid: Grid) -> np.ndarray:
@@ -228,8 +224,8 @@ def make_npc_phantom(
         raise ValueError(f"rgtv_centre_z_mm must be between -60 and 0 mm (nasopharynx to sella), got {rgtv_centre_z_mm}")
     levels = dict(DEFAULT_PRIOR_LEVELS_GY)
     for key, value in (prior_levels_gy or {}).items():
-        if key not in DEFAULT_PRIOR_LEVELS_GY and key not in _SPARABLE:
-            raise ValueError(f"prior_levels_gy: unknown structure {key!r}; phantom organs are {sorted(_SPARABLE)}")
+        if key not in SPARABLE_ORGANS:
+            raise ValueError(f"prior_levels_gy: unknown structure {key!r}; phantom organs are {sorted(SPARABLE_ORGANS)}")
         if not 0.0 < float(value) <= PRIOR_PRESCRIPTION_GY:
             raise ValueError(f"prior_levels_gy[{key!r}] must be in (0, {PRIOR_PRESCRIPTION_GY}] Gy, got {value}")
         levels[key] = float(value)
@@ -339,6 +335,3 @@ def make_npc_phantom(
         "coordinate_system": "DICOM LPS (x left, y posterior, z superior), mm",
     }
     return Case(name, grid, ct, structures, dose.astype(np.float32), prior, source)
-
-
-_SPARABLE = frozenset({*DEFAULT_PRIOR_LEVELS_GY, "Cochlea_L", "Cochlea_R", "Parotid_L", "Parotid_R"})

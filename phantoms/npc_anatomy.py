@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from .shapes import (Difference, Ellipsoid, EllipticCylinder, Intersection, Region, Tube, rot_x, rot_z,
-                     union)
+from .shapes import (Difference, Ellipsoid, EllipticCylinder, Intersection, Region, Tube, Union, half_space,
+                     rot_x, rot_z, union)
 
 # --- brainstem: ellipsoid tilted 20 degrees (superior end anterior), cut at the foramen magnum ---
 BRAINSTEM_TILT_DEG = 20.0
@@ -225,31 +225,27 @@ def petrous(side: int) -> Tube:
     return Tube(_mirror(PETROUS_LEFT_PATH, side), 9.0)
 
 
-def mandible() -> Tube | object:
+def mandible() -> Union:
     left = Tube(_mirror(MANDIBLE_LEFT_PATH, 1), 5.0)
     right = Tube(_mirror(MANDIBLE_LEFT_PATH, -1), 5.0)
     return union(left, right)
 
 
-def brainstem_solid():
-    return Intersection((BRAINSTEM_ELLIPSOID,
-                         Region(lambda x, y, z: np.asarray(z, float) >= FORAMEN_MAGNUM_Z,
-                                ((-1e3, 1e3), (-1e3, 1e3), (FORAMEN_MAGNUM_Z, 1e3)))))
+def brainstem_solid() -> Intersection:
+    return Intersection((BRAINSTEM_ELLIPSOID, half_space("z", minimum=FORAMEN_MAGNUM_Z)))
 
 
 CORD_PATH = ((0.0, 31.0, -44.0), (0.0, 33.0, -70.0), (0.0, 35.0, -110.0))
 
 
-def spinal_cord_solid():
-    return Intersection((Tube(CORD_PATH, 5.0),
-                         Region(lambda x, y, z: np.asarray(z, float) < FORAMEN_MAGNUM_Z,
-                                ((-1e3, 1e3), (-1e3, 1e3), (-1e3, FORAMEN_MAGNUM_Z)))))
+def spinal_cord_solid() -> Intersection:
+    """Cord (10 mm thick) below the foramen magnum (the brainstem takes over above it)."""
+    return Intersection((Tube(CORD_PATH, 5.0), half_space("z", maximum=FORAMEN_MAGNUM_Z - 1e-6)))
 
 
-def spinal_canal_solid():
-    return Intersection((Tube(CORD_PATH, 8.0),
-                         Region(lambda x, y, z: np.asarray(z, float) < FORAMEN_MAGNUM_Z,
-                                ((-1e3, 1e3), (-1e3, 1e3), (-1e3, FORAMEN_MAGNUM_Z)))))
+def spinal_canal_solid() -> Intersection:
+    """CSF-filled canal (16 mm wide) around the cord."""
+    return Intersection((Tube(CORD_PATH, 8.0), half_space("z", maximum=FORAMEN_MAGNUM_Z - 1e-6)))
 
 
 def vertebrae_solid():
@@ -263,6 +259,11 @@ HARD_PALATE = Region(lambda x, y, z: (np.abs(x) <= 20.0) & (y >= -88.0) & (y <= 
                      ((-20.0, 20.0), (-88.0, -36.0), (-48.0, -44.0)))
 NASAL_SEPTUM = Region(lambda x, y, z: (np.abs(x) <= 1.5) & (y >= -92.0) & (y <= -36.0) & (z >= -44.0) & (z <= -10.0),
                       ((-1.5, 1.5), (-92.0, -36.0), (-44.0, -10.0)))
+
+
+def orbit_wall(side: int) -> Intersection:
+    """3 mm bony wall around the orbital fat, open in front (y < -78 mm)."""
+    return Intersection((shell(mirrored(ORBIT_FAT_LEFT, side), 3.0), half_space("y", minimum=-78.0)))
 
 
 def zygoma(side: int) -> Tube:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -207,6 +207,21 @@ def union(*parts) -> Union:
     return Union(tuple(parts))
 
 
+def half_space(axis: str, minimum: float | None = None, maximum: float | None = None) -> Region:
+    """All points whose coordinate ``axis`` ('x', 'y' or 'z') lies in [minimum, maximum] mm."""
+    a = "xyz".index(axis)
+    lo = -1e4 if minimum is None else float(minimum)
+    hi = 1e4 if maximum is None else float(maximum)
+
+    def inside(x, y, z):
+        v = np.asarray((x, y, z)[a], dtype=float)
+        return (v >= lo) & (v <= hi)
+
+    box = [(-1e4, 1e4)] * 3
+    box[a] = (lo, hi)
+    return Region(inside, tuple(box))  # type: ignore[arg-type]
+
+
 def _index_range(lo: float, hi: float, origin: float, spacing: float, n: int) -> tuple[int, int]:
     """Half-open index range of voxels whose extent can meet [lo, hi] mm (clipped to the grid)."""
     i0 = int(math.floor((lo - origin) / spacing - 0.5)) - 1
@@ -252,8 +267,8 @@ def rasterize(solid, grid: Grid, *, max_subvoxel_mm: float = 0.75, max_points: i
     Each voxel is split into ``s^3`` sub-voxels with ``s = ceil(largest spacing / max_subvoxel_mm)``
     (reduced, down to 1 = voxel-centre sampling, while the solid's box would need more than
     ``max_points`` samples). With ``s > 1`` the mask holds the ``round(covered volume / voxel
-    volume)`` voxels of largest covered fraction (ties broken by a second estimate with
-    ``(s + 1)^3`` sub-voxels, then by array order), so its volume equals the solid's to within half
+    volume)`` voxels of largest covered fraction (ties among partly covered voxels broken by a
+    second estimate with ``(s + 1)^3`` sub-voxels, then by array order), so its volume equals the solid's to within half
     a voxel at any resolution; with ``s = 1`` it is the set of voxels whose centre lies inside.
     """
     s = max(1, int(math.ceil(max(grid.spacing_mm) / max_subvoxel_mm))) if math.isfinite(max_subvoxel_mm) else 1
@@ -270,9 +285,27 @@ def rasterize(solid, grid: Grid, *, max_subvoxel_mm: float = 0.75, max_points: i
     if s == 1:
         mask[slices] = frac > 0.5
         return mask
-    _, frac2 = covered_fraction(solid, grid, s + 1)
-    mask[slices] = _volume_preserving_selection(frac, frac2)
+    tie_break = frac.copy()
+    partial = (frac > 0) & (frac < 1)
+    if partial.any():
+        tie_break[partial] = _fraction_at(solid, grid, slices, np.argwhere(partial), s + 1)
+    mask[slices] = _volume_preserving_selection(frac, tie_break)
     return mask
+
+
+def _fraction_at(solid, grid: Grid, slices, kji: np.ndarray, subsamples: int) -> np.ndarray:
+    """Covered fraction of the listed voxels (indices within ``slices``) with ``subsamples``^3 points."""
+    start = np.array([sl.start for sl in slices], dtype=float)
+    spacing = np.asarray(grid.spacing_mm)
+    centres = np.asarray(grid.origin_mm) + (kji + start) * spacing  # (n, 3) in z, y, x
+    o = (np.arange(subsamples) + 0.5) / subsamples - 0.5
+    offsets = np.stack(np.meshgrid(o, o, o, indexing="ij"), axis=-1).reshape(-1, 3) * spacing
+    out = np.empty(len(centres))
+    step = max(1, 1_000_000 // len(offsets))
+    for a in range(0, len(centres), step):
+        pts = centres[a:a + step, None, :] + offsets[None, :, :]
+        out[a:a + step] = solid.contains(pts[..., 2], pts[..., 1], pts[..., 0]).mean(axis=1)
+    return out
 
 
 def _volume_preserving_selection(frac: np.ndarray, tie_break: np.ndarray) -> np.ndarray:
@@ -306,7 +339,3 @@ def tube_axis_points(tube: Tube, step_mm: float = 0.25) -> np.ndarray:
         n = max(2, int(math.ceil(np.linalg.norm(q - p) / step_mm)) + 1)
         pts.append(p[None, :] + np.linspace(0, 1, n)[:, None] * (q - p)[None, :])
     return np.concatenate(pts)
-
-
-def sequence_of(points: Sequence[Sequence[float]]) -> tuple[tuple[float, float, float], ...]:
-    return tuple((float(p[0]), float(p[1]), float(p[2])) for p in points)
