@@ -22,6 +22,7 @@ from reirrad_opt.geometry import Grid
 
 from .errors import DicomFileError, GeometryError, MissingDataError, MixedInputError, SliceGapError
 from .orientation import axial_layout
+from .values import fmt_values as _fmt
 from .values import get_float, get_floats, get_int, get_str, read_dataset
 
 POSITION_TOLERANCE_MM = 0.05
@@ -91,7 +92,7 @@ def check_slice_positions(z: np.ndarray, thickness: list[float | None], files: l
         if dz[k] > 1.5 * nominal + SPACING_TOLERANCE_MM and dz[k] > 1.5 * local + SPACING_TOLERANCE_MM:
             missing = int(round(dz[k] / nominal)) - 1
             raise SliceGapError(
-                f"CT series: a gap of {dz[k]:.3f} mm between {files[k].name} (z = {z[k]:.3f} mm) and "
+                f"{files[k].parent}: CT series with a gap of {dz[k]:.3f} mm between {files[k].name} (z = {z[k]:.3f} mm) and "
                 f"{files[k + 1].name} (z = {z[k + 1]:.3f} mm) where slices are {nominal:.3f} mm apart: about "
                 f"{max(missing, 1)} slice(s) missing from the series; export the complete series")
     uniform = bool(np.ptp(dz) <= SPACING_TOLERANCE_MM)
@@ -124,10 +125,10 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
     notes: list[str] = []
     for h in info:
         if np.max(np.abs(h["orientation"] - first["orientation"])) > 1e-4:
-            raise MixedInputError(f"{h['path']}: ImageOrientationPatient {list(h['orientation'])} differs from "
-                                  f"{first['path'].name} {list(first['orientation'])} within one CT series")
+            raise MixedInputError(f"{h['path']}: ImageOrientationPatient {_fmt(h['orientation'])} differs from "
+                                  f"{first['path'].name} {_fmt(first['orientation'])} within one CT series")
         if (h["rows"], h["cols"]) != (first["rows"], first["cols"]) or np.max(np.abs(h["spacing"] - first["spacing"])) > 1e-4:
-            raise MixedInputError(f"{h['path']}: image size {h['rows']}x{h['cols']} / PixelSpacing {list(h['spacing'])} "
+            raise MixedInputError(f"{h['path']}: image size {h['rows']}x{h['cols']} / PixelSpacing {_fmt(h['spacing'])} "
                                   f"differs from {first['path'].name} within one CT series")
         if abs(h["tilt"]) > 1e-3:
             raise GeometryError(f"{h['path']}: Gantry/Detector Tilt is {h['tilt']} deg; gantry-tilted series are not "
@@ -145,8 +146,8 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
         shift = np.abs(h["ipp"][:2] - xy0)
         if shift.max() > POSITION_TOLERANCE_MM:
             raise GeometryError(
-                f"{h['path']}: ImagePositionPatient x/y = {list(np.round(h['ipp'][:2], 3))} differs from the first slice "
-                f"{list(np.round(xy0, 3))}: the slices are not stacked along z (gantry tilt or a mixed series)")
+                f"{h['path']}: ImagePositionPatient x/y = {_fmt(h['ipp'][:2], 3)} differs from the first slice "
+                f"{_fmt(xy0, 3)}: the slices are not stacked along z (gantry tilt or a mixed series)")
     thick = [h["thickness"] for h in info]
     dz, uniform = check_slice_positions(z, thick, files_sorted)
     if len(z) == 1:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GeometryError
+from .values import fmt_values as _fmt
 
 AXIS_TOLERANCE = 1e-4
 
@@ -90,15 +91,15 @@ def axial_layout(orientation: np.ndarray, pixel_spacing: np.ndarray, rows: int, 
     ra, ca = _unit_axis(r), _unit_axis(c)
     if ra is None or ca is None:
         raise GeometryError(
-            f"{path}: ImageOrientationPatient {list(np.round(orientation, 5))} is oblique; only axis-aligned "
+            f"{path}: ImageOrientationPatient {_fmt(orientation, 5)} is oblique; only axis-aligned "
             "axial images are supported (reformat the series to axial in the TPS)")
     if {ra[0], ca[0]} != {0, 1}:
         raise GeometryError(
-            f"{path}: ImageOrientationPatient {list(np.round(orientation, 5))} is not axial (sagittal or coronal "
+            f"{path}: ImageOrientationPatient {_fmt(orientation, 5)} is not axial (sagittal or coronal "
             "images); only axial series are supported")
     dr, dc = float(pixel_spacing[0]), float(pixel_spacing[1])
     if dr <= 0 or dc <= 0:
-        raise GeometryError(f"{path}: PixelSpacing {list(pixel_spacing)} must be positive")
+        raise GeometryError(f"{path}: PixelSpacing {_fmt(pixel_spacing)} must be positive")
     normal_z = int(np.sign(np.cross(r, c)[2]))
     if ra[0] == 0:  # columns run along x, rows along y
         return AxialLayout(False, ca[1] < 0, ra[1] < 0, (dr, dc), (rows, cols), normal_z)

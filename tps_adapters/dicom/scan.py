@@ -106,15 +106,15 @@ def _describe(groups: dict[str, list[Path]], limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-def _check_one(entries: list[DicomEntry], what: str, getter, root: Path) -> None:
+def _check_one(entries: list[DicomEntry], what: str, kind: str, getter, root: Path) -> None:
     groups: dict[str, list[Path]] = defaultdict(list)
     for e in entries:
         value = getter(e)
         if value:
             groups[value].append(e.path)
     if len(groups) > 1:
-        raise MixedInputError(f"{root}: the folder mixes {len(groups)} different {what}s: {_describe(groups)}. "
-                              f"Import one {what} at a time (move the other files out)")
+        raise MixedInputError(f"{root}: the folder mixes {len(groups)} {what}s: {_describe(groups)}. "
+                              f"Import one {kind} at a time (move the other files out)")
 
 
 def scan_folder(path: str | os.PathLike) -> DicomFolder:
@@ -152,9 +152,9 @@ def scan_folder(path: str | os.PathLike) -> DicomFolder:
     if not entries:
         raise MissingDataError(f"{root}: no CT, RTSTRUCT, RTDOSE or RTPLAN file found "
                                f"({len(folder.ignored)} other file(s) ignored)")
-    _check_one(entries, "patient (Patient ID)", lambda e: get_str(e.ds, "PatientID"), root)
-    _check_one(entries, "study (Study Instance UID)", lambda e: get_str(e.ds, "StudyInstanceUID"), root)
-    _check_one(entries, "frame of reference (Frame of Reference UID)", lambda e: e.frame_of_reference_uid, root)
+    _check_one(entries, "Patient ID", "patient", lambda e: get_str(e.ds, "PatientID"), root)
+    _check_one(entries, "Study Instance UID", "study", lambda e: get_str(e.ds, "StudyInstanceUID"), root)
+    _check_one(entries, "Frame of Reference UID", "frame of reference", lambda e: e.frame_of_reference_uid, root)
     if len(folder.ct_series) > 1:
         groups = {uid: [e.path for e in es] for uid, es in folder.ct_series.items()}
         raise MixedInputError(f"{root}: the folder holds {len(groups)} CT series: {_describe(groups)}. "

@@ -144,3 +144,8 @@ def get_int(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSING
     if abs(value - round(value)) > 1e-6:
         raise InvalidTagValueError(f"{path}: {keyword} holds {value!r}, expected an integer")
     return int(round(value))
+
+
+def fmt_values(values, digits: int = 6) -> str:
+    """A list of numbers as plain text for messages: ``[1, 0, 0.9962]``."""
+    return "[" + ", ".join(f"{round(float(v), digits):g}" for v in np.ravel(values)) + "]"
