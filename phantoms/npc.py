@@ -220,6 +220,8 @@ def make_npc_phantom(
         raise ValueError(f"rgtv_radius_mm must be between 3 and 30 mm, got {rgtv_radius_mm}")
     if not 0.5 <= rgtv_gap_to_brainstem_mm <= 30.0:
         raise ValueError(f"rgtv_gap_to_brainstem_mm must be between 0.5 and 30 mm, got {rgtv_gap_to_brainstem_mm}")
+    if not (math.isfinite(interval_months) and interval_months >= 0):
+        raise ValueError(f"interval_months must be a number >= 0 (months since the prior course), got {interval_months}")
     if not -60.0 <= rgtv_centre_z_mm <= 0.0:
         raise ValueError(f"rgtv_centre_z_mm must be between -60 and 0 mm (nasopharynx to sella), got {rgtv_centre_z_mm}")
     levels = dict(DEFAULT_PRIOR_LEVELS_GY)

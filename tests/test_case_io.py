@@ -145,6 +145,7 @@ def test_cli_figure_has_three_views_and_a_legend(tmp_path):
     (["--prior-level", "Brainstem"], "STRUCTURE=GY"),
     (["--prior-level", "Brainstem=lots"], "not a dose"),
     (["--rgtv-gap-mm", "-1"], "rgtv_gap_to_brainstem_mm"),
+    (["--interval-months", "-3"], "interval_months"),
 ])
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, needle):
     out = tmp_path / "npc_case"
@@ -157,3 +158,13 @@ def test_case_npz_is_a_plain_zip_of_npy_arrays(saved):
     with zipfile.ZipFile(saved / "case.npz") as z:
         names = set(z.namelist())
     assert {"ct_hu.npy", "prior_dose_gy.npy", "spacing_mm.npy", "origin_mm.npy", "mask_rGTV.npy"} <= names
+
+
+def test_case_figure_rejects_a_centre_outside_the_grid_and_unknown_structures(case, tmp_path):
+    from reirrad_opt.report.case_figure import render_case_figure
+
+    with pytest.raises(ValueError, match="outside the grid"):
+        render_case_figure(case, tmp_path / "x.png", centre_xyz=(0.0, 0.0, 500.0))
+    with pytest.raises(KeyError, match="Hippocampus_L"):
+        render_case_figure(case, tmp_path / "x.png", structures=["Brainstem", "Hippocampus_L"])
+    assert not (tmp_path / "x.png").exists()
