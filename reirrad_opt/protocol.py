@@ -299,6 +299,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
+    "optic_nerve_rule": ("bilateral", "unilateral", "unilateral-L", "unilateral-R"),
 }
 
 

@@ -283,6 +283,9 @@ def test_bad_toml_and_missing_sections(tmp_path):
 def test_options_and_recovery_validation(tmp_path):
     expect_error(tmp_path, MINIMAL + '\n[options]\nlimit_choice = "whatever"\n', "limit_choice", "desirable_then_acceptable")
     expect_error(tmp_path, MINIMAL + '\n[options]\nfoo = 1\n', "unknown option")
+    expect_error(tmp_path, MINIMAL + '\n[options]\noptic_nerve_rule = "both"\n', "optic_nerve_rule", "bilateral")
+    with pytest.raises(ProtocolError, match="given by the caller"):
+        load_protocol(write(tmp_path, MINIMAL), optic_nerve_rule="left")
     expect_error(tmp_path, MINIMAL + '\n[recovery]\nkind = "constant"\nfraction = 1.5\n', r"\[recovery\]", r"\[0, 1\]")
     p = load_protocol(write(tmp_path, MINIMAL + '\n[recovery]\nkind = "table"\ntable = [[6, 0.0], [12, 0.5]]\n'
                                                  '[recovery.per_structure.SpinalCord]\nkind = "constant"\nfraction = 0.5\n'))
