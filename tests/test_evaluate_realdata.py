@@ -22,7 +22,7 @@ pytestmark = pytest.mark.realdata
 
 
 def test_dicompyler_embedded_dvh_statistics(realdata):
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     ds = pydicom.dcmread(require(realdata / "dicompyler_core_example" / "rtdose.dcm"), stop_before_pixels=True)
     plan = pydicom.dcmread(require(realdata / "dicompyler_core_example" / "rtplan.dcm"), stop_before_pixels=True)
     rx_gy = float(plan.DoseReferenceSequence[0].TargetPrescriptionDose)
