@@ -274,3 +274,21 @@ def test_line_verdict_rules():
     assert line_verdict(60.0, "min", 63.5, None)[0] == "acceptable"
     assert line_verdict(64.0, "min", 63.5, None)[:2] == ("desirable", pytest.approx(0.5))
     assert line_verdict(7.0, "max", 5.0, 10.0)[0] == "acceptable"
+
+
+def test_fine_mask_evaluates_a_structure_thinner_than_the_grid(qd):
+    from reirrad_opt.evaluate import supersampled_grid
+
+    case, new = build(prior=OARS_50, new={"rGTV": 60.0, "OpticNrv_L": 30.0})
+    fine_grid = supersampled_grid(GRID, 4)
+    fine = np.zeros(fine_grid.shape, bool)
+    fine[4 * 4:4 * 6, 4 * 3:4 * 3 + 1, 4 * 27:4 * 29] = True        # 0.5 mm thin, inside the nerve's cell
+    case.structures["OpticNrv_L"].mask[:] = False                   # no voxel centre inside
+    ev = evaluate_plan(case, qd, new, fine_masks={"OpticNrv_L": (fine, fine_grid)})
+    row = ev.row("OpticNrv_L_D0.03cc")
+    assert row.verdict == "acceptable" and row.value_coarse is None and "fine mask only" in row.note
+    assert row.value == pytest.approx(50.0 + eqd2_by_hand(30.0, 30, 2.5))
+    assert row.volume_cc == pytest.approx(fine.sum() * fine_grid.voxel_volume_cc)
+    assert ev.verdict != "fail"
+    # without the fine mask the empty nerve is a missing priority-1 line
+    assert evaluate_plan(case, qd, new).verdict == "fail"

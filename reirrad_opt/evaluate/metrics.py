@@ -23,7 +23,8 @@ class MetricValue:
     Attributes:
         value: on the fine evaluation grid (or the case grid when fine evaluation is off).
         unit: 'Gy' for dose metrics, '%' (of the structure) or 'cc' for V-metrics.
-        value_coarse: on the case grid (voxel centres).
+        value_coarse: on the case grid (voxel centres); NaN when no voxel centre lies inside the
+            structure and only a fine mask describes it.
         fine_factor: sub-division per axis used for ``value`` (1 = voxel centres; 0 = fine mask).
         note: anything the reader must know (e.g. a D<x>cc larger than the structure).
     """
@@ -82,12 +83,16 @@ def metric_value(metric: str, dose_gy: np.ndarray, mask: np.ndarray, grid: Grid,
     """
     spec = resolve(parse_metric(metric), near_min_metric)
     grid.check_array(np.asarray(dose_gy), "dose")
-    coarse_pts = sample_points(mask, grid, 1)
-    coarse = DVH.from_samples(coarse_pts.values(dose_gy), coarse_pts.volume_cc)
-    value_c, unit, note = value_from_dvh(spec, coarse, rx_gy, volume_unit)
-    if not fine:
-        return MetricValue(value_c, unit, value_c, 1, note)
+    if not np.asarray(mask).any() and fine and fine_mask is not None:
+        # a structure thinner than the case grid: no voxel centre inside, only the fine mask
+        value_c, note = float("nan"), "no voxel centre of the case grid lies inside the structure; fine mask only"
+    else:
+        coarse_pts = sample_points(mask, grid, 1)
+        coarse = DVH.from_samples(coarse_pts.values(dose_gy), coarse_pts.volume_cc)
+        value_c, unit, note = value_from_dvh(spec, coarse, rx_gy, volume_unit)
+        if not fine:
+            return MetricValue(value_c, unit, value_c, 1, note)
     pts = sample_points(mask, grid, fine_factor, fine_mask=fine_mask, fine_grid=fine_grid, max_samples=max_samples)
     h = DVH.from_samples(pts.values(dose_gy), pts.volume_cc)
     value, unit, note_f = value_from_dvh(spec, h, rx_gy, volume_unit)
-    return MetricValue(value, unit, value_c, pts.fine_factor, note_f or note)
+    return MetricValue(value, unit, value_c, pts.fine_factor, "; ".join(n for n in (note, note_f) if n))

@@ -234,11 +234,12 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
     points_cache: dict[str, SamplePoints] = {}
     coarse_cache: dict[str, SamplePoints] = {}
 
-    def points_for(name: str) -> tuple[SamplePoints, SamplePoints]:
+    def points_for(name: str) -> tuple[SamplePoints, SamplePoints | None]:
+        """Fine and coarse samples; coarse None when no voxel centre lies inside (fine mask only)."""
         if name not in points_cache:
             mask = case.structures[name].mask
             fm = (fine_masks or {}).get(name)
-            coarse_cache[name] = sample_points(mask, grid, 1)
+            coarse_cache[name] = sample_points(mask, grid, 1) if mask.any() else None
             points_cache[name] = sample_points(mask, grid, fine_factor, fine_mask=fm[0] if fm else None,
                                                fine_grid=fm[1] if fm else None)
         return points_cache[name], coarse_cache[name]
@@ -253,7 +254,9 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
         unit = "Gy" if not spec.is_volume else (goal.desirable or goal.acceptable).unit
         lim_d = goal.limit_gy("desirable", rx) if not spec.is_volume else (goal.desirable.value if goal.desirable else None)
         lim_a = goal.limit_gy("acceptable", rx) if not spec.is_volume else (goal.acceptable.value if goal.acceptable else None)
-        if name is None or not case.structures[name].mask.any():
+        fine_only = (name is not None and not case.structures[name].mask.any()
+                     and name in (fine_masks or {}) and np.asarray(fine_masks[name][0]).any())
+        if name is None or not (case.structures[name].mask.any() or fine_only):
             why = (f"structure {goal.structure} is not in the case (looked for {', '.join(dict.fromkeys(goal.names()))})"
                    if name is None else f"structure {name} is empty in the case")
             loud = "PRIORITY 1 LINE NOT EVALUATED: " if goal.priority == 1 else "not evaluated: "
@@ -267,11 +270,16 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                       new_n_fractions=frac.n_fractions, alpha_beta_gy=goal.alpha_beta_gy,
                       recovered_fraction=f_rec or 0.0)
         h_fine = DVH.from_samples(goal_dose_at(fine_pts, dose, **kwargs), fine_pts.volume_cc)
-        h_coarse = DVH.from_samples(goal_dose_at(coarse_pts, dose, **kwargs), coarse_pts.volume_cc)
         value, unit_v, note = value_from_dvh(spec, h_fine, rx, unit if spec.is_volume else "%")
-        value_c, _, _ = value_from_dvh(spec, h_coarse, rx, unit if spec.is_volume else "%")
+        if coarse_pts is not None:
+            h_coarse = DVH.from_samples(goal_dose_at(coarse_pts, dose, **kwargs), coarse_pts.volume_cc)
+            value_c, _, _ = value_from_dvh(spec, h_coarse, rx, unit if spec.is_volume else "%")
+        else:
+            value_c = None
         verdict, margin, vnote = line_verdict(value, goal.sense, lim_d, lim_a)
         notes = [n for n in (note, vnote) if n]
+        if coarse_pts is None:
+            notes.append("no voxel centre of the case grid lies inside the structure: evaluated on its fine mask only")
         if goal.metric != spec.name:
             notes.append(f"{goal.metric} evaluated as {spec.name}")
         if goal.cumulative:
@@ -282,7 +290,7 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                                   case_structure=name, margin_desirable=_margin(value, lim_d, goal.sense),
                                   margin_acceptable=_margin(value, lim_a, goal.sense),
                                   fine_factor=fine_pts.fine_factor, recovered_fraction=f_rec,
-                                  volume_cc=coarse_pts.total_cc))
+                                  volume_cc=fine_pts.total_cc if coarse_pts is None else coarse_pts.total_cc))
 
     failed1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "fail"]
     missing1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "not evaluated"]
@@ -370,7 +378,7 @@ def _reporting_block(case, protocol, frac, recovery, rows, dose, maps: EQD2Maps,
         new_e = np.asarray(eqd2(np.maximum(new_pts, 0), frac.n_fractions, ab))
         role = case.structures[name].role
         entry = {
-            "role": role, "volume_cc": round(float(case.structures[name].mask.sum()) * case.grid.voxel_volume_cc, 4),
+            "role": role, "volume_cc": round(pts.total_cc, 4),
             "alpha_beta_gy": ab, "recovered_fraction": f_rec,
             "cumulative_eqd2": _dvh_summary(DVH.from_samples(prior_e + new_e, pts.volume_cc)),
             "prior_eqd2_after_recovery": _dvh_summary(DVH.from_samples(prior_e, pts.volume_cc)),
