@@ -172,3 +172,50 @@ def load_openkbp_case(
                                     "(9-field 6 MV IMRT)")
     source = {"kind": "openkbp", "reference_dir": str(root), "patient": root.name, "rois": rois, "notes": notes}
     return Case(name or root.name, grid, ct_hu, structures, dose, prior, source)
+
+
+def crop_to_body(case: Case, margin_vox: int = 2) -> Case:
+    """The case cropped to the bounding box of its External (plus ``margin_vox`` voxels): only
+    air outside the body is removed, so dose calculation is unchanged."""
+    body = case.body
+    idx = np.argwhere(body)
+    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
+    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, case.grid.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    grid = Grid(tuple(int(b - a) for a, b in zip(lo, hi)), case.grid.spacing_mm,
+                tuple(o + s * a for o, s, a in zip(case.grid.origin_mm, case.grid.spacing_mm, lo)))
+    structures = {n: Structure(n, s.mask[box], s.role) for n, s in case.structures.items()}
+    source = dict(case.source)
+    source["notes"] = list(case.source.get("notes", [])) + [
+        f"cropped to the External's bounding box (+{margin_vox} voxels): shape {grid.shape}"]
+    return Case(case.name, grid, case.ct_hu[box], structures, case.prior_dose_gy[box], case.prior, source)
+
+
+def coarsen(case: Case, factor: int) -> Case:
+    """The case on a grid ``factor`` times coarser along every axis (block averages): CT and prior
+    dose are block means, a structure keeps the blocks at least half inside it. The grid is first
+    cropped to the body and trimmed to a multiple of ``factor``."""
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"coarsening factor must be a positive integer, got {factor}")
+    factor = int(factor)
+    case = crop_to_body(case, margin_vox=factor)
+    if factor == 1:
+        return case
+    shape = tuple(n // factor for n in case.grid.shape)
+    if min(shape) < 1:
+        raise ValueError(f"coarsening by {factor} leaves no voxel along an axis of {case.grid.shape}")
+
+    def block_mean(a: np.ndarray) -> np.ndarray:
+        a = a[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor].astype(np.float64)
+        return a.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
+
+    spacing = tuple(s * factor for s in case.grid.spacing_mm)
+    origin = tuple(o + s * (factor - 1) / 2 for o, s in zip(case.grid.origin_mm, case.grid.spacing_mm))
+    grid = Grid(shape, spacing, origin)
+    structures = {n: Structure(n, block_mean(s.mask) >= 0.5, s.role) for n, s in case.structures.items()}
+    source = dict(case.source)
+    source["notes"] = list(case.source.get("notes", [])) + [
+        f"coarsened by {factor} per axis (block means of CT and dose; a structure keeps blocks at least half inside): "
+        f"{grid.shape} voxels of {tuple(round(s, 3) for s in spacing)} mm"]
+    return Case(case.name, grid, block_mean(case.ct_hu).astype(np.float32), structures,
+                block_mean(case.prior_dose_gy).astype(np.float32), case.prior, source)

@@ -5,16 +5,17 @@ prior high-dose target, often at the skull base next to the brainstem. :func:`pl
 reproduces that geometry on real anatomy with a real prior dose:
 
 1. the prior high-dose target ``T`` is the named structure, or by default the prior target
-   (role 'target', not a new-course name) with the highest mean prior dose;
+   (role 'target') with the highest mean prior dose;
 2. candidate centres are the voxels of ``T`` at least ``radius_mm`` from its surface (so the
    sphere fits inside ``T``), or all voxels of ``T`` when none is that deep, outside the organ;
 3. the centre is the candidate nearest to the organ (ties: the higher prior dose, then the
    lower flat index);
 4. rGTV = sphere(centre, ``radius_mm``) inside ``T`` and outside the organ.
 
-New-course target names already in the case (``rGTV``, ``rCTV``, ``PTV``, from the prior course's
-structure set) are renamed ``<name>_prior`` so that the planner derives the new rCTV and PTV from
-the synthetic rGTV; everything is stated in ``case.source['notes']`` and
+A case that already has an rGTV is refused. New-course target names already in the case (``rCTV``,
+``PTV``: the prior course's targets) are renamed ``<name>_prior`` (role 'other') so that the planner
+derives the new rCTV and PTV from the synthetic rGTV; they may still serve as the prior high-dose
+target; everything is stated in ``case.source['notes']`` and
 ``case.source['synthetic_recurrence']``.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ def prior_high_dose_target(case: Case) -> str:
     """Name of the prior target with the highest mean prior dose; ValueError if there is none."""
     best, best_mean = None, -np.inf
     for s in case.structures.values():
-        if s.role != "target" or s.name in NEW_COURSE_NAMES or not s.mask.any():
+        if s.role != "target" or s.name == "rGTV" or not s.mask.any():
             continue
         mean = float(case.prior_dose_gy[s.mask].mean())
         if mean > best_mean:
@@ -54,6 +55,8 @@ def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str
         radius_mm: radius of the spherical rGTV (mm, > 0).
         target: the prior high-dose target (default: see :func:`prior_high_dose_target`).
     """
+    if "rGTV" in case.structures:
+        raise ValueError(f"case {case.name!r} already has an rGTV; a synthetic recurrence is for cases without one")
     if not radius_mm > 0:
         raise ValueError(f"recurrence radius must be > 0 mm, got {radius_mm}")
     if near not in case.structures:

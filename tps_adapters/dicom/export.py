@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -271,23 +272,38 @@ def _format_recovery(value) -> str:
     return str(value)
 
 
+def _short(text: str) -> str:
+    """'recovery: none (prior EQD2 counted in full)' -> 'none'; 'default (other tissue)' -> 'default'."""
+    if text.lower().startswith("recovery"):
+        text = text.split(":", 1)[-1]
+    return re.sub(r"\s*\([^)]*\)", "", text).strip()
+
+
 def eqd2_comments(reporting: dict) -> tuple[str, str]:
-    """(DoseComment of at most 64 characters, full statement for Image Comments)."""
+    """(DoseComment of at most 64 characters, full statement for Image Comments).
+
+    ``reporting`` is plan.json's ``reporting`` object: ``alpha_beta_gy`` (per structure, or one
+    number) and ``recovery_model`` (or ``recovery``), text or object; absent -> 'not recorded'.
+    """
     ab = _format_alpha_beta(reporting.get("alpha_beta_gy"))
-    rec = _format_recovery(reporting.get("recovery_model"))
+    rec = _format_recovery(reporting.get("recovery_model", reporting.get("recovery")))
+    if rec.lower().startswith("recovery:"):
+        rec = rec.split(":", 1)[1].strip()
     full = f"EQD2 cumulative (prior + new course); alpha/beta [Gy]: {ab}; recovery model: {rec}"
     ab_map = reporting.get("alpha_beta_gy")
-    grouped = ab
+    grouped = _short(ab)
     if isinstance(ab_map, dict) and ab_map:
         by_value: dict[str, list[str]] = {}
         for k, v in ab_map.items():
-            by_value.setdefault(f"{v:g}" if isinstance(v, (int, float)) else str(v), []).append(str(k))
+            by_value.setdefault(f"{v:g}" if isinstance(v, (int, float)) else str(v), []).append(_short(str(k)))
         grouped = " ".join(f"{v}:{','.join(names)}" for v, names in by_value.items())
+    rec_short = _short(rec) or rec
     candidates = [
         full,
-        f"EQD2 sum; a/b {ab}; recovery {rec}",
-        f"EQD2 sum; a/b {grouped}; rec {rec}",
-        f"EQD2 sum; rec {rec}; a/b in ImageComments",
+        f"EQD2 sum; a/b {ab}; recovery {rec_short}",
+        f"EQD2 sum; a/b {grouped}; recovery {rec_short}",
+        f"EQD2; a/b {grouped}; rec {rec_short}",
+        f"EQD2 sum; recovery {rec_short}; a/b in ImageComments",
         "EQD2 sum; a/b and recovery model in ImageComments",
     ]
     comment = next(c for c in candidates if len(c) <= DOSE_COMMENT_MAX)
