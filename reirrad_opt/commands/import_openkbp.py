@@ -27,19 +27,24 @@ def register(subparsers) -> None:
     p.add_argument("--prior-prescription-gy", type=float, default=70.0, help="prior prescription (default 70 Gy)")
     p.add_argument("--structure-map", nargs="+", action="extend", default=[], metavar="CANONICAL=EXPORTED",
                    help="override the TG-263 mapping of OpenKBP names")
+    p.add_argument("--coarsen", type=int, default=1, metavar="N",
+                   help="crop to the body and coarsen the grid N times along every axis (block means; default 1: "
+                        "the 128^3 grid as it is)")
     p.add_argument("--name", default=None, help="case name (default: the folder name)")
     add_recurrence_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tps_adapters.openkbp import load_openkbp_case
+    from tps_adapters.openkbp import coarsen, load_openkbp_case
 
     from ..case import save_case
 
     case = load_openkbp_case(args.folder, interval_months=args.interval_months, prior_fractions=args.prior_fractions,
                              prior_prescription_gy=args.prior_prescription_gy,
                              structure_map=parse_structure_map(args.structure_map), name=args.name)
+    if args.coarsen != 1:
+        case = coarsen(case, args.coarsen)
     case = apply_recurrence(case, args)
     save_case(case, args.out)
     print(case_summary(case, args.out))
