@@ -7,15 +7,18 @@ receive; with the column's threshold ``T = rel_cutoff * (column maximum)``:
 
 * ``vmax >= T``: every voxel of the cell is evaluated; entries ``>= T`` are stored exactly and
   entries ``v < T`` are kept with probability ``v / T`` at the value ``T`` (Russian roulette);
-* ``vmax < T``: the cell is sampled by Poisson thinning: ``K ~ Poisson(n p)`` voxels drawn
-  uniformly from its ``n`` voxels (``p = vmax / T``); each drawn voxel is kept with probability
-  ``v / vmax`` at the value ``T``, so a voxel receives ``T`` with probability ``v / T``;
-* pairs whose expected number of stored entries ``n p`` is below 1e-3 are skipped.
+* ``vmax < T``: the cell's voxels, taken in blocks of up to :data:`BLOCK` neighbours, are
+  sampled by Poisson thinning: ``K ~ Poisson(n_blocks p)`` blocks drawn uniformly
+  (``p = vmax / T``), all voxels of a drawn block evaluated, and voxel ``i`` kept at the value
+  ``T`` if ``u vmax < v_i`` with one uniform ``u`` per block. A voxel therefore receives ``T``
+  with probability ``v / T`` exactly; the shared ``u`` only correlates neighbours' noise;
+* pairs whose expected number of drawn blocks is below :data:`MIN_EXPECTED` are skipped (a
+  negligible loss: far below one stored entry per column).
 
 Every stored matrix is therefore an unbiased estimate of the full kernel dose (its expected value
 equals the direct calculation) while entries below the threshold cost about one stored value per
-``T`` of dose they carry. The random generator is seeded from the beam index, so results are
-reproducible. The per-entry noise has variance at most ``v T``.
+``T`` of dose they carry; the per-voxel noise has variance at most ``v T``. The random generator
+is seeded from the beam index, so results are reproducible.
 """
 from __future__ import annotations
 
@@ -25,20 +28,27 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-MIN_EXPECTED_ENTRIES = 1e-3
-PAIR_CHUNK = 2_000_000      # (column, cell) pairs per chunk
-ENTRY_CHUNK = 8_000_000     # evaluated entries per chunk
+MIN_EXPECTED = 1e-3
+BLOCK = 8
+PAIR_CHUNK = 400_000        # (column, cell) pairs per chunk
+BLOCK_CHUNK = 8192          # blocks evaluated at once (small arrays stay in cache)
 
 
 @dataclass
 class CellIndex:
-    """Voxels of one beam sorted by lateral cell.
+    """Voxels of one beam sorted by lateral cell (and by depth within a cell).
+
+    The cell grid is padded by ``pad`` cells around the columns, so a column's node plus any
+    offset up to ``pad`` is a valid cell.
 
     Attributes:
-        order: permutation sorting the beam's voxel arrays by cell.
+        order: permutation sorting the beam's voxel arrays by (cell, depth key).
         i0, j0: integer lateral index of cell (0, 0).
         ni, nj: number of cells along u and v.
         start, count: first position (in sorted order) and number of voxels of every cell (flat).
+        depth_prefix: optional (n_cells, n_bins + 1) counts of voxels with depth key below each
+            bin edge (voxels of a cell are sorted by depth key).
+        depth_bin: width of those bins in depth-key units.
     """
 
     order: np.ndarray
@@ -48,119 +58,174 @@ class CellIndex:
     nj: int
     start: np.ndarray
     count: np.ndarray
+    depth_prefix: np.ndarray | None = None
+    depth_bin: int = 1
+
+    def cell_of(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return (np.asarray(i, dtype=np.int64) - self.i0) * self.nj + (np.asarray(j, dtype=np.int64) - self.j0)
 
 
-def build_cells(a_mm: np.ndarray, b_mm: np.ndarray, cell_mm: float) -> CellIndex:
-    """Bin lateral positions into square cells of side ``cell_mm`` centred on integer multiples."""
+def build_cells(a_mm: np.ndarray, b_mm: np.ndarray, cell_mm: float, col_i: np.ndarray, col_j: np.ndarray,
+                pad: int, depth_key: np.ndarray | None = None, depth_bin: int = 1) -> CellIndex:
+    """Bin lateral positions into square cells of side ``cell_mm`` centred on integer multiples,
+    on a grid that holds every column node plus ``pad`` cells; within a cell, voxels are sorted by
+    ``depth_key`` (non-negative integers) when given."""
     ia = np.rint(a_mm / cell_mm).astype(np.int64)
     ib = np.rint(b_mm / cell_mm).astype(np.int64)
-    i0, j0 = int(ia.min()), int(ib.min())
-    ni, nj = int(ia.max()) - i0 + 1, int(ib.max()) - j0 + 1
+    i0 = int(min(ia.min(), col_i.min() - pad))
+    j0 = int(min(ib.min(), col_j.min() - pad))
+    ni = int(max(ia.max(), col_i.max() + pad)) - i0 + 1
+    nj = int(max(ib.max(), col_j.max() + pad)) - j0 + 1
     cell = (ia - i0) * nj + (ib - j0)
-    order = np.argsort(cell, kind="stable")
-    count = np.bincount(cell, minlength=ni * nj).astype(np.int64)
+    n_cells = ni * nj
+    if depth_key is None:
+        order = np.argsort(cell, kind="stable")
+    else:
+        dk = np.asarray(depth_key, dtype=np.int64)
+        order = np.argsort(cell * (int(dk.max()) + 1) + dk, kind="stable")
+    count = np.bincount(cell, minlength=n_cells).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    return CellIndex(order, i0, j0, ni, nj, start, count)
+    prefix = None
+    if depth_key is not None:
+        nb = int(np.asarray(depth_key).max()) // depth_bin + 1
+        hist = np.zeros((n_cells, nb + 1), dtype=np.int32)
+        np.add.at(hist, (cell, np.asarray(depth_key) // depth_bin + 1), 1)
+        prefix = np.cumsum(hist, axis=1, dtype=np.int32)
+    return CellIndex(order, i0, j0, ni, nj, start, count, prefix, depth_bin)
 
 
-def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate ``arange(s, s + c)`` for every pair; returns (positions, pair index of each)."""
-    counts = counts.astype(np.int64)
-    total = int(counts.sum())
-    owner = np.repeat(np.arange(counts.size), counts)
-    offs = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(starts, counts) + offs, owner
+@dataclass
+class ColumnBlock:
+    """Sparse columns of one beam: rows and values grouped by column (column-major order, rows
+    unsorted and possibly repeated within a column; repeats add up)."""
+
+    rows: list             # chunks of grid voxel indices (int32, int64 for huge grids)
+    values: list           # chunks of float32 values, Gy per unit weight
+    counts: np.ndarray     # int64 entries per column
+
+    @property
+    def nnz(self) -> int:
+        return int(self.counts.sum())
 
 
-def assemble(n_rows: int, rows_sorted: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np.ndarray,
-             threshold: np.ndarray, offsets: np.ndarray, bound: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-             evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray], rng: np.random.Generator) -> sp.csc_matrix:
-    """Build the sparse (n_rows x n_columns) block of one beam.
+def assemble(rows_sorted: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np.ndarray,
+             threshold: np.ndarray, offsets: np.ndarray, bound: Callable, evaluate: Callable,
+             rng: np.random.Generator, depth_limit: Callable | None = None) -> ColumnBlock:
+    """Build the sparse columns of one beam.
 
     Args:
-        n_rows: number of rows of the full matrix (grid voxels).
-        rows_sorted: grid row (flat voxel index) of the beam's voxels, in cell order.
-        cells: the cell index of the beam's voxels.
+        rows_sorted: grid row (flat voxel index) of the beam's voxels, in cell order, followed by
+            at least :data:`BLOCK` padding entries.
+        cells: the cell index of the beam's voxels (padded by the largest offset).
         col_i, col_j: integer lateral node of every column.
         threshold: ``T`` of every column (Gy per unit weight).
         offsets: (n_off, 2) integer cell offsets to visit around a column.
         bound: ``bound(col, offset_id, cell) -> vmax`` (Gy per unit weight) for pairs.
-        evaluate: ``evaluate(pos, col) -> dose`` for sorted voxel positions ``pos`` and columns.
+        evaluate: ``evaluate(start, col) -> (n, BLOCK) dose`` for blocks of :data:`BLOCK`
+            consecutive sorted voxel positions from ``start`` and the block's column (entries
+            past a block's end are ignored, so the voxel arrays must be padded).
         rng: random generator for the sampling of sub-threshold entries.
-
-    Returns a CSC matrix whose columns may hold a voxel more than once (duplicates add up);
-    rows within a column are not sorted.
+        depth_limit: optional ``depth_limit(col) -> bin`` such that a column gives no dose to
+            voxels in depth-key bins >= bin (uses ``cells.depth_prefix``).
     """
     n_cols = col_i.size
-    rows_out, cols_out, vals_out = [], [], []
     n_off = offsets.shape[0]
+    off_flat = offsets[:, 0].astype(np.int64) * cells.nj + offsets[:, 1].astype(np.int64)
+    col_cell = cells.cell_of(col_i, col_j)
+    start_all = cells.start.astype(np.int32 if cells.start.size and cells.start[-1] < 2 ** 31 - BLOCK else np.int64)
+    lane = np.arange(BLOCK, dtype=start_all.dtype)
+    thr32 = threshold.astype(np.float32)
+    out_rows: list[np.ndarray] = []
+    out_vals: list[np.ndarray] = []
+    out_cols: list[np.ndarray] = []
     cols_per_chunk = max(1, PAIR_CHUNK // max(n_off, 1))
-    off_i = offsets[:, 0].astype(np.int64)
-    off_j = offsets[:, 1].astype(np.int64)
     for c0 in range(0, n_cols, cols_per_chunk):
         cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk))
-        ci = (col_i[cols, None] - cells.i0) + off_i[None, :]
-        cj = (col_j[cols, None] - cells.j0) + off_j[None, :]
-        inside = (ci >= 0) & (ci < cells.ni) & (cj >= 0) & (cj < cells.nj)
-        pc, po = np.nonzero(inside)
-        cell = ci[pc, po] * cells.nj + cj[pc, po]
-        del ci, cj, inside
-        cnt = cells.count[cell]
-        keep = cnt > 0
-        pc, po, cell, cnt = pc[keep], po[keep], cell[keep], cnt[keep]
+        cell2 = col_cell[cols, None] + off_flat[None, :]
+        if depth_limit is None:
+            cnt2 = cells.count[cell2]
+        else:
+            lim = np.minimum(depth_limit(cols), cells.depth_prefix.shape[1] - 1)
+            cnt2 = cells.depth_prefix[cell2, lim[:, None]].astype(np.int64)
+        pc, po = np.nonzero(cnt2)
+        cell = cell2[pc, po]
+        cnt = cnt2[pc, po]
+        del cell2, cnt2
         col = cols[pc]
         p = bound(col, po, cell) / threshold[col]
-        keep = cnt * p >= MIN_EXPECTED_ENTRIES
-        col, cell, cnt, p = col[keep], cell[keep], cnt[keep], p[keep]
+        nblk = (cnt + (BLOCK - 1)) // BLOCK
         exact = p >= 1.0
-        parts_r, parts_c, parts_v = [], [], []
-        # --- exact cells: evaluate every voxel; Russian roulette below T
-        e_col, e_cell, e_cnt = col[exact], cell[exact], cnt[exact]
-        for s in _chunks_by_total(e_cnt, ENTRY_CHUNK):
-            pos, owner = expand_ranges(cells.start[e_cell[s]], e_cnt[s])
-            cc = e_col[s][owner]
-            v = evaluate(pos, cc)
-            t = threshold[cc].astype(v.dtype)
-            small = v < t
-            keep_e = ~small
-            keep_e[small] = rng.random(int(small.sum()), dtype=np.float32) * t[small] < v[small]
-            v = np.where(small, t, v)[keep_e]
-            parts_r.append(pos[keep_e])
-            parts_c.append(cc[keep_e])
-            parts_v.append(v)
-        # --- sampled cells: Poisson thinning with acceptance v / (p T), stored value T
-        s_col, s_cell, s_cnt, s_p = col[~exact], cell[~exact], cnt[~exact], p[~exact]
-        k = rng.poisson(s_cnt * s_p)
-        has = k > 0
-        if np.any(has):
-            s_col, s_cell, s_cnt, s_p, k = s_col[has], s_cell[has], s_cnt[has], s_p[has], k[has]
-            owner = np.repeat(np.arange(k.size), k)
-            cnt_o = s_cnt[owner]
-            pick = np.minimum((rng.random(owner.size) * cnt_o).astype(np.int64), cnt_o - 1)
-            pos = cells.start[s_cell[owner]] + pick
-            cc = s_col[owner]
-            v = evaluate(pos, cc)
-            t = threshold[cc].astype(v.dtype)
-            acc = rng.random(v.size, dtype=np.float32) * (s_p[owner] * t) < v
-            parts_r.append(pos[acc])
-            parts_c.append(cc[acc])
-            parts_v.append(t[acc])
-        if parts_r:
-            pos = np.concatenate(parts_r)
-            cc = np.concatenate(parts_c)
-            v = np.concatenate(parts_v)
-            order = np.argsort(cc, kind="stable")
-            rows_out.append(rows_sorted[pos[order]])
-            cols_out.append(cc[order])
-            vals_out.append(v[order].astype(np.float32))
-    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int32)
-    colsa = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
-    vals = np.concatenate(vals_out) if vals_out else np.zeros(0, np.float32)
-    del rows_out, cols_out, vals_out
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(colsa, minlength=n_cols))])
-    idx_dtype = np.int32 if max(rows.size, n_rows) < 2 ** 31 - 1 else np.int64
-    return sp.csc_matrix((vals, rows.astype(idx_dtype, copy=False), indptr.astype(idx_dtype)),
-                         shape=(n_rows, n_cols))
+        # exact cells: every block
+        e_nblk = nblk[exact]
+        owner = np.repeat(np.flatnonzero(exact), e_nblk)
+        j = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(e_nblk) - e_nblk, e_nblk)
+        e_start = start_all[cell[owner]] + (j * BLOCK).astype(start_all.dtype)
+        e_n = np.minimum(cnt[owner] - j * BLOCK, BLOCK)
+        e_col = col[owner]
+        # sampled cells: Poisson thinning over blocks
+        s_ = ~exact
+        lam = nblk[s_] * p[s_]
+        ok = lam >= MIN_EXPECTED
+        idx = np.flatnonzero(s_)[ok]
+        k = rng.poisson(lam[ok])
+        owner = np.repeat(idx, k)
+        first = (rng.random(owner.size) * nblk[owner]).astype(np.int64) * BLOCK
+        s_start = start_all[cell[owner]] + first.astype(start_all.dtype)
+        s_n = np.minimum(cnt[owner] - first, BLOCK)
+        s_col = col[owner]
+        s_u = (rng.random(owner.size) * p[owner] * threshold[s_col]).astype(np.float32)
+        del owner, first, j
+        # both kinds in column order: exact blocks first within a column, then sampled ones
+        b_col = np.concatenate([e_col, s_col])
+        order = np.argsort(b_col, kind="stable")
+        b_col = b_col[order]
+        b_start = np.concatenate([e_start, s_start])[order]
+        b_n = np.concatenate([e_n, s_n])[order]
+        b_u = np.concatenate([np.full(e_col.size, -1.0, dtype=np.float32), s_u])[order]
+        del order, e_col, e_start, e_n, s_col, s_start, s_n, s_u
+        for s in range(0, b_col.size, BLOCK_CHUNK):
+            st, cc, nn, uu = b_start[s:s + BLOCK_CHUNK], b_col[s:s + BLOCK_CHUNK], b_n[s:s + BLOCK_CHUNK], \
+                b_u[s:s + BLOCK_CHUNK]
+            v = evaluate(st, cc)
+            t = thr32[cc][:, None]
+            srow = uu >= 0
+            # cut: exact blocks keep v >= T, and v < T with probability v / T (stored as T);
+            # sampled blocks keep v > u vmax (stored as T)
+            cut = rng.random(v.shape, dtype=np.float32)
+            cut *= t
+            cut[srow] = uu[srow, None]
+            cut[lane[None, :] >= nn[:, None]] = np.inf
+            keep = v > cut
+            np.maximum(v, t, out=v)
+            v[srow] = t[srow]
+            pos = st[:, None] + lane[None, :]
+            out_rows.append(rows_sorted[pos[keep]])
+            out_vals.append(v[keep])
+            out_cols.append(np.broadcast_to(cc[:, None], keep.shape)[keep])
+    counts = np.zeros(n_cols, dtype=np.int64)
+    for c in out_cols:
+        counts += np.bincount(c, minlength=n_cols)
+    return ColumnBlock(out_rows, out_vals, counts)
+
+
+def to_csc(blocks: list[ColumnBlock], n_rows: int) -> sp.csc_matrix:
+    """Concatenate the column blocks of several beams into one CSC matrix (one copy)."""
+    nnz = sum(b.nnz for b in blocks)
+    n_cols = sum(b.counts.size for b in blocks)
+    idx_dtype = np.int32 if max(nnz, n_rows) < 2 ** 31 - 1 else np.int64
+    rows = np.empty(nnz, dtype=idx_dtype)
+    vals = np.empty(nnz, dtype=np.float32)
+    indptr = np.zeros(n_cols + 1, dtype=np.int64)
+    pos, col = 0, 0
+    for b in blocks:
+        indptr[col + 1:col + 1 + b.counts.size] = np.cumsum(b.counts) + pos
+        for r, v in zip(b.rows, b.values):
+            rows[pos:pos + r.size] = r
+            vals[pos:pos + r.size] = v
+            pos += r.size
+        col += b.counts.size
+        b.rows, b.values = [], []  # free as we go
+    return sp.csc_matrix((vals, rows, indptr.astype(idx_dtype)), shape=(n_rows, n_cols))
 
 
 def _chunks_by_total(counts: np.ndarray, limit: int):

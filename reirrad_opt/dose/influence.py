@@ -30,6 +30,7 @@ from ..progress import Progress
 from .beams import ParticleField, PhotonBeam, beam_from_dict
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import ion_species
+from .engine import to_csc
 from .particle_engine import particle_block
 from .photon import SIX_MV, PhotonKernelParams
 from .photon_engine import photon_block
@@ -237,7 +238,7 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
         report(f"influence: beam {bi + 1}/{len(beams)} (gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}): "
                f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M non-zeros, {time.perf_counter() - tb:.1f} s")
     del density
-    matrix = _hstack_csc(blocks, grid.n_voxels)
+    matrix = to_csc(blocks, grid.n_voxels)
     del blocks
     matrix = matrix.tocsr()  # transposition: column indices come out sorted within each row
     matrix.has_sorted_indices = True
@@ -252,26 +253,6 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     report(f"influence: {matrix.shape[1]} columns, {matrix.nnz / 1e6:.1f} M non-zeros, "
            f"{time.perf_counter() - t0:.1f} s")
     return inf
-
-
-def _hstack_csc(blocks: list, n_rows: int) -> sp.csc_matrix:
-    """Concatenate CSC blocks column-wise without a COO round trip."""
-    n_cols = sum(b.shape[1] for b in blocks)
-    nnz = sum(b.nnz for b in blocks)
-    idx_dtype = np.int32 if max(nnz, n_rows) < 2 ** 31 - 1 else np.int64
-    data = np.empty(nnz, dtype=np.float32)
-    indices = np.empty(nnz, dtype=idx_dtype)
-    indptr = np.empty(n_cols + 1, dtype=idx_dtype)
-    indptr[0] = 0
-    pos, col = 0, 0
-    for b in blocks:
-        n = b.nnz
-        data[pos:pos + n] = b.data
-        indices[pos:pos + n] = b.indices
-        indptr[col + 1:col + 1 + b.shape[1]] = b.indptr[1:] + pos
-        pos += n
-        col += b.shape[1]
-    return sp.csc_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
 def _to_int32(m: sp.csr_matrix) -> None:

@@ -1,22 +1,25 @@
 """Influence block of one particle field: voxel selection, ray trace (stopping-power ratio),
-tabulated spot kernels per energy layer."""
+tabulated spot kernels per energy layer.
+
+Within a lateral cell the voxels are sorted by water-equivalent depth, so a spot only visits the
+voxels shallower than the end of its kernel table (range + straggling tail)."""
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..geometry import Grid
 from .beams import ParticleField
-from .engine import assemble, build_cells
+from .engine import BLOCK, ColumnBlock, assemble, build_cells
 from .particle import spot_kernel
 from .raytrace import radiological_depth
 
-BOUND_BLOCK = 20   # depth samples per block when bounding a kernel over depth
+BOUND_BLOCK = 20        # depth samples per block when bounding a kernel over depth
+DEPTH_KEY_MM = 1.0      # depth resolution of the per-cell depth index (mm)
 
 
 def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.ndarray, voxels: np.ndarray,
-                   rel_cutoff: float) -> sp.csc_matrix:
-    """Sparse (n_voxels x n_spots) dose block (Gy per unit weight) of one particle field.
+                   rel_cutoff: float) -> ColumnBlock:
+    """Sparse dose columns (Gy per unit weight) of one particle field.
 
     Args:
         field: the field.
@@ -27,13 +30,13 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         rel_cutoff: relative threshold (see :mod:`.engine`).
     """
     n_cols = field.n_columns
+    empty = ColumnBlock([], [], np.zeros(n_cols, np.int64))
     if n_cols == 0:
-        return sp.csc_matrix((grid.n_voxels, 0), dtype=np.float32)
+        return empty
     energies, layer_of_col = np.unique(field.spot_energy_mev, return_inverse=True)
     kernels = [spot_kernel(float(e), field.ion) for e in energies]
     step = kernels[0].step_mm
     floor = rel_cutoff * 1e-3
-    # lateral reach: where the widest Gaussian of the layer falls below floor of its peak
     sig_max = max(float(k.sigma.max()) for k in kernels)
     reach = sig_max * np.sqrt(2.0 * np.log(1.0 / floor)) + field.spot_spacing_mm
     zmax = max(k.idd.size * k.step_mm for k in kernels)
@@ -43,69 +46,84 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
             & (b >= field.spot_v_mm.min() - reach) & (b <= field.spot_v_mm.max() + reach))
     vox = voxels[near]
     if vox.size == 0:
-        return sp.csc_matrix((grid.n_voxels, n_cols), dtype=np.float32)
+        return empty
     rt = radiological_depth(frame, grid, spr, vox, (a[near], b[near], w[near]))
-    reach_d = rt.depth_mm < zmax
-    vox, a_v, b_v, d_v = vox[reach_d], rt.a_mm[reach_d], rt.b_mm[reach_d], rt.depth_mm[reach_d]
-    del a, b, w, rt
+    del a, b, w
+    within = rt.depth_mm < zmax
+    vox, a_v, b_v, d_v = vox[within], rt.a_mm[within], rt.b_mm[within], rt.depth_mm[within]
+    del rt
     if vox.size == 0:
-        return sp.csc_matrix((grid.n_voxels, n_cols), dtype=np.float32)
+        return empty
     h = field.spot_spacing_mm
-    cells = build_cells(a_v, b_v, h)
-    o = cells.order
-    rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
-    a_s = a_v[o].astype(np.float32)
-    b_s = b_v[o].astype(np.float32)
-    k_s = np.rint(d_v[o] / step).astype(np.int32)
-    nonempty = np.flatnonzero(cells.count > 0)
-    kmin_cell = np.full(cells.count.size, np.iinfo(np.int32).max, dtype=np.int64)
-    kmin_cell[nonempty] = np.minimum.reduceat(k_s, cells.start[nonempty])
-    # concatenated per-layer tables: amplitude idd/(2 pi sigma^2) and 1/(2 sigma^2)
-    lengths = np.array([k.idd.size for k in kernels])
-    start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    amp = np.concatenate([k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2) for k in kernels]).astype(np.float32)
-    inv2s2 = np.concatenate([0.5 / k.sigma.astype(np.float64) ** 2 for k in kernels]).astype(np.float32)
-    # offsets and per-layer bounds
     kk = int(np.ceil(reach / h)) + 1
+    ci = np.rint(field.spot_u_mm / h).astype(np.int64)
+    cj = np.rint(field.spot_v_mm / h).astype(np.int64)
+    dkey = np.floor(d_v / DEPTH_KEY_MM).astype(np.int64)
+    cells = build_cells(a_v, b_v, h, ci, cj, pad=kk, depth_key=dkey, depth_bin=1)
+    o = cells.order
+    rows_s = _pad(vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64))
+    a_s = _pad(a_v[o].astype(np.float32))
+    b_s = _pad(b_v[o].astype(np.float32))
+    k_s = _pad(np.rint(d_v[o] / step).astype(np.int32), np.iinfo(np.int32).max // 2)
+    del a_v, b_v, d_v, dkey
+    # concatenated per-layer tables: amplitude idd/(2 pi sigma^2) and 1/(2 sigma^2); one zero
+    # entry after each layer's table is where depths beyond the table point
+    lengths = np.array([k.idd.size for k in kernels], dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    amp = np.concatenate([np.append(k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2), 0.0)
+                          for k in kernels]).astype(np.float32)
+    inv2s2 = np.concatenate([np.append(0.5 / k.sigma.astype(np.float64) ** 2, 0.0) for k in kernels]).astype(np.float32)
+    # offsets and per-layer lateral bounds (maximum over depth)
     di, dj = np.mgrid[-kk:kk + 1, -kk:kk + 1]
     rmin2 = np.maximum(np.abs(di) * h - 0.5 * h, 0.0) ** 2 + np.maximum(np.abs(dj) * h - 0.5 * h, 0.0) ** 2
     inside = rmin2 <= reach ** 2
     offsets = np.stack([di[inside], dj[inside]], axis=1)
     rmin2 = rmin2[inside]
-    lat_bound = np.zeros((len(kernels), offsets.shape[0]))
+    lat_bound = np.zeros((len(kernels), offsets.shape[0]), dtype=np.float32)
     for li, k in enumerate(kernels):
         n = k.idd.size
         nb = int(np.ceil(n / BOUND_BLOCK))
         pad = nb * BOUND_BLOCK - n
         a_blk = np.pad(k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2), (0, pad)).reshape(nb, -1).max(axis=1)
-        s_blk = np.pad(0.5 / k.sigma.astype(np.float64) ** 2, (0, pad), constant_values=np.inf).reshape(nb, -1).min(axis=1)
+        s_blk = np.pad(0.5 / k.sigma.astype(np.float64) ** 2, (0, pad), mode="edge").reshape(nb, -1).min(axis=1)
         lat_bound[li] = (a_blk[:, None] * np.exp(-rmin2[None, :] * s_blk[:, None])).max(axis=0)
     peak = np.array([k.peak_axis_gy for k in kernels])
     threshold = rel_cutoff * peak[layer_of_col]
-    ci = np.rint(field.spot_u_mm / h).astype(np.int64)
-    cj = np.rint(field.spot_v_mm / h).astype(np.int64)
     u_c = field.spot_u_mm.astype(np.float32)
     v_c = field.spot_v_mm.astype(np.float32)
     layer_c = layer_of_col.astype(np.int64)
     start_c = start[layer_c]
     len_c = lengths[layer_c]
+    # depth-key bin (1 mm) beyond which a column's kernel is zero
+    limit_c = np.ceil(len_c * step / DEPTH_KEY_MM).astype(np.int64) + 1
+    lane = np.arange(BLOCK, dtype=np.int32)
 
     def bound(col, off, cell):
-        lay = layer_c[col]
-        vb = lat_bound[lay, off]
-        return np.where(kmin_cell[cell] < lengths[lay], vb, 0.0)
+        return lat_bound[layer_c[col], off]
 
-    def evaluate(pos, col):
-        kd = k_s[pos]
-        ln = len_c[col]
-        ok = kd < ln
-        flat = start_c[col] + np.minimum(kd, ln - 1)
-        da = a_s[pos] - u_c[col]
-        db = b_s[pos] - v_c[col]
-        r2 = da * da + db * db
-        val = amp[flat] * np.exp(-r2 * inv2s2[flat])
-        val[~ok] = 0.0
-        return val
+    def depth_limit(cols):
+        return limit_c[cols]
+
+    def evaluate(st, col):
+        pos = st[:, None] + lane[None, :]
+        kd = np.minimum(k_s[pos], len_c[col][:, None])          # beyond the table -> the zero entry
+        flat = kd + start_c[col][:, None]
+        da = a_s[pos]
+        da -= u_c[col][:, None]
+        db = b_s[pos]
+        db -= v_c[col][:, None]
+        da *= da
+        db *= db
+        da += db
+        da *= -np.take(inv2s2, flat)
+        np.exp(da, out=da)
+        da *= np.take(amp, flat)
+        return da
 
     rng = np.random.default_rng(2_000_003 * (beam_index + 1))
-    return assemble(grid.n_voxels, rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng)
+    return assemble(rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng, depth_limit=depth_limit)
+
+
+def _pad(arr: np.ndarray, value=0) -> np.ndarray:
+    """Append BLOCK entries so that blocks starting near the end stay within the array."""
+    return np.concatenate([arr, np.full(BLOCK, value, dtype=arr.dtype)])

@@ -9,13 +9,15 @@ the bixel centre; bixel width ``h`` at the isocentre)::
     B(d)   = 1 - (1 - b0) exp(-d / lambda_b)            build-up (b0: relative surface dose)
     W_1    = 1                                          primary
     W_2(d) = k_2 d / 100 mm,  W_3(d) = k_3 d / 100 mm   near and far phantom scatter
-    s_1(d) = sqrt(s_p^2 + (k_p d)^2),  s_2, s_3 const   Gaussian widths (iso plane, mm)
+    s_1 = s_p,  s_2,  s_3                              Gaussian widths (iso plane, mm)
     E(x;s) = [erf((x + h/2)/(s sqrt 2)) - erf((x - h/2)/(s sqrt 2))] / 2   (Gaussian * bixel)
 
 This is the differential scatter-air-ratio picture of a pencil beam (Mohan & Chui 1987, Med.
 Phys. 14:70) with Gaussian radial kernels, so the laterally integrated scatter of an infinitely
 broad field grows linearly with depth (scatter-to-primary ratio ``(k_2 + k_3) d / 100``) and the
-field-size dependence of the depth dose comes from the widths ``s_2, s_3``. Heterogeneities
+field-size dependence of the depth dose comes from the widths ``s_2, s_3``. The widths are
+constant in the isocentre plane (so they scale with the distance from the source in the
+patient); the penumbra widens with depth as the scatter weights grow. Heterogeneities
 enter only through the radiological depth ``d`` along the ray (no lateral density scaling).
 
 Parameters (:data:`SIX_MV`) were fitted once to representative 6 MV data at SSD 100 cm (depth
@@ -42,15 +44,14 @@ SAD_MM = 1000.0
 class PhotonKernelParams:
     """Parameters of the photon pencil-beam model (see module docstring); lengths in mm."""
 
-    mu_per_mm: float = 0.00596
-    b0: float = 0.450
-    lambda_b_mm: float = 4.87
-    s_p_mm: float = 2.18
-    k_p: float = 0.00805
-    k2: float = 0.250
-    s2_mm: float = 13.9
-    k3: float = 0.205
-    s3_mm: float = 53.8
+    mu_per_mm: float = 0.00597
+    b0: float = 0.401
+    lambda_b_mm: float = 4.73
+    s_p_mm: float = 2.32
+    k2: float = 0.218
+    s2_mm: float = 12.0
+    k3: float = 0.225
+    s3_mm: float = 45.1
     name: str = "6MV"
 
     def to_dict(self) -> dict:
@@ -72,10 +73,9 @@ def component_weights(depth_mm: np.ndarray, p: PhotonKernelParams = SIX_MV) -> n
     return np.stack([np.ones_like(d), p.k2 * d / 100.0, p.k3 * d / 100.0])
 
 
-def component_sigmas(depth_mm: np.ndarray, p: PhotonKernelParams = SIX_MV) -> np.ndarray:
-    """Gaussian widths ``s_i(d)`` (mm, iso plane) of the three components, shape (3, ...)."""
-    d = np.maximum(np.asarray(depth_mm, dtype=np.float64), 0.0)
-    return np.stack([np.sqrt(p.s_p_mm ** 2 + (p.k_p * d) ** 2), np.full_like(d, p.s2_mm), np.full_like(d, p.s3_mm)])
+def component_sigmas(p: PhotonKernelParams = SIX_MV) -> np.ndarray:
+    """Gaussian widths ``s_i`` (mm, iso plane) of the three components, shape (3,)."""
+    return np.array([p.s_p_mm, p.s2_mm, p.s3_mm])
 
 
 def aperture_profile(x_mm: np.ndarray, sigma_mm: np.ndarray, width_mm: float) -> np.ndarray:
@@ -89,7 +89,7 @@ def unnormalised_dose(x_mm, y_mm, depth_mm, w_mm, width_mm: float, p: PhotonKern
     """Model dose without ``N`` for an aperture of ``width_mm`` (square) centred on the axis."""
     d = np.asarray(depth_mm, dtype=np.float64)
     W = component_weights(d, p)
-    S = component_sigmas(d, p)
+    S = component_sigmas(p)
     lat = sum(W[i] * aperture_profile(x_mm, S[i], width_mm) * aperture_profile(y_mm, S[i], width_mm)
               for i in range(3))
     return (SAD_MM / np.asarray(w_mm, dtype=np.float64)) ** 2 * build_up_attenuation(d, p) * lat
@@ -117,31 +117,11 @@ def central_axis_depth_dose(field_mm: float, depth_mm: np.ndarray, ssd_mm: float
     return normalisation(p) * unnormalised_dose(0.0, 0.0, d, ssd_mm + d, field_mm, p)
 
 
-@dataclass
-class PhotonTables:
-    """Lookup tables for fast kernel evaluation on voxels (see :func:`photon_tables`).
-
-    ``profile[i, k, q]`` = ``W_i * E(x_q; s_i(d_k))`` for x and ``profile_y`` without W;
-    depth bins ``d_k = k * depth_step_mm``; lateral samples ``x_q = (q - q0) * lateral_step_mm``.
-    """
-
-    depth_step_mm: float
-    lateral_step_mm: float
-    q0: int
-    profile_x: np.ndarray   # (3, n_depth, n_lat) float32, includes W_i
-    profile_y: np.ndarray   # (3, n_depth, n_lat) float32
-    bound: np.ndarray       # (n_lat_cells, n_lat_cells) maximum over depth of the lateral kernel
-
-
-def photon_tables(bixel_mm: float, max_depth_mm: float, reach_mm: float, p: PhotonKernelParams = SIX_MV,
-                  depth_step_mm: float = 2.0, lateral_step_mm: float = 0.25) -> PhotonTables:
-    """Tabulate the lateral kernel ``sum_i W_i E_i(x) E_i(y)`` by depth bin for fast lookup."""
-    n_depth = int(np.ceil(max_depth_mm / depth_step_mm)) + 2
-    d = depth_step_mm * np.arange(n_depth)
-    q0 = int(np.ceil(reach_mm / lateral_step_mm)) + 2
-    x = lateral_step_mm * (np.arange(2 * q0 + 1) - q0)
-    W = component_weights(d, p)
-    S = component_sigmas(d, p)
-    prof = aperture_profile(x[None, None, :], S[:, :, None], bixel_mm)  # (3, nd, nx)
-    return PhotonTables(depth_step_mm, lateral_step_mm, q0, (W[:, :, None] * prof).astype(np.float32),
-                        prof.astype(np.float32), np.zeros((0, 0)))
+def lateral_table(bixel_mm: float, reach_mm: float, step_mm: float, p: PhotonKernelParams = SIX_MV
+                  ) -> tuple[np.ndarray, int]:
+    """``E_i(x_q)`` for the three components at ``x_q = (q - q0) * step_mm``, |x| <= reach:
+    returns (table of shape (n, 3), q0)."""
+    q0 = int(np.ceil(reach_mm / step_mm)) + 2
+    x = step_mm * (np.arange(2 * q0 + 1) - q0)
+    S = component_sigmas(p)
+    return aperture_profile(x[:, None], S[None, :], bixel_mm), q0

@@ -54,6 +54,26 @@ def _sample_density(density: np.ndarray, grid: Grid, points_xyz: np.ndarray) -> 
     return out.reshape(idx.shape[:-1])
 
 
+def _ray_lines(frame: BeamFrame, grid: Grid, ag: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index-space lines ``idx(w) = A + w B`` (k, j, i) of the rays through iso-plane points
+    (a, b) on the grid ``ag x bg`` (flattened a-major)."""
+    d, u, v = frame.axes
+    src = frame.source_xyz
+    a = np.repeat(ag, bg.size)
+    b = np.tile(bg, ag.size)
+    if frame.sad_mm is None:   # parallel: point = src + a u + b v + w d
+        start = src[None, :] + a[:, None] * u[None, :] + b[:, None] * v[None, :]
+        direction = np.broadcast_to(d, start.shape)
+    else:                      # divergent: point = src + w (d + (a u + b v) / SAD)
+        start = np.broadcast_to(src, (a.size, 3))
+        direction = d[None, :] + (a[:, None] * u[None, :] + b[:, None] * v[None, :]) / frame.sad_mm
+    origin = np.asarray(grid.origin_mm)[::-1]      # (x, y, z)
+    spacing = np.asarray(grid.spacing_mm)[::-1]
+    A = ((start - origin) / spacing)[:, ::-1].T     # (3, n) in (k, j, i)
+    B = (direction / spacing)[:, ::-1].T
+    return np.ascontiguousarray(A), np.ascontiguousarray(B)
+
+
 def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels: np.ndarray,
                        coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> RayTrace:
     """Radiological depth (mm, water-equivalent) of ``voxels`` for the beam ``frame``.
@@ -77,9 +97,12 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
     pad = 2.0 * step_lat
     a0, a1 = a.min() - pad, a.max() + pad
     b0, b1 = b.min() - pad, b.max() + pad
-    # the ray starts where it can first meet the density: the nearest corner of the grid's box
-    corners_idx = np.array([[k, j, i] for k in (-1, grid.shape[0]) for j in (-1, grid.shape[1])
-                            for i in (-1, grid.shape[2])], dtype=float)
+    # the ray starts where it can first meet the density: the nearest corner of its bounding box
+    lo_hi = []
+    for axis in range(3):
+        nz = np.flatnonzero(density.any(axis=tuple(x for x in range(3) if x != axis)))
+        lo_hi.append((nz[0] - 1, nz[-1] + 1) if nz.size else (-1, grid.shape[axis]))
+    corners_idx = np.array([[k, j, i] for k in lo_hi[0] for j in lo_hi[1] for i in lo_hi[2]], dtype=float)
     _, _, w_corner = frame.fan_coordinates(grid.index_to_patient(corners_idx))
     w0 = max(float(w_corner.min()), 1.0)
     w1 = float(w.max()) + 2 * step_w
@@ -89,13 +112,15 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
     ag = a0 + step_lat * np.arange(na)
     bg = b0 + step_lat * np.arange(nb)
     wg = w0 + step_w * np.arange(nw)
-    # sample the density along the rays (chunks of w bound the memory of the point arrays)
-    rho = np.empty((na, nb, nw), dtype=np.float32)
-    A, B = np.meshgrid(ag, bg, indexing="ij")
-    chunk = max(1, int(2_000_000 // (na * nb)))
-    for s in range(0, nw, chunk):
-        pts = frame.points_from_fan(A[:, :, None], B[:, :, None], wg[None, None, s:s + chunk])
-        rho[:, :, s:s + chunk] = _sample_density(density, grid, pts)
+    # sample the density along the rays: in index space each ray is idx = A + w * B (linear in w)
+    A, B = _ray_lines(frame, grid, ag, bg)                                   # (3, na*nb) each
+    rho = np.empty((na * nb, nw), dtype=np.float32)
+    chunk = max(1, int(2_000_000 // max(nw, 1)))
+    for s in range(0, na * nb, chunk):
+        coords = A[:, s:s + chunk, None] + B[:, s:s + chunk, None] * wg[None, None, :]
+        rho[s:s + chunk] = ndimage.map_coordinates(density, coords.reshape(3, -1), order=1, mode="constant",
+                                                   cval=0.0, prefilter=False).reshape(-1, nw)
+    rho = rho.reshape(na, nb, nw)
     # cumulative trapezoid along w, times the path length per unit w of each ray
     cum = np.zeros((na, nb, nw), dtype=np.float32)
     np.cumsum(0.5 * step_w * (rho[:, :, 1:] + rho[:, :, :-1]), axis=2, out=cum[:, :, 1:])
