@@ -75,7 +75,7 @@ def _base_dataset(sop_class: str, reference: Dataset, case: Case, modality: str,
     meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     date, time = _now()
-    ds.SpecificCharacterSet = get_str(reference, "SpecificCharacterSet", "ISO_IR 100")
+    ds.SpecificCharacterSet = reference.get("SpecificCharacterSet", None) or "ISO_IR 100"
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
