@@ -364,3 +364,29 @@ def test_structure_map_and_name_collisions(basic):
     write_rtstruct(basic, {"GTV_recur": [(0.0, box(-2, -2, 2, 2))], "BRSTEM": [(2.0, box(-2, -2, 2, 2))]})
     case = load_case(basic, interval_months=6, structure_map={"rGTV": "GTV_recur"})
     assert set(case.structures) == {"rGTV", "Brainstem"} and case["rGTV"].role == "target"
+
+
+@pytest.mark.parametrize("encoding,space", [("raw", "left-posterior-superior"), ("gzip", "left-posterior-superior"),
+                                            ("gzip", "right-anterior-superior")])
+def test_nrrd_reader_geometry_and_values(tmp_path, encoding, space):
+    import gzip
+
+    from tps_adapters.dicom.nrrd import read_nrrd
+
+    nx, ny, nz = 4, 3, 2
+    data = np.arange(nx * ny * nz, dtype="<f4")  # x fastest
+    payload = data.tobytes() if encoding == "raw" else gzip.compress(data.tobytes())
+    header = (f"NRRD0004\ntype: float\ndimension: 3\nspace: {space}\nsizes: {nx} {ny} {nz}\n"
+              "space directions: (2,0,0) (0,3,0) (0,0,5)\nkinds: domain domain domain\nendian: little\n"
+              f"encoding: {encoding}\nspace origin: (10,20,30)\n\n")
+    p = tmp_path / "d.nrrd"
+    p.write_bytes(header.encode() + payload)
+    volume, grid = read_nrrd(p)
+    assert grid.shape == (nz, ny, nx) and grid.spacing_mm == (5.0, 3.0, 2.0)
+    expected = data.reshape(nz, ny, nx)
+    if space.startswith("left"):
+        assert grid.origin_mm == (30.0, 20.0, 10.0)
+        np.testing.assert_array_equal(volume, expected)
+    else:  # RAS (10, 20) is LPS (-10, -20); x and y run towards smaller LPS values in the file
+        assert grid.origin_mm == (30.0, -20.0 - 3.0 * (ny - 1), -10.0 - 2.0 * (nx - 1))
+        np.testing.assert_array_equal(volume, expected[:, ::-1, ::-1])

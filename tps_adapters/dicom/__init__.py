@@ -3,6 +3,7 @@ RTSTRUCT of a new course). See docs/importing.md."""
 from .errors import (DicomFileError, DicomImportError, DicomImportWarning, DoseCoverageWarning, DoseGridError,
                      ExportError, GeometryError, InvalidTagValueError, MissingDataError, MixedInputError,
                      ModalityError, PriorCourseError, SliceGapError, StructureNameError, UnsupportedDoseError)
+from .export import export_plan
 from .load import load_case
 from .rtdose import DoseGrid, read_rtdose, resample_dose
 from .rtplan import PlanInfo, read_rtplan
@@ -19,9 +20,3 @@ __all__ = [
     "StructureNameError", "ExportError", "DicomImportWarning", "DoseCoverageWarning",
 ]
 
-
-def export_plan(plan_dir, reference_dir, out_dir):
-    """Write the new course as DICOM (see :func:`tps_adapters.dicom.export.export_plan`)."""
-    from .export import export_plan as _export_plan
-
-    return _export_plan(plan_dir, reference_dir, out_dir)
