@@ -3,7 +3,7 @@
 Because the component widths are constant in the isocentre plane, a bixel's dose at a voxel is
 ``sum_i F_i(voxel) E_i(dx) E_i(dy)`` with per-voxel factors
 ``F_i = N (SAD/w)^2 B(d) exp(-mu d) W_i(d)`` (exact radiological depth) and one lateral table of
-the three ``E_i`` (0.25 mm steps) shared by all bixels of the beam.
+the three ``E_i`` (0.1 mm steps) shared by all bixels of the beam.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .engine import BLOCK, ColumnBlock, assemble, build_cells
 from .photon import SIX_MV, PhotonKernelParams, build_up_attenuation, component_weights, lateral_table, normalisation
 from .raytrace import radiological_depth
 
-LATERAL_STEP_MM = 0.25
+LATERAL_STEP_MM = 0.1
 MAX_DEPTH_MM = 500.0
 
 

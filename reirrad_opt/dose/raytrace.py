@@ -10,8 +10,8 @@ beams, and the cumulative depth is interpolated (trilinearly) back at the voxel 
 
 The integration is exact for densities that are linear between samples, so an interface
 (air-tissue, tissue-bone) contributes its thickness times its density whatever its position;
-the step along the ray is at most half the smallest voxel spacing and the lateral step at most
-the smallest voxel spacing.
+the step along the ray is half the smallest voxel spacing and the lateral step the smallest
+voxel spacing (half the largest one on strongly anisotropic grids).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
         empty = np.zeros(0, dtype=np.float32)
         return RayTrace(voxels, a, b, w, empty)
     h = float(min(grid.spacing_mm))
-    step_lat = h
+    step_lat = max(h, 0.5 * float(max(grid.spacing_mm)))
     step_w = 0.5 * h
     pad = 2.0 * step_lat
     a0, a1 = a.min() - pad, a.max() + pad

@@ -1,0 +1,125 @@
+"""InfluenceMatrix: the contract the optimizer relies on, disk format, cache, bad input."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from phantoms.water import water_box
+from reirrad_opt.dose import (InfluenceMatrix, ParticleField, PhotonBeam, compute_influence, particle_fields,
+                              photon_beams)
+
+
+@pytest.fixture(scope="module")
+def small_case():
+    case = water_box(60.0, 80.0, 60.0, spacing_mm=(4.0, 4.0, 4.0))
+    target = np.zeros(case.grid.shape, bool)
+    k, j, i = (s // 2 for s in case.grid.shape)
+    target[k - 2:k + 3, j - 2:j + 3, i - 2:i + 3] = True
+    return case, target
+
+
+def test_photon_matrix_contract(small_case):
+    case, target = small_case
+    beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0, 90.0])
+    inf = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=target)
+    m = inf.matrix
+    assert isinstance(m, sp.csr_matrix)
+    assert m.shape == (case.grid.n_voxels, sum(b.n_columns for b in beams))
+    assert m.dtype == np.float32 and m.indices.dtype == np.int32 and m.indptr.dtype == np.int32
+    assert m.has_canonical_format
+    assert inf.modality == "photon" and inf.grid == case.grid and inf.beams == beams
+    cols = inf.columns
+    np.testing.assert_array_equal(cols.beam, np.repeat([0, 1], [b.n_columns for b in beams]))
+    np.testing.assert_allclose(cols["u_mm"], np.concatenate([b.bixel_u_mm for b in beams]))
+    assert "energy_mev" not in cols
+    # rows outside the body receive nothing
+    outside = ~case.body.ravel()
+    assert m[np.flatnonzero(outside)].nnz == 0
+    d = inf.dose(np.ones(inf.n_columns))
+    assert d.shape == case.grid.shape and d[target].min() > 0
+
+
+def test_particle_columns_carry_energy_and_range(small_case):
+    case, target = small_case
+    fields = particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=[0.0])
+    inf = compute_influence(case.grid, case.ct_hu, case.body, fields)
+    assert inf.modality == "proton" and inf.rbe == pytest.approx(1.1)
+    np.testing.assert_allclose(inf.columns.energy_mev, fields[0].spot_energy_mev)
+    np.testing.assert_allclose(inf.columns.range_r80_mm, fields[0].spot_range_mm)
+
+
+def test_save_load_round_trip(small_case, tmp_path):
+    case, target = small_case
+    fields = particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=[0.0, 180.0])
+    inf = compute_influence(case.grid, case.ct_hu, case.body, fields)
+    path = inf.save(tmp_path / "m.npz")
+    back = InfluenceMatrix.load(path)
+    assert (back.matrix != inf.matrix).nnz == 0
+    assert back.grid == inf.grid and back.modality == "proton" and back.rel_cutoff == inf.rel_cutoff
+    for k in inf.columns:
+        np.testing.assert_array_equal(back.columns[k], inf.columns[k])
+    assert [b.to_dict() for b in back.beams] == [b.to_dict() for b in inf.beams]
+    w = np.linspace(0, 1, inf.n_columns)
+    np.testing.assert_allclose(back.dose(w), inf.dose(w))
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.npz"
+    np.savez(bad, a=np.zeros(3))
+    with pytest.raises(ValueError, match="missing"):
+        InfluenceMatrix.load(bad)
+    with pytest.raises(FileNotFoundError):
+        InfluenceMatrix.load(tmp_path / "none.npz")
+
+
+def test_cache_hit_and_miss(small_case, tmp_path):
+    case, target = small_case
+    beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0, 120.0, 240.0])
+    first = compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("influence-*.npz"))) == 1
+    messages = []
+    t0 = time.perf_counter()
+    second = compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path, progress=messages.append)
+    assert any("cache" in m for m in messages)
+    assert (second.matrix != first.matrix).nnz == 0 and second.meta["key"] == first.meta["key"]
+    # any changed input is a different entry
+    ct = case.ct_hu.copy()
+    ct[case.body] = 10.0
+    compute_influence(case.grid, ct, case.body, beams, cache_dir=tmp_path)
+    compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path, rel_cutoff=2e-3)
+    assert len(list(tmp_path.glob("influence-*.npz"))) == 3
+    assert time.perf_counter() - t0 >= 0.0
+
+
+def test_progress_reports_each_beam(small_case):
+    case, target = small_case
+    beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0, 180.0])
+    messages = []
+    compute_influence(case.grid, case.ct_hu, case.body, beams, progress=messages.append)
+    assert sum("beam 1/2" in m for m in messages) == 1 and sum("beam 2/2" in m for m in messages) == 1
+
+
+def test_bad_input_is_named(small_case):
+    case, target = small_case
+    photon = photon_beams(case.grid, target, gantry_angles_deg=[0.0])
+    proton = particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=[0.0])
+    with pytest.raises(ValueError, match="mixes modalities"):
+        compute_influence(case.grid, case.ct_hu, case.body, photon + proton)
+    with pytest.raises(ValueError, match="empty"):
+        compute_influence(case.grid, case.ct_hu, case.body, [])
+    with pytest.raises(ValueError, match="body_mask"):
+        compute_influence(case.grid, case.ct_hu, case.body[:-1], photon)
+    with pytest.raises(ValueError, match="rel_cutoff"):
+        compute_influence(case.grid, case.ct_hu, case.body, photon, rel_cutoff=0.0)
+    inf = compute_influence(case.grid, case.ct_hu, case.body, photon)
+    with pytest.raises(ValueError, match=">= 0"):
+        inf.dose(-np.ones(inf.n_columns))
+    with pytest.raises(ValueError, match="one per column"):
+        inf.dose(np.ones(inf.n_columns + 1))
+    with pytest.raises(ValueError, match="ion"):
+        ParticleField(0.0, 0.0, (0, 0, 0), "helium", 5.0, [0.0], [0.0], [100.0])
+    with pytest.raises(ValueError, match="same length"):
+        PhotonBeam(0.0, 0.0, (0, 0, 0), 5.0, [0.0, 5.0], [0.0])
