@@ -27,7 +27,7 @@ def direct_dose(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam: Phot
     density = (red_curve if photon else spr_curve)(ct_hu)
     density[~body] = 0.0
     voxels = np.flatnonzero(body)
-    rt = radiological_depth(beam.frame, grid, density, voxels)
+    rt = radiological_depth(beam.frame, grid, density, voxels, step_fraction=1.0 if photon else 0.5)
     dose = np.zeros(voxels.size)
     for j in range(n):
         if w[j] == 0:

@@ -236,11 +236,11 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
             blk = particle_block(beam, bi, grid, density, voxels, rel_cutoff)
         blocks.append(blk)
         report(f"influence: beam {bi + 1}/{len(beams)} (gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}): "
-               f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M non-zeros, {time.perf_counter() - tb:.1f} s")
+               f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M entries, {time.perf_counter() - tb:.1f} s")
     del density
-    matrix = to_csc(blocks, grid.n_voxels)
+    matrix = to_csc(blocks, grid.n_voxels)       # local rows mapped to grid rows while copying
     del blocks
-    matrix = matrix.tocsr()  # transposition: column indices come out sorted within each row
+    matrix = matrix.tocsr()                      # transposition: column indices sorted within rows
     matrix.has_sorted_indices = True
     matrix.sum_duplicates()
     _to_int32(matrix)

@@ -30,7 +30,7 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         rel_cutoff: relative threshold (see :mod:`.engine`).
     """
     n_cols = field.n_columns
-    empty = ColumnBlock([], [], np.zeros(n_cols, np.int64))
+    empty = ColumnBlock([], [], np.zeros(n_cols, np.int64), np.zeros(0, np.int64))
     if n_cols == 0:
         return empty
     energies, layer_of_col = np.unique(field.spot_energy_mev, return_inverse=True)
@@ -61,7 +61,7 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     dkey = np.floor(d_v / DEPTH_KEY_MM).astype(np.int64)
     cells = build_cells(a_v, b_v, h, ci, cj, pad=kk, depth_key=dkey, depth_bin=1)
     o = cells.order
-    rows_s = _pad(vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64))
+    rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
     a_s = _pad(a_v[o].astype(np.float32))
     b_s = _pad(b_v[o].astype(np.float32))
     k_s = _pad(np.rint(d_v[o] / step).astype(np.int32), np.iinfo(np.int32).max // 2)

@@ -51,8 +51,8 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
             & (b >= beam.bixel_v_mm.min() - reach) & (b <= beam.bixel_v_mm.max() + reach) & (w > 0))
     vox = voxels[near]
     if vox.size == 0 or beam.n_columns == 0:
-        return ColumnBlock(np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(beam.n_columns, np.int64))
-    rt = radiological_depth(frame, grid, red, vox, (a[near], b[near], w[near]))
+        return ColumnBlock([], [], np.zeros(beam.n_columns, np.int64), np.zeros(0, np.int64))
+    rt = radiological_depth(frame, grid, red, vox, (a[near], b[near], w[near]), step_fraction=1.0)
     del a, b, w
     depth = rt.depth_mm.astype(np.float64)
     k = int(np.ceil(reach / h)) + 1
@@ -61,7 +61,7 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     cj = np.rint(beam.bixel_v_mm / h).astype(np.int64)
     cells = build_cells(rt.a_mm, rt.b_mm, h, ci, cj, pad=k)
     o = cells.order
-    rows_s = _pad(vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64))
+    rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
     F = normalisation(p) * (beam.sad_mm / rt.w_mm[o]) ** 2 * build_up_attenuation(depth[o], p)
     Fi = (component_weights(depth[o], p) * F[None, :]).astype(np.float32)      # (3, n)
     qa_s = _pad((q0 + np.rint(rt.a_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)

@@ -10,7 +10,7 @@ beams, and the cumulative depth is interpolated (trilinearly) back at the voxel 
 
 The integration is exact for densities that are linear between samples, so an interface
 (air-tissue, tissue-bone) contributes its thickness times its density whatever its position;
-the step along the ray is half the smallest voxel spacing and the lateral step the smallest
+the step along the ray is half the smallest voxel spacing (photons: one spacing) and the lateral step the smallest
 voxel spacing (half the largest one on strongly anisotropic grids).
 """
 from __future__ import annotations
@@ -75,7 +75,8 @@ def _ray_lines(frame: BeamFrame, grid: Grid, ag: np.ndarray, bg: np.ndarray) -> 
 
 
 def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels: np.ndarray,
-                       coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> RayTrace:
+                       coords: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                       step_fraction: float = 0.5) -> RayTrace:
     """Radiological depth (mm, water-equivalent) of ``voxels`` for the beam ``frame``.
 
     Args:
@@ -84,6 +85,7 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
         density: relative density (to water) on the grid, zero outside the body (float32).
         voxels: flat C-order indices of the voxels wanted.
         coords: their ``(a, b, w)`` if already known (see :func:`beam_coordinates`).
+        step_fraction: integration step along the ray as a fraction of the smallest voxel spacing.
     """
     grid.check_array(density, "radiological_depth density")
     voxels = np.asarray(voxels, dtype=np.int64)
@@ -93,7 +95,7 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
         return RayTrace(voxels, a, b, w, empty)
     h = float(min(grid.spacing_mm))
     step_lat = max(h, 0.5 * float(max(grid.spacing_mm)))
-    step_w = 0.5 * h
+    step_w = step_fraction * h
     pad = 2.0 * step_lat
     a0, a1 = a.min() - pad, a.max() + pad
     b0, b1 = b.min() - pad, b.max() + pad
