@@ -101,11 +101,11 @@ def build_cells(a_mm: np.ndarray, b_mm: np.ndarray, cell_mm: float, col_i: np.nd
 
 @dataclass
 class ColumnBlock:
-    """Sparse columns of one beam: local rows and values grouped by column (column-major order,
-    rows unsorted and possibly repeated within a column; repeats add up). Local row ``r`` is the
-    grid voxel ``row_map[r]`` (the beam's voxels in cell order)."""
+    """Sparse columns of one beam: grid rows and values grouped by column (column-major order,
+    rows unsorted and possibly repeated within a column; repeats add up). ``row_map`` lists the
+    beam's voxels in cell order."""
 
-    rows: list             # chunks of local row indices (int32)
+    rows: list             # chunks of grid row indices (flat voxel index)
     values: list           # chunks of float32 values, Gy per unit weight
     counts: np.ndarray     # int64 entries per column
     row_map: np.ndarray | None = None   # local row -> flat grid voxel index
@@ -201,12 +201,14 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             cut = rng.random(v.shape, dtype=np.float32)
             cut *= t
             cut[srow] = uu[srow, None]
-            cut[lane[None, :] >= nn[:, None]] = np.inf
             keep = v > cut
+            partial = nn < BLOCK
+            if partial.any():
+                keep[partial] &= lane[None, :] < nn[partial, None]
             np.maximum(v, t, out=v)
             v[srow] = t[srow] * TAIL_FACTOR
             pos = st[:, None] + lane[None, :]
-            out_rows.append(pos[keep])
+            out_rows.append(row_map[pos[keep]])
             out_vals.append(v[keep])
             counts += np.bincount(cc, weights=keep.sum(axis=1), minlength=n_cols).astype(np.int64)
     return ColumnBlock(out_rows, out_vals, counts, row_map)
@@ -214,7 +216,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
 
 def to_csc(blocks: list[ColumnBlock], n_rows: int) -> sp.csc_matrix:
     """Concatenate the column blocks of several beams into one CSC matrix over the grid rows
-    (``n_rows``), mapping each block's local rows through its ``row_map`` (one copy)."""
+    (``n_rows``), freeing the blocks' chunks as they are copied."""
     nnz = sum(b.nnz for b in blocks)
     n_cols = sum(b.counts.size for b in blocks)
     idx_dtype = np.int32 if max(nnz, n_rows) < 2 ** 31 - 1 else np.int64
@@ -225,7 +227,7 @@ def to_csc(blocks: list[ColumnBlock], n_rows: int) -> sp.csc_matrix:
     for b in blocks:
         indptr[col + 1:col + 1 + b.counts.size] = np.cumsum(b.counts) + pos
         for r, v in zip(b.rows, b.values):
-            rows[pos:pos + r.size] = b.row_map[r]
+            rows[pos:pos + r.size] = r
             vals[pos:pos + r.size] = v
             pos += r.size
         col += b.counts.size
