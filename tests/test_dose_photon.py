@@ -25,7 +25,9 @@ def square_field(side_mm: float, bixel_mm: float = 5.0, iso=(0.0, 0.0, 0.0), gan
     return PhotonBeam(gantry, 0.0, iso, bixel_mm, U.ravel(), V.ravel())
 
 
-def field_dose(case, beam, rel_cutoff=1e-3):
+def field_dose(case, beam, rel_cutoff=1e-4):
+    """Dose of a field of unit-weight bixels through the influence matrix (a small threshold keeps
+    the sampling noise of the scatter tails well below the tolerances of the physics checks)."""
     inf = compute_influence(case.grid, case.ct_hu, case.body, [beam], rel_cutoff=rel_cutoff)
     return inf, inf.dose(np.ones(inf.n_columns))
 
@@ -38,7 +40,7 @@ def cax(case, dose):
 @pytest.fixture(scope="module")
 def water_10x10():
     # narrow in z: the pencil-beam dose at a voxel does not depend on the phantom's lateral extent
-    case = water_box(300.0, 300.0, 20.0, spacing_mm=(2.5, 2.0, 2.5))
+    case = water_box(200.0, 150.0, 20.0, spacing_mm=(2.5, 2.0, 2.5))
     inf, dose = field_dose(case, square_field(100.0))
     return case, inf, dose
 
@@ -83,7 +85,7 @@ def test_inverse_square_with_ssd():
     beam = square_field(200.0, bixel_mm=10.0)
     values = {}
     for ssd in (1000.0, 900.0):
-        case = water_box(360.0, 200.0, 10.0, spacing_mm=(2.5, 2.0, 2.5), surface_y_mm=ssd - 1000.0)
+        case = water_box(60.0, 120.0, 10.0, spacing_mm=(2.5, 2.0, 2.5), surface_y_mm=ssd - 1000.0)
         _, dose = field_dose(case, beam)
         y, d = cax(case, dose)
         values[ssd] = np.interp(ssd - 1000.0 + 100.0, y, d)     # 10 cm deep
@@ -117,7 +119,7 @@ def test_matrix_times_uniform_weights_equals_direct_dose():
     assert np.max(np.abs(exact - ref)) <= 1e-2 * ref.max()
     assert np.mean(np.abs(exact - ref)) <= 1e-3 * ref.max()
     # default threshold: unbiased (integral and mean over the field) with small per-voxel noise
-    _, sampled = field_dose(case, beam)
+    _, sampled = field_dose(case, beam, rel_cutoff=1e-3)
     assert sampled.sum() == pytest.approx(ref.sum(), rel=5e-3)
     field = ref > 0.2 * ref.max()
     assert np.mean(sampled[field] - ref[field]) == pytest.approx(0.0, abs=2e-3 * ref.max())

@@ -70,13 +70,28 @@ class CellIndex:
         return (np.asarray(i, dtype=np.int64) - self.i0) * self.nj + (np.asarray(j, dtype=np.int64) - self.j0)
 
 
+def lattice(u_mm: np.ndarray, v_mm: np.ndarray, spacing_mm: float) -> tuple[float, float, float]:
+    """Offset ``(u0, v0)`` of the square lattice of ``spacing_mm`` that best holds the column
+    positions, and the largest distance ``slack`` (mm, per axis) of a column from its node
+    (0 for the bixel/spot grids made by :mod:`.beams`)."""
+    def fit(x):
+        if x.size == 0:
+            return 0.0, 0.0
+        off = float(x[0] - spacing_mm * np.rint(x[0] / spacing_mm))
+        dev = x - off - spacing_mm * np.rint((x - off) / spacing_mm)
+        return off, float(np.abs(dev).max())
+    (u0, su), (v0, sv) = fit(np.asarray(u_mm, float)), fit(np.asarray(v_mm, float))
+    return u0, v0, max(su, sv)
+
+
 def build_cells(a_mm: np.ndarray, b_mm: np.ndarray, cell_mm: float, col_i: np.ndarray, col_j: np.ndarray,
-                pad: int, depth_key: np.ndarray | None = None, depth_bin: int = 1) -> CellIndex:
-    """Bin lateral positions into square cells of side ``cell_mm`` centred on integer multiples,
-    on a grid that holds every column node plus ``pad`` cells; within a cell, voxels are sorted by
-    ``depth_key`` (non-negative integers) when given."""
-    ia = np.rint(a_mm / cell_mm).astype(np.int64)
-    ib = np.rint(b_mm / cell_mm).astype(np.int64)
+                pad: int, depth_key: np.ndarray | None = None, depth_bin: int = 1,
+                origin_mm: tuple[float, float] = (0.0, 0.0)) -> CellIndex:
+    """Bin lateral positions into square cells of side ``cell_mm`` centred on the lattice
+    ``origin_mm + integer multiples``, on a grid that holds every column node plus ``pad`` cells;
+    within a cell, voxels are sorted by ``depth_key`` (non-negative integers) when given."""
+    ia = np.rint((a_mm - origin_mm[0]) / cell_mm).astype(np.int64)
+    ib = np.rint((b_mm - origin_mm[1]) / cell_mm).astype(np.int64)
     i0 = int(min(ia.min(), col_i.min() - pad))
     j0 = int(min(ib.min(), col_j.min() - pad))
     ni = int(max(ia.max(), col_i.max() + pad)) - i0 + 1

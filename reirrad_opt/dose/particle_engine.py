@@ -9,7 +9,7 @@ import numpy as np
 
 from ..geometry import Grid
 from .beams import ParticleField
-from .engine import BLOCK, ColumnBlock, assemble, build_cells
+from .engine import BLOCK, ColumnBlock, assemble, build_cells, lattice
 from .particle import spot_kernel
 from .raytrace import radiological_depth
 
@@ -56,10 +56,11 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         return empty
     h = field.spot_spacing_mm
     kk = int(np.ceil(reach / h)) + 1
-    ci = np.rint(field.spot_u_mm / h).astype(np.int64)
-    cj = np.rint(field.spot_v_mm / h).astype(np.int64)
+    u0, v0, slack = lattice(field.spot_u_mm, field.spot_v_mm, h)
+    ci = np.rint((field.spot_u_mm - u0) / h).astype(np.int64)
+    cj = np.rint((field.spot_v_mm - v0) / h).astype(np.int64)
     dkey = np.floor(d_v / DEPTH_KEY_MM).astype(np.int64)
-    cells = build_cells(a_v, b_v, h, ci, cj, pad=kk, depth_key=dkey, depth_bin=1)
+    cells = build_cells(a_v, b_v, h, ci, cj, pad=kk, depth_key=dkey, depth_bin=1, origin_mm=(u0, v0))
     o = cells.order
     rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
     a_s = _pad(a_v[o].astype(np.float32))
@@ -75,7 +76,8 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     inv2s2 = np.concatenate([np.append(0.5 / k.sigma.astype(np.float64) ** 2, 0.0) for k in kernels]).astype(np.float32)
     # offsets and per-layer lateral bounds (maximum over depth)
     di, dj = np.mgrid[-kk:kk + 1, -kk:kk + 1]
-    rmin2 = np.maximum(np.abs(di) * h - 0.5 * h, 0.0) ** 2 + np.maximum(np.abs(dj) * h - 0.5 * h, 0.0) ** 2
+    rmin2 = (np.maximum(np.abs(di) * h - 0.5 * h - slack, 0.0) ** 2
+             + np.maximum(np.abs(dj) * h - 0.5 * h - slack, 0.0) ** 2)       # nearest voxel of the cell
     inside = rmin2 <= reach ** 2
     offsets = np.stack([di[inside], dj[inside]], axis=1)
     rmin2 = rmin2[inside]

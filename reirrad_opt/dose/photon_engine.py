@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import Grid
 from .beams import PhotonBeam
-from .engine import BLOCK, ColumnBlock, assemble, build_cells
+from .engine import BLOCK, ColumnBlock, assemble, build_cells, lattice
 from .photon import SIX_MV, PhotonKernelParams, build_up_attenuation, component_weights, lateral_table, normalisation
 from .raytrace import radiological_depth
 
@@ -57,9 +57,10 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     depth = rt.depth_mm.astype(np.float64)
     k = int(np.ceil(reach / h)) + 1
     table, q0 = lateral_table(h, (k + 1) * h, LATERAL_STEP_MM, p)
-    ci = np.rint(beam.bixel_u_mm / h).astype(np.int64)
-    cj = np.rint(beam.bixel_v_mm / h).astype(np.int64)
-    cells = build_cells(rt.a_mm, rt.b_mm, h, ci, cj, pad=k)
+    u0, v0, slack = lattice(beam.bixel_u_mm, beam.bixel_v_mm, h)
+    ci = np.rint((beam.bixel_u_mm - u0) / h).astype(np.int64)
+    cj = np.rint((beam.bixel_v_mm - v0) / h).astype(np.int64)
+    cells = build_cells(rt.a_mm, rt.b_mm, h, ci, cj, pad=k, origin_mm=(u0, v0))
     o = cells.order
     rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
     F = normalisation(p) * (beam.sad_mm / rt.w_mm[o]) ** 2 * build_up_attenuation(depth[o], p)
@@ -74,8 +75,8 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
         cell_max[i, nonempty] = np.maximum.reduceat(Fi[i], cells.start[nonempty])
     # cell offsets to visit and the lateral bound of each component there
     di, dj = np.mgrid[-k:k + 1, -k:k + 1]
-    xmin = np.maximum(np.abs(di) * h - 0.5 * h, 0.0)
-    ymin = np.maximum(np.abs(dj) * h - 0.5 * h, 0.0)
+    xmin = np.maximum(np.abs(di) * h - 0.5 * h - slack, 0.0)     # nearest voxel of the cell
+    ymin = np.maximum(np.abs(dj) * h - 0.5 * h - slack, 0.0)
     inside = xmin ** 2 + ymin ** 2 <= reach ** 2
     offsets = np.stack([di[inside], dj[inside]], axis=1)
     qx = q0 + np.rint(xmin[inside] / LATERAL_STEP_MM).astype(int)
