@@ -12,10 +12,14 @@ of building the beams/fields; ``peak_mb`` the child's peak resident memory (whol
 
 Reference: pyRadPlan 0.5.0 on this kind of 2-core machine, same setups (dose-influence time,
 non-zeros, peak memory): photons 5 mm 18.7 s, 37.6 M, 1.5 GB; photons 3 mm 55.7 s, 173 M,
-4.7 GB; protons 5 mm 10.5 s (6.3 s without LET), 18.8 M, 1.3 GB. If ``--pyradplan-python`` names
-an interpreter with pyRadPlan installed, it is measured on the same setups in the same run.
+4.7 GB; protons 5 mm 10.5 s (6.3 s without LET), 18.8 M, 1.3 GB. If pyRadPlan can be imported
+(by this interpreter, or by the one named with ``--pyradplan-python``, e.g. a separate virtual
+environment), it is measured on the same setups in the same run (its bundled copy of TG119.mat,
+its default engines: SVD pencil beam for photons, Hong pencil beam with LET for protons) and
+the ratios are computed against that measurement instead of the table.
 
-Usage: ``python benchmarks/influence_tg119.py [--json] [--setup NAME ...] [--mat PATH]``
+Usage: ``python benchmarks/influence_tg119.py [--json] [--setup NAME ...] [--mat PATH]
+[--pyradplan-python PATH]``
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ SETUPS = {
 
 def run_setup(name: str, mat: str | None) -> dict:
     """Measure one setup in this process."""
-    from benchmarks.tg119 import load_tg119, resample_case
+    from benchmarks.tg119 import load_tg119, resample_case  # noqa: PLC0415 (only in the worker)
     from reirrad_opt.dose import compute_influence, particle_fields, photon_beams
 
     cfg = SETUPS[name]
@@ -65,12 +69,50 @@ def run_setup(name: str, mat: str | None) -> dict:
             "grid_mm": cfg["spacing"]}
 
 
-def _child(name: str, mat: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name] + (["--mat", mat] if mat else [])
+def run_pyradplan(name: str) -> dict:
+    """Measure one setup with pyRadPlan in this process (imports only pyRadPlan)."""
+    import pyRadPlan
+    from pyRadPlan import IonPlan, PhotonPlan, calc_dose_influence, generate_stf, load_tg119
+
+    cfg = SETUPS[name]
+    ct, cst = load_tg119()
+    angles = [float(a) for a in cfg["angles"]]
+    res = {"x": cfg["spacing"], "y": cfg["spacing"], "z": cfg["spacing"]}
+    if cfg["modality"] == "photon":
+        pln = PhotonPlan()
+    else:
+        pln = IonPlan(radiation_mode="protons", machine="Generic")
+    pln.prop_stf = {"gantry_angles": angles, "couch_angles": [0.0] * len(angles), "bixel_width": 5.0}
+    pln.prop_dose_calc = {"dose_grid": {"resolution": res}}
+    t0 = time.perf_counter()
+    stf = generate_stf(ct, cst, pln)
+    t1 = time.perf_counter()
+    dij = calc_dose_influence(ct, cst, stf, pln)
+    t2 = time.perf_counter()
+    m = dij.physical_dose.flat[0]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"seconds": round(t2 - t1, 2), "setup_seconds": round(t1 - t0, 2), "peak_mb": round(peak_mb, 1),
+            "shape": list(m.shape), "nnz": int(m.nnz), "version": getattr(pyRadPlan, "__version__", "?")}
+
+
+def _child(name: str, mat: str | None, python: str | None = None, pyradplan: bool = False) -> dict:
+    if pyradplan:
+        cmd = [python or sys.executable, __file__, "--pyradplan-worker", name]
+    else:
+        cmd = [sys.executable, __file__, "--worker", name] + (["--mat", mat] if mat else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"setup {name} failed:\n{out.stderr}")
+        raise RuntimeError(f"setup {name} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pyradplan_python(arg: str | None) -> str | None:
+    """The interpreter that can import pyRadPlan, or None."""
+    for python in ([arg] if arg else []) + [sys.executable]:
+        ok = subprocess.run([python, "-c", "import pyRadPlan"], capture_output=True, check=False).returncode == 0
+        if ok:
+            return python
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,24 +120,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object keyed by setup name")
     ap.add_argument("--setup", action="append", choices=sorted(SETUPS), help="run only these setups")
     ap.add_argument("--mat", help="path to TG119.mat (default: $REIRRAD_REALDATA/cort_tg119_matrad/TG119.mat)")
+    ap.add_argument("--pyradplan-python", help="a Python interpreter with pyRadPlan installed (optional)")
+    ap.add_argument("--no-pyradplan", action="store_true", help="compare with the table only")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--pyradplan-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(run_setup(args.worker, args.mat)))
         return 0
+    if args.pyradplan_worker:
+        print(json.dumps(run_pyradplan(args.pyradplan_worker)))
+        return 0
+    prp_python = None if args.no_pyradplan else _pyradplan_python(args.pyradplan_python)
     results = {}
     for name in args.setup or list(SETUPS):
         r = _child(name, args.mat)
-        ref = PYRADPLAN_TABLE[name]
-        r["pyradplan_table"] = ref
+        ref = dict(PYRADPLAN_TABLE[name], source="table")
+        if prp_python is not None:
+            try:
+                ref = dict(_child(name, None, prp_python, pyradplan=True), source="measured")
+            except RuntimeError as exc:
+                print(f"pyRadPlan measurement failed, using the table: {exc}", file=sys.stderr)
+        r["pyradplan"] = ref
         r["time_ratio_vs_pyradplan"] = round(r["seconds"] / ref["seconds"], 3)
         r["memory_ratio_vs_pyradplan"] = round(r["peak_mb"] / ref["peak_mb"], 3)
         results[name] = r
         if not args.json:
             print(f"{name:16s} {r['seconds']:7.2f} s  (beams {r['setup_seconds']:.2f} s)  peak {r['peak_mb']:7.0f} MB  "
                   f"shape {tuple(r['shape'])}  nnz {r['nnz'] / 1e6:6.1f} M  "
-                  f"| vs pyRadPlan table: time x{r['time_ratio_vs_pyradplan']:.3f}, "
-                  f"memory x{r['memory_ratio_vs_pyradplan']:.3f}, nnz {ref['nnz'] / 1e6:.1f} M", flush=True)
+                  f"| pyRadPlan ({ref['source']}): {ref['seconds']:.1f} s, {ref['peak_mb']:.0f} MB, "
+                  f"nnz {ref['nnz'] / 1e6:.1f} M -> time x{r['time_ratio_vs_pyradplan']:.3f}, "
+                  f"memory x{r['memory_ratio_vs_pyradplan']:.3f}", flush=True)
     if args.json:
         print(json.dumps(results))
     return 0
