@@ -1,0 +1,81 @@
+"""``reirrad-opt compare``: IMRT versus particle comparative planning of one case.
+
+Plans the case with photons (IMRT) and with protons (or carbon ions) under the same protocol
+(same priorities, slips, fractionation and recovery) and writes, atomically, a folder with
+comparison.json, comparison.png (overlaid cumulative-EQD2 DVHs), falloff.png, slices.png,
+comparison.html and one plan folder per modality. Exit code 3 when either plan fails a
+priority-1 limit (outputs still written)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ..progress import Progress
+from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="IMRT versus particle plans of one case under one protocol",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_case_arguments(p)
+    p.add_argument("--protocol", type=Path, default=None, help="protocol TOML (default: NPC consensus 2021)")
+    photon = p.add_mutually_exclusive_group()
+    photon.add_argument("--photon-beams", type=float, nargs="+", default=None, metavar="DEG",
+                        help="IMRT gantry angles in degrees (default: 9 equispaced beams)")
+    photon.add_argument("--photon-n-beams", type=int, default=None, metavar="N", help="N equispaced IMRT beams")
+    p.add_argument("--particle-fields", type=float, nargs="+", default=None, metavar="DEG",
+                   help="particle field gantry angles in degrees (default: 90 270 180)")
+    p.add_argument("--particle", choices=["proton", "carbon"], default="proton", help="particle (default proton)")
+    p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
+    p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
+    p.add_argument("--optic-nerve-rule", choices=["bilateral", "unilateral"], default=None)
+    p.add_argument("--bixel-mm", type=float, default=5.0)
+    p.add_argument("--spot-spacing-mm", type=float, default=5.0)
+    p.add_argument("--distal-margin-mm", type=float, default=5.0,
+                   help="distal region checked beyond each spot's R80 (mm water-equivalent, default 5)")
+    p.add_argument("--range-error-pct", type=float, default=3.5, help="range error of the distal check (default 3.5 %%)")
+    p.add_argument("--min-spot-weight", type=float, default=0.05, metavar="FRACTION",
+                   help="a spot counts for the distal check from this fraction of its field's largest weight")
+    p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..compare.folder import write_comparison_folder
+    from ..compare.run import compare
+
+    if args.photon_n_beams is not None and args.photon_n_beams < 1:
+        raise InputError(f"--photon-n-beams must be >= 1, got {args.photon_n_beams}")
+    if args.protocol is not None and not args.protocol.is_file():
+        raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
+    progress = Progress(False if args.quiet else None)
+    case = load_case_from_args(args)
+    progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
+    cmp = compare(case, args.protocol, photon_angles_deg=args.photon_beams, photon_n_beams=args.photon_n_beams,
+                  particle_angles_deg=args.particle_fields, particle=args.particle, fractionation=args.fractionation,
+                  recovery=parse_recovery_spec(args.recovery), optic_nerve_rule=args.optic_nerve_rule,
+                  bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
+                  distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
+                  min_spot_weight_fraction=args.min_spot_weight, progress=progress)
+    write_comparison_folder(cmp, args.out)
+    print(summary_text(cmp, args.out))
+    return EXIT_PRIORITY1_FAIL if cmp.priority1_failed else EXIT_OK
+
+
+def summary_text(cmp, out: Path) -> str:
+    """The terminal summary: verdicts, the criteria table and the summary sentences."""
+    mods = cmp.modalities
+    lines = [f"comparison written to {out}"]
+    lines += [f"  {m:<8} verdict {cmp.plans[m].verdict.upper()}" for m in mods]
+    width = max(len(r["criterion"]) for r in cmp.summary_rows) if cmp.summary_rows else 20
+    lines.append(f"  {'criterion':<{width}}  " + "  ".join(f"{m:>9}" for m in mods) + "  better")
+    for r in cmp.summary_rows:
+        vals = "  ".join(f"{'-' if r['values'][m] is None else format(r['values'][m], '9.2f'):>9}" for m in mods)
+        lines.append(f"  {r['criterion']:<{width}}  {vals}  {r['winner'] or '='}")
+    lines += [f"  {s}" for s in cmp.summary]
+    if cmp.priority1_failed:
+        lines.append("!! A PRIORITY-1 LIMIT IS NOT MET by at least one plan: see comparison.html. !!")
+    return "\n".join(lines)

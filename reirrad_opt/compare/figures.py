@@ -1,0 +1,182 @@
+"""Figures of a comparison: overlaid cumulative-EQD2 DVHs, dose fall-off profiles and dose slices
+with their difference. Photon curves solid, particle curves dashed, everywhere."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..evaluate import goal_dose_at, sample_points  # noqa: E402
+from ..evaluate.dvh import DVH  # noqa: E402
+from ..evaluate.metrics import DEFAULT_FINE_FACTOR  # noqa: E402
+
+STYLE = {0: "-", 1: "--"}
+PALETTE = plt.get_cmap("tab20").colors
+OUTLINES = ("rGTV", "PTV", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
+            "Lobe_Temporal_R", "A_Carotid_L", "A_Carotid_R")
+
+
+def _organ_lines(plan) -> list:
+    """First cumulative maximum-type evaluation row of each structure, in protocol order."""
+    seen, rows = set(), []
+    for r in plan.evaluation.rows:
+        if r.cumulative and r.sense == "max" and r.unit == "Gy" and r.verdict != "not evaluated" \
+                and r.case_structure not in seen:
+            seen.add(r.case_structure)
+            rows.append(r)
+    return rows
+
+
+def cumulative_dvh(plan, row) -> DVH:
+    """Cumulative-EQD2 DVH of a protocol line's structure, sampled and converted exactly as the
+    evaluation does (the line's alpha/beta, the structure's recovered fraction)."""
+    case = plan.case
+    pts = sample_points(case.structures[row.case_structure].mask, case.grid, DEFAULT_FINE_FACTOR)
+    values = goal_dose_at(pts, plan.new_dose_gy, cumulative=True, prior_dose_gy=case.prior_dose_gy,
+                          prior_n_fractions=case.prior.n_fractions, new_n_fractions=plan.fractionation.n_fractions,
+                          alpha_beta_gy=row.alpha_beta_gy, recovered_fraction=row.recovered_fraction or 0.0)
+    return DVH.from_samples(values, pts.volume_cc, bin_gy=0.1)
+
+
+def comparison_figure(cmp, path: Path) -> None:
+    """Left: cumulative-EQD2 DVHs of the organs for both plans with the desirable (dash-dot) and
+    acceptable (dotted) limits; right: the targets' new-course dose DVHs."""
+    mods = cmp.modalities
+    first = cmp.plans[mods[0]]
+    lines = _organ_lines(first)
+    colours = {r.case_structure: PALETTE[i % len(PALETTE)] for i, r in enumerate(lines)}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    for r in lines:
+        c = colours[r.case_structure]
+        for k, m in enumerate(mods):
+            row = cmp.plans[m].evaluation.row(r.goal_id)
+            h = cumulative_dvh(cmp.plans[m], row)
+            ax1.plot(h.dose_gy, h.volume_pct, color=c, ls=STYLE[k], lw=1.5,
+                     label=f"{r.structure} (P{r.priority})" if k == 0 else None)
+        if r.desirable is not None:
+            ax1.axvline(r.desirable, color=c, ls="-.", lw=0.7, alpha=0.8)
+        if r.acceptable is not None:
+            ax1.axvline(r.acceptable, color=c, ls=":", lw=0.9, alpha=0.9)
+    style_handles = [plt.Line2D([], [], color="k", ls=STYLE[k], label=f"{m} plan") for k, m in enumerate(mods)]
+    style_handles += [plt.Line2D([], [], color="k", ls="-.", lw=0.7, label="desirable limit"),
+                      plt.Line2D([], [], color="k", ls=":", lw=0.9, label="acceptable limit")]
+    leg = ax1.legend(handles=style_handles, loc="upper right", fontsize=8)
+    ax1.add_artist(leg)
+    ax1.legend(loc="center right", fontsize=7, ncol=1, title="organ (priority)", title_fontsize=7)
+    ax1.set(xlabel="cumulative EQD2 (Gy), prior after recovery + new course", ylabel="volume (%)", ylim=(0, 102),
+            xlim=(0, None), title="Organs: cumulative EQD2 DVHs")
+    ax1.grid(alpha=0.3)
+    rx = float(first.fractionation.total_gy)
+    tcol = {"rGTV": "tab:red", "PTV": "tab:orange"}
+    for name in ("rGTV", "PTV"):
+        if name not in cmp.case.structures:
+            continue
+        for k, m in enumerate(mods):
+            pts = sample_points(cmp.case.structures[name].mask, cmp.case.grid, DEFAULT_FINE_FACTOR)
+            h = DVH.from_samples(pts.values(cmp.plans[m].new_dose_gy), pts.volume_cc, bin_gy=0.1)
+            ax2.plot(h.dose_gy, h.volume_pct, color=tcol[name], ls=STYLE[k], lw=1.6, label=f"{name}, {m}")
+    for pct, ls in ((95, ":"), (100, "-"), (107, "--")):
+        ax2.axvline(rx * pct / 100, color="grey", ls=ls, lw=0.7)
+    ax2.set(xlabel="new-course dose (Gy)", ylabel="volume (%)", ylim=(0, 102), xlim=(0.6 * rx, 1.2 * rx),
+            title=f"Targets: new course (Rx {rx:.1f} Gy; 95 / 100 / 107 %)")
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def falloff_figure(cmp, path: Path, distances_mm: np.ndarray | None = None) -> None:
+    """New-course dose (% of Rx) against distance from the PTV surface along the rays of the
+    fall-off metric: median over the rays with the 10-90 % band, per plan."""
+    d = np.arange(-10.0, 60.5, 0.5) if distances_mm is None else np.asarray(distances_mm, float)
+    fig, ax = plt.subplots(figsize=(9, 5.4))
+    colours = ("tab:blue", "tab:red")
+    for k, m in enumerate(cmp.modalities):
+        pm = cmp.metrics[m]
+        rx = pm.rx_gy
+        curves = []
+        for dist, dose in pm.falloff_profiles:
+            if dist.size < 2:
+                continue
+            curves.append(np.interp(d, dist, 100.0 * dose / rx, left=np.nan, right=np.nan))
+        if not curves:
+            continue
+        arr = np.asarray(curves)
+        arr[:, np.isfinite(arr).sum(axis=0) < 0.25 * len(curves)] = np.nan   # distances few rays reach
+        with warnings.catch_warnings():   # distances no ray reaches are all-NaN columns
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(arr, axis=0)
+            lo, hi = np.nanpercentile(arr, 10, axis=0), np.nanpercentile(arr, 90, axis=0)
+        f = pm.falloff
+        label = (f"{m}: 90->50 % {f['90-50'].median_mm:.1f} mm, 80->20 % {f['80-20'].median_mm:.1f} mm (median, "
+                 f"{f['80-20'].n_directions} rays)")
+        ax.plot(d, med, color=colours[k % 2], ls=STYLE[k], lw=1.8, label=label)
+        ax.fill_between(d, lo, hi, color=colours[k % 2], alpha=0.12)
+    for lvl in (90, 80, 50, 20):
+        ax.axhline(lvl, color="grey", lw=0.6, ls=":")
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.set(xlabel="distance outward from the PTV surface (mm)", ylabel="new-course dose (% of Rx)",
+           ylim=(0, 120), title="Dose fall-off outside the PTV (median over rays, band 10-90 %)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _slices(volume: np.ndarray, centre) -> list[np.ndarray]:
+    k, j, i = centre
+    return [volume[k], volume[:, j, :], volume[:, :, i]]
+
+
+def slices_figure(cmp, path: Path) -> None:
+    """Axial, coronal and sagittal slices through the rGTV (or PTV) centre: each plan's new-course
+    dose on the CT, and the difference (particle - photon)."""
+    case, grid = cmp.case, cmp.case.grid
+    mods = cmp.modalities
+    key = "rGTV" if "rGTV" in case.structures else "PTV"
+    centre = tuple(int(round(c)) for c in np.argwhere(case.structures[key].mask).mean(axis=0))
+    dz, dy, dx = grid.spacing_mm
+    aspects = [dy / dx, dz / dx, dz / dy]
+    views = ["axial", "coronal", "sagittal"]
+    outlines = [n for n in OUTLINES if n in case.structures]
+    colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(outlines)}
+    rx = float(cmp.plans[mods[0]].fractionation.total_gy)
+    doses = [np.asarray(cmp.plans[m].new_dose_gy, dtype=float) for m in mods]
+    diff = doses[1] - doses[0]
+    dmax = float(np.percentile(np.abs(diff[case.body]), 99.5)) or 1.0
+    panels = [(doses[0], f"{mods[0]} (Gy)", "dose"), (doses[1], f"{mods[1]} (Gy)", "dose"),
+              (diff, f"{mods[1]} - {mods[0]} (Gy)", "diff")]
+    fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.0), layout="constrained")
+    ct = _slices(case.ct_hu, centre)
+    for row, (vol, label, kind) in enumerate(panels):
+        sl = _slices(vol, centre)
+        for col in range(3):
+            ax = axes[row, col]
+            origin = "upper" if col == 0 else "lower"
+            ax.imshow(ct[col], cmap="gray", vmin=-300, vmax=1200, origin=origin, aspect=aspects[col])
+            if kind == "dose":
+                im = ax.imshow(np.ma.masked_less(sl[col], 0.05 * rx), cmap="jet", alpha=0.5, vmin=0, vmax=1.1 * rx,
+                               origin=origin, aspect=aspects[col])
+            else:
+                im = ax.imshow(np.ma.masked_where(np.abs(sl[col]) < 0.01 * rx, sl[col]), cmap="RdBu_r", alpha=0.75,
+                               vmin=-dmax, vmax=dmax, origin=origin, aspect=aspects[col])
+            for name in outlines:
+                m = _slices(case.structures[name].mask, centre)[col]
+                if m.any():
+                    # contour coordinates are array indices whatever the image origin (no origin= here)
+                    ax.contour(m.astype(float), levels=[0.5], colors=[colours[name]], linewidths=0.9)
+            ax.set_title(f"{views[col]}: {label}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, label=label)
+    handles = [plt.Line2D([], [], color=colours[n], label=n) for n in outlines]
+    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
