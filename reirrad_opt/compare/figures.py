@@ -155,6 +155,7 @@ def slices_figure(cmp, path: Path) -> None:
               (diff, f"{mods[1]} - {mods[0]} (Gy)", "diff")]
     fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.0), layout="constrained")
     ct = _slices(case.ct_hu, centre)
+    body = _slices(case.body, centre)
     for row, (vol, label, kind) in enumerate(panels):
         sl = _slices(vol, centre)
         for col in range(3):
@@ -165,7 +166,7 @@ def slices_figure(cmp, path: Path) -> None:
                 im = ax.imshow(np.ma.masked_less(sl[col], 0.05 * rx), cmap="jet", alpha=0.5, vmin=0, vmax=1.1 * rx,
                                origin=origin, aspect=aspects[col])
             else:
-                im = ax.imshow(np.ma.masked_where(np.abs(sl[col]) < 0.01 * rx, sl[col]), cmap="RdBu_r", alpha=0.75,
+                im = ax.imshow(np.ma.masked_where(~body[col], sl[col]), cmap="RdBu_r", alpha=0.8,
                                vmin=-dmax, vmax=dmax, origin=origin, aspect=aspects[col])
             for name in outlines:
                 m = _slices(case.structures[name].mask, centre)[col]
