@@ -132,7 +132,7 @@ class ColumnBlock:
 
 def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np.ndarray,
              threshold: np.ndarray, offsets: np.ndarray, bound: Callable, evaluate: Callable,
-             rng: np.random.Generator, depth_limit: Callable | None = None) -> ColumnBlock:
+             rng: np.random.Generator, depth_edges: Callable | None = None) -> ColumnBlock:
     """Build the sparse columns of one beam.
 
     Args:
@@ -142,13 +142,15 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
         col_i, col_j: integer lateral node of every column.
         threshold: ``T`` of every column (Gy per unit weight).
         offsets: (n_off, 2) integer cell offsets to visit around a column.
-        bound: ``bound(col, offset_id, cell) -> vmax`` (Gy per unit weight) for pairs.
+        bound: ``bound(col, offset_id, cell, segment) -> vmax`` (Gy per unit weight) for pairs
+            (``segment`` is the depth segment, always 0 without ``depth_edges``).
         evaluate: ``evaluate(start, col) -> (n, BLOCK) dose`` for blocks of :data:`BLOCK`
             consecutive sorted voxel positions from ``start`` and the block's column (entries
             past a block's end are ignored, so the voxel arrays must be padded).
         rng: random generator for the sampling of sub-threshold entries.
-        depth_limit: optional ``depth_limit(col) -> bin`` such that a column gives no dose to
-            voxels in depth-key bins >= bin (uses ``cells.depth_prefix``).
+        depth_edges: optional ``depth_edges(cols) -> (n, S + 1)`` depth-key bin edges splitting a
+            cell's depth-sorted voxels into S segments per column (bounded separately); voxels at
+            or beyond the last edge receive no dose from the column (uses ``cells.depth_prefix``).
     """
     n_cols = col_i.size
     n_off = offsets.shape[0]
@@ -164,24 +166,32 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
     for c0 in range(0, n_cols, cols_per_chunk):
         cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk))
         cell2 = col_cell[cols, None] + off_flat[None, :]
-        if depth_limit is None:
+        if depth_edges is None:
             cnt2 = cells.count[cell2]
+            pc, po = np.nonzero(cnt2)
+            cell = cell2[pc, po]
+            cnt = cnt2[pc, po]
+            seg = np.zeros(cell.size, dtype=np.int64)
+            pstart = start_all[cell]
         else:
-            lim = np.minimum(depth_limit(cols), cells.depth_prefix.shape[1] - 1)
-            cnt2 = cells.depth_prefix[cell2, lim[:, None]].astype(np.int64)
-        pc, po = np.nonzero(cnt2)
-        cell = cell2[pc, po]
-        cnt = cnt2[pc, po]
-        del cell2, cnt2
+            edges = np.minimum(depth_edges(cols), cells.depth_prefix.shape[1] - 1)   # (nc, S + 1)
+            below = cells.depth_prefix[cell2[:, :, None], edges[:, None, :]]          # (nc, n_off, S + 1)
+            cnt3 = np.diff(below, axis=2)
+            pc, po, seg = np.nonzero(cnt3)
+            cell = cell2[pc, po]
+            cnt = cnt3[pc, po, seg].astype(np.int64)
+            pstart = start_all[cell] + below[pc, po, seg].astype(start_all.dtype)
+            del below, cnt3
+        del cell2
         col = cols[pc]
-        p = bound(col, po, cell) / threshold[col]
+        p = bound(col, po, cell, seg) / threshold[col]
         nblk = (cnt + (BLOCK - 1)) // BLOCK
         exact = p >= 1.0
         # exact cells: every block
         e_nblk = nblk[exact]
         owner = np.repeat(np.flatnonzero(exact), e_nblk)
         j = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(e_nblk) - e_nblk, e_nblk)
-        e_start = start_all[cell[owner]] + (j * BLOCK).astype(start_all.dtype)
+        e_start = pstart[owner] + (j * BLOCK).astype(start_all.dtype)
         e_n = np.minimum(cnt[owner] - j * BLOCK, BLOCK)
         e_col = col[owner]
         # sampled cells: Poisson thinning over blocks
@@ -192,7 +202,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
         k = rng.poisson(lam[ok])
         owner = np.repeat(idx, k)
         first = (rng.random(owner.size) * nblk[owner]).astype(np.int64) * BLOCK
-        s_start = start_all[cell[owner]] + first.astype(start_all.dtype)
+        s_start = pstart[owner] + first.astype(start_all.dtype)
         s_n = np.minimum(cnt[owner] - first, BLOCK)
         s_col = col[owner]
         s_u = (rng.random(owner.size) * p[owner] * threshold[s_col]).astype(np.float32)  # u * vmax

@@ -2,7 +2,9 @@
 tabulated spot kernels per energy layer.
 
 Within a lateral cell the voxels are sorted by water-equivalent depth, so a spot only visits the
-voxels shallower than the end of its kernel table (range + straggling tail)."""
+voxels shallower than the end of its kernel table (range + straggling tail), and the cell's
+voxels are split into depth segments (entrance, proximal, Bragg peak) with their own dose bounds,
+so that low-dose segments are sampled rather than evaluated voxel by voxel (see :mod:`.engine`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +17,7 @@ from .raytrace import radiological_depth
 
 BOUND_BLOCK = 20        # depth samples per block when bounding a kernel over depth
 DEPTH_KEY_MM = 1.0      # depth resolution of the per-cell depth index (mm)
+SEGMENT_EDGES_MM = (60.0, 20.0)   # depth segments end this far before the range (bounded separately)
 
 
 def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.ndarray, voxels: np.ndarray,
@@ -81,14 +84,28 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     inside = rmin2 <= reach ** 2
     offsets = np.stack([di[inside], dj[inside]], axis=1)
     rmin2 = rmin2[inside]
-    lat_bound = np.zeros((len(kernels), offsets.shape[0]), dtype=np.float32)
+    # depth segments of each layer (depth-key bins of 1 mm): entrance, proximal, peak and beyond;
+    # each gets its own lateral bound (maximum over its depths)
+    limit_l = np.array([int(np.ceil(k.idd.size * step / DEPTH_KEY_MM)) + 1 for k in kernels], dtype=np.int64)
+    range_l = np.array([k.range_mm for k in kernels])
+    cut_l = np.stack([np.zeros(len(kernels)), range_l - SEGMENT_EDGES_MM[0], range_l - SEGMENT_EDGES_MM[1]], axis=1)
+    edges_l = np.concatenate([np.clip(np.floor(cut_l / DEPTH_KEY_MM), 0, limit_l[:, None]).astype(np.int64),
+                              limit_l[:, None]], axis=1)                               # (n_layers, S + 1)
+    n_seg = edges_l.shape[1] - 1
+    lat_bound = np.zeros((len(kernels), n_seg, offsets.shape[0]), dtype=np.float32)
     for li, k in enumerate(kernels):
         n = k.idd.size
         nb = int(np.ceil(n / BOUND_BLOCK))
         pad = nb * BOUND_BLOCK - n
         a_blk = np.pad(k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2), (0, pad)).reshape(nb, -1).max(axis=1)
         s_blk = np.pad(0.5 / k.sigma.astype(np.float64) ** 2, (0, pad), mode="edge").reshape(nb, -1).min(axis=1)
-        lat_bound[li] = (a_blk[:, None] * np.exp(-rmin2[None, :] * s_blk[:, None])).max(axis=0)
+        blk_lo = np.arange(nb) * BOUND_BLOCK * step / DEPTH_KEY_MM        # depth key at each block start
+        blk_hi = (np.arange(nb) + 1) * BOUND_BLOCK * step / DEPTH_KEY_MM
+        per_blk = a_blk[:, None] * np.exp(-rmin2[None, :] * s_blk[:, None])          # (nb, n_off)
+        for sg in range(n_seg):
+            sel = (blk_hi > edges_l[li, sg]) & (blk_lo < edges_l[li, sg + 1] + 1)
+            if np.any(sel):
+                lat_bound[li, sg] = per_blk[sel].max(axis=0)
     peak = np.array([k.peak_axis_gy for k in kernels])
     threshold = rel_cutoff * peak[layer_of_col]
     u_c = field.spot_u_mm.astype(np.float32)
@@ -96,15 +113,14 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     layer_c = layer_of_col.astype(np.int64)
     start_c = start[layer_c]
     len_c = lengths[layer_c]
-    # depth-key bin (1 mm) beyond which a column's kernel is zero
-    limit_c = np.ceil(len_c * step / DEPTH_KEY_MM).astype(np.int64) + 1
+    edges_c = edges_l[layer_c]
     lane = np.arange(BLOCK, dtype=np.int32)
 
-    def bound(col, off, cell):
-        return lat_bound[layer_c[col], off]
+    def bound(col, off, cell, seg):
+        return lat_bound[layer_c[col], seg, off]
 
-    def depth_limit(cols):
-        return limit_c[cols]
+    def depth_edges(cols):
+        return edges_c[cols]
 
     def evaluate(st, col):
         pos = st[:, None] + lane[None, :]
@@ -123,7 +139,7 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         return da
 
     rng = np.random.default_rng(2_000_003 * (beam_index + 1))
-    return assemble(rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng, depth_limit=depth_limit)
+    return assemble(rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng, depth_edges=depth_edges)
 
 
 def _pad(arr: np.ndarray, value=0) -> np.ndarray:

@@ -96,7 +96,7 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     fis = [_pad(np.ascontiguousarray(Fi[i])) for i in range(3)]
     del Fi
 
-    def bound(col, off, cell):
+    def bound(col, off, cell, seg):
         return (cell_max[0, cell] * comp_bound[0, off] + cell_max[1, cell] * comp_bound[1, off]
                 + cell_max[2, cell] * comp_bound[2, off])
 
