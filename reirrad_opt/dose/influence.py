@@ -35,7 +35,7 @@ from .particle_engine import particle_block
 from .photon import SIX_MV, PhotonKernelParams
 from .photon_engine import photon_block
 
-ENGINE_VERSION = "reirrad-dose-1"
+ENGINE_VERSION = "reirrad-dose-2"
 FILE_FORMAT = "reirrad-influence-1"
 
 
