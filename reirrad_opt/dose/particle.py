@@ -193,16 +193,32 @@ def bortfeld_idd(depth_mm: np.ndarray, energy_mev_u: float, ion: IonSpecies = PR
         out[far] = pre * (rr ** (1.0 / p - 1.0) + p * coef * rr ** (1.0 / p))
     near = ~far & (zeta > -12.0)
     if np.any(near):
-        x = -zeta[near]
-        d1, _ = pbdv(-1.0 / p, x)
-        d2, _ = pbdv(-1.0 / p - 1.0, x)
-        front = np.exp(-zeta[near] ** 2 / 4.0) * sigma ** (1.0 / p) * gamma_fn(1.0 / p) / (
-            np.sqrt(2 * np.pi) * p * alpha ** (1.0 / p) * (1.0 + beta * r0))
-        out[near] = front * (d1 / sigma + coef * d2)
+        g1, g2 = _parabolic_cylinder_terms(zeta[near])
+        front = sigma ** (1.0 / p) * gamma_fn(1.0 / p) / (np.sqrt(2 * np.pi) * p * alpha ** (1.0 / p) * (1.0 + beta * r0))
+        out[near] = front * (g1 / sigma + coef * g2)
     out = np.maximum(out, 0.0)
     if ion.fragment_fraction > 0:
         out += _fragment_idd(z, r0, e0, sigma, ion)
     return out
+
+
+ZETA_STEP = 0.002
+
+
+@lru_cache(maxsize=1)
+def _parabolic_cylinder_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``exp(-zeta^2/4) D_v(-zeta)`` for v = -1/p and -1/p - 1 on a fine grid of zeta in [-12, 10]
+    (they depend on zeta only, p = 1.77 being fixed)."""
+    zeta = np.arange(-12.0, 10.0 + ZETA_STEP, ZETA_STEP)
+    p = BRAGG_KLEEMAN_P
+    e = np.exp(-zeta ** 2 / 4.0)
+    return zeta, e * pbdv(-1.0 / p, -zeta)[0], e * pbdv(-1.0 / p - 1.0, -zeta)[0]
+
+
+def _parabolic_cylinder_terms(zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolated ``exp(-zeta^2/4) D_v(-zeta)`` (see :func:`_parabolic_cylinder_table`)."""
+    z, t1, t2 = _parabolic_cylinder_table()
+    return np.interp(zeta, z, t1), np.interp(zeta, z, t2)
 
 
 def _fragment_idd(z_cm: np.ndarray, r0: float, e0: float, sigma: float, ion: IonSpecies) -> np.ndarray:
