@@ -159,6 +159,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
     start_all = cells.start.astype(np.int32 if cells.start.size and cells.start[-1] < 2 ** 31 - BLOCK else np.int64)
     lane = np.arange(BLOCK, dtype=start_all.dtype)
     thr32 = threshold.astype(np.float32)
+    prefix_flat = None if cells.depth_prefix is None else cells.depth_prefix.ravel()
     out_rows: list[np.ndarray] = []
     out_vals: list[np.ndarray] = []
     counts = np.zeros(n_cols, dtype=np.int64)
@@ -174,14 +175,21 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             seg = np.zeros(cell.size, dtype=np.int64)
             pstart = start_all[cell]
         else:
-            edges = np.minimum(depth_edges(cols), cells.depth_prefix.shape[1] - 1)   # (nc, S + 1)
-            below = cells.depth_prefix[cell2[:, :, None], edges[:, None, :]]          # (nc, n_off, S + 1)
-            cnt3 = np.diff(below, axis=2)
-            pc, po, seg = np.nonzero(cnt3)
-            cell = cell2[pc, po]
-            cnt = cnt3[pc, po, seg].astype(np.int64)
-            pstart = start_all[cell] + below[pc, po, seg].astype(start_all.dtype)
-            del below, cnt3
+            nk = cells.depth_prefix.shape[1]
+            edges = np.minimum(depth_edges(cols), nk - 1)                                 # (nc, S + 1)
+            n_seg = edges.shape[1] - 1
+            flat = (cell2 * nk)[:, :, None] + edges[:, None, :]                            # (nc, n_off, S + 1)
+            below = np.take(prefix_flat, flat)
+            del flat
+            cnt3 = below[:, :, 1:] - below[:, :, :-1]
+            nz = np.flatnonzero(cnt3)
+            cnt = cnt3.ravel()[nz].astype(np.int64)
+            seg = nz % n_seg
+            pair = nz // n_seg
+            pc, po = np.divmod(pair, n_off)
+            cell = cell2.ravel()[pair]
+            pstart = start_all[cell] + below.reshape(-1, n_seg + 1)[pair, seg].astype(start_all.dtype)
+            del below, cnt3, nz, pair
         del cell2
         col = cols[pc]
         p = bound(col, po, cell, seg) / threshold[col]

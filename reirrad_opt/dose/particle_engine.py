@@ -115,9 +115,12 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     len_c = lengths[layer_c]
     edges_c = edges_l[layer_c]
     lane = np.arange(BLOCK, dtype=np.int32)
+    n_off = offsets.shape[0]
+    bound_flat = lat_bound.ravel()
+    bound_base_c = layer_c * (n_seg * n_off)
 
     def bound(col, off, cell, seg):
-        return lat_bound[layer_c[col], seg, off]
+        return np.take(bound_flat, bound_base_c[col] + seg * n_off + off)
 
     def depth_edges(cols):
         return edges_c[cols]
