@@ -190,8 +190,8 @@ def roughness_operator(influence) -> sp.csr_matrix | None:
 
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
-         bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "CLARABEL",
-         progress: Progress = SILENT) -> Plan:
+         bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
+         truncation: float = 0.01, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -250,7 +250,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     outcome = optimize_plan(influence.matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
                             limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
                             normal=normal_tissue_setup(case, ptv, rx_gy, influence), solver=solver,
-                            progress=progress)
+                            truncation=truncation, progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,12 +1,12 @@
 """Translate a protocol into optimizer terms for one case (priority-1 caps included).
 
-Priority-1 organ limits on cumulative EQD2 become per-voxel caps on the new course's physical dose
+Organ limits on cumulative EQD2 become caps on the new course's physical dose
 (:func:`reirrad_opt.radiobiology.new_course_dose_cap`), computed with the structure's alpha/beta,
-the prior course's own fractionation and the recovery model. Caps are placed on the structure
-grown by one voxel in every direction (the 3x3x3 neighbourhood): the evaluation interpolates the
-dose between voxel centres to resolve D0.03cc on small organs, and every interpolated point inside
-the organ then lies within the convex hull of capped voxels. Because EQD2 is convex in dose, the
-interpolated cumulative EQD2 cannot exceed the limit either.
+the prior course's own fractionation and the recovery model. Maximum-type goals (Dmax, D0.03cc)
+are enforced at exactly the points where the evaluation samples the organ (sub-voxel points,
+trilinear dose; :mod:`reirrad_opt.evaluate.sampling`), each with the cap computed from the prior
+dose interpolated there, just as the evaluation sums the courses. What is capped is therefore
+what is evaluated.
 
 A hard ceiling on the targets' maximum dose (protocol option ``max_dose_pct_rx``, default 115 % of
 Rx) is added to every stage: without it a coverage-only first stage can buy coverage next to an
@@ -15,11 +15,14 @@ organ cap with an arbitrarily hot plan, which later priorities could then not un
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+import scipy.sparse as sp
 
 from .. import radiobiology as rb
+from ..evaluate.metrics import DEFAULT_FINE_FACTOR
+from ..evaluate.sampling import sample_points
 from ..case import Case
 from ..geometry import canonical_name
+from .points import trilinear_stencil
 from .terms import CEILING_ID, Term, TermSet, UnsupportedGoal, term_kind_and_fraction
 
 
@@ -37,9 +40,24 @@ def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str 
     return None
 
 
-def cap_support(mask: np.ndarray) -> np.ndarray:
-    """The organ plus its 3x3x3 voxel neighbourhood (support of trilinear interpolation)."""
-    return ndimage.binary_dilation(mask, structure=np.ones((3, 3, 3), bool))
+def sample_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix"]:
+    """The evaluator's sample points of ``mask`` that a cap must hold at, as (rows, trilinear
+    interpolation matrix).
+
+    Kept: every voxel centre of the organ, and every sub-voxel sample point whose interpolation
+    stencil reaches a voxel outside the organ. A point whose 8 stencil corners are all organ voxel
+    centres needs no row of its own: its new and prior doses are convex combinations of the
+    corners', EQD2 is convex in dose, so its cumulative EQD2 is at most the same combination of
+    the corners' values, each within the limit.
+    """
+    pts = sample_points(mask, grid, DEFAULT_FINE_FACTOR)
+    centres = np.argwhere(mask).astype(float)
+    if pts.index_kji is None:
+        return trilinear_stencil(centres, grid.shape)
+    rows, interp = trilinear_stencil(pts.index_kji, grid.shape)
+    outside_corner = np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
+    index = np.concatenate([centres, pts.index_kji[outside_corner]])
+    return trilinear_stencil(index, grid.shape)
 
 
 def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None) -> TermSet:
@@ -81,29 +99,37 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                 out.skipped.append(f"{goal.id}: cumulative-EQD2 {goal.metric} has no linear form; it is evaluated, "
                                    f"not optimized")
                 break
-            support = cap_support(mask) if (kind == "voxel_max" and hard) else mask
-            rows = np.flatnonzero(support)
+            interp = None
+            if kind == "voxel_max":
+                rows, interp = sample_stencil(mask, grid)
+                prior_here = interp @ case.prior_dose_gy.ravel()[rows]
+            else:
+                rows = np.flatnonzero(mask)
+                prior_here = case.prior_dose_gy.ravel()[rows]
             if threshold is not None:
                 level: float | np.ndarray = threshold
             else:
                 limit_gy = goal.limit_gy(tier, rx_gy)
                 if goal.cumulative:
                     f_rec = recovery.fraction_for(name, case.prior.interval_months)
-                    prior = rb.prior_eqd2(case.prior_dose_gy.ravel()[rows], case.prior.n_fractions,
+                    prior = rb.prior_eqd2(np.maximum(prior_here, 0.0), case.prior.n_fractions,
                                           goal.alpha_beta_gy)
                     prior_eff = rb.effective_prior_eqd2(prior, f_rec)
                     cap = rb.new_course_dose_cap(limit_gy, prior_eff, n_fractions, goal.alpha_beta_gy)
                     level = np.asarray(cap.cap_gy, dtype=float)
-                    n_exhausted = int(np.count_nonzero(cap.exhausted & mask.ravel()[rows]))
-                    if n_exhausted:
+                    exhausted = np.asarray(cap.exhausted, dtype=bool)
+                    if exhausted.any():
                         out.exhausted.append(
                             f"{name}: prior EQD2 alone reaches the {tier} limit {limit_gy:.1f} Gy in "
-                            f"{n_exhausted * grid.voxel_volume_cc:.2f} cc; those voxels can take no new dose")
+                            f"{exhausted.mean() * structure_cc:.2f} cc; that part can take no new dose")
                 else:
                     level = float(limit_gy)
             desc = (f"{name} {goal.metric} {'<=' if goal.sense == 'max' else '>='} "
                     f"{limit.value:g} {limit.unit} ({tier}{', cumulative EQD2' if goal.cumulative else ''})")
-            out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc))
+            if interp is not None:
+                level = np.broadcast_to(np.asarray(level, dtype=float), (interp.shape[0],)).copy()
+            out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc,
+                                  interp))
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     if targets:

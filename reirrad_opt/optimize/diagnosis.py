@@ -16,17 +16,19 @@ from ..geometry import Grid
 from .terms import CEILING_ID, Term
 
 
-def binding_goals(hard_terms: list[Term], hard_duals: dict[str, np.ndarray], rel_threshold: float = 1e-4) -> list[
-        tuple[Term, float]]:
-    """Hard terms whose cap constraints carry a non-negligible dual, largest first."""
-    totals = [(t, float(hard_duals.get(t.key, np.zeros(1)).sum())) for t in hard_terms]
+def binding_goals(hard_terms: list[Term], hard_duals: dict[str, tuple[np.ndarray, np.ndarray]],
+                  rel_threshold: float = 1e-4) -> list[tuple[Term, float]]:
+    """Hard terms whose cap constraints carry a non-negligible dual, largest first.
+
+    ``hard_duals`` maps a term key to (point indices, dual values) of its constraints."""
+    totals = [(t, float(hard_duals[t.key][1].sum()) if t.key in hard_duals else 0.0) for t in hard_terms]
     top = max((v for _, v in totals), default=0.0)
     if top <= 0:
         return []
     return sorted([(t, v) for t, v in totals if v > rel_threshold * top], key=lambda tv: -tv[1])
 
 
-def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term], hard_duals: dict[str, np.ndarray],
+def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term], hard_duals: dict,
                     masks: dict[str, np.ndarray], grid: Grid) -> list[str]:
     """Plain-language findings for a target term that the optimizer could not satisfy."""
     d_target = dose_flat[target.rows]
@@ -60,9 +62,9 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
         if not close.any():
             continue
         reach = float(dose_flat.reshape(grid.shape)[close].max())
-        caps = np.broadcast_to(np.asarray(term.level_gy, dtype=float), term.rows.shape)
-        duals = hard_duals.get(term.key)
-        active = caps[duals > 1e-9 * duals.max()] if duals is not None and duals.max() > 0 else caps
+        caps = np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
+        idx, duals = hard_duals.get(term.key, (np.arange(caps.size), np.zeros(caps.size)))
+        active = caps[idx[duals > 1e-9 * duals.max()]] if duals.size and duals.max() > 0 else caps
         lines.append(
             f"{target.structure} voxels within {near_mm:.1f} mm of {term.structure} "
             f"({close.sum() * grid.voxel_volume_cc:.2f} cc) cannot exceed {reach:.1f} Gy new-course dose "

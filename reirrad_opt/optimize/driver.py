@@ -55,9 +55,13 @@ def _shortfall(solver: LexicographicSolver, terms) -> float:
 
 def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
-                  normal: NormalTissue | None = None, solver: str = "CLARABEL",
+                  normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   progress: Progress = SILENT) -> OptimizationOutcome:
-    """Solve all priorities of ``termset`` lexicographically and return the outcome."""
+    """Solve all priorities of ``termset`` lexicographically and return the outcome.
+
+    ``truncation``: entries of the influence matrix below this fraction of their column's maximum
+    are left out of the LP rows and added back as a per-row constant at the previous fluence,
+    re-evaluated until it converges (0 disables); every check uses the full matrix."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -65,7 +69,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     start = "acceptable" if limit_choice == "acceptable" else "desirable"
     tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
     notes = list(termset.skipped) + list(termset.exhausted)
-    rows = _Rows(matrix)
+    rows = _Rows(matrix, truncation)
     kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows)
     main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()

@@ -47,6 +47,9 @@ class Term:
         tier: which limit of the goal this term encodes: 'desirable' or 'acceptable'.
         hard: True for priority-1 organ limits: a constraint, never traded.
         description: human text (metric, limit, what was assumed).
+        interp: for ``voxel_max`` terms enforced at the evaluator's sub-voxel sample points, the
+            (n_points x len(rows)) trilinear map from voxel doses to point doses; ``level_gy`` then
+            holds one value per point. None: the points are the voxel centres of ``rows``.
     """
 
     goal_id: str
@@ -59,12 +62,23 @@ class Term:
     tier: str = "desirable"
     hard: bool = False
     description: str = ""
+    interp: sp.csr_matrix | None = None
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"term {self.goal_id}: unknown kind {self.kind!r}")
         self.sense = "min" if self.kind in ("mean_min", "cvar_lower") else "max"
+
+    @property
+    def n_points(self) -> int:
+        """Number of constrained points of a ``voxel_max`` term (voxels or sub-voxel points)."""
+        return int(self.interp.shape[0]) if self.interp is not None else int(self.rows.size)
+
+    def point_values(self, dose_rows: np.ndarray) -> np.ndarray:
+        """Dose (Gy) at the term's points from the dose on its rows."""
+        d = np.asarray(dose_rows, dtype=float)
+        return self.interp @ d if self.interp is not None else d
 
     @property
     def key(self) -> str:
@@ -78,7 +92,7 @@ class Term:
         level; ``min`` terms: level minus surrogate."""
         d = np.asarray(dose_rows, dtype=float)
         if self.kind == "voxel_max":
-            return float(np.max(d - self.level_gy))
+            return float(np.max(self.point_values(d) - self.level_gy))
         value = self.surrogate(d)
         return value - float(self.level_gy) if self.sense == "max" else float(self.level_gy) - value
 
@@ -87,7 +101,7 @@ class Term:
         CVaR of the dose."""
         d = np.asarray(dose_rows, dtype=float)
         if self.kind == "voxel_max":
-            return float(np.max(d))
+            return float(np.max(self.point_values(d)))
         if self.kind in ("mean_max", "mean_min"):
             return float(d.mean())
         k = max(1, int(np.ceil(self.fraction * d.size)))
