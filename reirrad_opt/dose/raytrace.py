@@ -97,8 +97,12 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
     step_lat = max(h, 0.5 * float(max(grid.spacing_mm)))
     step_w = step_fraction * h
     pad = 2.0 * step_lat
-    a0, a1 = a.min() - pad, a.max() + pad
-    b0, b1 = b.min() - pad, b.max() + pad
+    # ray grid nodes at fixed multiples of the steps (not tied to the voxels asked for), so a
+    # voxel gets the same depth whatever other voxels are traced with it
+    a0 = step_lat * np.floor((a.min() - pad) / step_lat)
+    a1 = a.max() + pad
+    b0 = step_lat * np.floor((b.min() - pad) / step_lat)
+    b1 = b.max() + pad
     # the ray starts where it can first meet the density: the nearest corner of its bounding box
     lo_hi = []
     for axis in range(3):
@@ -106,7 +110,7 @@ def radiological_depth(frame: BeamFrame, grid: Grid, density: np.ndarray, voxels
         lo_hi.append((nz[0] - 1, nz[-1] + 1) if nz.size else (-1, grid.shape[axis]))
     corners_idx = np.array([[k, j, i] for k in lo_hi[0] for j in lo_hi[1] for i in lo_hi[2]], dtype=float)
     _, _, w_corner = frame.fan_coordinates(grid.index_to_patient(corners_idx))
-    w0 = max(float(w_corner.min()), 1.0)
+    w0 = step_w * np.floor(max(float(w_corner.min()), 1.0) / step_w)
     w1 = float(w.max()) + 2 * step_w
     na = int(np.ceil((a1 - a0) / step_lat)) + 1
     nb = int(np.ceil((b1 - b0) / step_lat)) + 1
