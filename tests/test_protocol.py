@@ -54,7 +54,8 @@ def test_target_goals():
     p = load_protocol()
     rgtv = p.goal("rGTV_D98%")
     assert rgtv.priority == 1 and rgtv.sense == "min" and not rgtv.cumulative
-    assert rgtv.desirable == Limit(98.0, "%Rx") and rgtv.acceptable is None
+    # the guideline's single rGTV level is both limits: missing it fails priority 1
+    assert rgtv.desirable == Limit(98.0, "%Rx") and rgtv.acceptable == Limit(98.0, "%Rx")
     ptv = p.goal("PTV_D98%")
     assert ptv.priority == 2 and ptv.desirable == Limit(95.0, "%Rx")
     hot = p.goal("PTV_V107%")
@@ -62,7 +63,7 @@ def test_target_goals():
     assert hot.desirable == Limit(5.0, "%") and hot.acceptable == Limit(10.0, "%")
     # %Rx limits convert with the chosen fractionation's physical total.
     assert rgtv.limit_gy("desirable", p.rx_gy) == pytest.approx(0.98 * 64.8)
-    assert rgtv.limit_gy("acceptable", p.rx_gy) is None
+    assert rgtv.limit_gy("acceptable", p.rx_gy) == pytest.approx(0.98 * p.rx_gy)
     with pytest.raises(ValueError, match="volume"):
         hot.limit_gy("desirable", p.rx_gy)
 

@@ -129,7 +129,7 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
             if interp is not None:
                 level = np.broadcast_to(np.asarray(level, dtype=float), (interp.shape[0],)).copy()
             out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc,
-                                  interp))
+                                  interp, goal.metric))
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     if targets:

@@ -53,6 +53,42 @@ def _shortfall(solver: LexicographicSolver, terms) -> float:
     return sum(max(0.0, t.excess_gy(solver.rows.block(t.rows) @ solver.weights)) for t in terms)
 
 
+CALIBRATION_ROUNDS = 2
+
+
+def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[str, np.ndarray], grid: Grid,
+                       rx_gy: float) -> list[str]:
+    """Aim first-priority target goals at what the evaluation measures.
+
+    The LP reaches a coverage goal on voxel centres; the evaluation samples sub-voxel points with
+    interpolated dose, which reads lower at a steep edge (next to an organ cap). When the goal's
+    metric measured that way falls short while the voxel-centre surrogate is met, the term's aim is
+    raised by the shortfall and the stage solved again (at most CALIBRATION_ROUNDS times)."""
+    from ..evaluate import metric_value
+
+    notes = []
+    for _ in range(CALIBRATION_ROUNDS):
+        dose = (solver.rows.matrix @ solver.weights).reshape(grid.shape)
+        raised = []
+        for t in solver.soft:
+            if t.priority != priority or t.sense != "min" or not t.metric or t.structure not in masks:
+                continue
+            if t.excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY:
+                continue  # not met even on voxel centres: the diagnosis deals with it
+            value = metric_value(t.metric, dose, masks[t.structure], grid, rx_gy).value
+            shortfall = float(np.max(t.level_gy)) - value if np.isfinite(value) else 0.0
+            if shortfall > 0.05:
+                t.level_gy = np.asarray(t.level_gy, dtype=float) + shortfall + 0.05
+                solver.achieved.pop(t.key, None)
+                raised.append(f"{t.goal_id} aimed {shortfall + 0.05:.2f} Gy higher (evaluated {value:.2f} Gy on "
+                              f"the supersampled grid while met on voxel centres)")
+        if not raised:
+            break
+        notes.extend(raised)
+        solver.solve_priority(priority, label=f"priority {priority} (target aim raised)")
+    return notes
+
+
 def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
@@ -99,6 +135,8 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                              f"target; desirable limits kept")
                 main.stages.extend(alt.stages)
                 main.stages[-1].notes.append("not used: no gain over the desirable limits")
+    notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy))
+    unmet = _unmet_targets(main, first)
     diagnosis: list[str] = []
     if unmet:
         dose = rows.matrix @ main.weights

@@ -63,6 +63,7 @@ class Term:
     hard: bool = False
     description: str = ""
     interp: sp.csr_matrix | None = None
+    metric: str = ""
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
