@@ -115,7 +115,7 @@ class DistalReport:
             scen = ", ".join(f"{h.scenario} ({h.range_error_pct:+g} %)" if h.range_error_pct else h.scenario
                              for h in hs)
             dose = ("" if ref.max_field_dose_gy is None else
-                    f"; this field gives up to {ref.max_field_dose_gy:.1f} Gy there "
+                    f"; this field gives up to {ref.max_field_dose_gy:.2f} Gy there "
                     f"(plan total up to {ref.max_plan_dose_gy:.1f} Gy)")
             out.append(f"field {fi + 1} (gantry {ref.gantry_deg:g} deg, couch {ref.couch_deg:g} deg): priority-"
                        f"{ref.priority} organ {name} lies within the distal fall-off region (R80 to R80 + "
