@@ -227,13 +227,22 @@ class LexicographicSolver:
         self.solver = solver
         self.progress = progress
         self.hard = [t for t in terms if t.hard and t.tier == self.tier_by_goal.get(t.goal_id, "desirable")]
-        self.soft = [t for t in terms if not t.hard]
+        desirable_max = {t.goal_id for t in terms if not t.hard and t.kind == "voxel_max" and t.tier == "desirable"}
+        # a soft maximum with both tiers: the desirable slack already drives the acceptable one down
+        self.soft = [t for t in terms if not t.hard and not (
+            t.kind == "voxel_max" and t.tier == "acceptable" and t.goal_id in desirable_max)]
         self.achieved: dict[str, float] = {}   # term key -> s* (Gy): later stages keep level + s*
         self.stages: list[StageResult] = []
         self.weights = np.zeros(self.n_cols)
         self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.active: dict[str, np.ndarray] = {}
         self.margin: dict[str, float] = {}     # hard term key -> LP level tightening (Gy)
+        # rows read by several terms (targets: ceiling, coverage and hotspot surrogates) share one
+        # dose variable, so their dense influence rows enter the LP once
+        shared = [t for t in terms if t.kind != "voxel_max" or t.interp is None]
+        self.union_rows = np.unique(np.concatenate([t.rows for t in shared])) if shared else np.zeros(0, int)
+        self._union_pos = {id(t.rows): np.searchsorted(self.union_rows, t.rows) for t in shared}
+        self._union: tuple | None = None
         self._point_blocks: dict[str, tuple[int, sp.csr_matrix]] = {}
         self._initial_activation()
 
@@ -250,7 +259,7 @@ class LexicographicSolver:
             t0 = next(t for t in targets if t.priority == first)
             mean_ref = float(np.mean(self.rows.block(t0.rows) @ w_ref))
             scale = float(np.max(t0.level_gy)) / mean_ref if mean_ref > 0 else 1.0
-        for t in self.terms:
+        for t in self.hard + self.soft:
             if t.kind != "voxel_max":
                 continue
             ref = scale * self._points_dose(t, w_ref)
@@ -266,15 +275,34 @@ class LexicographicSolver:
         cached = self._point_blocks.get(t.key)
         if cached is not None and cached[0] == n_active:
             return cached[1]
-        block = self.rows.block_opt(t.rows)
+        # hard organ caps use the full rows: exact, no correction needed
+        block = self.rows.block(t.rows) if t.hard else self.rows.block_opt(t.rows)
         idx = np.flatnonzero(active)
         m = (t.interp[idx] @ block).tocsr() if t.interp is not None else block[idx]
         self._point_blocks[t.key] = (n_active, m)
         return m
 
+    def _union_dose(self, w: cp.Variable):
+        """The shared dose variable of the union rows for the LP being built (with w)."""
+        if self._union is None or self._union[0] is not w:
+            d = cp.Variable(self.union_rows.size)
+            self._union = (w, d, d == self.rows.dose_expr(self.union_rows, w))
+        return self._union[1]
+
+    def _dose(self, t_rows: np.ndarray, w: cp.Variable):
+        """Dose expression on a term's rows: a slice of the shared variable when it has one."""
+        pos = self._union_pos.get(id(t_rows))
+        if pos is not None:
+            return self._union_dose(w)[pos]
+        return self.rows.dose_expr(t_rows, w)
+
     def _point_expr(self, t: Term, w: cp.Variable):
         """Affine expression of the dose at the active points of a voxel_max term."""
         idx = np.flatnonzero(self.active[t.key])
+        if t.interp is None and id(t.rows) in self._union_pos:
+            return self._union_dose(w)[self._union_pos[id(t.rows)][idx]]
+        if t.hard:
+            return self._point_block(t) @ w
         offset = self.rows.offset(t.rows)
         offset = (t.interp[idx] @ offset) if t.interp is not None else offset[idx]
         return self._point_block(t) @ w + offset
@@ -291,7 +319,7 @@ class LexicographicSolver:
         was off), tighten that term's LP level by the error. Returns the number of violated points."""
         n_violated = 0
         hard_keys = {t.key for t in self.hard}
-        for t in self.terms:
+        for t in self.hard + self.soft:
             if t.key not in bounds:
                 continue
             if t.kind != "voxel_max":
@@ -324,7 +352,7 @@ class LexicographicSolver:
                 c = self._voxel_max_constraint(t, w, 0.0)
                 bounds[t.key] = 0.0
             else:
-                expr = _term_expression(t, self.rows.dose_expr(t.rows, w), len(t.rows))
+                expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
                 c = _term_constraint(t, expr, -self.margin.get(t.key, 0.0))
                 bounds[t.key] = 0.0
             if c is not None:
@@ -340,7 +368,7 @@ class LexicographicSolver:
                     cons.append(c)
             else:
                 bounds[t.key] = self.achieved[t.key]
-                expr = _term_expression(t, self.rows.dose_expr(t.rows, w), len(t.rows))
+                expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
                 cons.append(_term_constraint(t, expr, self.achieved[t.key]))
         return cons, hard_cons, bounds
 
@@ -352,7 +380,8 @@ class LexicographicSolver:
             w = cp.Variable(self.n_cols, nonneg=True)
             cons, hard_cons, bounds = self._base_constraints(w)
             objective, extra, slacks, stage_bounds = build(w)
-            problem = cp.Problem(cp.Minimize(objective), cons + extra)
+            union = [self._union[2]] if self._union is not None and self._union[0] is w else []
+            problem = cp.Problem(cp.Minimize(objective), cons + extra + union)
             status = _solve(problem, self.solver)
             if w.value is None or status not in ("optimal", "optimal_inaccurate"):
                 return status, w, problem, slacks, hard_cons, time.perf_counter() - t0, round_
@@ -381,7 +410,7 @@ class LexicographicSolver:
                     extra.extend([c] if c is not None else [])
                     alara = cp.max(self._point_expr(t, w)) if self.active[t.key].any() else 0
                 else:
-                    expr = _term_expression(t, self.rows.dose_expr(t.rows, w), len(t.rows))
+                    expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
                     extra.append(_term_constraint(t, expr, s - slip))
                     alara = expr
                 objective = objective + TIER_WEIGHT[t.tier] * s / self.rx_gy
