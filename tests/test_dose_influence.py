@@ -1,8 +1,6 @@
 """InfluenceMatrix: the contract the optimizer relies on, disk format, cache, bad input."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -81,7 +79,6 @@ def test_cache_hit_and_miss(small_case, tmp_path):
     first = compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("influence-*.npz"))) == 1
     messages = []
-    t0 = time.perf_counter()
     second = compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path, progress=messages.append)
     assert any("cache" in m for m in messages)
     assert (second.matrix != first.matrix).nnz == 0 and second.meta["key"] == first.meta["key"]
@@ -91,7 +88,6 @@ def test_cache_hit_and_miss(small_case, tmp_path):
     compute_influence(case.grid, ct, case.body, beams, cache_dir=tmp_path)
     compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir=tmp_path, rel_cutoff=2e-3)
     assert len(list(tmp_path.glob("influence-*.npz"))) == 3
-    assert time.perf_counter() - t0 >= 0.0
 
 
 def test_progress_reports_each_beam(small_case):
