@@ -114,29 +114,35 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     first = priorities[0]
     label = "priority %d (%s limits)" % (first, start)
     main.solve_priority(first, label=label)
+    notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy))
     unmet = _unmet_targets(main, first)
     if unmet and limit_choice == "desirable_then_acceptable":
         binding = [t.goal_id for t, _ in binding_goals(main.hard, main.hard_duals)
                    if t.goal_id in has_acceptable and t.goal_id != CEILING_ID]
         if binding:
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
+            before = _shortfall(main, unmet)
+            saved_levels = {id(t): t.level_gy for t in termset.terms if t.sense == "min"}
             alt = LexicographicSolver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
             alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})")
-            before, after = _shortfall(main, unmet), _shortfall(alt, unmet)
+            alt_notes = _calibrate_targets(alt, first, masks, grid, rx_gy)
+            after = _shortfall(alt, unmet)
             if after < before - TOL_GY:
                 notes.append(f"priority {first}: desirable limits leave the target goal(s) "
                              f"{', '.join(t.goal_id for t in unmet)} short by {before:.2f} Gy; acceptable limits "
                              f"used for {', '.join(binding)} (short by {after:.2f} Gy)")
+                notes.extend(alt_notes)
                 alt.stages = main.stages + alt.stages
                 main = alt
                 unmet = _unmet_targets(main, first)
             else:
+                for t in termset.terms:  # undo the aims raised while calibrating the rejected solve
+                    if id(t) in saved_levels:
+                        t.level_gy = saved_levels[id(t)]
                 notes.append(f"priority {first}: relaxing {', '.join(binding)} to acceptable does not improve the "
                              f"target; desirable limits kept")
                 main.stages.extend(alt.stages)
                 main.stages[-1].notes.append("not used: no gain over the desirable limits")
-    notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy))
-    unmet = _unmet_targets(main, first)
     diagnosis: list[str] = []
     if unmet:
         dose = rows.matrix @ main.weights

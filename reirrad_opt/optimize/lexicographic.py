@@ -313,12 +313,15 @@ class LexicographicSolver:
             return None
         return self._point_expr(t, w) <= _levels(t)[active] - self.margin.get(t.key, 0.0) + bound
 
-    def _activate_violations(self, bounds: dict[str, float], weights: np.ndarray) -> int:
+    def _activate_violations(self, bounds: dict[str, float], weights: np.ndarray,
+                             tighten: set[str] | None = None) -> int:
         """Check every point with the full-matrix dose: add violated (and nearly violated) points;
-        where an already active point of a hard term is violated (the truncated-dose correction
-        was off), tighten that term's LP level by the error. Returns the number of violated points."""
+        where a hard term, or a term of the stage being solved (``tighten``), is violated although
+        all its rows are in the LP (the truncated-dose correction was off), tighten its LP level by
+        the error. Earlier stages' soft goals have their slip as headroom. Returns the number of
+        violations found."""
         n_violated = 0
-        hard_keys = {t.key for t in self.hard}
+        hard_keys = {t.key for t in self.hard} | (tighten or set())
         for t in self.hard + self.soft:
             if t.key not in bounds:
                 continue
@@ -387,7 +390,7 @@ class LexicographicSolver:
                 return status, w, problem, slacks, hard_cons, time.perf_counter() - t0, round_
             weights = np.maximum(np.asarray(w.value, dtype=float), 0.0)
             bounds.update(stage_bounds(slacks))
-            n_violated = self._activate_violations(bounds, weights)
+            n_violated = self._activate_violations(bounds, weights, tighten=set(slacks))
             self.rows.set_correction(weights)
             if n_violated == 0:
                 break
@@ -411,7 +414,7 @@ class LexicographicSolver:
                     alara = cp.max(self._point_expr(t, w)) if self.active[t.key].any() else 0
                 else:
                     expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
-                    extra.append(_term_constraint(t, expr, s - slip))
+                    extra.append(_term_constraint(t, expr, s - slip - self.margin.get(t.key, 0.0)))
                     alara = expr
                 objective = objective + TIER_WEIGHT[t.tier] * s / self.rx_gy
                 if t.sense == "max" and t.tier == "desirable":
