@@ -134,3 +134,18 @@ def test_caps_hold_at_points_that_start_inactive():
     ts = terms_for(55, 60, cap_des=0.5)
     out = run(ts)
     assert (beamlet_matrix() @ out.weights)[55:60].max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("upper", [True, False])
+def test_cvar_value_equals_the_lp_form_at_its_optimum(upper):
+    import cvxpy as cp
+
+    from reirrad_opt.optimize.terms import cvar_expression, cvar_value
+
+    d = np.random.default_rng(1).uniform(0, 10, 37)   # 0.1 * 37 = 3.7 voxels: a fractional tail
+    expr, _ = cvar_expression(cp.Constant(d), d.size, 0.1, upper)
+    prob = cp.Problem(cp.Minimize(expr) if upper else cp.Maximize(expr))
+    prob.solve(solver="CLARABEL")
+    assert cvar_value(d, 0.1, upper) == pytest.approx(prob.value, abs=1e-6)
+    tail = np.sort(d)[::-1] if upper else np.sort(d)
+    assert cvar_value(d, 0.1, upper) == pytest.approx((tail[:3].sum() + 0.7 * tail[3]) / 3.7)

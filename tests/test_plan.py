@@ -36,6 +36,12 @@ def test_no_priority1_cap_is_exceeded_in_the_independent_evaluation(npc_plan):
         assert r.verdict in ("desirable", "acceptable")
 
 
+def test_no_voxel_of_the_body_exceeds_the_plan_ceiling(npc_plan):
+    ceiling = npc_plan.protocol.options["max_dose_pct_rx"] / 100 * npc_plan.fractionation.total_gy
+    assert npc_plan.new_dose_gy[npc_plan.case.body].max() <= ceiling + 1e-3
+    assert npc_plan.new_dose_gy.max() <= ceiling + 1e-3
+
+
 def test_later_stages_keep_earlier_priorities_within_their_slip():
     p = plan(make_npc_phantom(RES_MM), gantry_angles_deg=ANGLES, truncation=0.0)
     slip = {s.priority: s.slip_gy for s in p.optimization.stages if s.priority is not None}

@@ -23,7 +23,7 @@ from ..evaluate.sampling import sample_points
 from ..case import Case
 from ..geometry import canonical_name
 from .points import trilinear_stencil
-from .terms import CEILING_ID, Term, TermSet, UnsupportedGoal, term_kind_and_fraction
+from .terms import BODY_CEILING_ID, CEILING_ID, Term, TermSet, UnsupportedGoal, term_kind_and_fraction
 
 
 DEFAULT_CEILING_PCT_RX = 115.0  # hard ceiling on any target voxel (protocol option max_dose_pct_rx)
@@ -132,8 +132,14 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                                   interp, goal.metric))
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
+    target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)
     if targets:
-        rows = np.flatnonzero(np.logical_or.reduce(targets))
+        rows = np.flatnonzero(target_union)
         out.terms.append(Term(CEILING_ID, "targets", 1, "voxel_max", rows, ceiling_pct / 100.0 * rx_gy,
                               hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the targets"))
+    # the same ceiling everywhere else in the body: without it, fluence whose low tails help a cold
+    # target edge could deposit any dose along a path that no other term watches
+    body_rows = np.flatnonzero(case.body & ~target_union)
+    out.terms.append(Term(BODY_CEILING_ID, "External", 1, "voxel_max", body_rows, ceiling_pct / 100.0 * rx_gy,
+                          hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the body"))
     return out

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import Grid
-from .terms import CEILING_ID, Term
+from .terms import CEILING_IDS, Term
 
 
 def binding_goals(hard_terms: list[Term], hard_duals: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -48,7 +48,7 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
                      f"priority-1 cap binds: the beam arrangement or the target surrogate limits coverage")
         return lines
     for term, _dual in binding[:4]:
-        if term.goal_id == CEILING_ID:
+        if term.goal_id in CEILING_IDS:
             lines.append(f"{target.structure}: the plan's maximum-dose ceiling ({np.max(term.level_gy):.1f} Gy) binds; "
                          f"coverage next to the organ caps would need a hotter plan")
             continue

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from ..geometry import Grid
 from ..progress import SILENT, Progress
-from .terms import CEILING_ID, TermSet
+from .terms import CEILING_IDS, TermSet
 from .diagnosis import binding_goals, diagnose_target
 from .lexicographic import TOL_GY, LexicographicSolver, NormalTissue, StageResult, _Rows
 
@@ -118,7 +118,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     unmet = _unmet_targets(main, first)
     if unmet and limit_choice == "desirable_then_acceptable":
         binding = [t.goal_id for t, _ in binding_goals(main.hard, main.hard_duals)
-                   if t.goal_id in has_acceptable and t.goal_id != CEILING_ID]
+                   if t.goal_id in has_acceptable and t.goal_id not in CEILING_IDS]
         if binding:
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
             before = _shortfall(main, unmet)

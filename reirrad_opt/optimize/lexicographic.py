@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
-from .terms import Term, cvar_expression
+from .terms import BODY_CEILING_ID, Term, cvar_expression
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
 ALARA_WEIGHT = 0.01
@@ -239,7 +239,7 @@ class LexicographicSolver:
         self.margin: dict[str, float] = {}     # hard term key -> LP level tightening (Gy)
         # rows read by several terms (targets: ceiling, coverage and hotspot surrogates) share one
         # dose variable, so their dense influence rows enter the LP once
-        shared = [t for t in terms if t.kind != "voxel_max" or t.interp is None]
+        shared = [t for t in terms if (t.kind != "voxel_max" or t.interp is None) and t.goal_id != BODY_CEILING_ID]
         self.union_rows = np.unique(np.concatenate([t.rows for t in shared])) if shared else np.zeros(0, int)
         self._union_pos = {id(t.rows): np.searchsorted(self.union_rows, t.rows) for t in shared}
         self._union: tuple | None = None

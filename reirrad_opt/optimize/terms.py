@@ -24,6 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 CEILING_ID = "plan_Dmax"  # goal id of the plan-wide hard dose ceiling on the targets
+BODY_CEILING_ID = "plan_Dmax_body"  # the same ceiling on every other body voxel (lazily activated)
+CEILING_IDS = (CEILING_ID, BODY_CEILING_ID)
 KINDS = ("voxel_max", "mean_max", "mean_min", "cvar_upper", "cvar_lower")
 
 
@@ -105,9 +107,19 @@ class Term:
             return float(np.max(self.point_values(d)))
         if self.kind in ("mean_max", "mean_min"):
             return float(d.mean())
-        k = max(1, int(np.ceil(self.fraction * d.size)))
-        ordered = np.sort(d)
-        return float(ordered[-k:].mean() if self.kind == "cvar_upper" else ordered[:k].mean())
+        return cvar_value(d, self.fraction, upper=(self.kind == "cvar_upper"))
+
+
+def cvar_value(dose: np.ndarray, fraction: float, upper: bool) -> float:
+    """Exact CVaR of a dose vector: the mean of its hottest (upper) or coldest fraction, counting
+    a fractional voxel where fraction * n is not whole (the value the LP form takes at its optimum)."""
+    d = np.sort(np.asarray(dose, dtype=float))
+    if upper:
+        d = d[::-1]
+    m = fraction * d.size
+    k = int(np.floor(m))
+    total = d[:k].sum() + (m - k) * (d[k] if k < d.size else 0.0)
+    return float(total / m)
 
 
 def cvar_expression(dose: cp.Expression, n: int, fraction: float, upper: bool) -> tuple[cp.Expression, list]:
