@@ -150,7 +150,8 @@ def slices_figure(cmp, path: Path) -> None:
     rx = float(cmp.plans[mods[0]].fractionation.total_gy)
     doses = [np.asarray(cmp.plans[m].new_dose_gy, dtype=float) for m in mods]
     diff = doses[1] - doses[0]
-    dmax = float(np.percentile(np.abs(diff[case.body]), 99.5)) or 1.0
+    # colour range: the 99.5th percentile of |difference| in the body, at most half of Rx (beyond saturates)
+    dmax = min(float(np.percentile(np.abs(diff[case.body]), 99.5)), 0.5 * rx) or 1.0
     panels = [(doses[0], f"{mods[0]} (Gy)", "dose"), (doses[1], f"{mods[1]} (Gy)", "dose"),
               (diff, f"{mods[1]} - {mods[0]} (Gy)", "diff")]
     fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.0), layout="constrained")
@@ -176,7 +177,7 @@ def slices_figure(cmp, path: Path) -> None:
             ax.set_title(f"{views[col]}: {label}", fontsize=10)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, label=label)
+        fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, label=label, extend="both" if kind == "diff" else "max")
     handles = [plt.Line2D([], [], color=colours[n], label=n) for n in outlines]
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
     fig.savefig(path, dpi=90)
