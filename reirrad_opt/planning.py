@@ -250,7 +250,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     outcome = optimize_plan(influence.matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
                             limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
                             normal=normal_tissue_setup(case, ptv, rx_gy, influence), solver=solver,
-                            truncation=truncation, progress=progress)
+                            truncation=truncation,
+                            calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
+                            progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -24,9 +24,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
-from .terms import BODY_CEILING_ID, Term, cvar_expression
+from .terms import BODY_CEILING_ID, CEILING_IDS, Term, cvar_expression
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
+INTEGRAL_DOSE_WEIGHT = 1e-3  # tie-breaker in every stage: among equal optima, the least integral dose
 ALARA_WEIGHT = 0.01
 TOL_GY = 1e-3
 
@@ -238,11 +239,14 @@ class LexicographicSolver:
         self.active: dict[str, np.ndarray] = {}
         self.margin: dict[str, float] = {}     # hard term key -> LP level tightening (Gy)
         # rows read by several terms (targets: ceiling, coverage and hotspot surrogates) share one
-        # dose variable, so their dense influence rows enter the LP once
+        # dose variable, so their dense influence rows enter the LP once, untruncated
         shared = [t for t in terms if (t.kind != "voxel_max" or t.interp is None) and t.goal_id != BODY_CEILING_ID]
         self.union_rows = np.unique(np.concatenate([t.rows for t in shared])) if shared else np.zeros(0, int)
         self._union_pos = {id(t.rows): np.searchsorted(self.union_rows, t.rows) for t in shared}
         self._union: tuple | None = None
+        # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
+        reached = max(int(np.count_nonzero(np.diff(matrix.indptr))), 1) if sp.isspmatrix_csr(matrix) else matrix.shape[0]
+        self.integral_per_weight = np.asarray(matrix.sum(axis=0), dtype=float).ravel() / reached
         self._point_blocks: dict[str, tuple[int, sp.csr_matrix]] = {}
         self._initial_activation()
 
@@ -264,7 +268,9 @@ class LexicographicSolver:
                 continue
             ref = scale * self._points_dose(t, w_ref)
             level = _levels(t)
-            self.active[t.key] = ref >= INITIAL_RATIO * np.maximum(level, 1e-6)
+            # the plan ceilings bind only where the dose would be extreme: start with no point active
+            ratio = 1.0 if t.goal_id in CEILING_IDS else INITIAL_RATIO
+            self.active[t.key] = ref >= ratio * np.maximum(level, 1e-6)
         if not self.rows.w_corr.any():
             self.rows.set_correction(scale * w_ref)
 
@@ -286,7 +292,8 @@ class LexicographicSolver:
         """The shared dose variable of the union rows for the LP being built (with w)."""
         if self._union is None or self._union[0] is not w:
             d = cp.Variable(self.union_rows.size)
-            self._union = (w, d, d == self.rows.dose_expr(self.union_rows, w))
+            # exact rows: coverage, hotspot and ceiling terms see the full influence matrix
+            self._union = (w, d, d == self.rows.block(self.union_rows) @ w)
         return self._union[1]
 
     def _dose(self, t_rows: np.ndarray, w: cp.Variable):
@@ -383,6 +390,8 @@ class LexicographicSolver:
             w = cp.Variable(self.n_cols, nonneg=True)
             cons, hard_cons, bounds = self._base_constraints(w)
             objective, extra, slacks, stage_bounds = build(w)
+            # without a tie-breaker a met goal leaves the LP free to return extreme vertices
+            objective = objective + INTEGRAL_DOSE_WEIGHT * (self.integral_per_weight @ w) / self.rx_gy
             union = [self._union[2]] if self._union is not None and self._union[0] is w else []
             problem = cp.Problem(cp.Minimize(objective), cons + extra + union)
             status = _solve(problem, self.solver)
