@@ -97,16 +97,25 @@ def _to_float(value: Any, path: Path | str, keyword: str) -> float:
     return out
 
 
-def get_float(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSING) -> float:
-    """A single numeric attribute; MissingDataError if absent and no default,
-    InvalidTagValueError if not a number."""
+def _present(ds: Dataset, keyword: str, path: Path | str, default: Any) -> tuple[bool, Any]:
+    """(True, value) when the attribute holds something; (False, default) when it is absent or
+    blank and a default is given; MissingDataError otherwise."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = ds.get(keyword, None)
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is _MISSING:
             raise MissingDataError(f"{path}: {keyword} is missing")
-        return default
+        return False, default
+    return True, value
+
+
+def get_float(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSING) -> float:
+    """A single numeric attribute; MissingDataError if absent and no default,
+    InvalidTagValueError if not a number."""
+    found, value = _present(ds, keyword, path, default)
+    if not found:
+        return value
     if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
         if len(value) != 1:
             raise InvalidTagValueError(f"{path}: {keyword} holds {len(value)} values, expected one number")
@@ -117,13 +126,9 @@ def get_float(ds: Dataset, keyword: str, path: Path | str, default: Any = _MISSI
 def get_floats(ds: Dataset, keyword: str, path: Path | str, n: int | None = None,
                default: Any = _MISSING) -> np.ndarray:
     """A multi-valued numeric attribute as a float array (``n`` values if given)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = ds.get(keyword, None)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if default is _MISSING:
-            raise MissingDataError(f"{path}: {keyword} is missing")
-        return default
+    found, value = _present(ds, keyword, path, default)
+    if not found:
+        return value
     if isinstance(value, str):
         items = value.split("\\")
     elif isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
