@@ -38,7 +38,8 @@ def dvh_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> None:
                     ax1.axvline(r.acceptable, color=colours[name], ls=":", lw=0.8)
     ax1.set(xlabel="cumulative EQD2 (Gy)", ylabel="volume (%)", ylim=(0, 102),
             title="Organs: cumulative EQD2 (prior + new); limits: -- desirable, : acceptable")
-    ax1.legend(fontsize=7, ncol=2)
+    if organ_names:
+        ax1.legend(fontsize=7, ncol=2)
     ax1.grid(alpha=0.3)
     rx = float(plan.fractionation.total_gy)
     for name in target_names:
