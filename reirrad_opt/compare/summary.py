@@ -50,7 +50,8 @@ def summarise(metrics: dict[str, dict[str, float]], criteria: list[Criterion]) -
             tally[w].append(c.label)
     for m, labels in tally.items():
         if labels:
-            sentences.append(f"{m.capitalize()} is better on {len(labels)} criteria: {', '.join(labels)}.")
+            noun = "criterion" if len(labels) == 1 else "criteria"
+            sentences.append(f"{m.capitalize()} is better on {len(labels)} {noun}: {', '.join(labels)}.")
     ties = [r["criterion"] for r in rows if r["winner"] is None]
     if ties:
         sentences.append(f"No meaningful difference on: {', '.join(ties)}.")

@@ -91,8 +91,8 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> None:
             for name in outlines:
                 m = _slices(case.structures[name].mask, centre)[col]
                 if m.any():
-                    ax.contour(m, levels=[0.5], colors=[colours[name]], linewidths=0.9,
-                               origin="lower" if col else "upper")
+                    # indices as coordinates: the axes already carry the image's orientation
+                    ax.contour(m, levels=[0.5], colors=[colours[name]], linewidths=0.9)
             ax.set_title(f"{titles[col]}: {label}")
             ax.set_xticks([])
             ax.set_yticks([])
