@@ -23,7 +23,8 @@ DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equ
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
 RING_MM = 30.0               # ring around the PTV whose dose fall-off is shaped in the last stage
 RING_HALF_DOSE_MM = 10.0     # reference fall-off: Rx at the PTV surface, Rx/2 at 10 mm, >= 25 % of Rx
-MAX_NORMAL_SAMPLES = 6000    # voxels per normal-tissue term (deterministic stride sample)
+MAX_NORMAL_SAMPLES = 6000    # body voxels of the mean-dose term (deterministic stride sample; one cost vector)
+MAX_RING_SAMPLES = 2500      # ring voxels of the fall-off term (one LP row each, deterministic stride sample)
 MODALITIES = ("photon", "proton", "particle", "carbon")
 
 
@@ -146,7 +147,7 @@ def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence) ->
     dist = distance_outside_mm(ptv, grid).ravel()
     body = case.body.ravel()
     ring = np.flatnonzero(body & (dist > 0) & (dist <= RING_MM))
-    ring = _stride_sample(ring, MAX_NORMAL_SAMPLES)
+    ring = _stride_sample(ring, MAX_RING_SAMPLES)
     reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / RING_HALF_DOSE_MM)
     far = _stride_sample(np.flatnonzero(body & (dist > 0)), MAX_NORMAL_SAMPLES)
     return NormalTissue(far, ring, reference, roughness_operator(influence))

@@ -1,35 +1,57 @@
 """The lexicographic (prioritized) fluence optimization.
 
-Stage p (for each priority p of the protocol, in order) solves a convex problem:
+Stage p (for each priority p of the protocol, in order) solves the LP:
 
-    minimise   sum over soft terms g of priority p:  W_tier * s_g / Rx   (+ ALARA terms)
+    minimise   sum over soft terms g of priority p:  W_tier * s_g / Rx   (+ ALARA and tie-breaker terms)
     subject to w >= 0,
-               every hard term (priority-1 organ caps):   A_g w <= cap_g          (never relaxed)
-               every soft term g of priority p:           surrogate_g within level_g -/+ slip_p + s_g, s_g >= 0
-               every soft term h of an earlier priority:  surrogate_h within level_h + s_h*   (s_h* achieved)
+               every hard term (priority-1 organ caps):   surrogate_g within level_g           (never relaxed)
+               every soft term g of priority p:           surrogate_g within level_g + s_g,  s_g >= -slip_p
+               every soft term h of an earlier priority:  surrogate_h within level_h + s_h* + slip_h
 
 A soft goal is first aimed at its level tightened by its priority's slip; later stages may give
 that slip back but no more, so a goal met at its own stage is still met at the end. A last stage
 minimises normal-tissue dose (mean dose in sampled body voxels, a dose fall-off ring around the
-PTV) and fluence roughness (total variation) within all of the above. Every stage is an LP,
-built with cvxpy and solved by HiGHS (Clarabel as fallback).
+PTV) and fluence roughness (total variation) within all of the above.
+
+All stages live in one :class:`~reirrad_opt.optimize.lp.LinearProgram` that only grows: each
+lazy round adds rows, each stage changes costs and bounds, and HiGHS restarts from the last basis.
+
+How the goals enter the LP (every term has an *excess* variable e, in Gy, beyond its level):
+
+* dose variables ``d_v`` (one per voxel that some term reads) with the equality row
+  ``d_v = A_v w`` (exact), or ``d_v = A'_v w + c_v`` for the truncated rows of soft organ maxima, where
+  A' drops entries below ``truncation`` x column maximum and ``c_v`` adds them back at the previous
+  fluence (updated every round);
+* ``voxel_max``: one sparse row per active point, ``sum_c interp_pc d_c - e <= level_p``;
+* ``mean``: one dense row over w with the structure's mean influence;
+* ``cvar``: the Rockafellar-Uryasev form with an auxiliary threshold z and one shortfall variable
+  per voxel.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
-from .terms import BODY_CEILING_ID, CEILING_IDS, Term, cvar_expression
+from .lp import LinearProgram
+from .terms import CEILING_IDS, Term
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
 INTEGRAL_DOSE_WEIGHT = 1e-3  # tie-breaker in every stage: among equal optima, the least integral dose
 ALARA_WEIGHT = 0.01
 TOL_GY = 1e-3
+
+MAX_ROUNDS = 8           # lazy-constraint / dose-correction rounds per stage
+VIOLATION_TOL_GY = 1e-3  # a point above its bound by more than this (full-matrix dose) is violated
+ACTIVATE_MARGIN_GY = 0.5  # points within this of their bound are added with the violated ones
+INITIAL_RATIO = 0.6       # points whose reference dose reaches this fraction of their level start active
+SOLVERS = ("HIGHS",)
+HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's feasibility tolerance (1e-7,
+                          # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
+FLOOR_RX = 10.0           # lower bound of every excess variable: -FLOOR_RX x Rx (never reached)
 
 
 @dataclass
@@ -39,7 +61,7 @@ class StageResult:
     Attributes:
         priority: the protocol priority the stage optimizes (None for the normal-tissue stage).
         name: human label.
-        status: solver status ('optimal', 'optimal_inaccurate', 'infeasible', ...).
+        status: solver status ('optimal', 'infeasible', ...).
         objective: the stage's objective value (dimensionless, slacks in units of Rx).
         achieved: term key -> excess over the term's level in Gy (<= 0 met; the optimizer's surrogate).
         slip_gy: what later stages may give back on this stage's goals (Gy).
@@ -72,7 +94,7 @@ class NormalTissue:
         body_rows: sampled body voxels away from the PTV (mean dose minimised).
         ring_rows: voxels around the PTV; ring_reference_gy: the dose fall-off they should stay under.
         roughness: sparse difference operator between neighbouring bixels (rows = pairs), or None.
-        roughness_weight: weight of the mean squared fluence difference (relative).
+        roughness_weight: weight of the mean absolute fluence difference (relative).
     """
 
     body_rows: np.ndarray
@@ -97,104 +119,91 @@ def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matr
 
 
 class _Rows:
-    """Row blocks of the influence matrix per term: the full matrix (true dose) and the truncated
-    optimization matrix, whose missing part enters the LP as a per-row constant evaluated at the
-    correction fluence ``w_corr`` (updated between rounds until it has converged)."""
+    """The influence matrix (true dose) and its truncated copy for the LP rows of soft organ maxima."""
 
     def __init__(self, matrix: sp.csr_matrix, truncation: float = 0.0) -> None:
-        self.matrix = matrix
-        self.matrix_opt = truncate_columns(matrix, truncation)
-        self.truncated = self.matrix_opt is not matrix
-        self._cache: dict[int, sp.csr_matrix] = {}
-        self._cache_opt: dict[int, sp.csr_matrix] = {}
-        self.w_corr = np.zeros(matrix.shape[1])
-        self._offsets: dict[int, np.ndarray] = {}
+        self.matrix = sp.csr_matrix(matrix)
+        self.matrix_opt = truncate_columns(self.matrix, truncation)
+        self.truncated = self.matrix_opt is not self.matrix
+        self._cache: dict[int, tuple[np.ndarray, sp.csr_matrix]] = {}
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Full-matrix rows (float64 CSR): the true dose."""
-        key = id(rows)
-        if key not in self._cache:
-            self._cache[key] = self.matrix[rows].astype(np.float64).tocsr()
-        return self._cache[key]
+        """Full-matrix rows (float64 CSR) of ``rows``: the true dose."""
+        cached = self._cache.get(id(rows))
+        if cached is None or cached[0] is not rows:
+            cached = (rows, self.matrix[rows].astype(np.float64).tocsr())
+            self._cache[id(rows)] = cached
+        return cached[1]
 
-    def block_opt(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Truncated rows used inside the LP."""
-        if not self.truncated:
-            return self.block(rows)
-        key = id(rows)
-        if key not in self._cache_opt:
-            self._cache_opt[key] = self.matrix_opt[rows].astype(np.float64).tocsr()
-        return self._cache_opt[key]
+    def dose(self, weights: np.ndarray) -> np.ndarray:
+        """Dose (Gy) on every voxel of the grid for ``weights``."""
+        return self.matrix @ np.asarray(weights, dtype=float)
 
-    def offset(self, rows: np.ndarray) -> np.ndarray:
-        """Dose (Gy) of the truncated entries at the correction fluence, per row."""
-        if not self.truncated:
-            return np.zeros(len(rows))
-        key = id(rows)
-        if key not in self._offsets:
-            self._offsets[key] = self.block(rows) @ self.w_corr - self.block_opt(rows) @ self.w_corr
-        return self._offsets[key]
 
-    def set_correction(self, weights: np.ndarray) -> float:
-        """Use ``weights`` for the correction; return the largest change of any cached offset (Gy)."""
-        if not self.truncated:
-            return 0.0
-        delta = np.asarray(weights, dtype=float) - self.w_corr
-        change = 0.0
-        for key, rows_block in self._cache.items():
-            if key in self._cache_opt:
-                d = rows_block @ delta - self._cache_opt[key] @ delta
-                change = max(change, float(np.max(np.abs(d))) if d.size else 0.0)
+class _DosePool:
+    """LP variables equal to the new-course dose in chosen voxels (created on first use).
+
+    Exact pool: ``d_v - A_v w = 0``. Truncated pool: ``d_v - A'_v w = c_v`` with ``c_v`` the dose of the
+    dropped entries at the correction fluence (row bounds updated by :meth:`set_correction`)."""
+
+    def __init__(self, lp: LinearProgram, rows: _Rows, w_idx: np.ndarray, exact: bool) -> None:
+        self.lp, self.rows, self.w_idx = lp, rows, w_idx
+        self.exact = exact or not rows.truncated
+        self.var = np.full(rows.matrix.shape[0], -1, dtype=np.int64)
+        self.voxels = np.zeros(0, dtype=np.int64)
+        self.eq_rows = np.zeros(0, dtype=np.int64)
+        self.w_corr = np.zeros(rows.matrix.shape[1])
+
+    def _offset(self, voxels: np.ndarray) -> np.ndarray:
+        if self.exact or not self.w_corr.any():
+            return np.zeros(voxels.size)
+        return self.rows.matrix[voxels] @ self.w_corr - self.rows.matrix_opt[voxels] @ self.w_corr
+
+    def variables(self, voxels: np.ndarray) -> np.ndarray:
+        """LP variable indices of the dose in ``voxels`` (flat grid indices)."""
+        voxels = np.asarray(voxels, dtype=np.int64)
+        missing = np.unique(voxels[self.var[voxels] < 0])
+        if missing.size:
+            source = self.rows.matrix if self.exact else self.rows.matrix_opt
+            block = source[missing].astype(np.float64)
+            d = self.lp.add_variables(missing.size, 0.0, np.inf)   # dose >= 0 (A >= 0, w >= 0)
+            offset = self._offset(missing)
+            eq = self.lp.add_rows([(self.w_idx, block), (d, -sp.identity(missing.size, format="csr"))],
+                                  -offset, -offset)
+            self.lp.swap_into_basis(d, eq)
+            self.var[missing] = d
+            self.voxels = np.concatenate([self.voxels, missing])
+            self.eq_rows = np.concatenate([self.eq_rows, eq])
+        return self.var[voxels]
+
+    def set_correction(self, weights: np.ndarray) -> None:
+        """Re-evaluate the dropped entries at ``weights`` (truncated pool only)."""
+        if self.exact:
+            return
         self.w_corr = np.asarray(weights, dtype=float).copy()
-        self._offsets.clear()
-        return change
+        if self.voxels.size:
+            offset = self._offset(self.voxels)
+            self.lp.set_row_bounds(self.eq_rows, -offset, -offset)
 
-    def dose_expr(self, rows: np.ndarray, w: cp.Variable):
-        """Affine expression of the dose (Gy) on ``rows`` for the LP."""
-        if not self.truncated:
-            return self.block(rows) @ w
-        return self.block_opt(rows) @ w + self.offset(rows)
+
+@dataclass
+class _TermLP:
+    """A term's variables and rows in the LP.
+
+    ``excess`` (Gy) is at least the surrogate's excess over the level; soft terms also have ``aim``
+    (the stage slack, >= -slip at the term's own stage, fixed afterwards) and the ``link`` row
+    ``excess - aim <= -margin``; hard terms bound ``excess <= -margin`` directly."""
+
+    excess: int
+    aim: int | None = None
+    link: int | None = None
+    value_row: int | None = None          # mean / CVaR: the row bounding the surrogate
+    point_rows: list = field(default_factory=list)   # voxel_max: LP rows of active points
+    point_ids: list = field(default_factory=list)    # voxel_max: the points of those rows
 
 
 def _levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
-
-
-def _term_expression(term: Term, dose: cp.Expression, n: int):
-    """The convex (max sense) or concave (min sense) expression of a mean or CVaR term."""
-    if term.kind in ("mean_max", "mean_min"):
-        return cp.sum(dose) / n
-    expr, _ = cvar_expression(dose, n, term.fraction, upper=(term.kind == "cvar_upper"))
-    return expr
-
-
-def _term_constraint(term: Term, expr, bound) -> cp.Constraint:
-    """Surrogate within ``level + bound`` (max sense) or ``level - bound`` (min sense)."""
-    if term.sense == "max":
-        return expr <= term.level_gy + bound
-    return expr >= term.level_gy - bound
-
-
-FALLBACK_SOLVER = "CLARABEL"
-
-
-def _solve(problem: cp.Problem, solver: str) -> str:
-    """Solve with ``solver``; on a solver failure or an inaccurate/unknown status, retry once with
-    the interior-point fallback (Clarabel)."""
-    for name in dict.fromkeys((solver, FALLBACK_SOLVER)):
-        try:
-            problem.solve(solver=name, verbose=False)
-        except cp.error.SolverError:
-            continue
-        if problem.status in ("optimal", "infeasible", "unbounded"):
-            return str(problem.status)
-    return str(problem.status or "solver_error")
-
-
-MAX_ROUNDS = 8           # lazy-constraint / dose-correction rounds per stage
-VIOLATION_TOL_GY = 1e-3  # a point above its bound by more than this (full-matrix dose) is violated
-ACTIVATE_MARGIN_GY = 0.5  # points within this of their bound are added with the violated ones
-INITIAL_RATIO = 0.6       # points whose reference dose reaches this fraction of their level start active
 
 
 class LexicographicSolver:
@@ -203,8 +212,8 @@ class LexicographicSolver:
     Maximum-type terms (``voxel_max``) can have tens of thousands of points; only those that can
     matter enter the LP. A point starts active when a reference fluence (uniform, scaled to the
     first target level) brings it to ``INITIAL_RATIO`` of its level; after each solve every point is
-    checked against its bound and the violated ones (and those within ``ACTIVATE_MARGIN_GY``) are
-    added, until none is violated (at most ``MAX_ROUNDS`` solves). Active sets only grow.
+    checked against its bound with the full-matrix dose and the violated ones (and those within
+    ``ACTIVATE_MARGIN_GY``) are added, until none is violated (at most ``MAX_ROUNDS`` solves).
 
     Args:
         matrix: influence matrix (n_voxels x n_columns), Gy per unit weight.
@@ -212,20 +221,22 @@ class LexicographicSolver:
         rx_gy: prescription (Gy, new-course physical), the scale of every slack.
         slips_gy: priority -> what later stages may give back on that priority's goals (Gy).
         tier_by_goal: hard goal id -> 'desirable' or 'acceptable' (which cap is in force).
-        solver: cvxpy solver name (default HiGHS: the stages are LPs whose rows are dense, where
-            HiGHS was about ten times faster than Clarabel; Clarabel is the fallback).
+        solver: 'HIGHS' (the only LP solver used: warm-started simplex, see :mod:`.lp`).
+        rows: the matrix pair to use (shared between solvers of one plan), else built here.
+        truncation: relative threshold of the truncated rows (see :class:`_DosePool`).
     """
 
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], solver: str = "HIGHS", progress: Progress = SILENT,
-                 rows: "_Rows | None" = None, truncation: float = 0.0) -> None:
+                 rows: _Rows | None = None, truncation: float = 0.0) -> None:
+        if str(solver).upper() not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.rows = rows if rows is not None else _Rows(matrix, truncation)
         self.n_cols = matrix.shape[1]
         self.terms = terms
         self.rx_gy = float(rx_gy)
         self.slips_gy = dict(slips_gy)
         self.tier_by_goal = dict(tier_by_goal)
-        self.solver = solver
         self.progress = progress
         self.hard = [t for t in terms if t.hard and t.tier == self.tier_by_goal.get(t.goal_id, "desirable")]
         desirable_max = {t.goal_id for t in terms if not t.hard and t.kind == "voxel_max" and t.tier == "desirable"}
@@ -237,23 +248,120 @@ class LexicographicSolver:
         self.weights = np.zeros(self.n_cols)
         self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.active: dict[str, np.ndarray] = {}
-        self.margin: dict[str, float] = {}     # hard term key -> LP level tightening (Gy)
-        # rows read by several terms (targets: ceiling, coverage and hotspot surrogates) share one
-        # dose variable, so their dense influence rows enter the LP once, untruncated
-        shared = [t for t in terms if (t.kind != "voxel_max" or t.interp is None) and t.goal_id != BODY_CEILING_ID]
-        self.union_rows = np.unique(np.concatenate([t.rows for t in shared])) if shared else np.zeros(0, int)
-        self._union_pos = {id(t.rows): np.searchsorted(self.union_rows, t.rows) for t in shared}
-        self._union: tuple | None = None
+        self.margin: dict[str, float] = {}     # term key -> LP level tightening (Gy)
         # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
-        reached = max(int(np.count_nonzero(np.diff(matrix.indptr))), 1) if sp.isspmatrix_csr(matrix) else matrix.shape[0]
-        self.integral_per_weight = np.asarray(matrix.sum(axis=0), dtype=float).ravel() / reached
-        self._point_blocks: dict[str, tuple[int, sp.csr_matrix]] = {}
+        m = self.rows.matrix
+        reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
+        self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
+
+        self.lp = LinearProgram()
+        self.w_idx = self.lp.add_variables(self.n_cols, 0.0, self._weight_ceiling())
+        self.exact = _DosePool(self.lp, self.rows, self.w_idx, exact=True)
+        self.truncated = _DosePool(self.lp, self.rows, self.w_idx, exact=False)
+        self._lp_terms: dict[str, _TermLP] = {}
+        self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
+        self._ring: dict | None = None
         self._initial_activation()
+        for t in self.hard:
+            self._add_term(t)
+
+    # ---- building the LP
+    def _weight_ceiling(self) -> np.ndarray:
+        """Upper bound of each weight implied by the hard plan ceilings (a column alone must not
+        exceed the ceiling in its hottest watched voxel). Redundant with the ceiling rows, but it
+        keeps a stage from spending a round on fluence that is hot only where no row is active yet."""
+        upper = np.full(self.n_cols, np.inf)
+        for t in self.hard:
+            if t.goal_id not in CEILING_IDS or t.kind != "voxel_max" or t.interp is not None:
+                continue
+            col_max = np.asarray(self.rows.block(t.rows).max(axis=0).todense()).ravel()
+            level = float(np.min(t.level_gy))
+            with np.errstate(divide="ignore"):
+                upper = np.minimum(upper, np.where(col_max > 0, level / col_max, np.inf))
+        return upper
+
+    def _pool(self, t: Term) -> _DosePool:
+        return self.exact if (t.hard or t.kind != "voxel_max") else self.truncated
+
+    def _add_term(self, t: Term) -> _TermLP:
+        """Create the term's variables and rows (its active points for ``voxel_max``)."""
+        if t.key in self._lp_terms:
+            return self._lp_terms[t.key]
+        lp = self.lp
+        # finite bounds everywhere (free variables force long dual phase-1 runs in the simplex);
+        # the excess can never go below -FLOOR: doses are >= 0 and capped by the plan ceiling
+        floor = -FLOOR_RX * self.rx_gy
+        if t.hard:
+            tl = _TermLP(int(lp.add_variables(1, floor, -self.margin.get(t.key, 0.0) - HARD_SAFETY_GY)[0]))
+        else:
+            e, aim = lp.add_variables(2, floor, np.inf)
+            link = lp.add_rows([(np.array([e, aim]), sp.csr_matrix(np.array([[1.0, -1.0]])))],
+                               -np.inf, -self.margin.get(t.key, 0.0))[0]
+            tl = _TermLP(int(e), int(aim), int(link))
+        self._lp_terms[t.key] = tl
+        sign = 1.0 if t.sense == "max" else -1.0   # rows read: sign * (surrogate - level) <= excess
+        level = float(np.max(t.level_gy)) if t.kind != "voxel_max" else 0.0
+        if t.kind == "voxel_max":
+            self._add_points(t, np.flatnonzero(self.active[t.key]))
+        elif t.kind in ("mean_max", "mean_min"):
+            mean_row = sp.csr_matrix(np.asarray(self.rows.block(t.rows).mean(axis=0)))
+            tl.value_row = int(lp.add_rows([(self.w_idx, sign * mean_row),
+                                            (np.array([tl.excess]), sp.csr_matrix([[-1.0]]))],
+                                           -np.inf, sign * level)[0])
+        else:  # CVaR, Rockafellar-Uryasev: upper z + sum(u)/(qn), u >= d - z; lower z - sum(u)/(qn), u >= z - d
+            n = t.rows.size
+            d = self._pool(t).variables(t.rows)
+            z = lp.add_variables(1, 0.0, np.inf)   # the dose at volume q: >= 0
+            u = lp.add_variables(n, 0.0, np.inf)
+            eye = sp.identity(n, format="csr")
+            ones = sp.csr_matrix(np.ones((n, 1)))
+            # upper: d - z - u <= 0 ; lower: z - d - u <= 0   (i.e. sign * (d - z) - u <= 0)
+            lp.add_rows([(d, sign * eye), (z, -sign * ones), (u, -eye)], -np.inf, 0.0)
+            # sign * (z + sign * sum(u)/(qn) - level) - excess <= 0  ->  sign*z + sum(u)/(qn) - e <= sign*level
+            scale = 1.0 / (t.fraction * n)
+            tl.value_row = int(lp.add_rows([(z, sp.csr_matrix([[sign]])), (u, sp.csr_matrix(np.full((1, n), scale))),
+                                            (np.array([tl.excess]), sp.csr_matrix([[-1.0]]))],
+                                           -np.inf, sign * level)[0])
+        return tl
+
+    def _add_points(self, t: Term, points: np.ndarray) -> None:
+        """Rows ``dose(point) - excess <= level(point)`` for ``points`` of a voxel_max term."""
+        if points.size == 0:
+            return
+        tl = self._lp_terms[t.key]
+        if t.interp is not None:
+            sub = t.interp[points].tocsc()
+            used = np.flatnonzero(np.diff(sub.indptr))
+            block, voxels = sub[:, used].tocsr(), t.rows[used]
+        else:
+            block, voxels = sp.identity(points.size, format="csr"), t.rows[points]
+        d = self._pool(t).variables(voxels)
+        ones = sp.csr_matrix(np.ones((points.size, 1)))
+        rows = self.lp.add_rows([(d, block), (np.array([tl.excess]), -ones)], -np.inf, _levels(t)[points])
+        tl.point_rows.append(rows)
+        tl.point_ids.append(points)
+
+    def _set_margin(self, t: Term, margin: float) -> None:
+        self.margin[t.key] = margin
+        tl = self._lp_terms.get(t.key)
+        if tl is None:
+            return
+        if tl.aim is None:
+            self.lp.set_variable_bounds(tl.excess, -FLOOR_RX * self.rx_gy, -margin - HARD_SAFETY_GY)
+        else:
+            self.lp.set_row_bounds(tl.link, -np.inf, -margin)
+
+    def _refresh_level(self, t: Term) -> None:
+        """Row bounds from the term's current level (after the level was changed, e.g. re-aimed)."""
+        tl = self._lp_terms[t.key]
+        if t.kind == "voxel_max":
+            for rows, pts in zip(tl.point_rows, tl.point_ids):
+                self.lp.set_row_bounds(rows, -np.inf, _levels(t)[pts])
+        else:
+            sign = 1.0 if t.sense == "max" else -1.0
+            self.lp.set_row_bounds(tl.value_row, -np.inf, sign * float(np.max(t.level_gy)))
 
     # ---- lazy point sets of voxel_max terms
-    def _points_dose(self, t: Term, weights: np.ndarray) -> np.ndarray:
-        return t.point_values(self.rows.block(t.rows) @ weights)
-
     def _initial_activation(self) -> None:
         targets = [t for t in self.soft if t.sense == "min"]
         w_ref = np.ones(self.n_cols)
@@ -263,147 +371,94 @@ class LexicographicSolver:
             t0 = next(t for t in targets if t.priority == first)
             mean_ref = float(np.mean(self.rows.block(t0.rows) @ w_ref))
             scale = float(np.max(t0.level_gy)) / mean_ref if mean_ref > 0 else 1.0
+        dose = self.rows.dose(scale * w_ref)
         for t in self.hard + self.soft:
             if t.kind != "voxel_max":
                 continue
-            ref = scale * self._points_dose(t, w_ref)
-            level = _levels(t)
+            ref = t.point_values(dose[t.rows])
             # the plan ceilings bind only where the dose would be extreme: start with no point active
             ratio = 1.0 if t.goal_id in CEILING_IDS else INITIAL_RATIO
-            self.active[t.key] = ref >= ratio * np.maximum(level, 1e-6)
-        if not self.rows.w_corr.any():
-            self.rows.set_correction(scale * w_ref)
+            self.active[t.key] = ref >= ratio * np.maximum(_levels(t), 1e-6)
+        self.truncated.set_correction(scale * w_ref)
 
-    def _point_block(self, t: Term) -> sp.csr_matrix:
-        """Rows of the LP for the active points of ``t`` (cached while the active set is unchanged)."""
-        active = self.active[t.key]
-        n_active = int(active.sum())
-        cached = self._point_blocks.get(t.key)
-        if cached is not None and cached[0] == n_active:
-            return cached[1]
-        # hard organ caps use the full rows: exact, no correction needed
-        block = self.rows.block(t.rows) if t.hard else self.rows.block_opt(t.rows)
-        idx = np.flatnonzero(active)
-        m = (t.interp[idx] @ block).tocsr() if t.interp is not None else block[idx]
-        self._point_blocks[t.key] = (n_active, m)
-        return m
-
-    def _union_dose(self, w: cp.Variable):
-        """The shared dose variable of the union rows for the LP being built (with w)."""
-        if self._union is None or self._union[0] is not w:
-            d = cp.Variable(self.union_rows.size)
-            # exact rows: coverage, hotspot and ceiling terms see the full influence matrix
-            self._union = (w, d, d == self.rows.block(self.union_rows) @ w)
-        return self._union[1]
-
-    def _dose(self, t_rows: np.ndarray, w: cp.Variable):
-        """Dose expression on a term's rows: a slice of the shared variable when it has one."""
-        pos = self._union_pos.get(id(t_rows))
-        if pos is not None:
-            return self._union_dose(w)[pos]
-        return self.rows.dose_expr(t_rows, w)
-
-    def _point_expr(self, t: Term, w: cp.Variable):
-        """Affine expression of the dose at the active points of a voxel_max term."""
-        idx = np.flatnonzero(self.active[t.key])
-        if t.interp is None and id(t.rows) in self._union_pos:
-            return self._union_dose(w)[self._union_pos[id(t.rows)][idx]]
-        if t.hard:
-            return self._point_block(t) @ w
-        offset = self.rows.offset(t.rows)
-        offset = (t.interp[idx] @ offset) if t.interp is not None else offset[idx]
-        return self._point_block(t) @ w + offset
-
-    def _voxel_max_constraint(self, t: Term, w: cp.Variable, bound) -> cp.Constraint | None:
-        active = self.active[t.key]
-        if not active.any():
-            return None
-        return self._point_expr(t, w) <= _levels(t)[active] - self.margin.get(t.key, 0.0) + bound
-
-    def _activate_violations(self, bounds: dict[str, float], weights: np.ndarray,
-                             tighten: set[str] | None = None) -> int:
+    def _activate_violations(self, bounds: dict[str, float], weights: np.ndarray, tighten: set[str]) -> int:
         """Check every point with the full-matrix dose: add violated (and nearly violated) points;
         where a hard term, or a term of the stage being solved (``tighten``), is violated although
         all its rows are in the LP (the truncated-dose correction was off), tighten its LP level by
         the error. Earlier stages' soft goals have their slip as headroom. Returns the number of
         violations found."""
         n_violated = 0
-        hard_keys = {t.key for t in self.hard} | (tighten or set())
+        hard_keys = {t.key for t in self.hard} | tighten
+        dose = self.rows.dose(weights)
         for t in self.hard + self.soft:
             if t.key not in bounds:
                 continue
             if t.kind != "voxel_max":
-                # mean / CVaR terms: all rows are in the LP, only the correction can be off; hard
-                # ones are tightened by the error, soft ones have their slip as headroom
-                excess = t.excess_gy(self.rows.block(t.rows) @ weights) - bounds[t.key]
+                excess = t.excess_gy(dose[t.rows]) - bounds[t.key]
                 if t.key in hard_keys and excess > VIOLATION_TOL_GY:
-                    self.margin[t.key] = self.margin.get(t.key, 0.0) + excess + VIOLATION_TOL_GY
+                    self._set_margin(t, self.margin.get(t.key, 0.0) + excess + VIOLATION_TOL_GY)
                     n_violated += 1
                 continue
-            value = self._points_dose(t, weights) - _levels(t) - bounds[t.key]
+            value = t.point_values(dose[t.rows]) - _levels(t) - bounds[t.key]
             violated = value > VIOLATION_TOL_GY
             if not violated.any():
                 continue
             was_active = self.active[t.key] & violated
             n_new = int(np.count_nonzero(violated & ~self.active[t.key]))
             if was_active.any() and t.key in hard_keys:
-                self.margin[t.key] = self.margin.get(t.key, 0.0) + float(value[was_active].max()) + VIOLATION_TOL_GY
+                self._set_margin(t, self.margin.get(t.key, 0.0) + float(value[was_active].max()) + VIOLATION_TOL_GY)
                 n_new += int(np.count_nonzero(was_active))
             n_violated += n_new
-            self.active[t.key] |= value > -ACTIVATE_MARGIN_GY
+            new = (value > -ACTIVATE_MARGIN_GY) & ~self.active[t.key]
+            self.active[t.key] |= new
+            self._add_points(t, np.flatnonzero(new))
         return n_violated
 
     # ---- stages
-    def _base_constraints(self, w: cp.Variable) -> tuple[list, list, dict[str, float]]:
-        """Hard terms and earlier soft terms; returns (constraints, hard (term, constraint), bounds)."""
-        cons, hard_cons, bounds = [], [], {}
-        for t in self.hard:
-            if t.kind == "voxel_max":
-                c = self._voxel_max_constraint(t, w, 0.0)
-                bounds[t.key] = 0.0
-            else:
-                expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
-                c = _term_constraint(t, expr, -self.margin.get(t.key, 0.0))
-                bounds[t.key] = 0.0
-            if c is not None:
-                cons.append(c)
-                hard_cons.append((t, c))
-        for t in self.soft:
-            if t.key not in self.achieved:
-                continue
-            if t.kind == "voxel_max":
-                bounds[t.key] = self.achieved[t.key]
-                c = self._voxel_max_constraint(t, w, self.achieved[t.key])
-                if c is not None:
-                    cons.append(c)
-            else:
-                bounds[t.key] = self.achieved[t.key]
-                expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
-                cons.append(_term_constraint(t, expr, self.achieved[t.key]))
-        return cons, hard_cons, bounds
+    def _apply_cost(self) -> None:
+        cost = np.zeros(self.lp.n_vars)
+        # without a tie-breaker a met goal leaves the LP free to return extreme vertices
+        cost[self.w_idx] = INTEGRAL_DOSE_WEIGHT * self.integral_per_weight / self.rx_gy
+        for idx, c in self._stage_cost.items():
+            cost[idx] += c
+        self.lp.set_cost(cost)
 
-    def _solve_rounds(self, build) -> tuple[str, cp.Variable, cp.Problem, dict, list, float, int]:
-        """Solve, activate violated points, re-solve until clean. ``build(w)`` returns
-        (objective, extra constraints, slacks, extra bounds function)."""
+    def _bounds(self, stage_terms: list[Term], x: np.ndarray) -> dict[str, float]:
+        """Excess allowed per term key (Gy) for the violation check: 0 for hard terms, s* for
+        earlier soft goals, the stage's own slack for the terms being optimized."""
+        bounds = {t.key: 0.0 for t in self.hard}
+        bounds.update({k: v for k, v in self.achieved.items()})
+        for t in stage_terms:
+            bounds[t.key] = float(x[self._lp_terms[t.key].aim])
+        return bounds
+
+    def _solve_rounds(self, stage_terms: list[Term], extra_check=None, method: str | None = None):
+        """Solve, activate violated points, re-solve until clean. Returns (solution, seconds, rounds).
+
+        The stage's new rows and bounds are first solved under the previous objective (dual simplex
+        from the previous optimum), then the new objective from that feasible basis: by the primal
+        simplex after an earlier priority stage (measured 2-3x fewer iterations on the NPC
+        phantom), by the dual simplex for the first stage (no useful basis yet) or as ``method``."""
         t0 = time.perf_counter()
+        first = method or ("primal" if any(s.status == "optimal" for s in self.stages) else "dual")
+        sol = self.lp.solve("dual")
+        round_ = 0
         for round_ in range(1, MAX_ROUNDS + 1):
-            w = cp.Variable(self.n_cols, nonneg=True)
-            cons, hard_cons, bounds = self._base_constraints(w)
-            objective, extra, slacks, stage_bounds = build(w)
-            # without a tie-breaker a met goal leaves the LP free to return extreme vertices
-            objective = objective + INTEGRAL_DOSE_WEIGHT * (self.integral_per_weight @ w) / self.rx_gy
-            union = [self._union[2]] if self._union is not None and self._union[0] is w else []
-            problem = cp.Problem(cp.Minimize(objective), cons + extra + union)
-            status = _solve(problem, self.solver)
-            if w.value is None or status not in ("optimal", "optimal_inaccurate"):
-                return status, w, problem, slacks, hard_cons, time.perf_counter() - t0, round_
-            weights = np.maximum(np.asarray(w.value, dtype=float), 0.0)
-            bounds.update(stage_bounds(slacks))
-            n_violated = self._activate_violations(bounds, weights, tighten=set(slacks))
-            self.rows.set_correction(weights)
+            if sol.status != "optimal":
+                break
+            self._apply_cost()   # variables added since the last solve may carry costs
+            sol = self.lp.solve(first if round_ == 1 else "dual")
+            if sol.status != "optimal":
+                break
+            weights = np.maximum(sol.x[self.w_idx], 0.0)
+            n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), weights,
+                                                   {t.key for t in stage_terms})
+            if extra_check is not None:
+                n_violated += extra_check(weights)
+            self.truncated.set_correction(weights)
             if n_violated == 0:
                 break
-        return status, w, problem, slacks, hard_cons, time.perf_counter() - t0, round_
+        return sol, time.perf_counter() - t0, round_
 
     def solve_priority(self, p: int, label: str | None = None) -> StageResult | None:
         """Solve the stage of priority ``p`` (None if it has no soft goals)."""
@@ -411,75 +466,111 @@ class LexicographicSolver:
         if not stage_terms:
             return None
         slip = float(self.slips_gy.get(p, 0.0))
-
-        def build(w):
-            objective, extra, slacks = 0, [], {}
-            for t in stage_terms:
-                s = cp.Variable(nonneg=True)
-                slacks[t.key] = s
-                if t.kind == "voxel_max":
-                    c = self._voxel_max_constraint(t, w, s - slip)
-                    extra.extend([c] if c is not None else [])
-                    alara = cp.max(self._point_expr(t, w)) if self.active[t.key].any() else 0
-                else:
-                    expr = _term_expression(t, self._dose(t.rows, w), len(t.rows))
-                    extra.append(_term_constraint(t, expr, s - slip - self.margin.get(t.key, 0.0)))
-                    alara = expr
-                objective = objective + TIER_WEIGHT[t.tier] * s / self.rx_gy
-                if t.sense == "max" and t.tier == "desirable":
-                    # ALARA: push below the limit once it is met (small weight, never worth a slack)
-                    objective = objective + ALARA_WEIGHT * alara / self.rx_gy
-            bounds = lambda sl: {k: max(0.0, float(v.value)) - slip for k, v in sl.items()}
-            return objective, extra, slacks, bounds
-
-        status, w, problem, slacks, hard_cons, seconds, rounds = self._solve_rounds(build)
+        self._stage_cost = {}
+        for t in stage_terms:
+            tl = self._add_term(t)
+            self._refresh_level(t)
+            self.achieved.pop(t.key, None)
+            self.lp.set_variable_bounds(tl.aim, -slip, np.inf)
+            self._stage_cost[tl.aim] = TIER_WEIGHT[t.tier] / self.rx_gy
+            if t.sense == "max" and t.tier == "desirable":
+                # ALARA: push below the limit once it is met (small weight, never worth a slack)
+                self._stage_cost[tl.excess] = ALARA_WEIGHT / self.rx_gy
+        sol, seconds, rounds = self._solve_rounds(stage_terms)
         name = label or f"priority {p}"
-        if w.value is None or status not in ("optimal", "optimal_inaccurate"):
+        if sol is None or sol.status != "optimal":
+            status = sol.status if sol is not None else "not solved"
+            for t in stage_terms:  # keep the goals out of later stages' way: their slack stays free
+                self.lp.set_variable_bounds(self._lp_terms[t.key].aim, -np.inf, np.inf)
+            self._stage_cost = {}
             result = StageResult(p, name, status, float("nan"), {}, slip, seconds,
                                  [f"stage did not solve ({status}); the previous fluence is kept"])
             self.stages.append(result)
             self.progress(f"stage {name}: {status} in {seconds:.1f} s")
             return result
-        self.weights = np.maximum(np.asarray(w.value, dtype=float), 0.0)
+        self.weights = np.maximum(sol.x[self.w_idx], 0.0)
+        dose = self.rows.dose(self.weights)
         stage_achieved = {}
         for t in stage_terms:
-            self.achieved[t.key] = max(0.0, float(slacks[t.key].value))
-            stage_achieved[t.key] = t.excess_gy(self.rows.block(t.rows) @ self.weights)
-        for t, c in hard_cons:
-            if c.dual_value is not None and t.kind == "voxel_max":
-                self.hard_duals[t.key] = (np.flatnonzero(self.active[t.key]),
-                                          np.abs(np.asarray(c.dual_value, dtype=float).ravel()))
+            tl = self._lp_terms[t.key]
+            s = max(0.0, float(sol.x[tl.aim]) + slip)       # slack beyond the slip-tightened aim
+            self.achieved[t.key] = s
+            self.lp.set_variable_bounds(tl.aim, s, s)        # later stages: within level + s
+            stage_achieved[t.key] = t.excess_gy(dose[t.rows])
+        for t in self.hard:
+            tl = self._lp_terms[t.key]
+            if t.kind == "voxel_max" and tl.point_rows:
+                self.hard_duals[t.key] = (np.concatenate(tl.point_ids),
+                                          np.abs(sol.row_dual[np.concatenate(tl.point_rows)]))
+        self._stage_cost = {}
         notes = [f"{rounds} solve(s) to activate every needed organ point"] if rounds > 1 else []
-        result = StageResult(p, name, status, float(problem.value), stage_achieved, slip, seconds, notes)
+        result = StageResult(p, name, sol.status, sol.objective, stage_achieved, slip, seconds, notes)
         self.stages.append(result)
-        self.progress(f"stage {name}: {status}, objective {problem.value:.4g}, {seconds:.1f} s ({rounds} rounds)")
+        self.progress(f"stage {name}: {sol.status}, objective {sol.objective:.4g}, {seconds:.1f} s ({rounds} rounds, "
+                      f"{self.lp.n_rows} rows)")
         return result
 
     def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
         """The last stage: normal-tissue dose and fluence roughness within all earlier results."""
         w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
+        cost: dict[int, float] = {}
+        if len(normal.body_rows):
+            body_mean = np.asarray(self.rows.block(normal.body_rows).mean(axis=0)).ravel() / self.rx_gy
+            for i, c in zip(self.w_idx, body_mean):
+                cost[int(i)] = float(c)
+        ring = np.asarray(normal.ring_rows)
+        reference = np.asarray(normal.ring_reference_gy, dtype=float)
+        ring_active = np.zeros(ring.size, bool)
+        ring_cost = 1.0 / (max(ring.size, 1) * self.rx_gy)
 
-        def build(w):
-            objective = 0
-            if len(normal.body_rows):
-                objective = objective + cp.sum(self.rows.dose_expr(normal.body_rows, w)) / (
-                    len(normal.body_rows) * self.rx_gy)
-            if len(normal.ring_rows):
-                excess = cp.pos(self.rows.dose_expr(normal.ring_rows, w) - normal.ring_reference_gy)
-                objective = objective + cp.sum(excess) / (len(normal.ring_rows) * self.rx_gy)
-            if normal.roughness is not None and normal.roughness.shape[0]:
-                # total variation of the fluence (L1 of neighbour differences): keeps the stage an LP
-                objective = objective + normal.roughness_weight * cp.norm1(normal.roughness @ w) / (
-                    normal.roughness.shape[0] * w_scale)
-            return objective, [], {}, lambda sl: {}
+        def add_ring(points: np.ndarray, excess: np.ndarray) -> None:
+            """Rows d_v - r_v <= reference_v, r_v >= 0 (dose above the reference fall-off)."""
+            if points.size == 0:
+                return
+            d = self.truncated.variables(ring[points])
+            r = self.lp.add_variables(points.size, 0.0, np.inf)
+            rows = self.lp.add_rows([(d, sp.identity(points.size, format="csr")),
+                                     (r, -sp.identity(points.size, format="csr"))], -np.inf, reference[points])
+            over = excess[points] > 0     # rows violated now: r takes the excess (basic), the row is tight
+            self.lp.swap_into_basis(r[over], rows[over])
+            ring_active[points] = True
+            for i in r:
+                self._stage_cost[int(i)] = ring_cost
 
-        status, w, problem, _, _, seconds, rounds = self._solve_rounds(build)
+        def ring_check(weights: np.ndarray) -> int:
+            if ring.size == 0:
+                return 0
+            excess = self.rows.matrix[ring] @ weights - reference
+            new = (excess > -ACTIVATE_MARGIN_GY) & ~ring_active
+            n_violated = int(np.count_nonzero((excess > VIOLATION_TOL_GY) & ~ring_active))
+            add_ring(np.flatnonzero(new), excess)
+            return n_violated
+
+        self._stage_cost = cost
+        if ring.size:
+            ring_check(self.weights)
+        if normal.roughness is not None and normal.roughness.shape[0]:
+            # total variation of the fluence (L1 of neighbour differences): keeps the stage an LP
+            n_pairs = normal.roughness.shape[0]
+            tv = self.lp.add_variables(n_pairs, 0.0, np.inf)
+            eye = sp.identity(n_pairs, format="csr")
+            up = self.lp.add_rows([(self.w_idx, normal.roughness), (tv, -eye)], -np.inf, 0.0)
+            down = self.lp.add_rows([(self.w_idx, -normal.roughness), (tv, -eye)], -np.inf, 0.0)
+            # start from |R w| at the current fluence: each difference basic, its tight row non-basic
+            rising = normal.roughness @ self.weights >= 0
+            self.lp.swap_into_basis(tv, np.where(rising, up, down))
+            for i in tv:
+                self._stage_cost[int(i)] = normal.roughness_weight / (n_pairs * w_scale)
+        sol, seconds, rounds = self._solve_rounds([], extra_check=ring_check, method="dual")
         notes = []
-        if w.value is not None and status in ("optimal", "optimal_inaccurate"):
-            self.weights = np.maximum(np.asarray(w.value, dtype=float), 0.0)
+        if sol is not None and sol.status == "optimal":
+            self.weights = np.maximum(sol.x[self.w_idx], 0.0)
         else:
-            notes.append(f"normal-tissue stage did not solve ({status}); the previous fluence is kept")
-        value = float(problem.value) if problem.value is not None else float("nan")
+            notes.append(f"normal-tissue stage did not solve ({sol.status if sol else 'not solved'}); "
+                         f"the previous fluence is kept")
+        value = sol.objective if sol is not None else float("nan")
+        status = sol.status if sol is not None else "not solved"
+        self._stage_cost = {}
         result = StageResult(None, "normal tissue and fluence smoothness", status, value, {}, 0.0, seconds, notes)
         self.stages.append(result)
         self.progress(f"stage normal tissue: {status}, {seconds:.1f} s ({rounds} rounds)")
@@ -487,7 +578,8 @@ class LexicographicSolver:
 
     def final_excess(self) -> dict[str, float]:
         """Excess over its level (Gy, the optimizer's surrogate) of every term for the current weights."""
-        return {t.key: t.excess_gy(self.rows.block(t.rows) @ self.weights) for t in self.terms}
+        dose = self.rows.dose(self.weights)
+        return {t.key: t.excess_gy(dose[t.rows]) for t in self.terms}
 
     def priorities(self) -> list[int]:
         return sorted({t.priority for t in self.soft})

@@ -1,0 +1,196 @@
+"""A linear program that grows between solves, solved by HiGHS with a warm start.
+
+The lexicographic stages are a sequence of closely related LPs: each lazy round adds the organ
+points that were violated, each stage changes the objective and fixes the previous one's result.
+Rebuilding every LP from scratch (what a modelling layer such as cvxpy does) discards the simplex
+basis, so every round cost a full cold solve (seconds for a few thousand dense rows). Keeping one
+HiGHS model and only *adding* rows, or changing costs and bounds, lets HiGHS continue from the
+last optimal basis: the dual simplex repairs added rows, the primal simplex a changed objective,
+typically in a few hundred iterations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+INF = highspy.kHighsInf
+
+
+@dataclass
+class LPSolution:
+    """Result of one solve.
+
+    Attributes:
+        status: 'optimal', 'infeasible', 'unbounded', or another HiGHS model status (lower case).
+        x: variable values (None unless optimal).
+        row_dual: row duals (None unless optimal).
+        objective: objective value (nan unless optimal).
+        iterations: simplex iterations of this solve.
+        seconds: HiGHS run time of this solve (s).
+    """
+
+    status: str
+    x: np.ndarray | None
+    row_dual: np.ndarray | None
+    objective: float
+    iterations: int
+    seconds: float
+
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kInfeasible: "infeasible",
+    highspy.HighsModelStatus.kUnbounded: "unbounded",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible_or_unbounded",
+}
+
+
+_STRATEGY = {"dual": 1, "primal": 4}
+
+
+def _finite(values, n: int, default: float) -> np.ndarray:
+    """Bounds as a float array of length n with +/-inf mapped to HiGHS's infinity."""
+    a = np.broadcast_to(np.asarray(default if values is None else values, dtype=float), (n,)).copy()
+    a[a == np.inf] = INF
+    a[a == -np.inf] = -INF
+    return a
+
+
+class LinearProgram:
+    """Minimise c.x subject to row_lower <= A x <= row_upper, col_lower <= x <= col_upper.
+
+    Variables and rows are only ever added (indices are stable); costs and bounds can be changed.
+    Each :meth:`solve` starts from the previous optimal basis.
+    """
+
+    def __init__(self, time_limit_s: float | None = None) -> None:
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        # presolve would discard the basis on every modification; the rows are not reducible anyway
+        self.highs.setOptionValue("presolve", "off")
+        if time_limit_s is not None:
+            self.highs.setOptionValue("time_limit", float(time_limit_s))
+        self.n_vars = 0
+        self.n_rows = 0
+        self.cost = np.zeros(0)
+        self._swaps: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # ---- building
+    def add_variables(self, n: int, lower=0.0, upper=np.inf) -> np.ndarray:
+        """Add ``n`` variables with the given bounds (scalars or arrays); return their indices."""
+        if n <= 0:
+            return np.zeros(0, dtype=np.int64)
+        self.highs.addVars(int(n), _finite(lower, n, 0.0), _finite(upper, n, np.inf))
+        idx = np.arange(self.n_vars, self.n_vars + n)
+        self.n_vars += n
+        self.cost = np.concatenate([self.cost, np.zeros(n)])
+        return idx
+
+    def add_rows(self, blocks: list[tuple[np.ndarray, sp.spmatrix]], lower=-np.inf, upper=np.inf) -> np.ndarray:
+        """Add rows ``lower <= sum_b M_b x[var_b] <= upper``.
+
+        ``blocks``: (variable indices, matrix with one column per listed variable); every matrix
+        has the same number of rows k. Returns the k new row indices."""
+        k = blocks[0][1].shape[0]
+        rows, cols, vals = [], [], []
+        for var_idx, matrix in blocks:
+            if matrix.shape != (k, len(var_idx)):
+                raise ValueError(f"row block of shape {matrix.shape} does not match {k} rows x {len(var_idx)} variables")
+            coo = sp.coo_matrix(matrix)
+            rows.append(coo.row)
+            cols.append(np.asarray(var_idx, dtype=np.int64)[coo.col])
+            vals.append(coo.data.astype(float))
+        m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(k, self.n_vars))
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
+        self.highs.addRows(int(k), _finite(lower, k, -np.inf), _finite(upper, k, np.inf), int(m.nnz),
+                           m.indptr[:-1].astype(np.int32), m.indices.astype(np.int32), m.data)
+        idx = np.arange(self.n_rows, self.n_rows + k)
+        self.n_rows += k
+        return idx
+
+    def swap_into_basis(self, variables: np.ndarray, rows: np.ndarray) -> None:
+        """Before the next solve, make ``variables`` basic and ``rows`` non-basic (at their bound).
+
+        For a row just added with a variable that only it defines (``d_v = A_v w``), this keeps the
+        last optimal basis primal feasible: the variable takes the row's value instead of the dual
+        simplex spending iterations to repair the row."""
+        self._swaps.append((np.asarray(variables, dtype=np.int64), np.asarray(rows, dtype=np.int64)))
+
+    def _apply_swaps(self) -> None:
+        swaps, self._swaps = self._swaps, []
+        if not swaps:
+            return
+        basis = self.highs.getBasis()
+        if not basis.valid:
+            return
+        cols, rows = list(basis.col_status), list(basis.row_status)
+        if len(cols) != self.n_vars or len(rows) != self.n_rows:
+            return
+        basic, upper = highspy.HighsBasisStatus.kBasic, highspy.HighsBasisStatus.kUpper
+        for variables, row_idx in swaps:
+            for v in variables:
+                cols[v] = basic
+            for r in row_idx:
+                rows[r] = upper
+        basis.col_status, basis.row_status = cols, rows
+        self.highs.setBasis(basis)
+
+    # ---- modifying
+    def set_cost(self, cost: np.ndarray) -> None:
+        """Replace the whole cost vector (length n_vars)."""
+        cost = np.asarray(cost, dtype=float)
+        if cost.shape != (self.n_vars,):
+            raise ValueError(f"cost vector of length {cost.size}, model has {self.n_vars} variables")
+        changed = np.flatnonzero(cost != self.cost)
+        if changed.size:
+            self.highs.changeColsCost(int(changed.size), changed.astype(np.int32), cost[changed])
+        self.cost = cost.copy()
+
+    def set_variable_bounds(self, idx, lower, upper) -> None:
+        idx = np.atleast_1d(np.asarray(idx, dtype=np.int32))
+        self.highs.changeColsBounds(int(idx.size), idx, _finite(lower, idx.size, -np.inf),
+                                    _finite(upper, idx.size, np.inf))
+
+    def set_row_bounds(self, idx, lower, upper) -> None:
+        idx = np.atleast_1d(np.asarray(idx, dtype=np.int32))
+        if idx.size:
+            self.highs.changeRowsBounds(int(idx.size), idx, _finite(lower, idx.size, -np.inf),
+                                        _finite(upper, idx.size, np.inf))
+
+    # ---- solving
+    def solve(self, method: str = "dual") -> LPSolution:
+        """Solve from the last basis; fall back to a cold interior-point solve if the simplex ends
+        without a definite status.
+
+        ``method``: 'dual' simplex after rows or bounds were added or changed (the basis stays dual
+        feasible), 'primal' simplex after only the costs changed (the basis stays primal feasible).
+        Using the wrong one forces a phase 1 that can take a hundred times longer."""
+        self.highs.setOptionValue("simplex_strategy", _STRATEGY[method])
+        self._apply_swaps()
+        sol = self._run()
+        if sol.status not in ("optimal", "infeasible", "unbounded"):
+            self.highs.setOptionValue("solver", "ipm")
+            self.highs.clearSolver()
+            sol = self._run()
+            self.highs.setOptionValue("solver", "choose")
+        return sol
+
+    def _run(self) -> LPSolution:
+        before = self.highs.getInfo().simplex_iteration_count
+        self.highs.run()
+        info = self.highs.getInfo()
+        status = _STATUS.get(self.highs.getModelStatus(), str(self.highs.getModelStatus()).split(".")[-1].lower())
+        iterations = max(0, int(info.simplex_iteration_count) - max(0, int(before)))
+        if status != "optimal":
+            return LPSolution(status, None, None, float("nan"), iterations, self.highs.getRunTime())
+        solution = self.highs.getSolution()
+        return LPSolution(status, np.asarray(solution.col_value, dtype=float),
+                          np.asarray(solution.row_dual, dtype=float), float(info.objective_function_value),
+                          iterations, self.highs.getRunTime())
