@@ -137,15 +137,62 @@ def test_caps_hold_at_points_that_start_inactive():
 
 
 @pytest.mark.parametrize("upper", [True, False])
-def test_cvar_value_equals_the_lp_form_at_its_optimum(upper):
-    import cvxpy as cp
+def test_cvar_value_equals_the_solvers_lp_form_at_its_optimum(upper):
+    """The exact (fractional-voxel) CVaR is what the Rockafellar-Uryasev LP form the solver
+    builds takes at its optimum, also with volume weights."""
+    from reirrad_opt.optimize.lp import LinearProgram
+    from reirrad_opt.optimize.terms import cvar_value
 
-    from reirrad_opt.optimize.terms import cvar_expression, cvar_value
-
-    d = np.random.default_rng(1).uniform(0, 10, 37)   # 0.1 * 37 = 3.7 voxels: a fractional tail
-    expr, _ = cvar_expression(cp.Constant(d), d.size, 0.1, upper)
-    prob = cp.Problem(cp.Minimize(expr) if upper else cp.Maximize(expr))
-    prob.solve(solver="CLARABEL")
-    assert cvar_value(d, 0.1, upper) == pytest.approx(prob.value, abs=1e-6)
+    rng = np.random.default_rng(1)
+    d = rng.uniform(0, 10, 37)
+    for weights in (None, rng.integers(1, 5, 37).astype(float)):
+        v = np.ones(d.size) if weights is None else weights
+        lp = LinearProgram()
+        z = lp.add_variables(1, -np.inf, np.inf)
+        u = lp.add_variables(d.size, 0.0, np.inf)
+        sign = 1.0 if upper else -1.0
+        # sign * (d - z) - u <= 0 ; objective: sign * z + sum(v u) / (q V)  (upper: minimise the mean of the tail)
+        lp.add_rows([(z, sp.csr_matrix(np.full((d.size, 1), -sign))), (u, -sp.identity(d.size, format="csr"))],
+                    -np.inf, -sign * d)
+        cost = np.zeros(lp.n_vars)
+        cost[z] = sign
+        cost[u] = v / (0.1 * v.sum())
+        lp.set_cost(cost)
+        sol = lp.solve()
+        assert sol.status == "optimal"
+        assert cvar_value(d, 0.1, upper, weights) == pytest.approx(sign * sol.objective, abs=1e-6)
     tail = np.sort(d)[::-1] if upper else np.sort(d)
     assert cvar_value(d, 0.1, upper) == pytest.approx((tail[:3].sum() + 0.7 * tail[3]) / 3.7)
+
+
+def test_weighted_cvar_equals_the_cvar_of_the_replicated_samples():
+    from reirrad_opt.optimize.terms import cvar_value
+
+    rng = np.random.default_rng(2)
+    d = rng.uniform(0, 10, 20)
+    counts = rng.integers(1, 6, 20)
+    for upper in (True, False):
+        assert cvar_value(d, 0.15, upper, counts.astype(float)) == pytest.approx(
+            cvar_value(np.repeat(d, counts), 0.15, upper))
+
+
+def test_coverage_points_sample_the_target_as_the_evaluation_does():
+    """Edge points carry the evaluation's interpolated dose; the weights add up to its sample count."""
+    from scipy import ndimage
+
+    from reirrad_opt.evaluate.sampling import sample_points
+    from reirrad_opt.optimize.build import coverage_stencil
+
+    grid = Grid((12, 12, 12), (3.0, 3.0, 3.0), (0.0, 0.0, 0.0))
+    kk, jj, ii = np.indices(grid.shape)
+    mask = (kk - 5.5) ** 2 + (jj - 6) ** 2 + (ii - 5) ** 2 <= 3.2 ** 2
+    dose = np.random.default_rng(3).uniform(40, 60, grid.shape)
+    rows, interp, weights = coverage_stencil(mask, grid)
+    pts = sample_points(mask, grid, 3)
+    assert weights.sum() == pytest.approx(pts.n)
+    point_dose = interp @ dose.ravel()[rows]
+    edge = weights == 1.0
+    expected = ndimage.map_coordinates(dose, pts.index_kji.T, order=1, mode="nearest")
+    # every edge point is one of the evaluation's samples, with the same dose
+    got = np.sort(point_dose[edge])
+    assert np.all(np.min(np.abs(got[:, None] - expected[None, :]), axis=1) < 1e-9)

@@ -60,6 +60,34 @@ def sample_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix"]
     return trilinear_stencil(index, grid.shape)
 
 
+def coverage_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
+    """Points at which a target's coverage (a lower CVaR) is optimized, as (rows, trilinear
+    interpolation matrix, relative volume per point).
+
+    The evaluation samples a target at sub-voxel points with interpolated dose, which reads lower
+    than the voxel centres at a steep edge. Kept as exact points: every sub-voxel sample whose
+    stencil reaches a voxel outside the target (the edge, where the two differ). The samples whose
+    stencil lies inside are represented by their voxel's centre, weighted by their number."""
+    pts = sample_points(mask, grid, DEFAULT_FINE_FACTOR)
+    centres = np.argwhere(mask)
+    if pts.index_kji is None:
+        rows, interp = trilinear_stencil(centres.astype(float), grid.shape)
+        return rows, interp, np.ones(centres.shape[0])
+    rows, interp = trilinear_stencil(pts.index_kji, grid.shape)
+    edge = np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
+    parent = np.ravel_multi_index(np.clip(np.rint(pts.index_kji[~edge]), 0, np.array(grid.shape) - 1)
+                                  .astype(np.int64).T, grid.shape)
+    centre_flat = np.ravel_multi_index(centres.T, grid.shape)
+    counts = np.zeros(centre_flat.size)
+    pos = np.searchsorted(centre_flat, parent)
+    np.add.at(counts, pos, 1.0)
+    keep = counts > 0
+    index = np.concatenate([centres[keep].astype(float), pts.index_kji[edge]])
+    weights = np.concatenate([counts[keep], np.ones(int(edge.sum()))])
+    rows, interp = trilinear_stencil(index, grid.shape)
+    return rows, interp, weights
+
+
 def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None) -> TermSet:
     """Terms for every goal of ``protocol`` that the optimizer can represent.
 
@@ -99,8 +127,11 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                 out.skipped.append(f"{goal.id}: cumulative-EQD2 {goal.metric} has no linear form; it is evaluated, "
                                    f"not optimized")
                 break
-            interp = None
-            if kind == "voxel_max":
+            interp = weights = None
+            if kind == "cvar_lower" and is_target and goal.priority == 1:
+                rows, interp, weights = coverage_stencil(mask, grid)
+                prior_here = None
+            elif kind == "voxel_max":
                 rows, interp = sample_stencil(mask, grid)
                 prior_here = interp @ case.prior_dose_gy.ravel()[rows]
             else:
@@ -126,10 +157,10 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                     level = float(limit_gy)
             desc = (f"{name} {goal.metric} {'<=' if goal.sense == 'max' else '>='} "
                     f"{limit.value:g} {limit.unit} ({tier}{', cumulative EQD2' if goal.cumulative else ''})")
-            if interp is not None:
+            if interp is not None and kind == "voxel_max":
                 level = np.broadcast_to(np.asarray(level, dtype=float), (interp.shape[0],)).copy()
             out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc,
-                                  interp, goal.metric))
+                                  interp, goal.metric, weights))
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)

@@ -308,18 +308,20 @@ class LexicographicSolver:
             tl.value_row = int(lp.add_rows([(self.w_idx, sign * mean_row),
                                             (np.array([tl.excess]), sp.csr_matrix([[-1.0]]))],
                                            -np.inf, sign * level)[0])
-        else:  # CVaR, Rockafellar-Uryasev: upper z + sum(u)/(qn), u >= d - z; lower z - sum(u)/(qn), u >= z - d
-            n = t.rows.size
+        else:  # CVaR, Rockafellar-Uryasev: upper z + sum(v u)/(qV), u >= d - z; lower z - sum(v u)/(qV), u >= z - d
+            n = t.n_points
             d = self._pool(t).variables(t.rows)
+            dose_map = t.interp if t.interp is not None else sp.identity(n, format="csr")  # points <- voxels
             z = lp.add_variables(1, 0.0, np.inf)   # the dose at volume q: >= 0
             u = lp.add_variables(n, 0.0, np.inf)
             eye = sp.identity(n, format="csr")
             ones = sp.csr_matrix(np.ones((n, 1)))
-            # upper: d - z - u <= 0 ; lower: z - d - u <= 0   (i.e. sign * (d - z) - u <= 0)
-            lp.add_rows([(d, sign * eye), (z, -sign * ones), (u, -eye)], -np.inf, 0.0)
-            # sign * (z + sign * sum(u)/(qn) - level) - excess <= 0  ->  sign*z + sum(u)/(qn) - e <= sign*level
-            scale = 1.0 / (t.fraction * n)
-            tl.value_row = int(lp.add_rows([(z, sp.csr_matrix([[sign]])), (u, sp.csr_matrix(np.full((1, n), scale))),
+            # upper: d_p - z - u <= 0 ; lower: z - d_p - u <= 0   (i.e. sign * (d_p - z) - u <= 0)
+            lp.add_rows([(d, sign * dose_map), (z, -sign * ones), (u, -eye)], -np.inf, 0.0)
+            # sign * (z + sign * sum(v u)/(qV) - level) - excess <= 0  ->  sign*z + sum(v u)/(qV) - e <= sign*level
+            v = np.ones(n) if t.point_weights is None else np.asarray(t.point_weights, dtype=float)
+            scale = v / (t.fraction * v.sum())
+            tl.value_row = int(lp.add_rows([(z, sp.csr_matrix([[sign]])), (u, sp.csr_matrix(scale[None, :])),
                                             (np.array([tl.excess]), sp.csr_matrix([[-1.0]]))],
                                            -np.inf, sign * level)[0])
         return tl

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
@@ -51,7 +50,9 @@ class Term:
         description: human text (metric, limit, what was assumed).
         interp: for ``voxel_max`` terms enforced at the evaluator's sub-voxel sample points, the
             (n_points x len(rows)) trilinear map from voxel doses to point doses; ``level_gy`` then
-            holds one value per point. None: the points are the voxel centres of ``rows``.
+            holds one value per point. None: the points are the voxel centres of ``rows``. CVaR
+            terms can have points too (a target's coverage measured where the evaluation samples).
+        point_weights: relative volume of each point of a CVaR term (None: equal).
     """
 
     goal_id: str
@@ -66,6 +67,7 @@ class Term:
     description: str = ""
     interp: sp.csr_matrix | None = None
     metric: str = ""
+    point_weights: np.ndarray | None = None
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,29 +109,22 @@ class Term:
             return float(np.max(self.point_values(d)))
         if self.kind in ("mean_max", "mean_min"):
             return float(d.mean())
-        return cvar_value(d, self.fraction, upper=(self.kind == "cvar_upper"))
+        return cvar_value(self.point_values(d), self.fraction, upper=(self.kind == "cvar_upper"),
+                          weights=self.point_weights)
 
 
-def cvar_value(dose: np.ndarray, fraction: float, upper: bool) -> float:
-    """Exact CVaR of a dose vector: the mean of its hottest (upper) or coldest fraction, counting
-    a fractional voxel where fraction * n is not whole (the value the LP form takes at its optimum)."""
-    d = np.sort(np.asarray(dose, dtype=float))
-    if upper:
-        d = d[::-1]
-    m = fraction * d.size
-    k = int(np.floor(m))
-    total = d[:k].sum() + (m - k) * (d[k] if k < d.size else 0.0)
-    return float(total / m)
-
-
-def cvar_expression(dose: cp.Expression, n: int, fraction: float, upper: bool) -> tuple[cp.Expression, list]:
-    """Upper CVaR (mean of the hottest ``fraction``, convex) or lower CVaR (mean of the coldest,
-    concave) of an affine dose expression of length n, in the Rockafellar-Uryasev form."""
-    z = cp.Variable()
-    scale = 1.0 / (fraction * n)
-    if upper:
-        return z + scale * cp.sum(cp.pos(dose - z)), []
-    return z - scale * cp.sum(cp.pos(z - dose)), []
+def cvar_value(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarray | None = None) -> float:
+    """Exact CVaR of a dose vector: the (volume-weighted) mean of its hottest (upper) or coldest
+    fraction, counting a fractional sample where the fraction ends inside it (the value the LP form
+    takes at its optimum)."""
+    d = np.asarray(dose, dtype=float)
+    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(-d if upper else d, kind="stable")
+    d, v = d[order], v[order]
+    m = fraction * v.sum()
+    before = np.concatenate([[0.0], np.cumsum(v)[:-1]])
+    taken = np.clip(m - before, 0.0, v)
+    return float((taken * d).sum() / m)
 
 
 _D_VOL = re.compile(r"^D(?P<x>\d+(?:\.\d+)?)(?P<u>%|cc)$")
