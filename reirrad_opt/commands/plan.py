@@ -106,8 +106,7 @@ def summary_text(result, out: Path) -> str:
             lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} NOT EVALUATED: {r.note}")
             continue
         value = f"{r.value:7.2f} {r.unit}"
-        lim = f"desirable {r.desirable if r.desirable is not None else '-'} / acceptable " \
-              f"{r.acceptable if r.acceptable is not None else '-'}"
+        lim = f"desirable {_limit(r.desirable)} / acceptable {_limit(r.acceptable)}"
         kind = "cum EQD2" if r.cumulative else "new"
         lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} {kind:<8} {value}  ({lim})  {r.verdict}")
     if result.optimization.diagnosis:
@@ -123,3 +122,8 @@ def summary_text(result, out: Path) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(1)
+
+
+def _limit(value) -> str:
+    """A limit for the terminal summary: 2 decimals, or '-' when the line has none."""
+    return "-" if value is None else f"{float(value):.2f}"
