@@ -274,7 +274,8 @@ class LexicographicSolver:
         for t in self.hard:
             if t.goal_id not in CEILING_IDS or t.kind != "voxel_max" or t.interp is not None:
                 continue
-            col_max = np.asarray(self.rows.block(t.rows).max(axis=0).todense()).ravel()
+            # straight from the matrix: the body ceiling's rows are most of it, not worth a cached copy
+            col_max = np.asarray(self.rows.matrix[t.rows].max(axis=0).todense()).ravel()
             level = float(np.min(t.level_gy))
             with np.errstate(divide="ignore"):
                 upper = np.minimum(upper, np.where(col_max > 0, level / col_max, np.inf))
@@ -517,7 +518,7 @@ class LexicographicSolver:
         w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
         cost: dict[int, float] = {}
         if len(normal.body_rows):
-            body_mean = np.asarray(self.rows.block(normal.body_rows).mean(axis=0)).ravel() / self.rx_gy
+            body_mean = np.asarray(self.rows.matrix[normal.body_rows].mean(axis=0), dtype=float).ravel() / self.rx_gy
             for i, c in zip(self.w_idx, body_mean):
                 cost[int(i)] = float(c)
         ring = np.asarray(normal.ring_rows)

@@ -29,7 +29,6 @@ class LPSolution:
         row_dual: row duals (None unless optimal).
         objective: objective value (nan unless optimal).
         iterations: simplex iterations of this solve.
-        seconds: HiGHS run time of this solve (s).
     """
 
     status: str
@@ -37,7 +36,6 @@ class LPSolution:
     row_dual: np.ndarray | None
     objective: float
     iterations: int
-    seconds: float
 
 
 _STATUS = {
@@ -183,14 +181,13 @@ class LinearProgram:
         return sol
 
     def _run(self) -> LPSolution:
-        before = self.highs.getInfo().simplex_iteration_count
         self.highs.run()
         info = self.highs.getInfo()
         status = _STATUS.get(self.highs.getModelStatus(), str(self.highs.getModelStatus()).split(".")[-1].lower())
-        iterations = max(0, int(info.simplex_iteration_count) - max(0, int(before)))
+        iterations = int(info.simplex_iteration_count)
         if status != "optimal":
-            return LPSolution(status, None, None, float("nan"), iterations, self.highs.getRunTime())
+            return LPSolution(status, None, None, float("nan"), iterations)
         solution = self.highs.getSolution()
         return LPSolution(status, np.asarray(solution.col_value, dtype=float),
                           np.asarray(solution.row_dual, dtype=float), float(info.objective_function_value),
-                          iterations, self.highs.getRunTime())
+                          iterations)

@@ -166,11 +166,6 @@ def term_kind_and_fraction(metric: str, sense: str, structure_cc: float, limit_v
     raise UnsupportedGoal(f"metric {metric!r} with sense {sense!r} has no convex surrogate in the optimizer")
 
 
-def stack_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of the influence matrix for the given voxels, as float64 CSR (what the solvers take)."""
-    return matrix[rows].astype(np.float64).tocsr()
-
-
 @dataclass
 class TermSet:
     """All terms for one case and protocol, plus what could not be represented."""
