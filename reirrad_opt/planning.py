@@ -253,6 +253,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             normal=normal_tissue_setup(case, ptv, rx_gy, influence), solver=solver,
                             truncation=truncation,
                             calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
+                            hold_dvh_points=bool(protocol.options.get("hold_dvh_points", True)),
                             progress=progress)
     t_optimize = time.perf_counter() - t0
 

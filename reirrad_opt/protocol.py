@@ -296,6 +296,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "default_alpha_beta_gy": 3.0,
     "type1_prior_dose_threshold_gy": 20.0,
     "max_dose_pct_rx": 115.0,
+    "hold_dvh_points": True,
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
@@ -670,7 +671,7 @@ class _Loader:
             kline = self.loc.key(key, line)
             if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
                 raise self.fail(f"{where} {key}", f"expected one of {_OPTION_CHOICES[key]}, got {value!r}", kline)
-            if key == "d003cc_as_voxel_max" and not isinstance(value, bool):
+            if key in ("d003cc_as_voxel_max", "hold_dvh_points") and not isinstance(value, bool):
                 raise self.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
             if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
                 self.number(value, f"{where} {key}", kline, positive=True)

@@ -46,7 +46,7 @@ class OptimizationOutcome:
 
 def _unmet_targets(solver: LexicographicSolver, priority: int) -> list:
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
-            and t.excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY]
+            and t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY]
 
 
 def _shortfall(solver: LexicographicSolver, terms, masks=None, grid=None, rx_gy=None) -> float:
@@ -54,7 +54,7 @@ def _shortfall(solver: LexicographicSolver, terms, masks=None, grid=None, rx_gy=
     masks are given, else by the optimizer's surrogate."""
     total = 0.0
     for t in terms:
-        total += max(0.0, t.excess_gy(solver.rows.block(t.rows) @ solver.weights))
+        total += max(0.0, t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights))
         if masks is not None and t.metric and t.structure in masks:
             total += max(0.0, float(np.max(t.level_gy)) - _evaluated(solver, t, masks, grid, rx_gy))
     return total
@@ -111,7 +111,7 @@ def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[s
         for t in solver.soft:
             if t.priority != priority or t.sense != "min" or not t.metric or t.structure not in masks:
                 continue
-            if t.excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY:
+            if t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY:
                 continue  # not met even on voxel centres: the diagnosis deals with it
             value = metric_value(t.metric, dose, masks[t.structure], grid, rx_gy).value
             shortfall = float(np.max(t.level_gy)) - value if np.isfinite(value) else 0.0
@@ -130,7 +130,8 @@ def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[s
 def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
-                  calibrate_targets: bool = False, progress: Progress = SILENT) -> OptimizationOutcome:
+                  calibrate_targets: bool = False, hold_dvh_points: bool = True,
+                  progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
@@ -138,7 +139,9 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     re-evaluated until it converges (0 disables); every check uses the full matrix.
     ``calibrate_targets``: re-aim first-priority target goals at the evaluator's supersampled
     measurement (experimental, off by default: on the NPC phantom the raised aim made the stage
-    infeasible and slower without improving the evaluated coverage)."""
+    infeasible and slower without improving the evaluated coverage).
+    ``hold_dvh_points``: after its stage, hold each dose-volume goal at its points (all but its
+    tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`)."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -147,7 +150,8 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
     notes = list(termset.skipped) + list(termset.exhausted)
     rows = _Rows(matrix, truncation)
-    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows)
+    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows,
+                  hold_dvh_points=hold_dvh_points)
     main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:

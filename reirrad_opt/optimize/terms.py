@@ -101,6 +101,22 @@ class Term:
         value = self.surrogate(d)
         return value - float(self.level_gy) if self.sense == "max" else float(self.level_gy) - value
 
+    def goal_excess_gy(self, dose_rows: np.ndarray) -> float:
+        """How far the goal's own metric, measured at the term's points, is beyond the level (Gy;
+        <= 0: met). Equal to :meth:`excess_gy` except for CVaR terms, where it reads the DVH point
+        (the dose at volume q) instead of the mean of the tail, the conservative surrogate the LP
+        solves with."""
+        if self.kind not in ("cvar_upper", "cvar_lower"):
+            return self.excess_gy(dose_rows)
+        value = self.dvh_dose(dose_rows)
+        level = float(np.max(self.level_gy))
+        return value - level if self.sense == "max" else level - value
+
+    def dvh_dose(self, dose_rows: np.ndarray) -> float:
+        """The term's DVH point (Gy) at its points: see :func:`dvh_dose`."""
+        return dvh_dose(self.point_values(dose_rows), self.fraction, upper=(self.kind == "cvar_upper"),
+                        weights=self.point_weights)
+
     def surrogate(self, dose_rows: np.ndarray) -> float:
         """The optimizer's own value of the term for a dose on its rows (Gy): the maximum, mean or
         CVaR of the dose."""
@@ -125,6 +141,36 @@ def cvar_value(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarr
     before = np.concatenate([[0.0], np.cumsum(v)[:-1]])
     taken = np.clip(m - before, 0.0, v)
     return float((taken * d).sum() / m)
+
+
+def dvh_dose(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarray | None = None) -> float:
+    """A DVH point of (volume-weighted) points, in Gy. ``upper``: the highest dose that at least
+    ``fraction`` of the volume receives (D5% for 0.05). Otherwise from the cold side: the highest
+    dose that at least ``1 - fraction`` of the volume receives (D98% for 0.02); the points below it
+    hold at most ``fraction`` of the volume."""
+    d = np.asarray(dose, dtype=float)
+    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(-d if upper else d, kind="stable")
+    cum = np.cumsum(v[order])
+    m = fraction * cum[-1]
+    if upper:   # the first point at which the hot side reaches the fraction
+        i = int(np.searchsorted(cum, m * (1.0 - 1e-12)))
+    else:       # the first point beyond the cold fraction
+        i = int(np.searchsorted(cum, m * (1.0 + 1e-12), side="right"))
+    return float(d[order][min(i, d.size - 1)])
+
+
+def dvh_tail(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the hottest (``upper``) or coldest points that together hold at most ``fraction``
+    of the (weighted) volume: the points a dose-volume goal at that fraction leaves free."""
+    d = np.asarray(dose, dtype=float)
+    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(-d if upper else d, kind="stable")
+    cum = np.cumsum(v[order])
+    n = int(np.searchsorted(cum, fraction * cum[-1] * (1.0 + 1e-12), side="right"))
+    tail = np.zeros(d.size, bool)
+    tail[order[:n]] = True
+    return tail
 
 
 _D_VOL = re.compile(r"^D(?P<x>\d+(?:\.\d+)?)(?P<u>%|cc)$")
