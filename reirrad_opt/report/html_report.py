@@ -25,15 +25,47 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], colour_key: str | N
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _plain(value) -> str:
+    """A reporting value as text: floats with 2 decimals, tables as 'key: value; ...'."""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_plain(x) for x in value)
+    return str(value)
+
+
 def _dict_list(d: dict) -> str:
-    items = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            v = "; ".join(f"{kk}: {vv}" for kk, vv in v.items())
-        elif isinstance(v, list):
-            v = "; ".join(str(x) for x in v)
-        items.append(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>")
+    items = [f"<li><b>{html.escape(str(k))}</b>: {html.escape(_plain(v))}</li>"
+             for k, v in d.items() if k != "per_structure"]
     return "<ul>" + "".join(items) + "</ul>"
+
+
+DOSE_KINDS = (("cumulative_eqd2", "cumulative EQD2"), ("prior_eqd2_after_recovery", "prior EQD2 (after recovery)"),
+              ("new_eqd2", "new-course EQD2"), ("new_physical", "new-course physical"))
+
+
+def _per_structure_table(per_structure: dict) -> str:
+    """The reporting block's dose summary: one row per structure and dose kind, metrics in Gy."""
+    metrics: list[str] = []
+    for entry in per_structure.values():
+        for kind, _ in DOSE_KINDS:
+            for m in entry.get(kind, {}) or {}:
+                if m not in metrics:
+                    metrics.append(m)
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in ("structure", "role", "volume (cc)", "a/b (Gy)", "dose"))
+    head += "".join(f"<th>{html.escape(m.replace('_gy', ''))} (Gy)</th>" for m in metrics)
+    body = []
+    for name, entry in per_structure.items():
+        for kind, title in DOSE_KINDS:
+            values = entry.get(kind)
+            if not values:
+                continue
+            cells = [name, entry.get("role"), entry.get("volume_cc"), entry.get("alpha_beta_gy"), title]
+            body.append("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in cells)
+                        + "".join(f"<td>{_fmt(values.get(m))}</td>" for m in metrics) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def render_report_html(plan: dict, figures: list[Path]) -> str:
@@ -84,6 +116,7 @@ The verdict comes from the independent evaluation of the final dose, not from th
 <h2>Optimization stages</h2>{stages}
 <h2>Figures</h2>{imgs}
 <h2>Reporting (ESTRO-EORTC re-irradiation consensus)</h2>{_dict_list(plan.get('reporting', {}))}
+{_per_structure_table(plan.get('reporting', {}).get('per_structure', {}) or {})}
 <h2>Notes</h2><ul>{notes}</ul>
 <p>Timing (s): {html.escape(', '.join(f'{k} {v}' for k, v in plan.get('timing_s', {}).items()))}.
 Versions: {html.escape(', '.join(f'{k} {v}' for k, v in plan.get('versions', {}).items()))}.</p>
