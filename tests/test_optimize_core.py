@@ -253,3 +253,17 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip(organ):
     assert d96.dvh_dose(dose) >= held - 1e-6
     assert d96.dvh_dose(dose) == pytest.approx(held, abs=1e-3)
     assert dose.mean() < mean_before - 0.1
+
+
+def test_normal_tissue_stage_out_of_time_keeps_the_previous_fluence():
+    """A normal-tissue stage whose budget runs out changes nothing and says so."""
+    ts = terms_for(60, 66, cap_des=10.0)
+    nt = dict(body_rows=np.arange(0, 20), ring_rows=np.arange(48, 60), ring_reference_gy=np.full(12, 10.0))
+    full = run(ts, normal=NormalTissue(**nt))
+    cut = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt, time_limit_s=0.0))
+    assert full.stages[-1].status == "optimal"
+    assert cut.stages[-1].status == "time limit"
+    assert "time limit" in cut.stages[-1].notes[0] and "previous stage is kept" in cut.stages[-1].notes[0]
+    without = run(terms_for(60, 66, cap_des=10.0))             # no normal-tissue stage at all
+    assert np.allclose(cut.weights, without.weights)
+    assert not np.allclose(full.weights, without.weights)

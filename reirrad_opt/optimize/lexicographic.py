@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
-from .lp import LinearProgram
+from .lp import LinearProgram, LPSolution
 from .terms import CEILING_IDS, Term, dvh_tail
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
@@ -96,6 +96,9 @@ class NormalTissue:
         ring_rows: voxels around the PTV; ring_reference_gy: the dose fall-off they should stay under.
         roughness: sparse difference operator between neighbouring bixels (rows = pairs), or None.
         roughness_weight: weight of the mean absolute fluence difference (relative).
+        time_limit_s: the stage's time budget (s). It only refines a plan that already meets every
+            earlier priority; if the budget runs out, the previous stage's fluence is kept and the
+            stage says so (a plan then depends on the machine's speed).
     """
 
     body_rows: np.ndarray
@@ -103,6 +106,7 @@ class NormalTissue:
     ring_reference_gy: np.ndarray
     roughness: sp.csr_matrix | None = None
     roughness_weight: float = 0.1
+    time_limit_s: float | None = 300.0
 
 
 def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matrix:
@@ -516,14 +520,17 @@ class LexicographicSolver:
             bounds[t.key] = float(x[self._lp_terms[t.key].aim])
         return bounds
 
-    def _solve_logged(self, method: str, what: str):
+    def _solve_logged(self, method: str, what: str, deadline: float | None = None):
         t0 = time.perf_counter()
-        sol = self.lp.solve(method)
+        if deadline is not None and t0 >= deadline:
+            return LPSolution("time limit", None, None, float("nan"), 0)
+        sol = self.lp.solve(method, None if deadline is None else deadline - t0)
         self.progress(f"  LP {what}: {method} simplex, {sol.status}, {sol.iterations} iterations, "
                       f"{time.perf_counter() - t0:.1f} s ({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
         return sol
 
-    def _solve_rounds(self, stage_terms: list[Term], extra_check=None, method: str | None = None):
+    def _solve_rounds(self, stage_terms: list[Term], extra_check=None, method: str | None = None,
+                      time_limit_s: float | None = None):
         """Solve, activate violated points, re-solve until clean. Returns (solution, seconds, rounds).
 
         The stage's new rows and bounds are first solved under the previous objective (dual simplex
@@ -531,14 +538,15 @@ class LexicographicSolver:
         simplex after an earlier priority stage (measured 2-3x fewer iterations on the NPC
         phantom), by the dual simplex for the first stage (no useful basis yet) or as ``method``."""
         t0 = time.perf_counter()
+        deadline = None if time_limit_s is None else t0 + float(time_limit_s)
         first = method or ("primal" if any(s.status == "optimal" for s in self.stages) else "dual")
-        sol = self._solve_logged("dual", "new rows, previous objective")
+        sol = self._solve_logged("dual", "new rows, previous objective", deadline)
         round_ = 0
         for round_ in range(1, MAX_ROUNDS + 1):
             if sol.status != "optimal":
                 break
             self._apply_cost()   # variables added since the last solve may carry costs
-            sol = self._solve_logged(first if round_ == 1 else "dual", f"round {round_}")
+            sol = self._solve_logged(first if round_ == 1 else "dual", f"round {round_}", deadline)
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
@@ -656,10 +664,15 @@ class LexicographicSolver:
             self.lp.swap_into_basis(tv, np.where(rising, up, down))
             for i in tv:
                 self._stage_cost[int(i)] = normal.roughness_weight / (n_pairs * w_scale)
-        sol, seconds, rounds = self._solve_rounds([], extra_check=ring_check, method="dual")
+        sol, seconds, rounds = self._solve_rounds([], extra_check=ring_check, method="dual",
+                                                  time_limit_s=normal.time_limit_s)
         notes = []
         if sol is not None and sol.status == "optimal":
             self.weights = np.maximum(sol.x[self.w_idx], 0.0)
+        elif sol is not None and sol.status == "time limit":
+            notes.append(f"normal-tissue stage stopped at its time limit ({normal.time_limit_s:g} s); the fluence "
+                         f"of the previous stage is kept (every earlier priority holds; normal tissue and "
+                         f"smoothness not refined)")
         else:
             notes.append(f"normal-tissue stage did not solve ({sol.status if sol else 'not solved'}); "
                          f"the previous fluence is kept")

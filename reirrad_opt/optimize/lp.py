@@ -43,6 +43,7 @@ _STATUS = {
     highspy.HighsModelStatus.kInfeasible: "infeasible",
     highspy.HighsModelStatus.kUnbounded: "unbounded",
     highspy.HighsModelStatus.kUnboundedOrInfeasible: "infeasible_or_unbounded",
+    highspy.HighsModelStatus.kTimeLimit: "time limit",
 }
 
 
@@ -69,8 +70,8 @@ class LinearProgram:
         self.highs.setOptionValue("output_flag", False)
         # presolve would discard the basis on every modification; the rows are not reducible anyway
         self.highs.setOptionValue("presolve", "off")
-        if time_limit_s is not None:
-            self.highs.setOptionValue("time_limit", float(time_limit_s))
+        self._time_limit = float(time_limit_s) if time_limit_s is not None else INF
+        self.highs.setOptionValue("time_limit", self._time_limit)
         self.n_vars = 0
         self.n_rows = 0
         self.cost = np.zeros(0)
@@ -163,15 +164,23 @@ class LinearProgram:
                                         _finite(upper, idx.size, np.inf))
 
     # ---- solving
-    def solve(self, method: str = "dual") -> LPSolution:
+    def solve(self, method: str = "dual", time_limit_s: float | None = None) -> LPSolution:
         """Solve from the last basis; fall back to a cold interior-point solve if the simplex ends
         without a definite status.
 
         ``method``: 'dual' simplex after rows or bounds were added or changed (the basis stays dual
         feasible), 'primal' simplex after only the costs changed (the basis stays primal feasible).
-        Using the wrong one forces a phase 1 that can take a hundred times longer."""
+        Using the wrong one forces a phase 1 that can take a hundred times longer.
+        ``time_limit_s``: stop this solve after that many seconds with status 'time limit' (no
+        solution is returned then, and there is no fallback)."""
         self.highs.setOptionValue("simplex_strategy", _STRATEGY[method])
         self._apply_swaps()
+        if time_limit_s is not None:   # HiGHS compares its limit with the run time summed over all runs
+            self.highs.setOptionValue("time_limit", self.highs.getRunTime() + max(float(time_limit_s), 0.0))
+            try:
+                return self._run()
+            finally:
+                self.highs.setOptionValue("time_limit", self._time_limit)
         sol = self._run()
         if sol.status not in ("optimal", "infeasible", "unbounded"):
             self.highs.setOptionValue("solver", "ipm")
