@@ -289,6 +289,7 @@ class LexicographicSolver:
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
         self._ring: dict | None = None
         self.holds: dict[str, _Hold] = {}
+        self.unresolved = 0   # points still violated after the last stage's final solve
         self.hold_dvh_points = bool(hold_dvh_points)
         self._initial_activation()
         for t in self.hard:
@@ -542,6 +543,7 @@ class LexicographicSolver:
         first = method or ("primal" if any(s.status == "optimal" for s in self.stages) else "dual")
         sol = self._solve_logged("dual", "new rows, previous objective", deadline)
         round_ = 0
+        self.unresolved = 0
         for round_ in range(1, MAX_ROUNDS + 1):
             if sol.status != "optimal":
                 break
@@ -553,6 +555,7 @@ class LexicographicSolver:
             n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), weights,
                                                    {t.key for t in stage_terms})
             n_violated += self._check_holds(weights)
+            self.unresolved = n_violated   # limits and held goals found broken after the last solve
             if extra_check is not None:
                 n_violated += extra_check(weights)
             self.truncated.set_correction(weights)
@@ -607,6 +610,9 @@ class LexicographicSolver:
                                           np.abs(sol.row_dual[np.concatenate(tl.point_rows)]))
         self._stage_cost = {}
         notes = [f"{rounds} solve(s) to activate every needed organ point"] if rounds > 1 else []
+        if self.unresolved:
+            notes.append(f"{self.unresolved} point(s) still beyond their bound after {MAX_ROUNDS} solves: the "
+                         f"fluence may break a limit the stage holds (the evaluation of the final dose decides)")
         result = StageResult(p, name, sol.status, sol.objective, stage_achieved, slip, seconds, notes)
         self.stages.append(result)
         self.progress(f"stage {name}: {sol.status}, objective {sol.objective:.4g}, {seconds:.1f} s ({rounds} rounds, "
@@ -667,7 +673,10 @@ class LexicographicSolver:
         sol, seconds, rounds = self._solve_rounds([], extra_check=ring_check, method="dual",
                                                   time_limit_s=normal.time_limit_s)
         notes = []
-        if sol is not None and sol.status == "optimal":
+        if sol is not None and sol.status == "optimal" and self.unresolved:
+            notes.append(f"normal-tissue stage left {self.unresolved} point(s) beyond an earlier bound after "
+                         f"{MAX_ROUNDS} solves; the fluence of the previous stage is kept")
+        elif sol is not None and sol.status == "optimal":
             self.weights = np.maximum(sol.x[self.w_idx], 0.0)
         elif sol is not None and sol.status == "time limit":
             notes.append(f"normal-tissue stage stopped at its time limit ({normal.time_limit_s:g} s); the fluence "
