@@ -418,11 +418,10 @@ class LexicographicSolver:
             for rows in h.rows:
                 self.lp.set_row_bounds(rows, -np.inf, np.inf)
 
-    def _check_holds(self, weights: np.ndarray) -> int:
+    def _check_holds(self, dose: np.ndarray) -> int:
         """Add the rows of held points that the fluence moved across (or near) their level;
         returns how many were violated."""
         n_violated = 0
-        dose = self.rows.dose(weights)
         for h in self.holds.values():
             sign = -1.0 if h.term.sense == "min" else 1.0
             value = sign * (h.term.point_values(dose[h.term.rows]) - h.level_gy)
@@ -470,7 +469,7 @@ class LexicographicSolver:
             self.active[t.key] = ref >= ratio * np.maximum(_levels(t), 1e-6)
         self.truncated.set_correction(scale * w_ref)
 
-    def _activate_violations(self, bounds: dict[str, float], weights: np.ndarray, tighten: set[str]) -> int:
+    def _activate_violations(self, bounds: dict[str, float], dose: np.ndarray, tighten: set[str]) -> int:
         """Check every point with the full-matrix dose: add violated (and nearly violated) points;
         where a hard term, or a term of the stage being solved (``tighten``), is violated although
         all its rows are in the LP (the truncated-dose correction was off), tighten its LP level by
@@ -478,7 +477,6 @@ class LexicographicSolver:
         violations found."""
         n_violated = 0
         hard_keys = {t.key for t in self.hard} | tighten
-        dose = self.rows.dose(weights)
         for t in self.hard + self.soft:
             if t.key not in bounds:
                 continue
@@ -552,9 +550,10 @@ class LexicographicSolver:
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
-            n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), weights,
+            dose = self.rows.dose(weights)   # full matrix: every check reads the exact dose
+            n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), dose,
                                                    {t.key for t in stage_terms})
-            n_violated += self._check_holds(weights)
+            n_violated += self._check_holds(dose)
             self.unresolved = n_violated   # limits and held goals found broken after the last solve
             if extra_check is not None:
                 n_violated += extra_check(weights)
