@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
 from .lp import LinearProgram, LPSolution
-from .terms import CEILING_IDS, Term, dvh_tail
+from .terms import CEILING_IDS, Term, dvh_dose, dvh_tail
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
 INTEGRAL_DOSE_WEIGHT = 1e-3  # tie-breaker in every stage: among equal optima, the least integral dose
@@ -287,7 +287,6 @@ class LexicographicSolver:
         self.truncated = _DosePool(self.lp, self.rows, self.w_idx, exact=False)
         self._lp_terms: dict[str, _TermLP] = {}
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
-        self._ring: dict | None = None
         self.holds: dict[str, _Hold] = {}
         self.unresolved = 0   # points still violated after the last stage's final solve
         self.hold_dvh_points = bool(hold_dvh_points)
@@ -330,7 +329,7 @@ class LexicographicSolver:
                                -np.inf, -self.margin.get(t.key, 0.0))[0]
             tl = _TermLP(int(e), int(aim), int(link))
         self._lp_terms[t.key] = tl
-        sign = 1.0 if t.sense == "max" else -1.0   # rows read: sign * (surrogate - level) <= excess
+        sign = t.sign   # rows read: sign * (surrogate - level) <= excess
         level = float(np.max(t.level_gy)) if t.kind != "voxel_max" else 0.0
         if t.kind == "voxel_max":
             self._add_points(t, np.flatnonzero(self.active[t.key]))
@@ -385,19 +384,19 @@ class LexicographicSolver:
         the level."""
         self._release(t)
         points = t.point_values(dose[t.rows])
-        achieved = t.dvh_dose(dose[t.rows])
+        upper = t.sense == "max"
+        achieved = dvh_dose(points, t.fraction, upper, t.point_weights)
         level = float(np.max(t.level_gy))
-        sign = -1.0 if t.sense == "min" else 1.0          # rows: sign * dose(point) <= sign * hold
         # held HOLD_SAFETY_GY inside what the slip allows (never beyond the achieved value): the
         # simplex's tolerance must not leave a met goal a micro-Gy short in the evaluation
         if t.sense == "min":
             hold = min(min(level, achieved - slip) + HOLD_SAFETY_GY, achieved)
         else:
             hold = max(max(level, achieved + slip) - HOLD_SAFETY_GY, achieved)
-        keep = ~dvh_tail(points, t.fraction, upper=(t.sense == "max"), weights=t.point_weights)
+        keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
         h = _Hold(t, hold, keep, np.zeros(points.size, bool))
         self.holds[t.key] = h
-        self._add_hold_rows(h, keep & (sign * (points - hold) > -ACTIVATE_MARGIN_GY))
+        self._add_hold_rows(h, keep & (t.sign * (points - hold) > -ACTIVATE_MARGIN_GY))
         # the CVaR no longer binds: its slack may grow freely (it has no cost after its stage)
         tl = self._lp_terms[t.key]
         self.lp.set_variable_bounds(tl.aim, self.achieved[t.key], np.inf)
@@ -407,7 +406,7 @@ class LexicographicSolver:
         if points.size == 0:
             return
         block, d = self._point_block(h.term, points)
-        sign = -1.0 if h.term.sense == "min" else 1.0
+        sign = h.term.sign      # rows: sign * dose(point) <= sign * held level
         h.rows.append(self.lp.add_rows([(d, sign * block)], -np.inf, np.full(points.size, sign * h.level_gy)))
         h.active[points] = True
 
@@ -423,8 +422,7 @@ class LexicographicSolver:
         returns how many were violated."""
         n_violated = 0
         for h in self.holds.values():
-            sign = -1.0 if h.term.sense == "min" else 1.0
-            value = sign * (h.term.point_values(dose[h.term.rows]) - h.level_gy)
+            value = h.term.sign * (h.term.point_values(dose[h.term.rows]) - h.level_gy)
             n_violated += int(np.count_nonzero(h.keep & ~h.active & (value > VIOLATION_TOL_GY)))
             self._add_hold_rows(h, h.keep & (value > -ACTIVATE_MARGIN_GY))
         return n_violated
@@ -446,7 +444,7 @@ class LexicographicSolver:
             for rows, pts in zip(tl.point_rows, tl.point_ids):
                 self.lp.set_row_bounds(rows, -np.inf, _levels(t)[pts])
         else:
-            sign = 1.0 if t.sense == "max" else -1.0
+            sign = t.sign
             self.lp.set_row_bounds(tl.value_row, -np.inf, sign * float(np.max(t.level_gy)))
 
     # ---- lazy point sets of voxel_max terms

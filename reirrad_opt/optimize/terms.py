@@ -86,6 +86,11 @@ class Term:
         return self.interp @ d if self.interp is not None else d
 
     @property
+    def sign(self) -> float:
+        """+1 for a maximum-type goal, -1 for a minimum-type one: ``sign * (dose - level) <= 0`` is met."""
+        return 1.0 if self.sense == "max" else -1.0
+
+    @property
     def key(self) -> str:
         """Unique key of the term: goal id and tier."""
         return f"{self.goal_id}@{self.tier}"
@@ -143,32 +148,34 @@ def cvar_value(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarr
     return float((taken * d).sum() / m)
 
 
+def _sorted_from_tail(dose: np.ndarray, upper: bool, weights: np.ndarray | None):
+    """(order from the hot (``upper``) or cold end, cumulative volume along it)."""
+    d = np.asarray(dose, dtype=float)
+    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(-d if upper else d, kind="stable")
+    return order, np.cumsum(v[order])
+
+
 def dvh_dose(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarray | None = None) -> float:
     """A DVH point of (volume-weighted) points, in Gy. ``upper``: the highest dose that at least
     ``fraction`` of the volume receives (D5% for 0.05). Otherwise from the cold side: the highest
     dose that at least ``1 - fraction`` of the volume receives (D98% for 0.02); the points below it
     hold at most ``fraction`` of the volume."""
-    d = np.asarray(dose, dtype=float)
-    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
-    order = np.argsort(-d if upper else d, kind="stable")
-    cum = np.cumsum(v[order])
+    order, cum = _sorted_from_tail(dose, upper, weights)
     m = fraction * cum[-1]
     if upper:   # the first point at which the hot side reaches the fraction
         i = int(np.searchsorted(cum, m * (1.0 - 1e-12)))
     else:       # the first point beyond the cold fraction
         i = int(np.searchsorted(cum, m * (1.0 + 1e-12), side="right"))
-    return float(d[order][min(i, d.size - 1)])
+    return float(np.asarray(dose, dtype=float)[order[min(i, cum.size - 1)]])
 
 
 def dvh_tail(dose: np.ndarray, fraction: float, upper: bool, weights: np.ndarray | None = None) -> np.ndarray:
     """Mask of the hottest (``upper``) or coldest points that together hold at most ``fraction``
     of the (weighted) volume: the points a dose-volume goal at that fraction leaves free."""
-    d = np.asarray(dose, dtype=float)
-    v = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
-    order = np.argsort(-d if upper else d, kind="stable")
-    cum = np.cumsum(v[order])
+    order, cum = _sorted_from_tail(dose, upper, weights)
     n = int(np.searchsorted(cum, fraction * cum[-1] * (1.0 + 1e-12), side="right"))
-    tail = np.zeros(d.size, bool)
+    tail = np.zeros(cum.size, bool)
     tail[order[:n]] = True
     return tail
 
