@@ -136,8 +136,9 @@ def test_caps_hold_at_points_that_start_inactive():
     assert (beamlet_matrix() @ out.weights)[55:60].max() <= 0.5 + 1e-3
 
 
+@pytest.mark.parametrize("method", ["dual", "ipm"])
 @pytest.mark.parametrize("upper", [True, False])
-def test_cvar_value_equals_the_solvers_lp_form_at_its_optimum(upper):
+def test_cvar_value_equals_the_solvers_lp_form_at_its_optimum(upper, method):
     """The exact (fractional-voxel) CVaR is what the Rockafellar-Uryasev LP form the solver
     builds takes at its optimum, also with volume weights."""
     from reirrad_opt.optimize.lp import LinearProgram
@@ -158,7 +159,7 @@ def test_cvar_value_equals_the_solvers_lp_form_at_its_optimum(upper):
         cost[z] = sign
         cost[u] = v / (0.1 * v.sum())
         lp.set_cost(cost)
-        sol = lp.solve()
+        sol = lp.solve(method)
         assert sol.status == "optimal"
         assert cvar_value(d, 0.1, upper, weights) == pytest.approx(sign * sol.objective, abs=1e-6)
     tail = np.sort(d)[::-1] if upper else np.sort(d)
@@ -267,3 +268,40 @@ def test_normal_tissue_stage_out_of_time_keeps_the_previous_fluence():
     without = run(terms_for(60, 66, cap_des=10.0))             # no normal-tissue stage at all
     assert np.allclose(cut.weights, without.weights)
     assert not np.allclose(full.weights, without.weights)
+
+
+@pytest.mark.parametrize("method", ["dual", "primal", "ipm"])
+def test_lp_reports_objective_and_duals_in_the_callers_units(method):
+    """HiGHS sees rescaled costs; the objective and row duals come back in the caller's units:
+    minimise 0.003 x + 0.001 y subject to x + y >= 4, x - y <= 1, x <= 3  ->  x = 0, y = 4,
+    objective 0.004, dual of the first row 0.001 (analytic)."""
+    from reirrad_opt.optimize.lp import LinearProgram
+
+    lp = LinearProgram()
+    xy = lp.add_variables(2, 0.0, np.array([3.0, np.inf]))
+    lp.add_rows([(xy, sp.csr_matrix(np.array([[1.0, 1.0]])))], 4.0, np.inf)
+    lp.add_rows([(xy, sp.csr_matrix(np.array([[1.0, -1.0]])))], -np.inf, 1.0)
+    lp.set_cost(np.array([0.003, 0.001]))
+    assert lp.cost_scale != 1.0
+    sol = lp.solve(method)
+    assert sol.status == "optimal"
+    assert sol.x == pytest.approx([0.0, 4.0], abs=1e-7)
+    assert sol.objective == pytest.approx(0.004, abs=1e-9)
+    assert abs(sol.row_dual[0]) == pytest.approx(0.001, abs=1e-9)
+    with pytest.raises(ValueError, match="method"):
+        lp.solve("barrier")
+
+
+def test_first_solve_by_interior_point_or_simplex_reaches_the_same_plan_quality():
+    """Each stage's first LP by interior point + crossover (default) or by the simplex from the
+    previous basis: the same stage optima (the LP optimum is unique in value, not in fluence), and
+    the hard cap holds either way."""
+    ipm = run(terms_for(50, 60, cap_des=20.0))
+    simplex = run(terms_for(50, 60, cap_des=20.0), first_method="simplex")
+    assert [s.status for s in ipm.stages] == [s.status for s in simplex.stages]
+    for a, b in zip(ipm.stages, simplex.stages):
+        assert a.objective == pytest.approx(b.objective, abs=1e-5)
+    for out in (ipm, simplex):
+        assert (beamlet_matrix() @ out.weights)[50:60].max() <= 20.0 + 1e-6
+    with pytest.raises(ValueError, match="first_method"):
+        run(terms_for(50, 60, cap_des=20.0), first_method="newton")

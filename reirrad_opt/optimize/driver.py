@@ -130,7 +130,7 @@ def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[s
 def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
-                  calibrate_targets: bool = False, hold_dvh_points: bool = True,
+                  calibrate_targets: bool = False, hold_dvh_points: bool = True, first_method: str = "ipm",
                   progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
@@ -141,7 +141,9 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     measurement (experimental, off by default: on the NPC phantom the raised aim made the stage
     infeasible and slower without improving the evaluated coverage).
     ``hold_dvh_points``: after its stage, hold each dose-volume goal at its points (all but its
-    tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`)."""
+    tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`).
+    ``first_method``: how each stage's first LP is solved, 'ipm' (interior point + crossover) or
+    'simplex' (from the previous stage's basis); see ``LexicographicSolver``."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -151,7 +153,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     notes = list(termset.skipped) + list(termset.exhausted)
     rows = _Rows(matrix, truncation)
     kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows,
-                  hold_dvh_points=hold_dvh_points)
+                  hold_dvh_points=hold_dvh_points, first_method=first_method)
     main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:
