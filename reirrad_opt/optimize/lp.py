@@ -151,8 +151,8 @@ class LinearProgram:
         HiGHS receives the costs scaled so that the largest is COST_NORM (reported objective and
         duals are scaled back). Its tolerances are absolute: with the stage costs of order 1/Rx
         and tie-breakers a million times smaller, the interior-point solve ended 'imprecise' and
-        its crossover left 22 k simplex iterations of clean-up (TG-119 at 3 mm: 25 s); scaled, the
-        same LP solved in 4 s with 144 clean-up iterations."""
+        its crossover left 22 k simplex iterations of clean-up (a TG-119 first-stage LP at 3 mm with
+        truncated rows: 25 s); scaled, the same LP solved in 4 s with 144 clean-up iterations."""
         cost = np.asarray(cost, dtype=float)
         if cost.shape != (self.n_vars,):
             raise ValueError(f"cost vector of length {cost.size}, model has {self.n_vars} variables")
