@@ -554,15 +554,14 @@ class LexicographicSolver:
             first = "primal" if any(s.status == "optimal" for s in self.stages) else "dual"
             sol = self._solve_logged("dual", "new rows, previous objective", deadline)
         else:
-            sol = LPSolution("optimal", None, None, float("nan"), 0)
+            sol = None   # the interior point needs no feasible start
         round_ = 0
         self.unresolved = 0
         for round_ in range(1, MAX_ROUNDS + 1):
-            if sol.status != "optimal":
+            if sol is not None and sol.status != "optimal":
                 break
             self._apply_cost()   # variables added since the last solve may carry costs
-            how = first if round_ == 1 else "dual"
-            sol = self._solve_logged(how, f"round {round_}", deadline)
+            sol = self._solve_logged(first if round_ == 1 else "dual", f"round {round_}", deadline)
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
