@@ -67,7 +67,9 @@ def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():
     dose = beamlet_matrix() @ out.weights
     assert dose[60:66].max() <= 10.0 + 1e-4
     assert np.sort(dose[25:45])[0] >= 0.98 * RX - 1e-3          # near-min (here: min) reached
-    assert np.sort(dose[22:48])[-2:].mean() <= 1.07 * RX + 1e-3  # hottest 5 % of 26 voxels
+    # V107% <= 5 % of the 26 PTV voxels: at most one voxel above 107 % Rx (the DVH goal itself; after its
+    # stage the optimizer holds the DVH point, so the hottest voxel's dose is free)
+    assert np.count_nonzero(dose[22:48] > 1.07 * RX + 1e-3) <= int(0.05 * 26)
     assert not out.diagnosis
     assert [s.priority for s in out.stages] == [1, 2, 3, None]
     assert all(s.status.startswith("optimal") for s in out.stages)
@@ -254,6 +256,41 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip(organ):
     assert d96.dvh_dose(dose) >= held - 1e-6
     assert d96.dvh_dose(dose) == pytest.approx(held, abs=1e-3)
     assert dose.mean() < mean_before - 0.1
+
+
+def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
+    """When the evaluation reads a target D96% lower than the optimizer's points do, the hold is
+    raised by that difference (as far as the achieved value and the slip allow), so a later stage
+    that pushes the target dose down stops where the evaluation still reads the level."""
+    from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LexicographicSolver
+
+    a = beamlet_matrix()
+    t_rows, oar = np.arange(20, 70), np.arange(0, 6)
+    level = 0.98 * RX
+    d96 = Term("T_D96", "T", 1, "cvar_lower", t_rows, level, fraction=0.04, metric="D96%")
+    terms = [Term("OAR_Dmax", "OAR", 1, "voxel_max", oar, np.full(oar.size, 20.0), hard=True),
+             Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d96,
+             Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
+    offset = 0.3   # an evaluation that reads every D96% 0.3 Gy below the points
+    seen = []
+
+    def measure(t, dose):
+        seen.append(t.key)
+        return t.dvh_dose(dose[t.rows]) - offset
+
+    solver = LexicographicSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={}, measure=measure)
+    solver.solve_priority(1)
+    assert seen == [d96.key]
+    achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
+    assert achieved == pytest.approx(level + 0.6, abs=1e-3)       # aimed at the level plus the slip
+    # the slip may be given back in full: down to the level as evaluated, 0.3 Gy above it on the points
+    assert solver.holds[d96.key].level_gy == pytest.approx(level + HOLD_SAFETY_GY)
+    solver._hold(d96, a @ solver.weights, 0.0)                    # the same goal held without a slip
+    assert solver.holds[d96.key].level_gy == pytest.approx(level + offset + HOLD_SAFETY_GY)
+    solver.solve_priority(2)
+    dose = (a @ solver.weights)[t_rows]
+    assert d96.dvh_dose(dose) - offset >= level - 1e-6          # met as the evaluation reads it
+    assert d96.dvh_dose(dose) == pytest.approx(level + offset + HOLD_SAFETY_GY, abs=1e-3)
 
 
 def test_normal_tissue_stage_out_of_time_keeps_the_previous_fluence():

@@ -3,7 +3,9 @@ import numpy as np
 
 from reirrad_opt.evaluate.sampling import sample_points
 from reirrad_opt.geometry import Grid
+from reirrad_opt.optimize.build import cluster_points
 from reirrad_opt.optimize.points import trilinear_stencil
+from reirrad_opt.optimize.terms import dvh_dose
 
 
 def test_stencil_matches_the_evaluators_interpolation():
@@ -29,3 +31,60 @@ def test_linear_dose_is_reproduced_between_voxel_centres():
     rows, interp = trilinear_stencil(pts, grid.shape)
     expected = 3 * pts[:, 0] + 2 * pts[:, 1] - pts[:, 2]
     assert np.allclose(interp @ dose.ravel()[rows], expected)
+
+
+def _sphere(grid: Grid, radius_mm: float) -> np.ndarray:
+    k, j, i = np.indices(grid.shape)
+    c = (np.asarray(grid.shape) - 1) / 2.0
+    sp_ = np.asarray(grid.spacing_mm)
+    r2 = ((k - c[0]) * sp_[0]) ** 2 + ((j - c[1]) * sp_[1]) ** 2 + ((i - c[2]) * sp_[2]) ** 2
+    return r2 <= radius_mm ** 2
+
+
+def test_cluster_points_keep_the_surface_and_represent_every_interior_voxel_once():
+    from scipy import ndimage
+
+    grid = Grid((24, 24, 24), (2.0, 2.0, 2.0))
+    mask = _sphere(grid, 20.0)
+    rows, weights = cluster_points(mask, grid, 6.0)          # 3 voxels per axis
+    flat = mask.ravel()
+    assert flat[rows].all()                                   # every point lies in the structure
+    assert weights.sum() == mask.sum()                        # the weights account for every voxel once
+    surface = np.flatnonzero(mask & ~ndimage.binary_erosion(mask))
+    assert np.isin(surface, rows).all() and np.all(weights[np.isin(rows, surface)] == 1.0)
+    # each interior 3x3x3 cell: one representative, weighted by its interior voxels
+    inner = np.argwhere(mask & ~np.isin(np.arange(mask.size), surface).reshape(mask.shape))
+    cells, counts = np.unique(inner // 3, axis=0, return_counts=True)
+    reps = np.array(np.unravel_index(rows[~np.isin(rows, surface)], grid.shape)).T
+    assert len(reps) == len(cells)
+    rep_cells = reps // 3
+    order = np.lexsort(rep_cells.T[::-1])
+    assert np.array_equal(rep_cells[order], cells)
+    assert np.array_equal(weights[~np.isin(rows, surface)][order], counts)
+    assert rows.size < 0.5 * mask.sum()
+
+
+def test_cluster_points_dvh_is_within_the_dose_variation_of_a_cell():
+    """On a linear dose gradient a weighted DVH point from the cluster points differs from the
+    all-voxel one by no more than the dose difference across a cell (each representative stands
+    for voxels at most one cell diagonal away)."""
+    grid = Grid((30, 30, 30), (2.0, 2.0, 2.0))
+    mask = _sphere(grid, 26.0)
+    k, j, i = np.indices(grid.shape)
+    gradient = 0.5                                            # Gy/mm along i
+    dose = 50.0 + gradient * 2.0 * (i - 15.0)
+    rows, weights = cluster_points(mask, grid, 6.0)
+    bound = gradient * 3 * 2.0                                # one 6 mm cell along the gradient
+    for q, upper in ((0.05, False), (0.02, False), (0.10, True), (0.5, True)):
+        full = dvh_dose(dose[mask], q, upper)
+        ours = dvh_dose(dose.ravel()[rows], q, upper, weights)
+        assert abs(ours - full) <= bound, (q, upper, ours, full)
+
+
+def test_cluster_points_at_fine_spacing_use_every_voxel():
+    grid = Grid((10, 10, 10), (4.0, 4.0, 4.0))
+    mask = _sphere(grid, 14.0)
+    rows, weights = cluster_points(mask, grid, 5.0)            # 5 mm on a 4 mm grid: one voxel per cell
+    assert np.array_equal(rows, np.flatnonzero(mask)) and np.all(weights == 1.0)
+    rows, weights = cluster_points(mask, grid, None)
+    assert np.array_equal(rows, np.flatnonzero(mask))

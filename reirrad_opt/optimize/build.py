@@ -27,6 +27,7 @@ from .terms import BODY_CEILING_ID, CEILING_ID, Term, TermSet, UnsupportedGoal, 
 
 
 DEFAULT_CEILING_PCT_RX = 115.0  # hard ceiling on any target voxel (protocol option max_dose_pct_rx)
+DEFAULT_POINT_SPACING_MM = 5.0  # dose-volume goals of large structures: interior optimization points this far apart
 
 
 def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str | None:
@@ -88,7 +89,50 @@ def coverage_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix
     return rows, interp, weights
 
 
-def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None) -> TermSet:
+def cluster_points(mask: np.ndarray, grid, spacing_mm: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Optimization points of a dose-volume goal on ``mask``, as (flat voxel indices, relative volume).
+
+    Every surface voxel of the structure (one with a face neighbour outside it) is a point of its
+    own: the cold tail of a coverage goal and the steep dose fall-off lie there. The interior voxels
+    are grouped in cells of about ``spacing_mm`` (an integer number of voxels per axis); each cell is
+    represented by its member voxel nearest the members' centroid, weighted by the number of
+    members. Inside a structure the dose varies little over a few millimetres, so the weighted
+    points give nearly the same dose-volume histogram with far fewer LP rows (TG-119 PTV at 3 mm:
+    6275 voxels -> about 2600 points). The evaluation of the final dose always reads every voxel.
+
+    ``spacing_mm`` None, or not larger than 1.5 voxels on any axis: every voxel, weight 1.
+    """
+    from scipy import ndimage
+
+    rows = np.flatnonzero(mask)
+    cell = np.ones(3, dtype=np.int64) if spacing_mm is None else np.maximum(
+        1, np.rint(float(spacing_mm) / np.asarray(grid.spacing_mm, dtype=float)).astype(np.int64))
+    if np.all(cell == 1):
+        return rows, np.ones(rows.size)
+    inner = ndimage.binary_erosion(mask, border_value=0)
+    surface = np.flatnonzero(mask & ~inner)
+    kji = np.argwhere(inner)
+    if kji.shape[0] == 0:
+        return rows, np.ones(rows.size)
+    key = np.ravel_multi_index((kji // cell).T, tuple(-(-np.asarray(grid.shape) // cell)))
+    order = np.argsort(key, kind="stable")
+    key, kji = key[order], kji[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, key.size])
+    centroid = np.add.reduceat(kji.astype(float), starts, axis=0) / counts[:, None]
+    dist = ((kji - np.repeat(centroid, counts, axis=0)) ** 2).sum(axis=1)
+    group = np.repeat(np.arange(starts.size), counts)
+    best = np.lexsort((dist, group))            # per cell, the nearest member first
+    first = best[np.r_[0, np.cumsum(counts)[:-1]]]
+    reps = np.ravel_multi_index(kji[first].T, grid.shape)
+    points = np.concatenate([surface, reps])
+    weights = np.concatenate([np.ones(surface.size), counts.astype(float)])
+    order = np.argsort(points)
+    return points[order], weights[order]
+
+
+def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None,
+                point_spacing_mm: float | None = DEFAULT_POINT_SPACING_MM) -> TermSet:
     """Terms for every goal of ``protocol`` that the optimizer can represent.
 
     Args:
@@ -97,6 +141,9 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
         n_fractions: number of fractions of the new course.
         rx_gy: prescribed physical dose of the new course (Gy), for %Rx limits.
         recovery: recovery model (default: the protocol's).
+        point_spacing_mm: spacing of the interior optimization points of the soft dose-volume
+            goals (see :func:`cluster_points`); None: every voxel. Maxima (every organ cap) and a
+            first-priority target's coverage always use every voxel and sub-voxel sample point.
     """
     recovery = recovery if recovery is not None else protocol.recovery
     grid = case.grid
@@ -134,6 +181,10 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
             elif kind == "voxel_max":
                 rows, interp = sample_stencil(mask, grid)
                 prior_here = interp @ case.prior_dose_gy.ravel()[rows]
+            elif kind in ("cvar_upper", "cvar_lower") and not hard:
+                rows, weights = cluster_points(mask, grid, point_spacing_mm)
+                weights = None if np.all(weights == 1.0) else weights
+                prior_here = case.prior_dose_gy.ravel()[rows]
             else:
                 rows = np.flatnonzero(mask)
                 prior_here = case.prior_dose_gy.ravel()[rows]

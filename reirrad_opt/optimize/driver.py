@@ -69,6 +69,21 @@ def _evaluated(solver: LexicographicSolver, t, masks, grid: Grid, rx_gy: float) 
     return float(value) if np.isfinite(value) else float("-inf")
 
 
+def goal_reader(masks: dict[str, np.ndarray], grid: Grid, rx_gy: float):
+    """``measure(term, dose) -> Gy or None``: a dose-volume goal's dose metric (D<x>%, D<x>cc,
+    near-min) as the evaluation reads it on the full-grid ``dose`` (supersampled, every voxel of
+    the structure); None for volume metrics (V<D>) and structures not in ``masks``."""
+    from ..evaluate import metric_value
+
+    def measure(t, dose: np.ndarray) -> float | None:
+        if not t.metric or t.structure not in masks or t.metric.startswith("V"):
+            return None
+        value = metric_value(t.metric, np.asarray(dose).reshape(grid.shape), masks[t.structure], grid, rx_gy).value
+        return float(value) if np.isfinite(value) else None
+
+    return measure
+
+
 def _unmet_as_evaluated(solver: LexicographicSolver, priority: int, masks, grid, rx_gy) -> list:
     """First-priority target terms met by the surrogate but not by the evaluator's measurement."""
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
@@ -153,7 +168,8 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     notes = list(termset.skipped) + list(termset.exhausted)
     rows = _Rows(matrix, truncation)
     kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows,
-                  hold_dvh_points=hold_dvh_points, first_method=first_method)
+                  hold_dvh_points=hold_dvh_points, first_method=first_method,
+                  measure=goal_reader(masks, grid, rx_gy))
     main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:

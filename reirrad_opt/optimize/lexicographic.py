@@ -261,7 +261,7 @@ class LexicographicSolver:
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], solver: str = "HIGHS", progress: Progress = SILENT,
                  rows: _Rows | None = None, truncation: float = 0.0, hold_dvh_points: bool = True,
-                 first_method: str = "ipm") -> None:
+                 first_method: str = "ipm", measure=None) -> None:
         if str(solver).upper() not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.rows = rows if rows is not None else _Rows(matrix, truncation)
@@ -295,10 +295,12 @@ class LexicographicSolver:
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
         self.holds: dict[str, _Hold] = {}
         self.unresolved = 0   # points still violated after the last stage's final solve
+        self.violations: dict[str, int] = {}   # goal id -> points found beyond their bound in the last check
         self.hold_dvh_points = bool(hold_dvh_points)
         if first_method not in FIRST_METHODS:
             raise ValueError(f"first_method must be one of {FIRST_METHODS}, got {first_method!r}")
         self.first_method = first_method
+        self.measure = measure
         self._initial_activation()
         for t in self.hard:
             self._add_term(t)
@@ -390,18 +392,24 @@ class LexicographicSolver:
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
         """Replace the CVaR of ``t`` (just solved at its own stage) by a :class:`_Hold`: its DVH
         point may give back at most ``slip`` from what was achieved, and need not be better than
-        the level."""
+        the level (as the evaluation reads it, see ``measure``)."""
         self._release(t)
         points = t.point_values(dose[t.rows])
         upper = t.sense == "max"
         achieved = dvh_dose(points, t.fraction, upper, t.point_weights)
         level = float(np.max(t.level_gy))
+        # the term's points (voxel centres, weighted cells) can read the DVH point a little better than
+        # the evaluation does (sub-voxel samples, every voxel): hold the points that much further in
+        worse = 0.0
+        evaluated = self.measure(t, dose) if self.measure is not None else None
+        if evaluated is not None and np.isfinite(evaluated):
+            worse = max(0.0, t.sign * (evaluated - achieved))
         # held HOLD_SAFETY_GY inside what the slip allows (never beyond the achieved value): the
         # simplex's tolerance must not leave a met goal a micro-Gy short in the evaluation
         if t.sense == "min":
-            hold = min(min(level, achieved - slip) + HOLD_SAFETY_GY, achieved)
+            hold = min(min(level + worse, achieved - slip) + HOLD_SAFETY_GY, achieved)
         else:
-            hold = max(max(level, achieved + slip) - HOLD_SAFETY_GY, achieved)
+            hold = max(max(level - worse, achieved + slip) - HOLD_SAFETY_GY, achieved)
         keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
         h = _Hold(t, hold, keep, np.zeros(points.size, bool))
         self.holds[t.key] = h
@@ -432,7 +440,11 @@ class LexicographicSolver:
         n_violated = 0
         for h in self.holds.values():
             value = h.term.sign * (h.term.point_values(dose[h.term.rows]) - h.level_gy)
-            n_violated += int(np.count_nonzero(h.keep & ~h.active & (value > VIOLATION_TOL_GY)))
+            n = int(np.count_nonzero(h.keep & ~h.active & (value > VIOLATION_TOL_GY)))
+            if n:
+                key = f"{h.term.goal_id} held"
+                self.violations[key] = self.violations.get(key, 0) + n
+            n_violated += n
             self._add_hold_rows(h, h.keep & (value > -ACTIVATE_MARGIN_GY))
         return n_violated
 
@@ -484,6 +496,7 @@ class LexicographicSolver:
         violations found."""
         n_violated = 0
         hard_keys = {t.key for t in self.hard} | tighten
+        self.violations = {}
         for t in self.hard + self.soft:
             if t.key not in bounds:
                 continue
@@ -503,6 +516,8 @@ class LexicographicSolver:
                 self._set_margin(t, self.margin.get(t.key, 0.0) + float(value[was_active].max()) + VIOLATION_TOL_GY)
                 n_new += int(np.count_nonzero(was_active))
             n_violated += n_new
+            if n_new:
+                self.violations[t.goal_id] = self.violations.get(t.goal_id, 0) + n_new
             new = (value > -ACTIVATE_MARGIN_GY) & ~self.active[t.key]
             self.active[t.key] |= new
             self._add_points(t, np.flatnonzero(new))
@@ -572,7 +587,9 @@ class LexicographicSolver:
             self.unresolved = n_violated   # limits and held goals found broken after the last solve
             if extra_check is not None:
                 n_violated += extra_check(weights)
-            self.progress(f"  round {round_}: {n_violated} point(s) beyond their bound, {self.lp.n_rows} rows now")
+            where = ", ".join(f"{k} {v}" for k, v in sorted(self.violations.items(), key=lambda kv: -kv[1]))
+            self.progress(f"  round {round_}: {n_violated} point(s) beyond their bound"
+                          f"{f' ({where})' if where else ''}, {self.lp.n_rows} rows now")
             self.truncated.set_correction(weights)
             if n_violated == 0:
                 break
@@ -667,6 +684,8 @@ class LexicographicSolver:
             excess = self.rows.matrix[ring] @ weights - reference
             new = (excess > -ACTIVATE_MARGIN_GY) & ~ring_active
             n_violated = int(np.count_nonzero((excess > VIOLATION_TOL_GY) & ~ring_active))
+            if n_violated:
+                self.violations["ring fall-off"] = n_violated
             add_ring(np.flatnonzero(new), excess)
             return n_violated
 
