@@ -342,3 +342,29 @@ def test_first_solve_by_interior_point_or_simplex_reaches_the_same_plan_quality(
         assert (beamlet_matrix() @ out.weights)[50:60].max() <= 20.0 + 1e-6
     with pytest.raises(ValueError, match="first_method"):
         run(terms_for(50, 60, cap_des=20.0), first_method="newton")
+
+
+def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_point(monkeypatch):
+    """A lazy round's dual simplex that reaches its time cap hands the round to the interior point,
+    and every later round goes there directly: the same stage optima as the plain path."""
+    from reirrad_opt.optimize import lexicographic as lex
+    from reirrad_opt.optimize.lp import LinearProgram, LPSolution
+
+    plain = run(terms_for(50, 60, cap_des=20.0))
+    calls = []
+    real_solve = LinearProgram.solve
+
+    def slow_dual(self, method="dual", time_limit_s=None):
+        calls.append(method)
+        if method == "dual":        # as HiGHS reports a simplex stopped at its time limit
+            assert time_limit_s is not None and time_limit_s <= lex.DUAL_ROUND_MIN_S + 60.0
+            return LPSolution("time limit", None, None, float("nan"), 1)
+        return real_solve(self, method, time_limit_s)
+
+    monkeypatch.setattr(LinearProgram, "solve", slow_dual)
+    capped = run(terms_for(50, 60, cap_des=20.0))
+    assert "dual" in calls and calls.count("dual") <= 2   # once per solver (the desirable and a probe at most)
+    assert [s.status for s in capped.stages] == [s.status for s in plain.stages]
+    for a, b in zip(capped.stages, plain.stages):
+        assert a.objective == pytest.approx(b.objective, abs=1e-5)
+    assert (beamlet_matrix() @ capped.weights)[50:60].max() <= 20.0 + 1e-6

@@ -50,6 +50,8 @@ ACTIVATE_MARGIN_GY = 0.5  # points within this of their bound are added with the
 INITIAL_RATIO = 0.6       # points whose reference dose reaches this fraction of their level start active
 SOLVERS = ("HIGHS",)
 FIRST_METHODS = ("ipm", "simplex")   # how each stage's first LP is solved (see _solve_rounds)
+DUAL_ROUND_MIN_S = 2.0    # a lazy round's dual simplex gets at least this long before the interior point takes over,
+DUAL_ROUND_IPM_FACTOR = 2.0  # and at least this many times the stage's first interior-point solve
 HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's feasibility tolerance (1e-7,
                           # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
 HOLD_SAFETY_GY = 0.02     # held dose-volume goals (see _Hold) are kept this far inside their level
@@ -300,6 +302,7 @@ class LexicographicSolver:
         if first_method not in FIRST_METHODS:
             raise ValueError(f"first_method must be one of {FIRST_METHODS}, got {first_method!r}")
         self.first_method = first_method
+        self.dual_too_slow = False   # set once a lazy round's dual simplex ran out of its time: rounds by IPM
         self.measure = measure
         self._initial_activation()
         for t in self.hard:
@@ -413,7 +416,7 @@ class LexicographicSolver:
         keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
         h = _Hold(t, hold, keep, np.zeros(points.size, bool))
         self.holds[t.key] = h
-        self._add_hold_rows(h, keep & (t.sign * (points - hold) > -ACTIVATE_MARGIN_GY))
+        self._add_hold_rows(h, keep)   # every kept point: an interior-point solve moves any point it does not see
         # the CVaR no longer binds: its slack may grow freely (it has no cost after its stage)
         tl = self._lp_terms[t.key]
         self.lp.set_variable_bounds(tl.aim, self.achieved[t.key], np.inf)
@@ -561,7 +564,9 @@ class LexicographicSolver:
         the stage's new rows and bounds are first solved under the previous objective (dual
         simplex from the previous optimum), then the new objective from that feasible basis by the
         primal simplex (the dual simplex for the first stage). Every later round of lazily added
-        rows is solved by the dual simplex from the last basis."""
+        rows is solved by the dual simplex from the last basis; after an interior-point first
+        solve, a round whose dual simplex takes longer than that solve did is solved by the
+        interior point again."""
         t0 = time.perf_counter()
         deadline = None if time_limit_s is None else t0 + float(time_limit_s)
         first = method or self.first_method
@@ -576,7 +581,24 @@ class LexicographicSolver:
             if sol is not None and sol.status != "optimal":
                 break
             self._apply_cost()   # variables added since the last solve may carry costs
-            sol = self._solve_logged(first if round_ == 1 else "dual", f"round {round_}", deadline)
+            t_round = time.perf_counter()
+            if round_ == 1:
+                sol = self._solve_logged(first, f"round {round_}", deadline)
+                first_seconds = time.perf_counter() - t_round
+            elif first != "ipm":
+                sol = self._solve_logged("dual", f"round {round_}", deadline)
+            elif self.dual_too_slow:
+                sol = self._solve_logged("ipm", f"round {round_}", deadline)
+            else:
+                # the dual simplex usually repairs a few added rows in a moment, but on a dense LP it
+                # can crawl (TG-119 at 5 mm: 98 rows, 48 s, where the interior point takes 17-35 s); it
+                # gets twice as long as the stage's interior-point solve took, then the round (and every
+                # later one of this solver) is solved by the interior point
+                cap = t_round + max(DUAL_ROUND_MIN_S, DUAL_ROUND_IPM_FACTOR * first_seconds)
+                sol = self._solve_logged("dual", f"round {round_}", cap if deadline is None else min(cap, deadline))
+                if sol.status == "time limit" and (deadline is None or time.perf_counter() < deadline):
+                    self.dual_too_slow = True
+                    sol = self._solve_logged("ipm", f"round {round_} (dual simplex too slow)", deadline)
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)

@@ -197,6 +197,7 @@ class LinearProgram:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if method == "ipm":
             self._swaps = []
+            self.highs.clearSolver()   # cold: no basis or solution of an earlier (possibly interrupted) run
             self.highs.setOptionValue("solver", "ipm")
             self.highs.setOptionValue("run_crossover", "on")
         else:
