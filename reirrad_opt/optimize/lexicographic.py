@@ -220,7 +220,8 @@ class _Hold:
     them at ``level_gy`` (at or above it for a lower goal, at or below for an upper one) keeps the
     DVH point there, while the tail (a cold edge next to an organ cap, the hottest few percent) is
     free. Holding the CVaR instead would keep the tail's mean, which forces the rest of the target
-    hotter than the goal needs. Rows enter lazily (``active``); ``rows`` are their LP row indices."""
+    hotter than the goal needs. Every kept point's row enters when the hold is made (``active``);
+    ``rows`` are their LP row indices."""
 
     term: Term
     level_gy: float
