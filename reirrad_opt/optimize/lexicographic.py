@@ -220,13 +220,12 @@ class _Hold:
     them at ``level_gy`` (at or above it for a lower goal, at or below for an upper one) keeps the
     DVH point there, while the tail (a cold edge next to an organ cap, the hottest few percent) is
     free. Holding the CVaR instead would keep the tail's mean, which forces the rest of the target
-    hotter than the goal needs. Every kept point's row enters when the hold is made (``active``);
-    ``rows`` are their LP row indices."""
+    hotter than the goal needs. Every kept point's row enters when the hold is made; ``rows`` are
+    their LP row indices."""
 
     term: Term
     level_gy: float
     keep: np.ndarray
-    active: np.ndarray
     rows: list = field(default_factory=list)
 
 
@@ -415,21 +414,17 @@ class LexicographicSolver:
         else:
             hold = max(max(level - worse, achieved + slip) - HOLD_SAFETY_GY, achieved)
         keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
-        h = _Hold(t, hold, keep, np.zeros(points.size, bool))
+        h = _Hold(t, hold, keep)
         self.holds[t.key] = h
-        self._add_hold_rows(h, keep)   # every kept point: an interior-point solve moves any point it does not see
+        # every kept point's row at once: an interior-point solve moves any point it does not see
+        kept = np.flatnonzero(keep)
+        if kept.size:
+            block, d = self._point_block(t, kept)
+            sign = t.sign      # rows: sign * dose(point) <= sign * held level
+            h.rows.append(self.lp.add_rows([(d, sign * block)], -np.inf, np.full(kept.size, sign * hold)))
         # the CVaR no longer binds: its slack may grow freely (it has no cost after its stage)
         tl = self._lp_terms[t.key]
         self.lp.set_variable_bounds(tl.aim, self.achieved[t.key], np.inf)
-
-    def _add_hold_rows(self, h: _Hold, new: np.ndarray) -> None:
-        points = np.flatnonzero(new & ~h.active)
-        if points.size == 0:
-            return
-        block, d = self._point_block(h.term, points)
-        sign = h.term.sign      # rows: sign * dose(point) <= sign * held level
-        h.rows.append(self.lp.add_rows([(d, sign * block)], -np.inf, np.full(points.size, sign * h.level_gy)))
-        h.active[points] = True
 
     def _release(self, t: Term) -> None:
         """Drop the hold of ``t`` (its stage is solved again)."""
