@@ -243,6 +243,7 @@ class _Hold:
     term: Term
     level_gy: float
     keep: np.ndarray
+    exact: np.ndarray     # points whose full-matrix row was added (see LexicographicSolver._check_holds)
     rows: list = field(default_factory=list)
 
 
@@ -405,30 +406,52 @@ class LexicographicSolver:
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
 
+    def _exact_rows(self, t: Term, points: np.ndarray) -> sp.csr_matrix:
+        """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
+        if t.interp is not None:
+            sub = t.interp[points].tocsc()
+            used = np.flatnonzero(np.diff(sub.indptr))
+            return sp.csr_matrix(sub[:, used] @ self.rows.matrix[t.rows[used]]).astype(np.float64)
+        return self.rows.matrix[t.rows[points]].astype(np.float64)
+
     def _add_exact_points(self, t: Term, points: np.ndarray) -> None:
         """Rows ``A_p w - excess <= level(p)`` on the full (untruncated) influence rows, for points of a
         voxel_max term whose truncated row let them over their bound through the correction's lag.
-        The point's truncated row stays (it is now redundant, up to the correction). A point that
-        has its exact row can only be over its bound by the solver's tolerance, so the rounds end:
-        without these rows the correction and the fluence can chase each other at the points where
-        the LP sits on a cap (NPC phantom at 4 mm: 20-40 points over their bound in every one of 8
-        rounds)."""
+        The point's truncated row stays (redundant up to the correction). A point with its exact
+        row can only be over its bound by the solver's tolerance, so the rounds end: without these
+        rows the correction and the fluence chase each other at the points where the LP sits on a
+        cap (NPC phantom at 4 mm: 20-40 points over their bound in every one of 8 rounds)."""
         points = points[~self.exact_points[t.key][points]]
         if points.size == 0:
             return
         tl = self._lp_terms[t.key]
-        if t.interp is not None:
-            sub = t.interp[points].tocsc()
-            used = np.flatnonzero(np.diff(sub.indptr))
-            exact = sp.csr_matrix(sub[:, used] @ self.rows.matrix[t.rows[used]])
-        else:
-            exact = self.rows.matrix[t.rows[points]]
         ones = sp.csr_matrix(np.ones((points.size, 1)))
-        rows = self.lp.add_rows([(self.w_idx, exact.astype(np.float64)), (np.array([tl.excess]), -ones)],
+        rows = self.lp.add_rows([(self.w_idx, self._exact_rows(t, points)), (np.array([tl.excess]), -ones)],
                                 -np.inf, _levels(t)[points])
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
         self.exact_points[t.key][points] = True
+
+    def _check_holds(self, dose: np.ndarray) -> int:
+        """Held goals whose DVH point the full-matrix ``dose`` puts beyond the held level by more than
+        HOLD_SAFETY_GY (the truncated rows' correction lagged): their held points beyond the level
+        get an exact row (as :meth:`_add_exact_points`). Returns their number."""
+        n = 0
+        for h in self.holds.values():
+            t = h.term
+            values = t.point_values(dose[t.rows])
+            dvh = dvh_dose(values, t.fraction, t.sense == "max", t.point_weights)
+            if t.sign * (dvh - h.level_gy) <= HOLD_SAFETY_GY:
+                continue   # the DVH point is still within what the slip allows
+            beyond = h.keep & ~h.exact & (t.sign * (values - h.level_gy) > VIOLATION_TOL_GY)
+            points = np.flatnonzero(beyond)
+            if points.size:
+                h.rows.append(self.lp.add_rows([(self.w_idx, t.sign * self._exact_rows(t, points))],
+                                               -np.inf, np.full(points.size, t.sign * h.level_gy)))
+                h.exact[points] = True
+                self.violations[f"{t.goal_id} (held)"] = int(points.size)
+                n += int(points.size)
+        return n
 
     # ---- dose-volume goals held exactly after their stage
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
@@ -453,7 +476,7 @@ class LexicographicSolver:
         else:
             hold = max(max(level - worse, achieved + slip) - HOLD_SAFETY_GY, achieved)
         keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
-        h = _Hold(t, hold, keep)
+        h = _Hold(t, hold, keep, np.zeros(keep.size, dtype=bool))
         self.holds[t.key] = h
         # every kept point's row at once: an interior-point solve moves any point it does not see
         kept = np.flatnonzero(keep)
@@ -535,6 +558,8 @@ class LexicographicSolver:
                     lp_excess = t.excess_gy(lp_dose[t.rows]) - bounds[t.key]
                     if lp_excess > VIOLATION_TOL_GY:
                         self._set_margin(t, self.margin.get(t.key, 0.0) + lp_excess + VIOLATION_TOL_GY)
+                        self.progress(f"  {t.goal_id}: over its bound by {lp_excess:.4f} Gy in its own rows (solver "
+                                      f"tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
                     n_violated += 1
                 continue
             value = t.point_values(dose[t.rows]) - _levels(t) - bounds[t.key]
@@ -548,8 +573,10 @@ class LexicographicSolver:
                 lp_value = np.where(exact, value, t.point_values(lp_dose[t.rows]) - _levels(t) - bounds[t.key])
                 by_tolerance = was_active & (lp_value > VIOLATION_TOL_GY)
                 if by_tolerance.any():
-                    self._set_margin(t, self.margin.get(t.key, 0.0) + float(lp_value[by_tolerance].max())
-                                     + VIOLATION_TOL_GY)
+                    worst = float(lp_value[by_tolerance].max())
+                    self._set_margin(t, self.margin.get(t.key, 0.0) + worst + VIOLATION_TOL_GY)
+                    self.progress(f"  {t.goal_id}: {int(by_tolerance.sum())} point(s) over their row's bound by up to "
+                                  f"{worst:.4f} Gy (solver tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
                 self._add_exact_points(t, np.flatnonzero(was_active & ~by_tolerance))
                 n_new += int(np.count_nonzero(was_active))
             n_violated += n_new
@@ -641,6 +668,7 @@ class LexicographicSolver:
             lp_dose[self.dose_vars.voxels] -= self.dose_vars.stale(weights)
             n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), dose, lp_dose,
                                                    {t.key for t in stage_terms})
+            n_violated += self._check_holds(dose)
             self.unresolved = n_violated   # limits found broken after the last solve
             where = ", ".join(f"{k} {v}" for k, v in sorted(self.violations.items(), key=lambda kv: -kv[1]))
             self.progress(f"  round {round_}: {n_violated} point(s) beyond their bound"
