@@ -44,17 +44,22 @@ def test_truncation_drops_the_scatter_tail_from_the_lp_rows():
     assert rows.matrix_opt.data.min() > 0.01                      # nothing below 1 % of a column's peak is left
 
 
-def test_stale_dose_is_zero_at_the_correction_fluence_and_the_dropped_entries_times_the_change_elsewhere():
+def test_lp_dose_is_exact_at_the_correction_fluence_and_short_by_the_dropped_entries_times_the_change():
     _, s = solver(0.01)
     pool = s.dose_vars
     pool.variables(np.arange(10, 60))
     w0 = np.linspace(0.5, 2.0, s.n_cols)
     pool.set_correction(w0)
-    assert np.abs(pool.stale(w0)).max() < 1e-9
+    dose0 = s.rows.dose(w0)
+    assert np.abs(pool.lp_dose(dose0, w0) - dose0).max() < 1e-9
     w1 = w0[::-1].copy()
+    dose1 = s.rows.dose(w1)
     dropped = (s.rows.matrix - s.rows.matrix_opt)[pool.voxels]
-    assert pool.stale(w1) == pytest.approx(dropped @ (w1 - w0), abs=1e-9)
-    assert np.abs(pool.stale(w1)).max() > 1e-3               # the tail does matter here
+    stale = (dose1 - pool.lp_dose(dose1, w1))[pool.voxels]
+    assert stale == pytest.approx(dropped @ (w1 - w0), abs=1e-9)
+    assert np.abs(stale).max() > 1e-3                        # the tail does matter here
+    outside = np.setdiff1d(np.arange(N), pool.voxels)
+    assert np.array_equal(pool.lp_dose(dose1, w1)[outside], dose1[outside])   # no LP row there: full dose
 
 
 def test_a_cap_the_correction_lag_breaks_gets_exact_rows_not_a_tighter_level():

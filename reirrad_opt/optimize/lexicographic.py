@@ -19,9 +19,9 @@ lazy round adds rows, each stage changes costs and bounds, and HiGHS restarts fr
 How the goals enter the LP (every term has an *excess* variable e, in Gy, beyond its level):
 
 * dose variables ``d_v`` (one per voxel that some term reads) with the equality row
-  ``d_v = A_v w`` (exact), or ``d_v = A'_v w + c_v`` for the truncated rows of soft organ maxima, where
-  A' drops entries below ``truncation`` x column maximum and ``c_v`` adds them back at the previous
-  fluence (updated every round);
+  ``d_v = A'_v w + c_v``, where A' drops entries below ``truncation`` x column maximum and ``c_v`` adds
+  them back at the previous fluence (updated every round; see :class:`_DosePool`); points that the
+  correction's lag puts over a cap or a hold get a second, exact row ``A_p w``;
 * ``voxel_max``: one sparse row per active point, ``sum_c interp_pc d_c - e <= level_p``;
 * ``mean``: one dense row over w with the structure's mean influence;
 * ``cvar``: the Rockafellar-Uryasev form with an auxiliary threshold z and one shortfall variable
@@ -127,7 +127,7 @@ def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matr
 
 
 class _Rows:
-    """The influence matrix (true dose) and its truncated copy for the LP rows of soft organ maxima."""
+    """The influence matrix (true dose) and its truncated copy for the LP's dose rows."""
 
     def __init__(self, matrix: sp.csr_matrix, truncation: float = 0.0) -> None:
         self.matrix = sp.csr_matrix(matrix)
@@ -151,23 +151,24 @@ class _Rows:
 class _DosePool:
     """LP variables equal to the new-course dose in chosen voxels (created on first use).
 
-    Exact pool: ``d_v - A_v w = 0``. Truncated pool: ``d_v - A'_v w = c_v`` with ``c_v`` the dose of the
-    dropped entries at the correction fluence (row bounds updated by :meth:`set_correction`).
+    Rows ``d_v - A'_v w = c_v`` with ``c_v`` the dose of the dropped entries at the correction fluence
+    (row bounds updated by :meth:`set_correction`); ``d_v - A_v w = 0`` when nothing is truncated.
 
     The truncated rows are what makes the LP small: photon bixels reach most of the body with a low
     scatter tail, and on the TG-119 phantom at 3 mm 93 % of the influence entries are below 1 % of
     their column's maximum. The first TG-119 LP (19,670 rows) has 4.4 M non-zeros with exact rows and
     0.46 M with truncated ones; HiGHS's interior point solves it in 62 s and 7.7 s. The dose the LP
     sees is exact at the correction fluence, and off by the dropped entries' share of the fluence
-    change since (:meth:`stale`); every round checks the full-matrix dose and re-solves with the
+    change since (:meth:`lp_dose`); every round checks the full-matrix dose and re-solves with the
     correction at the new fluence."""
 
-    def __init__(self, lp: LinearProgram, rows: _Rows, w_idx: np.ndarray, exact: bool) -> None:
+    def __init__(self, lp: LinearProgram, rows: _Rows, w_idx: np.ndarray) -> None:
         self.lp, self.rows, self.w_idx = lp, rows, w_idx
-        self.exact = exact or not rows.truncated
+        self.exact = not rows.truncated
         self.var = np.full(rows.matrix.shape[0], -1, dtype=np.int64)
         self.voxels = np.zeros(0, dtype=np.int64)
         self.eq_rows = np.zeros(0, dtype=np.int64)
+        self.offsets = np.zeros(0)   # c_v of each pool voxel (Gy), in the order of self.voxels
         self.w_corr = np.zeros(rows.matrix.shape[1])
 
     def _offset(self, voxels: np.ndarray) -> np.ndarray:
@@ -190,16 +191,16 @@ class _DosePool:
             self.var[missing] = d
             self.voxels = np.concatenate([self.voxels, missing])
             self.eq_rows = np.concatenate([self.eq_rows, eq])
+            self.offsets = np.concatenate([self.offsets, offset])
         return self.var[voxels]
 
-    def stale(self, weights: np.ndarray) -> np.ndarray:
-        """Full-matrix dose minus the dose the LP rows read at ``weights`` (Gy), per pool voxel (in the
-        order of ``self.voxels``): the dropped entries times the fluence change since the correction.
-        Zero for an exact pool."""
-        if self.exact or not self.voxels.size:
-            return np.zeros(self.voxels.size)
-        change = np.asarray(weights, dtype=float) - self.w_corr
-        return self.rows.matrix[self.voxels] @ change - self.rows.matrix_opt[self.voxels] @ change
+    def lp_dose(self, dose: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Copy of the full-matrix ``dose`` (Gy, every voxel, at ``weights``) with each pool voxel's dose as
+        its LP row reads it: ``A'_v w + c_v``. Equal to ``dose`` at the correction fluence."""
+        out = np.array(dose, dtype=float, copy=True)
+        if not self.exact and self.voxels.size:
+            out[self.voxels] = self.rows.matrix_opt[self.voxels] @ np.asarray(weights, dtype=float) + self.offsets
+        return out
 
     def set_correction(self, weights: np.ndarray) -> None:
         """Re-evaluate the dropped entries at ``weights`` (truncated pool only)."""
@@ -207,8 +208,8 @@ class _DosePool:
             return
         self.w_corr = np.asarray(weights, dtype=float).copy()
         if self.voxels.size:
-            offset = self._offset(self.voxels)
-            self.lp.set_row_bounds(self.eq_rows, -offset, -offset)
+            self.offsets = self._offset(self.voxels)
+            self.lp.set_row_bounds(self.eq_rows, -self.offsets, -self.offsets)
 
 
 @dataclass
@@ -310,7 +311,7 @@ class LexicographicSolver:
 
         self.lp = LinearProgram()
         self.w_idx = self.lp.add_variables(self.n_cols, 0.0, self._weight_ceiling())
-        self.dose_vars = _DosePool(self.lp, self.rows, self.w_idx, exact=False)
+        self.dose_vars = _DosePool(self.lp, self.rows, self.w_idx)
         self._lp_terms: dict[str, _TermLP] = {}
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
         self.holds: dict[str, _Hold] = {}
@@ -664,8 +665,7 @@ class LexicographicSolver:
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
             dose = self.rows.dose(weights)   # full matrix: every check reads the exact dose
-            lp_dose = dose.copy()            # what the LP rows read (the correction of this solve)
-            lp_dose[self.dose_vars.voxels] -= self.dose_vars.stale(weights)
+            lp_dose = self.dose_vars.lp_dose(dose, weights)   # what the LP rows read (this solve's correction)
             n_violated = self._activate_violations(self._bounds(stage_terms, sol.x), dose, lp_dose,
                                                    {t.key for t in stage_terms})
             n_violated += self._check_holds(dose)
