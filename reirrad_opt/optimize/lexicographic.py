@@ -248,6 +248,15 @@ class _Hold:
     rows: list = field(default_factory=list)
 
 
+def _point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(map from voxel doses to the dose at ``points`` of ``t``, those voxels' flat grid indices)."""
+    if t.interp is not None:
+        sub = t.interp[points].tocsc()
+        used = np.flatnonzero(np.diff(sub.indptr))
+        return sub[:, used].tocsr(), t.rows[used]
+    return sp.identity(points.size, format="csr"), t.rows[points]
+
+
 def _levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
 
@@ -388,12 +397,7 @@ class LexicographicSolver:
 
     def _point_block(self, t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         """(map from dose variables to the dose at ``points``, the dose variables' indices)."""
-        if t.interp is not None:
-            sub = t.interp[points].tocsc()
-            used = np.flatnonzero(np.diff(sub.indptr))
-            block, voxels = sub[:, used].tocsr(), t.rows[used]
-        else:
-            block, voxels = sp.identity(points.size, format="csr"), t.rows[points]
+        block, voxels = _point_map(t, points)
         return block, self.dose_vars.variables(voxels)
 
     def _add_points(self, t: Term, points: np.ndarray) -> None:
@@ -409,11 +413,8 @@ class LexicographicSolver:
 
     def _exact_rows(self, t: Term, points: np.ndarray) -> sp.csr_matrix:
         """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
-        if t.interp is not None:
-            sub = t.interp[points].tocsc()
-            used = np.flatnonzero(np.diff(sub.indptr))
-            return sp.csr_matrix(sub[:, used] @ self.rows.matrix[t.rows[used]]).astype(np.float64)
-        return self.rows.matrix[t.rows[points]].astype(np.float64)
+        block, voxels = _point_map(t, points)
+        return sp.csr_matrix(block @ self.rows.matrix[voxels]).astype(np.float64)
 
     def _add_exact_points(self, t: Term, points: np.ndarray) -> None:
         """Rows ``A_p w - excess <= level(p)`` on the full (untruncated) influence rows, for points of a
