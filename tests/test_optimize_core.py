@@ -307,7 +307,7 @@ def test_normal_tissue_stage_out_of_time_keeps_the_previous_fluence():
     assert not np.allclose(full.weights, without.weights)
 
 
-@pytest.mark.parametrize("method", ["dual", "primal", "ipm"])
+@pytest.mark.parametrize("method", ["dual", "primal", "ipm", "barrier"])
 def test_lp_reports_objective_and_duals_in_the_callers_units(method):
     """HiGHS sees rescaled costs; the objective and row duals come back in the caller's units:
     minimise 0.003 x + 0.001 y subject to x + y >= 4, x - y <= 1, x <= 3  ->  x = 0, y = 4,
@@ -322,11 +322,12 @@ def test_lp_reports_objective_and_duals_in_the_callers_units(method):
     assert lp.cost_scale != 1.0
     sol = lp.solve(method)
     assert sol.status == "optimal"
-    assert sol.x == pytest.approx([0.0, 4.0], abs=1e-7)
-    assert sol.objective == pytest.approx(0.004, abs=1e-9)
-    assert abs(sol.row_dual[0]) == pytest.approx(0.001, abs=1e-9)
+    tol = 1e-6 if method == "barrier" else 1e-9    # no crossover: an interior point within tolerance
+    assert sol.x == pytest.approx([0.0, 4.0], abs=1e3 * tol)
+    assert sol.objective == pytest.approx(0.004, abs=tol)
+    assert abs(sol.row_dual[0]) == pytest.approx(0.001, abs=tol)
     with pytest.raises(ValueError, match="method"):
-        lp.solve("barrier")
+        lp.solve("newton")
 
 
 def test_first_solve_by_interior_point_or_simplex_reaches_the_same_plan_quality():
@@ -345,8 +346,9 @@ def test_first_solve_by_interior_point_or_simplex_reaches_the_same_plan_quality(
 
 
 def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_point(monkeypatch):
-    """A lazy round's dual simplex that reaches its time cap hands the round to the interior point,
-    and every later round goes there directly: the same stage optima as the plain path."""
+    """A lazy round's dual simplex that reaches its time cap hands the round to the interior point
+    without crossover (no basis is worth it then), and every later solve goes there directly: the
+    same stage optima as the plain path."""
     from reirrad_opt.optimize import lexicographic as lex
     from reirrad_opt.optimize.lp import LinearProgram, LPSolution
 
@@ -364,6 +366,8 @@ def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_p
     monkeypatch.setattr(LinearProgram, "solve", slow_dual)
     capped = run(terms_for(50, 60, cap_des=20.0))
     assert "dual" in calls and calls.count("dual") <= 2   # once per solver (the desirable and a probe at most)
+    after = calls[calls.index("dual") + 1:]
+    assert after and set(after) <= {"barrier", "dual"} and "ipm" not in after
     assert [s.status for s in capped.stages] == [s.status for s in plain.stages]
     for a, b in zip(capped.stages, plain.stages):
         assert a.objective == pytest.approx(b.objective, abs=1e-5)

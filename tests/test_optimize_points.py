@@ -88,3 +88,19 @@ def test_cluster_points_at_fine_spacing_use_every_voxel():
     assert np.array_equal(rows, np.flatnonzero(mask)) and np.all(weights == 1.0)
     rows, weights = cluster_points(mask, grid, None)
     assert np.array_equal(rows, np.flatnonzero(mask))
+
+
+def test_ceiling_lattice_is_every_kth_voxel_about_the_lattice_spacing_apart():
+    """8 mm lattice: every 3rd voxel at 2.5 mm, every 4th at 2 mm; no two lattice voxels closer than
+    the lattice spacing along an axis, and every voxel within half a step of one."""
+    from reirrad_opt.optimize.build import lattice
+
+    grid = Grid((12, 14, 16), (2.5, 2.0, 2.0))
+    rows = np.arange(int(np.prod(grid.shape)))
+    on = lattice(rows, grid, 8.0)
+    k, j, i = np.unravel_index(rows[on], grid.shape)
+    assert set(np.unique(k)) == {0, 3, 6, 9} and set(np.unique(j)) == {0, 4, 8, 12} and set(np.unique(i)) == {0, 4, 8, 12}
+    assert on.sum() == 4 * 4 * 4
+    sub = rows[::7]                               # any subset: the same test voxel by voxel
+    assert np.array_equal(lattice(sub, grid, 8.0), on[::7])
+    assert lattice(rows, grid, 1.0).all()         # finer than the grid: every voxel

@@ -48,12 +48,15 @@ MAX_ROUNDS = 8           # lazy-constraint / dose-correction rounds per stage
 VIOLATION_TOL_GY = 1e-3  # a point above its bound by more than this (full-matrix dose) is violated
 ACTIVATE_MARGIN_GY = 0.5  # points within this of their bound are added with the violated ones
 INITIAL_RATIO = 0.6       # points whose reference dose reaches this fraction of their level start active
+SEED_RATIO = 0.5          # a term's seed points (Term.seed) start active from this fraction of their level
 SOLVERS = ("HIGHS",)
 FIRST_METHODS = ("ipm", "simplex")   # how each stage's first LP is solved (see _solve_rounds)
 DUAL_ROUND_MIN_S = 2.0    # a lazy round's dual simplex gets at least this long before the interior point takes over,
 DUAL_ROUND_IPM_FACTOR = 2.0  # and at least this many times the stage's first interior-point solve
 HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's feasibility tolerance (1e-7,
                           # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
+LAG_MARGIN_MAX_GY = 0.25  # a point's row is tightened for the correction's lag up to this much, then made exact
+STAGE_LAG_TOL_GY = 0.05  # a stage's dose-volume term read this much differently by the full matrix: solve again
 HOLD_SAFETY_GY = 0.02     # held dose-volume goals (see _Hold) are kept this far inside their level
 FLOOR_RX = 10.0           # lower bound of every excess variable: -FLOOR_RX x Rx (never reached)
 
@@ -245,7 +248,15 @@ class _Hold:
     level_gy: float
     keep: np.ndarray
     exact: np.ndarray     # points whose full-matrix row was added (see LexicographicSolver._check_holds)
+    margin: np.ndarray    # per-point allowance for the correction's lag (Gy, inward)
     rows: list = field(default_factory=list)
+    row_ids: list = field(default_factory=list)   # the points of each block of ``rows``
+
+    def set_bounds(self, lp: LinearProgram) -> None:
+        """Row bounds from the held level and each point's lag allowance."""
+        sign = self.term.sign
+        for rows, ids in zip(self.rows, self.row_ids):
+            lp.set_row_bounds(rows, -np.inf, sign * self.level_gy - self.margin[ids])
 
 
 def _point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -313,6 +324,7 @@ class LexicographicSolver:
         self.active: dict[str, np.ndarray] = {}
         self.margin: dict[str, float] = {}     # term key -> LP level tightening (Gy)
         self.exact_points: dict[str, np.ndarray] = {}   # voxel_max term key -> points with a full-matrix row
+        self.lag_margin: dict[str, np.ndarray] = {}     # voxel_max term key -> per-point lag allowance (Gy)
         # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
         m = self.rows.matrix
         reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
@@ -407,7 +419,7 @@ class LexicographicSolver:
         tl = self._lp_terms[t.key]
         block, d = self._point_block(t, points)
         ones = sp.csr_matrix(np.ones((points.size, 1)))
-        rows = self.lp.add_rows([(d, block), (np.array([tl.excess]), -ones)], -np.inf, _levels(t)[points])
+        rows = self.lp.add_rows([(d, block), (np.array([tl.excess]), -ones)], -np.inf, self._row_levels(t)[points])
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
 
@@ -415,6 +427,27 @@ class LexicographicSolver:
         """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
         block, voxels = _point_map(t, points)
         return sp.csr_matrix(block @ self.rows.matrix[voxels]).astype(np.float64)
+
+    def _row_levels(self, t: Term) -> np.ndarray:
+        """The level of each point of a voxel_max term as its LP rows bound it: the term's level less
+        the point's allowance for the correction's lag (see :meth:`_allow_lag`)."""
+        return _levels(t) - self.lag_margin[t.key]
+
+    def _allow_lag(self, t: Term, points: np.ndarray, over_gy: np.ndarray) -> np.ndarray:
+        """Tighten the rows of ``points`` of a voxel_max term by ``over_gy`` (how far the full-matrix
+        dose put them beyond their bound while their own rows read them within it): the next solve
+        keeps them that much inside, which absorbs the same lag again. A bound change keeps the
+        dual simplex's basis, where an exact (full-matrix, dense) row makes every later solve
+        heavier (TG-119 at 3 mm: 310 exact Core rows doubled the interior point's time). A point
+        whose allowance would pass LAG_MARGIN_MAX_GY gets an exact row instead. Returns the
+        points that got one."""
+        margin = self.lag_margin[t.key]
+        new = margin[points] + over_gy + VIOLATION_TOL_GY
+        fits = new <= LAG_MARGIN_MAX_GY
+        margin[points[fits]] = new[fits]
+        if fits.any():
+            self._refresh_level(t)
+        return points[~fits]
 
     def _add_exact_points(self, t: Term, points: np.ndarray) -> None:
         """Rows ``A_p w - excess <= level(p)`` on the full (untruncated) influence rows, for points of a
@@ -429,7 +462,7 @@ class LexicographicSolver:
         tl = self._lp_terms[t.key]
         ones = sp.csr_matrix(np.ones((points.size, 1)))
         rows = self.lp.add_rows([(self.w_idx, self._exact_rows(t, points)), (np.array([tl.excess]), -ones)],
-                                -np.inf, _levels(t)[points])
+                                -np.inf, self._row_levels(t)[points])
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
         self.exact_points[t.key][points] = True
@@ -437,7 +470,8 @@ class LexicographicSolver:
     def _check_holds(self, dose: np.ndarray) -> int:
         """Held goals whose DVH point the full-matrix ``dose`` puts beyond the held level by more than
         HOLD_SAFETY_GY (the truncated rows' correction lagged): their held points beyond the level
-        get an exact row (as :meth:`_add_exact_points`). Returns their number."""
+        have their rows tightened by how far they are beyond it, as :meth:`_allow_lag` does, or get
+        an exact row once that allowance would pass LAG_MARGIN_MAX_GY. Returns their number."""
         n = 0
         for h in self.holds.values():
             t = h.term
@@ -445,14 +479,21 @@ class LexicographicSolver:
             dvh = dvh_dose(values, t.fraction, t.sense == "max", t.point_weights)
             if t.sign * (dvh - h.level_gy) <= HOLD_SAFETY_GY:
                 continue   # the DVH point is still within what the slip allows
-            beyond = h.keep & ~h.exact & (t.sign * (values - h.level_gy) > VIOLATION_TOL_GY)
-            points = np.flatnonzero(beyond)
-            if points.size:
-                h.rows.append(self.lp.add_rows([(self.w_idx, t.sign * self._exact_rows(t, points))],
-                                               -np.inf, np.full(points.size, t.sign * h.level_gy)))
-                h.exact[points] = True
-                self.violations[f"{t.goal_id} (held)"] = int(points.size)
-                n += int(points.size)
+            over = t.sign * (values - h.level_gy)
+            beyond = np.flatnonzero(h.keep & ~h.exact & (over > VIOLATION_TOL_GY))
+            if beyond.size:
+                new = h.margin[beyond] + over[beyond] + VIOLATION_TOL_GY
+                fits = new <= LAG_MARGIN_MAX_GY
+                h.margin[beyond[fits]] = new[fits]
+                points = beyond[~fits]
+                if points.size:
+                    h.rows.append(self.lp.add_rows([(self.w_idx, t.sign * self._exact_rows(t, points))],
+                                                   -np.inf, np.full(points.size, t.sign * h.level_gy)))
+                    h.row_ids.append(points)
+                    h.exact[points] = True
+                h.set_bounds(self.lp)
+                self.violations[f"{t.goal_id} (held)"] = int(beyond.size)
+                n += int(beyond.size)
         return n
 
     # ---- dose-volume goals held exactly after their stage
@@ -478,7 +519,7 @@ class LexicographicSolver:
         else:
             hold = max(max(level - worse, achieved + slip) - HOLD_SAFETY_GY, achieved)
         keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
-        h = _Hold(t, hold, keep, np.zeros(keep.size, dtype=bool))
+        h = _Hold(t, hold, keep, np.zeros(keep.size, dtype=bool), np.zeros(keep.size))
         self.holds[t.key] = h
         # every kept point's row at once: an interior-point solve moves any point it does not see
         kept = np.flatnonzero(keep)
@@ -486,6 +527,7 @@ class LexicographicSolver:
             block, d = self._point_block(t, kept)
             sign = t.sign      # rows: sign * dose(point) <= sign * held level
             h.rows.append(self.lp.add_rows([(d, sign * block)], -np.inf, np.full(kept.size, sign * hold)))
+            h.row_ids.append(kept)
         # the CVaR no longer binds: its slack may grow freely (it has no cost after its stage)
         tl = self._lp_terms[t.key]
         self.lp.set_variable_bounds(tl.aim, self.achieved[t.key], np.inf)
@@ -512,7 +554,7 @@ class LexicographicSolver:
         tl = self._lp_terms[t.key]
         if t.kind == "voxel_max":
             for rows, pts in zip(tl.point_rows, tl.point_ids):
-                self.lp.set_row_bounds(rows, -np.inf, _levels(t)[pts])
+                self.lp.set_row_bounds(rows, -np.inf, self._row_levels(t)[pts])
         else:
             sign = t.sign
             self.lp.set_row_bounds(tl.value_row, -np.inf, sign * float(np.max(t.level_gy)))
@@ -534,8 +576,12 @@ class LexicographicSolver:
             ref = t.point_values(dose[t.rows])
             # the plan ceilings bind only where the dose would be extreme: start with no point active
             ratio = 1.0 if t.goal_id in CEILING_IDS else INITIAL_RATIO
-            self.active[t.key] = ref >= ratio * np.maximum(_levels(t), 1e-6)
+            level = np.maximum(_levels(t), 1e-6)
+            self.active[t.key] = ref >= ratio * level
+            if t.seed is not None:   # a coarse lattice where the reference dose comes near the level
+                self.active[t.key] |= t.seed & (ref >= SEED_RATIO * level)
             self.exact_points[t.key] = np.zeros(t.n_points, dtype=bool)
+            self.lag_margin[t.key] = np.zeros(t.n_points)
         self.dose_vars.set_correction(scale * w_ref)
 
     def _activate_violations(self, bounds: dict[str, float], dose: np.ndarray, lp_dose: np.ndarray,
@@ -555,14 +601,20 @@ class LexicographicSolver:
             if t.key not in bounds:
                 continue
             if t.kind != "voxel_max":
+                # a mean row is exact; a CVaR of the stage being solved whose full-matrix value differs
+                # from the LP's (the correction's lag) by up to STAGE_LAG_TOL_GY needs no further round:
+                # its stage records (holds) what the full-matrix dose achieves
                 excess = t.excess_gy(dose[t.rows]) - bounds[t.key]
-                if t.key in hard_keys and excess > VIOLATION_TOL_GY:
+                if t.key in hard_keys:
                     lp_excess = t.excess_gy(lp_dose[t.rows]) - bounds[t.key]
-                    if lp_excess > VIOLATION_TOL_GY:
+                    if abs(excess - lp_excess) > STAGE_LAG_TOL_GY:
+                        n_violated += 1   # the LP optimized a stale value: again with the new correction
+                        self.violations[f"{t.goal_id} (lag)"] = 1
+                    elif excess > VIOLATION_TOL_GY and lp_excess > VIOLATION_TOL_GY:
                         self._set_margin(t, self.margin.get(t.key, 0.0) + lp_excess + VIOLATION_TOL_GY)
                         self.progress(f"  {t.goal_id}: over its bound by {lp_excess:.4f} Gy in its own rows (solver "
                                       f"tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
-                    n_violated += 1
+                        n_violated += 1
                 continue
             value = t.point_values(dose[t.rows]) - _levels(t) - bounds[t.key]
             violated = value > VIOLATION_TOL_GY
@@ -579,7 +631,8 @@ class LexicographicSolver:
                     self._set_margin(t, self.margin.get(t.key, 0.0) + worst + VIOLATION_TOL_GY)
                     self.progress(f"  {t.goal_id}: {int(by_tolerance.sum())} point(s) over their row's bound by up to "
                                   f"{worst:.4f} Gy (solver tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
-                self._add_exact_points(t, np.flatnonzero(was_active & ~by_tolerance))
+                lagged = np.flatnonzero(was_active & ~by_tolerance & ~exact)
+                self._add_exact_points(t, self._allow_lag(t, lagged, value[lagged] - np.minimum(lp_value[lagged], 0.0)))
                 n_new += int(np.count_nonzero(was_active))
             n_violated += n_new
             if n_new:
@@ -612,7 +665,7 @@ class LexicographicSolver:
         if deadline is not None and t0 >= deadline:
             return LPSolution("time limit", None, None, float("nan"), 0)
         sol = self.lp.solve(method, None if deadline is None else deadline - t0)
-        how = "interior point + crossover" if method == "ipm" else f"{method} simplex"
+        how = {"ipm": "interior point + crossover", "barrier": "interior point"}.get(method, f"{method} simplex")
         self.progress(f"  LP {what}: {how}, {sol.status}, {sol.iterations} iterations, "
                       f"{time.perf_counter() - t0:.1f} s ({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
         return sol
@@ -646,12 +699,14 @@ class LexicographicSolver:
             self._apply_cost()   # variables added since the last solve may carry costs
             t_round = time.perf_counter()
             if round_ == 1:
-                sol = self._solve_logged(first, f"round {round_}", deadline)
+                # once the dual simplex proved too slow for this LP, no basis is worth a crossover
+                how = "barrier" if first == "ipm" and self.dual_too_slow else first
+                sol = self._solve_logged(how, f"round {round_}", deadline)
                 first_seconds = time.perf_counter() - t_round
             elif first != "ipm":
                 sol = self._solve_logged("dual", f"round {round_}", deadline)
             elif self.dual_too_slow:
-                sol = self._solve_logged("ipm", f"round {round_}", deadline)
+                sol = self._solve_logged("barrier", f"round {round_}", deadline)
             else:
                 # the dual simplex usually repairs a few added rows in a moment, but on a dense LP it
                 # can crawl (TG-119 at 5 mm: 98 rows, 48 s, where the interior point takes 17-35 s); it
@@ -661,7 +716,7 @@ class LexicographicSolver:
                 sol = self._solve_logged("dual", f"round {round_}", cap if deadline is None else min(cap, deadline))
                 if sol.status == "time limit" and (deadline is None or time.perf_counter() < deadline):
                     self.dual_too_slow = True
-                    sol = self._solve_logged("ipm", f"round {round_} (dual simplex too slow)", deadline)
+                    sol = self._solve_logged("barrier", f"round {round_} (dual simplex too slow)", deadline)
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
@@ -713,7 +768,10 @@ class LexicographicSolver:
         stage_achieved = {}
         for t in stage_terms:
             tl = self._lp_terms[t.key]
-            s = max(0.0, float(sol.x[tl.aim]) + slip)       # slack beyond the slip-tightened aim
+            aim = float(sol.x[tl.aim])
+            if t.kind != "voxel_max":   # the full-matrix value where the LP's lagged one reads better
+                aim = max(aim, t.excess_gy(dose[t.rows]))
+            s = max(0.0, aim + slip)       # slack beyond the slip-tightened aim
             self.achieved[t.key] = s
             self.lp.set_variable_bounds(tl.aim, s, s)        # later stages: within level + s
             stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])

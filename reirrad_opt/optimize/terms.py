@@ -53,6 +53,9 @@ class Term:
             holds one value per point. None: the points are the voxel centres of ``rows``. CVaR
             terms can have points too (a target's coverage measured where the evaluation samples).
         point_weights: relative volume of each point of a CVaR term (None: equal).
+        seed: for a ``voxel_max`` term, the points that enter the LP from the first solve when the
+            reference dose brings them near the level (a coarse lattice of a plan ceiling, see
+            :func:`reirrad_opt.optimize.build.lattice`); None: only the reference dose decides.
     """
 
     goal_id: str
@@ -68,6 +71,7 @@ class Term:
     interp: sp.csr_matrix | None = None
     metric: str = ""
     point_weights: np.ndarray | None = None
+    seed: np.ndarray | None = None
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
