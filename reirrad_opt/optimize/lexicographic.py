@@ -20,8 +20,9 @@ How the goals enter the LP (every term has an *excess* variable e, in Gy, beyond
 
 * dose variables ``d_v`` (one per voxel that some term reads) with the equality row
   ``d_v = A'_v w + c_v``, where A' drops entries below ``truncation`` x column maximum and ``c_v`` adds
-  them back at the previous fluence (updated every round; see :class:`_DosePool`); points that the
-  correction's lag puts over a cap or a hold get a second, exact row ``A_p w``;
+  them back at the previous fluence (updated every round; see :class:`_DosePool`); a point that the
+  correction's lag puts over a cap or a hold has its rows tightened by that much (up to
+  LAG_MARGIN_MAX_GY, then it gets a second, exact row ``A_p w``);
 * ``voxel_max``: one sparse row per active point, ``sum_c interp_pc d_c - e <= level_p``;
 * ``mean``: one dense row over w with the structure's mean influence;
 * ``cvar``: the Rockafellar-Uryasev form with an auxiliary threshold z and one shortfall variable
@@ -439,8 +440,8 @@ class LexicographicSolver:
         keeps them that much inside, which absorbs the same lag again. A bound change keeps the
         dual simplex's basis, where an exact (full-matrix, dense) row makes every later solve
         heavier (TG-119 at 3 mm: 310 exact Core rows doubled the interior point's time). A point
-        whose allowance would pass LAG_MARGIN_MAX_GY gets an exact row instead. Returns the
-        points that got one."""
+        whose allowance would pass LAG_MARGIN_MAX_GY keeps its allowance and is returned: it needs
+        an exact row (:meth:`_add_exact_points`)."""
         margin = self.lag_margin[t.key]
         new = margin[points] + over_gy + VIOLATION_TOL_GY
         fits = new <= LAG_MARGIN_MAX_GY
