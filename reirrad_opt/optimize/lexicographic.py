@@ -269,6 +269,16 @@ def _point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.identity(points.size, format="csr"), t.rows[points]
 
 
+def _grow_allowance(margin_gy: np.ndarray, points: np.ndarray, over_gy: np.ndarray) -> np.ndarray:
+    """Add ``over_gy`` (plus VIOLATION_TOL_GY) to the lag allowance ``margin_gy`` of ``points``, in
+    place, where the total stays within LAG_MARGIN_MAX_GY. Returns the points it would take beyond
+    (their allowance is unchanged: they need an exact row)."""
+    new = margin_gy[points] + over_gy + VIOLATION_TOL_GY
+    fits = new <= LAG_MARGIN_MAX_GY
+    margin_gy[points[fits]] = new[fits]
+    return points[~fits]
+
+
 def _levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
 
@@ -442,13 +452,10 @@ class LexicographicSolver:
         heavier (TG-119 at 3 mm: 310 exact Core rows doubled the interior point's time). A point
         whose allowance would pass LAG_MARGIN_MAX_GY keeps its allowance and is returned: it needs
         an exact row (:meth:`_add_exact_points`)."""
-        margin = self.lag_margin[t.key]
-        new = margin[points] + over_gy + VIOLATION_TOL_GY
-        fits = new <= LAG_MARGIN_MAX_GY
-        margin[points[fits]] = new[fits]
-        if fits.any():
+        beyond = _grow_allowance(self.lag_margin[t.key], points, over_gy)
+        if beyond.size < points.size:
             self._refresh_level(t)
-        return points[~fits]
+        return beyond
 
     def _add_exact_points(self, t: Term, points: np.ndarray) -> None:
         """Rows ``A_p w - excess <= level(p)`` on the full (untruncated) influence rows, for points of a
@@ -483,10 +490,7 @@ class LexicographicSolver:
             over = t.sign * (values - h.level_gy)
             beyond = np.flatnonzero(h.keep & ~h.exact & (over > VIOLATION_TOL_GY))
             if beyond.size:
-                new = h.margin[beyond] + over[beyond] + VIOLATION_TOL_GY
-                fits = new <= LAG_MARGIN_MAX_GY
-                h.margin[beyond[fits]] = new[fits]
-                points = beyond[~fits]
+                points = _grow_allowance(h.margin, beyond, over[beyond])
                 if points.size:
                     h.rows.append(self.lp.add_rows([(self.w_idx, t.sign * self._exact_rows(t, points))],
                                                    -np.inf, np.full(points.size, t.sign * h.level_gy)))
