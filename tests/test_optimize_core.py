@@ -372,3 +372,30 @@ def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_p
     for a, b in zip(capped.stages, plain.stages):
         assert a.objective == pytest.approx(b.objective, abs=1e-5)
     assert (beamlet_matrix() @ capped.weights)[50:60].max() <= 20.0 + 1e-6
+
+
+def test_a_goal_with_one_limit_for_both_tiers_is_one_term_with_both_weights():
+    """rGTV D98% >= 98 % Rx is both the desirable and the acceptable limit: its two terms are one
+    surrogate, solved once (one set of CVaR rows, one hold) with the shortfall costing 1 + 10. The
+    same goal with two limits a micro-Gy apart keeps both terms; the plan is the same."""
+    from reirrad_opt.optimize.lexicographic import TIER_WEIGHT, LexicographicSolver
+
+    def solved(acceptable_gy):
+        ts = terms_for(60, 66, cap_des=10.0)
+        d98 = next(t for t in ts.terms if t.goal_id == "rGTV_D98")
+        twin = Term("rGTV_D98", "rGTV", 1, "cvar_lower", d98.rows.copy(), acceptable_gy, fraction=0.02,
+                    tier="acceptable")
+        s = LexicographicSolver(beamlet_matrix(), ts.terms + [twin], rx_gy=RX, slips_gy={1: 0.6}, tier_by_goal={})
+        s.solve_priority(1)
+        return s, d98
+
+    merged, d98 = solved(0.98 * RX)
+    apart, _ = solved(0.98 * RX - 1e-6)
+    assert [t.key for t in merged.soft if t.goal_id == "rGTV_D98"] == ["rGTV_D98@desirable"]
+    assert merged.tier_weight["rGTV_D98@desirable"] == TIER_WEIGHT["desirable"] + TIER_WEIGHT["acceptable"]
+    assert len([t for t in apart.soft if t.goal_id == "rGTV_D98"]) == 2
+    assert merged.lp.n_rows < apart.lp.n_rows - d98.rows.size      # the twin's CVaR rows (and hold) are gone
+    assert len(merged.holds) == 1 and len(apart.holds) == 2
+    dose_m, dose_a = merged.rows.dose(merged.weights), apart.rows.dose(apart.weights)
+    assert d98.dvh_dose(dose_m[d98.rows]) == pytest.approx(d98.dvh_dose(dose_a[d98.rows]), abs=1e-3)
+    assert dose_m[60:66].max() <= 10.0 + 1e-4

@@ -104,3 +104,37 @@ def test_ceiling_lattice_is_every_kth_voxel_about_the_lattice_spacing_apart():
     sub = rows[::7]                               # any subset: the same test voxel by voxel
     assert np.array_equal(lattice(sub, grid, 8.0), on[::7])
     assert lattice(rows, grid, 1.0).all()         # finer than the grid: every voxel
+
+
+def test_near_is_the_shell_of_voxels_within_a_distance_of_a_mask():
+    from reirrad_opt.optimize.build import near
+
+    grid = Grid((9, 9, 9), (2.0, 3.0, 3.0))
+    mask = np.zeros(grid.shape, bool)
+    mask[4, 4, 4] = True
+    shell = near(mask, grid, 3.0)
+    assert not shell[mask].any()                                   # outside the mask only
+    # within 3 mm of the single voxel: one step along k (2 mm) and along j or i (3 mm), not k twice (4 mm)
+    expected = {(3, 4, 4), (5, 4, 4), (4, 3, 4), (4, 5, 4), (4, 4, 3), (4, 4, 5)}
+    assert {tuple(x) for x in np.argwhere(shell)} == expected
+    assert not near(np.zeros(grid.shape, bool), grid, 10.0).any()
+
+
+def test_plan_ceilings_seed_every_target_voxel_and_the_body_next_to_the_targets():
+    """The ceilings start where coverage is bought with hot dose: every target voxel, every body voxel
+    within CEILING_SHELL_MM of a target, and a lattice elsewhere (when the reference dose comes near)."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.optimize.build import CEILING_SHELL_MM, build_terms, lattice, near
+    from reirrad_opt.protocol import load_protocol
+
+    case = make_npc_phantom(3.0)   # a 6 mm lattice: every 2nd voxel along each axis
+    protocol = load_protocol()
+    ts = build_terms(case, protocol, 30, 64.8)
+    ceiling = next(t for t in ts.terms if t.goal_id == "plan_Dmax")
+    body = next(t for t in ts.terms if t.goal_id == "plan_Dmax_body")
+    assert ceiling.seed.all()
+    targets = np.logical_or.reduce([s.mask for s in case.structures.values() if s.role == "target"])
+    shell = near(targets, case.grid, CEILING_SHELL_MM).ravel()[body.rows]
+    assert shell.any() and body.seed[shell].all()
+    assert np.array_equal(body.seed, shell | lattice(body.rows, case.grid))
+    assert body.seed.mean() < 0.2                                   # still a small part of the body

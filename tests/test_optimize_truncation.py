@@ -109,3 +109,21 @@ def test_held_goal_stays_within_its_slip_in_the_full_matrix_dose():
     dose = s.rows.dose(s.weights)
     assert d96.dvh_dose(dose[20:45]) >= held - HOLD_SAFETY_GY - 1e-3
     assert dose[s.hard[0].rows].max() <= 30.0 + 1e-3
+
+
+def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_clears_them():
+    """Priority 1 may end with the lag's last few hundredths of a Gy over the cap (at most CARRY_GY;
+    the points' rows are in the LP); priority 2, the last stage, must end with the cap met in the
+    full-matrix dose, and the first stage's goal within its slip."""
+    d96, s = solver(0.01)
+    s.solve_priority(1, carry=True)
+    oar = s.hard[0]
+    over = s.rows.dose(s.weights)[oar.rows].max() - 30.0
+    assert s.carried and 1e-3 < over <= lex.CARRY_GY + 1e-9   # this fixture's lag does leave a point over
+    assert any("carried into the next stage" in n for n in s.stages[-1].notes)
+    held = s.holds[d96.key].level_gy
+    s.solve_priority(2)
+    dose = s.rows.dose(s.weights)
+    assert not s.carried and s.unresolved == 0
+    assert dose[oar.rows].max() <= 30.0 + 1e-3
+    assert d96.dvh_dose(dose[20:45]) >= held - HOLD_SAFETY_GY - 1e-3

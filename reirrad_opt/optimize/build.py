@@ -28,7 +28,8 @@ from .terms import BODY_CEILING_ID, CEILING_ID, Term, TermSet, UnsupportedGoal, 
 
 DEFAULT_CEILING_PCT_RX = 115.0  # hard ceiling on any target voxel (protocol option max_dose_pct_rx)
 DEFAULT_POINT_SPACING_MM = 5.0  # dose-volume goals of large structures: interior optimization points this far apart
-CEILING_LATTICE_MM = 8.0        # the plan ceilings start with one point about this far apart (see lattice)
+CEILING_LATTICE_MM = 6.0        # the body ceiling starts with one point about this far apart (see lattice)
+CEILING_SHELL_MM = 5.0          # ... and with every point this close to a target (see build_terms)
 
 
 def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str | None:
@@ -231,15 +232,34 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)
+    # The ceilings' seeds (rows from the first solve where the reference dose comes near them, see
+    # Term.seed): every target voxel, and the body within CEILING_SHELL_MM of a target plus an 8 mm
+    # lattice elsewhere. Coverage is bought with hot dose in and next to the target: seeded on the
+    # lattice only, the first solve of the NPC phantom at 2.5 mm put 135 target voxels over the
+    # ceiling (by up to 25 Gy), the second 986 others and 887 body voxels, and the two lazy rounds
+    # cost 20 s of dual simplex.
     if targets:
         rows = np.flatnonzero(target_union)
         out.terms.append(Term(CEILING_ID, "targets", 1, "voxel_max", rows, ceiling_pct / 100.0 * rx_gy,
                               hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the targets",
-                              seed=lattice(rows, grid)))
+                              seed=np.ones(rows.size, dtype=bool)))
     # the same ceiling everywhere else in the body: without it, fluence whose low tails help a cold
     # target edge could deposit any dose along a path that no other term watches
     body_rows = np.flatnonzero(case.body & ~target_union)
+    seed = lattice(body_rows, grid)
+    if targets:
+        seed |= near(target_union, grid, CEILING_SHELL_MM).ravel()[body_rows]
     out.terms.append(Term(BODY_CEILING_ID, "External", 1, "voxel_max", body_rows, ceiling_pct / 100.0 * rx_gy,
                           hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the body",
-                          seed=lattice(body_rows, grid)))
+                          seed=seed))
     return out
+
+
+def near(mask: np.ndarray, grid, distance_mm: float) -> np.ndarray:
+    """Voxels outside ``mask`` whose centre lies within ``distance_mm`` of a voxel centre of ``mask``."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)
+    dist = ndimage.distance_transform_edt(~mask, sampling=grid.spacing_mm)
+    return (dist > 0) & (dist <= distance_mm)

@@ -110,7 +110,7 @@ CALIBRATION_ROUNDS = 2
 
 
 def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[str, np.ndarray], grid: Grid,
-                       rx_gy: float) -> list[str]:
+                       rx_gy: float, carry: bool = False) -> list[str]:
     """Aim first-priority target goals at what the evaluation measures.
 
     The LP reaches a coverage goal on voxel centres; the evaluation samples sub-voxel points with
@@ -138,7 +138,7 @@ def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[s
         if not raised:
             break
         notes.extend(raised)
-        solver.solve_priority(priority, label=f"priority {priority} (target aim raised)")
+        solver.solve_priority(priority, label=f"priority {priority} (target aim raised)", carry=carry)
     return notes
 
 
@@ -176,9 +176,10 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
         raise ValueError("the protocol has no goal the optimizer can use on this case (see the skipped goals)")
     first = priorities[0]
     label = "priority %d (%s limits)" % (first, start)
-    main.solve_priority(first, label=label)
+    last = priorities[-1] if normal is None else None   # the plan's last stage must end clean
+    main.solve_priority(first, label=label, carry=first != last)
     if calibrate_targets:
-        notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy))
+        notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy, carry=first != last))
     unmet = _unmet_targets(main, first)
     unmet_eval = [] if unmet else _unmet_as_evaluated(main, first, masks, grid, rx_gy)
     if (unmet or unmet_eval) and limit_choice == "desirable_then_acceptable":
@@ -192,8 +193,10 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
             before = _shortfall(main, unmet, masks, grid, rx_gy)
             saved_levels = {id(t): t.level_gy for t in termset.terms if t.sense == "min"}
             alt = LexicographicSolver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
-            alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})")
-            alt_notes = _calibrate_targets(alt, first, masks, grid, rx_gy) if calibrate_targets else []
+            alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})",
+                               carry=first != last)
+            alt_notes = _calibrate_targets(alt, first, masks, grid, rx_gy, carry=first != last) \
+                if calibrate_targets else []
             after = _shortfall(alt, unmet, masks, grid, rx_gy)
             if after < before - TOL_GY:
                 notes.append(f"priority {first}: desirable limits leave the target goal(s) "
@@ -227,7 +230,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                 f"{max(grid.spacing_mm):g} mm); a finer dose grid or a larger gap is needed to cover that edge")
     main.stages[-1].notes.extend(diagnosis)
     for p in priorities[1:]:
-        main.solve_priority(p)
+        main.solve_priority(p, carry=p != last)
     if normal is not None:
         main.solve_normal_tissue(normal)
     return OptimizationOutcome(main.weights, main.stages, dict(main.tier_by_goal), main.final_excess(), diagnosis,

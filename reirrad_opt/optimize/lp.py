@@ -49,6 +49,11 @@ _STATUS = {
 
 _STRATEGY = {"dual": 1, "primal": 4}
 METHODS = ("dual", "primal", "ipm", "barrier")
+# HiGHS's interior point by name: 'ipm' lets HiGHS choose, and with the optional highspy-extras package
+# installed it chooses HiPO (factorization based), which took 19.6 s on the first NPC LP at 2.5 mm
+# where IPX (basis-preconditioned conjugate gradients) takes 6.7 s; a plan must not change speed, or
+# vertex, with what else happens to be installed
+IPM_SOLVER = "ipx"
 COST_NORM = 1000.0   # HiGHS sees the costs scaled so that the largest is this (see LinearProgram.set_cost)
 
 
@@ -201,7 +206,7 @@ class LinearProgram:
         if method in ("ipm", "barrier"):
             self._swaps = []
             self.highs.clearSolver()   # cold: no basis or solution of an earlier (possibly interrupted) run
-            self.highs.setOptionValue("solver", "ipm")
+            self.highs.setOptionValue("solver", IPM_SOLVER)
             self.highs.setOptionValue("run_crossover", "on" if method == "ipm" else "off")
         else:
             self.highs.setOptionValue("simplex_strategy", _STRATEGY[method])
@@ -215,7 +220,7 @@ class LinearProgram:
                     self.highs.setOptionValue("time_limit", self._time_limit)
             sol = self._run()
             if sol.status not in ("optimal", "infeasible", "unbounded") and method not in ("ipm", "barrier"):
-                self.highs.setOptionValue("solver", "ipm")
+                self.highs.setOptionValue("solver", IPM_SOLVER)
                 self.highs.clearSolver()
                 sol = self._run()
             return sol
