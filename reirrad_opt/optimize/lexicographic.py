@@ -48,6 +48,8 @@ TOL_GY = 1e-3
 MAX_ROUNDS = 8           # lazy-constraint / dose-correction rounds per stage
 VIOLATION_TOL_GY = 1e-3  # a point above its bound by more than this (full-matrix dose) is violated
 ACTIVATE_MARGIN_GY = 0.5  # points within this of their bound are added with the violated ones
+CEILING_ACTIVATE_RATIO = 0.95  # plan-ceiling points at this fraction of the ceiling are added with them (a hot
+                               # spot that one solve made moves next to where its rows were in the next)
 INITIAL_RATIO = 0.6       # points whose reference dose reaches this fraction of their level start active
 SEED_RATIO = 0.5          # a term's seed points (Term.seed) start active from this fraction of their level
 SOLVERS = ("HIGHS",)
@@ -58,7 +60,7 @@ HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's f
                           # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
 LAG_MARGIN_MAX_GY = 0.25  # a point's row is tightened for the correction's lag up to this much, then made exact
 STAGE_LAG_TOL_GY = 0.05  # a stage's dose-volume term read this much differently by the full matrix: solve again
-CARRY_GY = 0.1            # a stage before the last ends once no point is more than this beyond its bound: the
+CARRY_GY = 0.2            # a stage before the last ends once no point is more than this beyond its bound: the
                           # violated points' rows are in the LP, and the next stage's solve holds them
 HOLD_SAFETY_GY = 0.02     # held dose-volume goals (see _Hold) are kept this far inside their level
 FLOOR_RX = 10.0           # lower bound of every excess variable: -FLOOR_RX x Rx (never reached)
@@ -671,7 +673,8 @@ class LexicographicSolver:
             n_violated += n_new
             if n_new:
                 self.violations[t.goal_id] = self.violations.get(t.goal_id, 0) + n_new
-            new = (value > -ACTIVATE_MARGIN_GY) & ~self.active[t.key]
+            margin = (1.0 - CEILING_ACTIVATE_RATIO) * _levels(t) if t.goal_id in CEILING_IDS else ACTIVATE_MARGIN_GY
+            new = (value > -np.maximum(margin, ACTIVATE_MARGIN_GY)) & ~self.active[t.key]
             self.active[t.key] |= new
             self._add_points(t, np.flatnonzero(new))
         return n_violated
@@ -846,6 +849,8 @@ class LexicographicSolver:
 
     def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
         """The last stage: normal-tissue dose and fluence roughness within all earlier results."""
+        # what the stage before carried: the previous fluence, kept if this stage fails, is that far off
+        carried = f"{self.unresolved} point(s) up to {self.worst_gy:.3f} Gy" if self.carried else ""
         w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
         cost: dict[int, float] = {}
         if len(normal.body_rows):
@@ -896,6 +901,9 @@ class LexicographicSolver:
         else:
             notes.append(f"normal-tissue stage did not solve ({sol.status if sol else 'not solved'}); "
                          f"the previous fluence is kept")
+        if carried and not (sol is not None and sol.status == "optimal" and not self.unresolved):
+            notes.append(f"the previous stage's fluence has {carried} beyond their bound (carried for this stage to "
+                         f"clear): the evaluation of the final dose decides")
         value = sol.objective if sol is not None else float("nan")
         status = sol.status if sol is not None else "not solved"
         self._stage_cost = {}
