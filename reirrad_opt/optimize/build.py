@@ -233,11 +233,11 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)
     # The ceilings' seeds (rows from the first solve where the reference dose comes near them, see
-    # Term.seed): every target voxel, and the body within CEILING_SHELL_MM of a target plus an 8 mm
-    # lattice elsewhere. Coverage is bought with hot dose in and next to the target: seeded on the
-    # lattice only, the first solve of the NPC phantom at 2.5 mm put 135 target voxels over the
-    # ceiling (by up to 25 Gy), the second 986 others and 887 body voxels, and the two lazy rounds
-    # cost 20 s of dual simplex.
+    # Term.seed): every target voxel, and the body within CEILING_SHELL_MM of a target plus a
+    # CEILING_LATTICE_MM lattice elsewhere. Coverage is bought with hot dose in and next to the target:
+    # seeded on an 8 mm lattice only, the first solve of the NPC phantom at 2.5 mm put 135 target voxels
+    # over the ceiling (by up to 25 Gy), the second 986 others and 887 body voxels, and the two lazy
+    # rounds cost 20 s of dual simplex.
     if targets:
         rows = np.flatnonzero(target_union)
         out.terms.append(Term(CEILING_ID, "targets", 1, "voxel_max", rows, ceiling_pct / 100.0 * rx_gy,
