@@ -673,8 +673,10 @@ class LexicographicSolver:
             n_violated += n_new
             if n_new:
                 self.violations[t.goal_id] = self.violations.get(t.goal_id, 0) + n_new
-            margin = (1.0 - CEILING_ACTIVATE_RATIO) * _levels(t) if t.goal_id in CEILING_IDS else ACTIVATE_MARGIN_GY
-            new = (value > -np.maximum(margin, ACTIVATE_MARGIN_GY)) & ~self.active[t.key]
+            margin = ACTIVATE_MARGIN_GY
+            if t.goal_id in CEILING_IDS:
+                margin = np.maximum(margin, (1.0 - CEILING_ACTIVATE_RATIO) * _levels(t))
+            new = (value > -margin) & ~self.active[t.key]
             self.active[t.key] |= new
             self._add_points(t, np.flatnonzero(new))
         return n_violated
