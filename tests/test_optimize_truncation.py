@@ -39,6 +39,25 @@ def solver(truncation: float, cap_gy: float = 30.0, slip_gy: float = 0.6) -> tup
                                     truncation=truncation)
 
 
+@pytest.fixture
+def no_proximity(monkeypatch):
+    """No cost of moving the fluence between solves: this small fixture's rounds then jump between
+    optimal fluences, and the lag puts points over, which is what the tests using it need."""
+    monkeypatch.setattr(lex, "PROXIMITY_WEIGHT", 0.0)
+
+
+def count_solves(monkeypatch) -> list:
+    calls = []
+    real = LexicographicSolver._solve_logged
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LexicographicSolver, "_solve_logged", counted)
+    return calls
+
+
 def test_truncation_drops_the_scatter_tail_from_the_lp_rows():
     rows = _Rows(scatter_matrix(), 0.01)
     assert rows.matrix_opt.nnz < 0.3 * rows.matrix.nnz      # the tail was most of the entries
@@ -63,7 +82,7 @@ def test_lp_dose_is_exact_at_the_correction_fluence_and_short_by_the_dropped_ent
     assert np.array_equal(pool.lp_dose(dose1, w1)[outside], dose1[outside])   # no LP row there: full dose
 
 
-def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_level():
+def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_level(no_proximity):
     """The organ next to the target sits on its cap; the truncated rows underestimate how much the
     fluence change of a round adds there. The rounds must end with the cap met in the full matrix,
     by tightening only the rows of the points that were over (by about the lag, a few hundredths
@@ -85,7 +104,7 @@ def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_le
     assert d96.dvh_dose(dose[20:45]) == pytest.approx(coverage_exact, abs=0.1)
 
 
-def test_a_lag_beyond_the_allowance_gets_exact_rows(monkeypatch):
+def test_a_lag_beyond_the_allowance_gets_exact_rows(monkeypatch, no_proximity):
     """With no allowance permitted, the points the lag puts over get exact (full-matrix) rows, and
     the cap holds in the full matrix all the same."""
     monkeypatch.setattr(lex, "LAG_MARGIN_MAX_GY", 0.0)
@@ -111,7 +130,7 @@ def test_held_goal_stays_within_its_slip_in_the_full_matrix_dose():
     assert dose[s.hard[0].rows].max() <= 30.0 + 1e-3
 
 
-def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_clears_them():
+def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_clears_them(no_proximity):
     """Priority 1 may end with the lag's last few hundredths of a Gy over the cap (at most CARRY_GY;
     the points' rows are in the LP); priority 2, the last stage, must end with the cap met in the
     full-matrix dose, and the first stage's goal within its slip."""
@@ -127,3 +146,50 @@ def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_cle
     assert not s.carried and s.unresolved == 0
     assert dose[oar.rows].max() <= 30.0 + 1e-3
     assert d96.dvh_dose(dose[20:45]) >= held - HOLD_SAFETY_GY - 1e-3
+
+
+def test_the_cost_of_moving_the_fluence_ends_the_rounds_sooner_at_the_same_stage_optimum(monkeypatch):
+    """Without it the second solve jumps to another optimal fluence, the correction lags and the organ
+    needs a third solve; with it (the default) two solves, the same stage objective, the cap met in
+    the full matrix with no allowance needed."""
+    calls = count_solves(monkeypatch)
+    d96, s = solver(0.01)
+    s.solve_priority(1)
+    with_cost = len(calls)
+    monkeypatch.setattr(lex, "PROXIMITY_WEIGHT", 0.0)
+    calls.clear()
+    d96_free, free = solver(0.01)
+    free.solve_priority(1)
+    assert free._proximity is None and s._proximity is not None
+    assert with_cost < len(calls)
+    assert s.stages[-1].objective == pytest.approx(free.stages[-1].objective, abs=1e-5)
+    dose = s.rows.dose(s.weights)
+    assert dose[s.hard[0].rows].max() <= 30.0 + 1e-3
+    assert not s.lag_margin[s.hard[0].key].any() and free.lag_margin[free.hard[0].key].any()
+    assert d96.dvh_dose(dose[20:45]) == pytest.approx(d96_free.dvh_dose(free.rows.dose(free.weights)[20:45]), abs=0.1)
+
+
+def test_truncate_columns_drops_entries_below_the_fraction_of_their_column_max():
+    dense = np.array([[10.0, 0.5, 0.0],
+                      [0.09, 4.0, 0.0],
+                      [0.1, 0.03, 2.0],
+                      [0.0, 0.05, 0.019]])
+    out = lex.truncate_columns(sp.csr_matrix(dense.astype(np.float32)), 0.01)
+    # column maxima 10, 4, 2: thresholds 0.1, 0.04, 0.02 (an entry at the threshold stays)
+    expected = np.array([[10.0, 0.5, 0.0],
+                         [0.0, 4.0, 0.0],
+                         [0.1, 0.0, 2.0],
+                         [0.0, 0.05, 0.0]])
+    assert out.format == "csr" and out.has_canonical_format
+    np.testing.assert_allclose(out.toarray(), expected, rtol=1e-6)
+    assert out.nnz == np.count_nonzero(expected)
+    assert lex.truncate_columns(sp.csr_matrix(dense), 0.0).nnz == np.count_nonzero(dense)
+
+
+def test_truncate_columns_matches_a_dense_reference_on_the_scatter_matrix():
+    m = scatter_matrix()
+    out = lex.truncate_columns(m, 0.01).toarray()
+    dense = m.toarray().astype(float)
+    ref = np.where(dense >= 0.01 * dense.max(axis=0, keepdims=True), dense, 0.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    assert 0 < np.count_nonzero(out) < np.count_nonzero(dense)   # the tails go, the peaks stay

@@ -208,6 +208,7 @@ class LinearProgram:
             self.highs.clearSolver()   # cold: no basis or solution of an earlier (possibly interrupted) run
             self.highs.setOptionValue("solver", IPM_SOLVER)
             self.highs.setOptionValue("run_crossover", "on" if method == "ipm" else "off")
+            self.highs.setOptionValue("presolve", "on" if method == "ipm" else "off")
         else:
             self.highs.setOptionValue("simplex_strategy", _STRATEGY[method])
             self._apply_swaps()
@@ -226,6 +227,7 @@ class LinearProgram:
             return sol
         finally:
             self.highs.setOptionValue("solver", "choose")
+            self.highs.setOptionValue("presolve", "off")
 
     def _run(self) -> LPSolution:
         self.highs.run()
