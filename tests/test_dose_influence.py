@@ -119,3 +119,30 @@ def test_bad_input_is_named(small_case):
         ParticleField(0.0, 0.0, (0, 0, 0), "helium", 5.0, [0.0], [0.0], [100.0])
     with pytest.raises(ValueError, match="same length"):
         PhotonBeam(0.0, 0.0, (0, 0, 0), 5.0, [0.0, 5.0], [0.0])
+
+
+@pytest.mark.parametrize("kind", ["photon", "proton"])
+def test_matrix_does_not_depend_on_thread_count(small_case, monkeypatch, kind):
+    """Beams run in parallel threads; each beam's sampling is seeded from its index, so one thread
+    and three threads give the same matrix, entry for entry."""
+    case, target = small_case
+    angles = [0.0, 120.0, 240.0]
+    beams = photon_beams(case.grid, target, gantry_angles_deg=angles) if kind == "photon" else \
+        particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=angles)
+    matrices = []
+    for n in ("1", "3"):
+        monkeypatch.setenv("REIRRAD_THREADS", n)
+        matrices.append(compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=target).matrix)
+    a, b = matrices
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_bad_thread_count_is_named(small_case, monkeypatch):
+    case, target = small_case
+    beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0])
+    for bad in ("two", "0"):
+        monkeypatch.setenv("REIRRAD_THREADS", bad)
+        with pytest.raises(ValueError, match="REIRRAD_THREADS"):
+            compute_influence(case.grid, case.ct_hu, case.body, beams)

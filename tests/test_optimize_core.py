@@ -399,3 +399,63 @@ def test_a_goal_with_one_limit_for_both_tiers_is_one_term_with_both_weights():
     dose_m, dose_a = merged.rows.dose(merged.weights), apart.rows.dose(apart.weights)
     assert d98.dvh_dose(dose_m[d98.rows]) == pytest.approx(d98.dvh_dose(dose_a[d98.rows]), abs=1e-3)
     assert dose_m[60:66].max() <= 10.0 + 1e-4
+
+
+def _small_lp():
+    """minimise 0.003 x + 0.001 y subject to x + y >= 4, x - y <= 1, x <= 3: x = 0, y = 4 (analytic)."""
+    from reirrad_opt.optimize.lp import LinearProgram
+
+    lp = LinearProgram()
+    xy = lp.add_variables(2, 0.0, np.array([3.0, np.inf]))
+    lp.add_rows([(xy, sp.csr_matrix(np.array([[1.0, 1.0]])))], 4.0, np.inf)
+    lp.add_rows([(xy, sp.csr_matrix(np.array([[1.0, -1.0]])))], -np.inf, 1.0)
+    lp.set_cost(np.array([0.003, 0.001]))
+    return lp
+
+
+def _barrier_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "reirrad-barrier" and t.is_alive()]
+
+
+def test_dual_in_time_wins_and_the_interior_point_started_alongside_is_stopped():
+    lp = _small_lp()
+    dual, barrier = lp.solve_dual_or_barrier(60.0)
+    assert dual.status == "optimal" and barrier is None
+    assert dual.x == pytest.approx([0.0, 4.0], abs=1e-9) and dual.objective == pytest.approx(0.004, abs=1e-9)
+    assert not _barrier_threads()          # the second thread has ended, not left running
+    # an interior point due to start later is not waited for once the dual simplex has finished
+    import time
+
+    t0 = time.perf_counter()
+    dual, barrier = lp.solve_dual_or_barrier(60.0, barrier_after_s=600.0)
+    assert dual.status == "optimal" and barrier is None and not _barrier_threads()
+    assert time.perf_counter() - t0 < 300.0
+
+
+def test_dual_out_of_time_hands_the_round_to_the_interior_point_solved_alongside(monkeypatch):
+    """As HiGHS reports a dual simplex stopped at its limit: the result is the interior point's,
+    on a copy of the same LP, in the caller's cost units."""
+    from reirrad_opt.optimize.lp import LinearProgram, LPSolution
+
+    lp = _small_lp()
+    real = LinearProgram.solve
+
+    def stopped(self, method="dual", time_limit_s=None):
+        if method == "dual":
+            assert time_limit_s == pytest.approx(2.5)
+            return LPSolution("time limit", None, None, float("nan"), 7)
+        return real(self, method, time_limit_s)
+
+    monkeypatch.setattr(LinearProgram, "solve", stopped)
+    dual, barrier = lp.solve_dual_or_barrier(2.5)
+    assert dual.status == "time limit"
+    assert barrier.status == "optimal" and barrier.iterations > 0 and barrier.seconds >= 0
+    assert barrier.x == pytest.approx([0.0, 4.0], abs=1e-3)
+    assert barrier.objective == pytest.approx(0.004, abs=1e-6)
+    assert abs(barrier.row_dual[0]) == pytest.approx(0.001, abs=1e-6)
+    # the whole call's own limit below the dual's: no interior point after it
+    dual, barrier = lp.solve_dual_or_barrier(5.0, time_limit_s=2.5)
+    assert dual.status == "time limit" and barrier is None
+    assert not _barrier_threads()

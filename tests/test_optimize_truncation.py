@@ -47,14 +47,21 @@ def no_proximity(monkeypatch):
 
 
 def count_solves(monkeypatch) -> list:
+    """Record every solve of a LexicographicSolver: the method of each stage's first solve, 'round'
+    for each lazy round (dual simplex, or the interior point if that runs out of time)."""
     calls = []
-    real = LexicographicSolver._solve_logged
+    real, real_round = LexicographicSolver._solve_logged, LexicographicSolver._dual_or_barrier
 
     def counted(self, *args, **kwargs):
         calls.append(args[0])
         return real(self, *args, **kwargs)
 
+    def counted_round(self, *args, **kwargs):
+        calls.append("round")
+        return real_round(self, *args, **kwargs)
+
     monkeypatch.setattr(LexicographicSolver, "_solve_logged", counted)
+    monkeypatch.setattr(LexicographicSolver, "_dual_or_barrier", counted_round)
     return calls
 
 
@@ -114,6 +121,32 @@ def test_a_lag_beyond_the_allowance_gets_exact_rows(monkeypatch, no_proximity):
     assert s.exact_points[oar.key].any()
     assert not s.lag_margin[oar.key].any()
     assert s.rows.dose(s.weights)[oar.rows].max() <= 30.0 + 1e-3
+
+
+@pytest.mark.parametrize("ceiling_allowance", [lex.CEILING_LAG_MARGIN_MAX, 0.0])
+def test_a_plan_ceiling_point_the_lag_breaks_gets_a_wider_allowance_instead_of_a_dense_row(monkeypatch,
+                                                                                              ceiling_allowance):
+    """With no allowance for organ caps, the organ's lagging points get exact rows; the plan ceiling
+    (here 102 % of Rx, so that it binds over the target) is a safety net and its points are tightened
+    instead, by up to CEILING_LAG_MARGIN_MAX of the ceiling, and the ceiling holds in the full matrix.
+    With that fraction at zero the ceiling's points get exact rows like the organ's."""
+    monkeypatch.setattr(lex, "LAG_MARGIN_MAX_GY", 0.0)
+    monkeypatch.setattr(lex, "CEILING_LAG_MARGIN_MAX", ceiling_allowance)
+    d96, ts = terms(30.0)
+    ceiling = Term("plan_Dmax", "T", 1, "voxel_max", np.arange(20, 45), 1.02 * RX, hard=True)
+    ts[1] = ceiling
+    s = LexicographicSolver(scatter_matrix(), ts, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={},
+                            truncation=0.01)
+    s.solve_priority(1)
+    dose = s.rows.dose(s.weights)
+    assert dose[ceiling.rows].max() <= 1.02 * RX + 1e-3
+    assert dose[s.hard[0].rows].max() <= 30.0 + 1e-3
+    assert s.exact_points[s.hard[0].key].any()
+    allowance, exact = s.lag_margin[ceiling.key], s.exact_points[ceiling.key]
+    if ceiling_allowance:
+        assert 0 < allowance.max() <= ceiling_allowance * 1.02 * RX and not exact.any()
+    else:
+        assert exact.any() and not allowance.any()
 
 
 def test_held_goal_stays_within_its_slip_in_the_full_matrix_dose():

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -227,16 +228,25 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     density = curve(ct_hu)
     density[~body] = 0.0
     voxels = np.flatnonzero(body)
-    blocks = []
-    for bi, beam in enumerate(beams):
+
+    def one_beam(bi: int):
         tb = time.perf_counter()
+        beam = beams[bi]
         if modality == "photon":
             blk = photon_block(beam, bi, grid, density, voxels, rel_cutoff, photon_params)
         else:
             blk = particle_block(beam, bi, grid, density, voxels, rel_cutoff)
-        blocks.append(blk)
-        report(f"influence: beam {bi + 1}/{len(beams)} (gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}): "
-               f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M entries, {time.perf_counter() - tb:.1f} s")
+        return blk, time.perf_counter() - tb
+
+    # beams in parallel threads (numpy releases the GIL in the array work; each beam's random
+    # sampling is seeded from its index, so the matrix does not depend on the thread count)
+    blocks = []
+    with ThreadPoolExecutor(max_workers=_n_threads(len(beams))) as pool:
+        for bi, (blk, seconds) in enumerate(pool.map(one_beam, range(len(beams)))):
+            blocks.append(blk)
+            beam = beams[bi]
+            report(f"influence: beam {bi + 1}/{len(beams)} (gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}): "
+                   f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M entries, {seconds:.1f} s")
     del density
     matrix = to_csc(blocks, grid.n_voxels)       # local rows mapped to grid rows while copying
     del blocks
@@ -253,6 +263,21 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     report(f"influence: {matrix.shape[1]} columns, {matrix.nnz / 1e6:.1f} M non-zeros, "
            f"{time.perf_counter() - t0:.1f} s")
     return inf
+
+
+def _n_threads(n_beams: int) -> int:
+    """Threads for the beams: the machine's cores (``REIRRAD_THREADS`` overrides), at most one per beam."""
+    env = os.environ.get("REIRRAD_THREADS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"REIRRAD_THREADS={env!r}: expected a whole number of threads (>= 1)") from None
+        if n < 1:
+            raise ValueError(f"REIRRAD_THREADS={env!r}: expected a whole number of threads (>= 1)")
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n, n_beams))
 
 
 def _to_int32(m: sp.csr_matrix) -> None:

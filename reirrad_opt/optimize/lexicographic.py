@@ -56,9 +56,14 @@ SOLVERS = ("HIGHS",)
 FIRST_METHODS = ("ipm", "simplex")   # how each stage's first LP is solved (see _solve_rounds)
 DUAL_ROUND_MIN_S = 2.0    # a lazy round's dual simplex gets at least this long before the interior point takes over,
 DUAL_ROUND_IPM_FACTOR = 2.0  # and at least this many times the stage's first interior-point solve
+DUAL_ROUND_BARRIER_AFTER = 0.5  # the interior point that takes over starts on the second core this many times the
+                                # stage's first interior-point solve into the dual simplex (done by the dual's cap;
+                                # a dual simplex that finishes sooner, as on the NPC phantom, runs alone)
 HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's feasibility tolerance (1e-7,
                           # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
 LAG_MARGIN_MAX_GY = 0.25  # a point's row is tightened for the correction's lag up to this much, then made exact
+CEILING_LAG_MARGIN_MAX = 0.05  # ... except a plan-ceiling point: up to this fraction of the ceiling (a safety net,
+                               # not a clinical limit; their exact rows were most of the dense rows on TG-119)
 STAGE_LAG_TOL_GY = 0.05  # a stage's dose-volume term read this much differently by the full matrix: solve again
 CARRY_GY = 0.2            # a stage before the last ends once no point is more than this beyond its bound: the
                           # violated points' rows are in the LP, and the next stage's solve holds them
@@ -278,12 +283,14 @@ def _point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.identity(points.size, format="csr"), t.rows[points]
 
 
-def _grow_allowance(margin_gy: np.ndarray, points: np.ndarray, over_gy: np.ndarray) -> np.ndarray:
+def _grow_allowance(margin_gy: np.ndarray, points: np.ndarray, over_gy: np.ndarray,
+                    max_gy: float | np.ndarray | None = None) -> np.ndarray:
     """Add ``over_gy`` (plus VIOLATION_TOL_GY) to the lag allowance ``margin_gy`` of ``points``, in
-    place, where the total stays within LAG_MARGIN_MAX_GY. Returns the points it would take beyond
-    (their allowance is unchanged: they need an exact row)."""
+    place, where the total stays within ``max_gy`` (Gy, scalar or per point; default
+    LAG_MARGIN_MAX_GY). Returns the points it would take beyond (their allowance is unchanged:
+    they need an exact row)."""
     new = margin_gy[points] + over_gy + VIOLATION_TOL_GY
-    fits = new <= LAG_MARGIN_MAX_GY
+    fits = new <= (LAG_MARGIN_MAX_GY if max_gy is None else max_gy)
     margin_gy[points[fits]] = new[fits]
     return points[~fits]
 
@@ -485,8 +492,14 @@ class LexicographicSolver:
         dual simplex's basis, where an exact (full-matrix, dense) row makes every later solve
         heavier (TG-119 at 3 mm: 310 exact Core rows doubled the interior point's time). A point
         whose allowance would pass LAG_MARGIN_MAX_GY keeps its allowance and is returned: it needs
-        an exact row (:meth:`_add_exact_points`)."""
-        beyond = _grow_allowance(self.lag_margin[t.key], points, over_gy)
+        an exact row (:meth:`_add_exact_points`). A plan ceiling's points may be tightened by up to
+        CEILING_LAG_MARGIN_MAX of the ceiling: the ceiling is a safety net against extreme dose, a point
+        kept a few per cent under it costs no goal, and its exact rows are dense (TG-119 at 3 mm: 798
+        of the 1,128 exact rows of the last stage, which made up half of its LP's non-zeros)."""
+        max_gy = None
+        if t.goal_id in CEILING_IDS:
+            max_gy = np.maximum(LAG_MARGIN_MAX_GY, CEILING_LAG_MARGIN_MAX * _levels(t)[points])
+        beyond = _grow_allowance(self.lag_margin[t.key], points, over_gy, max_gy)
         if beyond.size < points.size:
             self._refresh_level(t)
         return beyond
@@ -754,6 +767,27 @@ class LexicographicSolver:
                       f"{time.perf_counter() - t0:.1f} s ({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
         return sol
 
+    def _dual_or_barrier(self, what: str, dual_limit_s: float, deadline: float | None,
+                         barrier_after_s: float = 0.0) -> LPSolution:
+        """A lazy round: the dual simplex from the last basis for at most ``dual_limit_s``, else the
+        interior point, started ``barrier_after_s`` into the dual simplex on the second core (see
+        :meth:`LinearProgram.solve_dual_or_barrier`); once the dual simplex ran out of time, every
+        later solve of this solver is an interior point (``dual_too_slow``)."""
+        t0 = time.perf_counter()
+        if deadline is not None and t0 >= deadline:
+            return LPSolution("time limit", None, None, float("nan"), 0)
+        dual, barrier = self.lp.solve_dual_or_barrier(dual_limit_s, None if deadline is None else deadline - t0,
+                                                      barrier_after_s)
+        self.progress(f"  LP {what}: dual simplex, {dual.status}, {dual.iterations} iterations, {dual.seconds:.1f} s "
+                      f"({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
+        if barrier is None:
+            return dual
+        self.dual_too_slow = True
+        self.progress(f"  LP {what} (dual simplex too slow): interior point (started with it), {barrier.status}, "
+                      f"{barrier.iterations} iterations, {barrier.seconds:.1f} s; {time.perf_counter() - t0:.1f} s "
+                      f"in all")
+        return barrier
+
     def _solve_rounds(self, stage_terms: list[Term], method: str | None = None,
                       time_limit_s: float | None = None, carry_gy: float = 0.0):
         """Solve, activate violated points, re-solve until clean, or until no point is more than
@@ -797,13 +831,11 @@ class LexicographicSolver:
             else:
                 # the dual simplex usually repairs a few added rows in a moment, but on a dense LP it
                 # can crawl (TG-119 at 5 mm: 98 rows, 48 s, where the interior point takes 17-35 s); it
-                # gets twice as long as the stage's interior-point solve took, then the round (and every
-                # later one of this solver) is solved by the interior point
-                cap = t_round + max(DUAL_ROUND_MIN_S, DUAL_ROUND_IPM_FACTOR * first_seconds)
-                sol = self._solve_logged("dual", f"round {round_}", cap if deadline is None else min(cap, deadline))
-                if sol.status == "time limit" and (deadline is None or time.perf_counter() < deadline):
-                    self.dual_too_slow = True
-                    sol = self._solve_logged("barrier", f"round {round_} (dual simplex too slow)", deadline)
+                # gets twice as long as the stage's interior-point solve took, then the interior point
+                # (started alongside, on the second core) solves the round, and every later one
+                sol = self._dual_or_barrier(f"round {round_}", max(DUAL_ROUND_MIN_S, DUAL_ROUND_IPM_FACTOR
+                                                                   * first_seconds), deadline,
+                                            barrier_after_s=DUAL_ROUND_BARRIER_AFTER * first_seconds)
             if sol.status != "optimal":
                 break
             weights = np.maximum(sol.x[self.w_idx], 0.0)
