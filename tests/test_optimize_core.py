@@ -459,3 +459,35 @@ def test_dual_out_of_time_hands_the_round_to_the_interior_point_solved_alongside
     dual, barrier = lp.solve_dual_or_barrier(5.0, time_limit_s=2.5)
     assert dual.status == "time limit" and barrier is None
     assert not _barrier_threads()
+
+
+def test_roughness_in_pairs_or_split_reaches_the_same_last_stage(monkeypatch):
+    """The fluence's total variation enters as two rows per pair (tv >= +-R w) on the simplex path
+    and as one row per pair (R w = rise - fall) once the plan is on the interior point alone: the
+    same last-stage optimum either way (the same plan otherwise)."""
+    from reirrad_opt.optimize import lexicographic as lex
+
+    n_cols = beamlet_matrix().shape[1]
+    rough = sp.csr_matrix(np.eye(n_cols - 1, n_cols, 1) - np.eye(n_cols - 1, n_cols))
+    nt = dict(body_rows=np.arange(0, 20), ring_rows=np.arange(48, 60), ring_reference_gy=np.full(12, 10.0),
+              roughness=rough, roughness_weight=1.0)
+    real_add = lex.LexicographicSolver._add_roughness
+    added = {}
+
+    def forced(forced_split):
+        def add(self, roughness, cost, split=None):   # noqa: ARG001 (the choice is forced)
+            before = self.lp.n_vars, self.lp.n_rows
+            real_add(self, roughness, cost, forced_split)
+            added[forced_split] = (self.lp.n_vars - before[0], self.lp.n_rows - before[1])
+        return add
+
+    plans = {}
+    for split in (False, True):
+        monkeypatch.setattr(lex.LexicographicSolver, "_add_roughness", forced(split))
+        plans[split] = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt))
+    assert added == {False: (n_cols - 1, 2 * (n_cols - 1)), True: (2 * (n_cols - 1), n_cols - 1)}
+    a, b = plans[False].stages[-1], plans[True].stages[-1]
+    assert a.status == b.status == "optimal" and a.name == b.name == "normal tissue and fluence smoothness"
+    assert b.objective == pytest.approx(a.objective, rel=1e-6)
+    tv = [np.abs(rough @ plans[k].weights).sum() for k in (False, True)]
+    assert tv[0] > 0 and tv[1] == pytest.approx(tv[0], rel=1e-3)
