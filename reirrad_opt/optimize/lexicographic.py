@@ -1008,8 +1008,9 @@ class LexicographicSolver:
 
         For the simplex rounds (and the interior point with presolve and crossover before them):
         ``tv_k >= +-R_k w``, two rows per pair. ``split`` (once the dual simplex proved too slow, the
-        interior point without presolve): each difference split into its rise and fall, ``R_k w = p_k - q_k`` with
-        ``p, q >= 0`` and ``p_k + q_k`` costed (equal to ``|R_k w|`` at the optimum), one row per pair.
+        interior point without presolve): each difference split into its rise and fall,
+        ``R_k w = p_k - q_k`` with ``p, q >= 0`` and ``p_k + q_k`` costed (equal to ``|R_k w|`` at the
+        optimum), one row per pair.
         Measured on the last stage's first LP, the same optimum either way: TG-119 at 3 mm, interior
         point without presolve, 43 s split against 60 s in pairs; NPC phantom at 2.5 mm, interior point
         with presolve and crossover, 9.4 s split against 7.4 s in pairs."""

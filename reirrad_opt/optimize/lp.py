@@ -253,11 +253,10 @@ class LinearProgram:
         whole call (status 'time limit')."""
         t0 = time.perf_counter()
         self._apply_swaps()
-        lp = self.highs.getLp()
+        lp = self.highs.getLp()     # a copy: the dual simplex may change the model's own arrays as it runs
         shadow = highspy.Highs()
         for key, value in (("output_flag", False), ("presolve", "off"), ("solver", IPM_SOLVER),
-                           ("run_crossover", "off"), ("time_limit", INF if time_limit_s is None
-                                                      else max(float(time_limit_s), 0.0))):
+                           ("run_crossover", "off")):
             shadow.setOptionValue(key, value)
         stop = threading.Event()
 
@@ -272,6 +271,8 @@ class LinearProgram:
             if stop.wait(max(float(barrier_after_s), 0.0)):
                 return           # the dual simplex finished first
             t = time.perf_counter()
+            if time_limit_s is not None:     # what is left of the whole call's time
+                shadow.setOptionValue("time_limit", max(float(time_limit_s) - (t - t0), 0.0))
             shadow.passModel(lp)
             if not stop.is_set():
                 outcome["barrier"] = _result(shadow, self.cost_scale, t)
