@@ -766,9 +766,13 @@ class LexicographicSolver:
             return LPSolution("time limit", None, None, float("nan"), 0)
         sol = self.lp.solve(method, None if deadline is None else deadline - t0)
         how = {"ipm": "interior point + crossover", "barrier": "interior point"}.get(method, f"{method} simplex")
-        self.progress(f"  LP {what}: {how}, {sol.status}, {sol.iterations} iterations, "
-                      f"{time.perf_counter() - t0:.1f} s ({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
+        self._report(what, how, sol, time.perf_counter() - t0)
         return sol
+
+    def _report(self, what: str, how: str, sol: LPSolution, seconds: float, extra: str = "") -> None:
+        """One progress line per LP solve: method, status, iterations, time and the LP's size."""
+        self.progress(f"  LP {what}: {how}, {sol.status}, {sol.iterations} iterations, {seconds:.1f} s{extra} "
+                      f"({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
 
     def _dual_or_barrier(self, what: str, dual_limit_s: float, deadline: float | None,
                          barrier_after_s: float = 0.0) -> LPSolution:
@@ -781,14 +785,12 @@ class LexicographicSolver:
             return LPSolution("time limit", None, None, float("nan"), 0)
         dual, barrier = self.lp.solve_dual_or_barrier(dual_limit_s, None if deadline is None else deadline - t0,
                                                       barrier_after_s)
-        self.progress(f"  LP {what}: dual simplex, {dual.status}, {dual.iterations} iterations, {dual.seconds:.1f} s "
-                      f"({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
+        self._report(what, "dual simplex", dual, dual.seconds)
         if barrier is None:
             return dual
         self.dual_too_slow = True
-        self.progress(f"  LP {what} (dual simplex too slow): interior point (started with it), {barrier.status}, "
-                      f"{barrier.iterations} iterations, {barrier.seconds:.1f} s; {time.perf_counter() - t0:.1f} s "
-                      f"in all")
+        self._report(f"{what} (dual simplex too slow)", "interior point (started with it)", barrier, barrier.seconds,
+                     f"; {time.perf_counter() - t0:.1f} s in all")
         return barrier
 
     def _solve_rounds(self, stage_terms: list[Term], method: str | None = None,

@@ -280,18 +280,17 @@ class LinearProgram:
         thread = threading.Thread(target=barrier, name="reirrad-barrier", daemon=True)
         thread.start()
         limit = dual_limit_s if time_limit_s is None else min(dual_limit_s, time_limit_s)
+        gave_up = False   # the dual simplex ran out of its own time (not of the whole call's)
         try:
             dual = self.solve("dual", limit)
-        except BaseException:
-            stop.set()
+            dual.seconds = time.perf_counter() - t0
+            gave_up = dual.status == "time limit" and (time_limit_s is None or dual_limit_s < time_limit_s)
+        finally:
+            if not gave_up:
+                stop.set()
             thread.join()
-            raise
-        dual.seconds = time.perf_counter() - t0
-        if dual.status != "time limit" or (time_limit_s is not None and dual_limit_s >= time_limit_s):
-            stop.set()
-            thread.join()
+        if not gave_up:
             return dual, None
-        thread.join()
         return dual, outcome.get("barrier", LPSolution("not solved", None, None, float("nan"), 0))
 
     def _run(self) -> LPSolution:
