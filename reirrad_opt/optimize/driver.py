@@ -233,5 +233,9 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
         main.solve_priority(p, carry=p != last)
     if normal is not None:
         main.solve_normal_tissue(normal)
+    guarded = main.guard_caps()
+    if guarded:
+        main.stages[-1].notes.append(guarded)
+        progress(guarded)
     return OptimizationOutcome(main.weights, main.stages, dict(main.tier_by_goal), main.final_excess(), diagnosis,
                                notes)

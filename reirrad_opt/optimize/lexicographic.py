@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
+from .guard import cap_scale_factor
 from .lp import LinearProgram, LPSolution
 from .terms import CEILING_IDS, Term, dvh_dose, dvh_tail
 
@@ -1033,6 +1034,28 @@ class LexicographicSolver:
             costed = tv
         for i in costed:
             self._stage_cost[int(i)] = cost
+
+    def guard_caps(self) -> str | None:
+        """Scale the fluence down, if needed, so that every hard organ cap holds at every one of its
+        points in the full-matrix dose (see :mod:`reirrad_opt.optimize.guard`). The plan ceiling is
+        not an organ cap and is left as the stages ended it. Returns the note saying what was done
+        (None if no point was over)."""
+        dose = self.rows.dose(self.weights)
+        factor, worst_gy, worst_goal = 1.0, 0.0, ""
+        for t in self.hard:
+            if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
+                continue
+            values, caps = t.point_values(dose[t.rows]), _levels(t)
+            factor = min(factor, cap_scale_factor(values, caps))
+            excess = float(np.max(values - caps)) if values.size else 0.0
+            if excess > worst_gy:
+                worst_gy, worst_goal = excess, t.goal_id
+        if factor >= 1.0:
+            return None
+        self.weights = self.weights * factor
+        loud = "" if factor > 0.999 else " (this costs every target the same fraction of its dose)"
+        return (f"the final fluence was scaled by {factor:.6f} so that every organ cap holds at every point "
+                f"(worst before: {worst_goal} {worst_gy:.4f} Gy over){loud}")
 
     def final_excess(self) -> dict[str, float]:
         """Excess over its level (Gy) of every term's goal at the term's points for the current
