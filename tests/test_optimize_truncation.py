@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 from reirrad_opt.optimize import Term
 from reirrad_opt.optimize import lexicographic as lex
-from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LAG_MARGIN_MAX_GY, LexicographicSolver, _Rows
+from reirrad_opt.optimize.dose_rows import DoseRows, truncate_columns
+from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LAG_MARGIN_MAX_GY, LexicographicSolver
 
 N = 80
 RX = 60.0
@@ -66,7 +67,7 @@ def count_solves(monkeypatch) -> list:
 
 
 def test_truncation_drops_the_scatter_tail_from_the_lp_rows():
-    rows = _Rows(scatter_matrix(), 0.01)
+    rows = DoseRows(scatter_matrix(), 0.01)
     assert rows.matrix_opt.nnz < 0.3 * rows.matrix.nnz      # the tail was most of the entries
     assert rows.matrix_opt.data.min() > 0.01                      # nothing below 1 % of a column's peak is left
 
@@ -234,7 +235,7 @@ def test_truncate_columns_drops_entries_below_the_fraction_of_their_column_max()
                       [0.09, 4.0, 0.0],
                       [0.1, 0.03, 2.0],
                       [0.0, 0.05, 0.019]])
-    out = lex.truncate_columns(sp.csr_matrix(dense.astype(np.float32)), 0.01)
+    out = truncate_columns(sp.csr_matrix(dense.astype(np.float32)), 0.01)
     # column maxima 10, 4, 2: thresholds 0.1, 0.04, 0.02 (an entry at the threshold stays)
     expected = np.array([[10.0, 0.5, 0.0],
                          [0.0, 4.0, 0.0],
@@ -243,12 +244,12 @@ def test_truncate_columns_drops_entries_below_the_fraction_of_their_column_max()
     assert out.format == "csr" and out.has_canonical_format
     np.testing.assert_allclose(out.toarray(), expected, rtol=1e-6)
     assert out.nnz == np.count_nonzero(expected)
-    assert lex.truncate_columns(sp.csr_matrix(dense), 0.0).nnz == np.count_nonzero(dense)
+    assert truncate_columns(sp.csr_matrix(dense), 0.0).nnz == np.count_nonzero(dense)
 
 
 def test_truncate_columns_matches_a_dense_reference_on_the_scatter_matrix():
     m = scatter_matrix()
-    out = lex.truncate_columns(m, 0.01).toarray()
+    out = truncate_columns(m, 0.01).toarray()
     dense = m.toarray().astype(float)
     ref = np.where(dense >= 0.01 * dense.max(axis=0, keepdims=True), dense, 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-6)

@@ -18,7 +18,9 @@ from ..geometry import Grid
 from ..progress import SILENT, Progress
 from .terms import CEILING_IDS, TermSet
 from .diagnosis import binding_goals, diagnose_target
-from .lexicographic import TOL_GY, LexicographicSolver, NormalTissue, StageResult, _Rows
+from .dose_rows import DoseRows
+from .lexicographic import TOL_GY, LexicographicSolver
+from .stage import NormalTissue, StageResult
 
 LIMIT_CHOICES = ("desirable_then_acceptable", "desirable", "acceptable")
 
@@ -166,7 +168,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     start = "acceptable" if limit_choice == "acceptable" else "desirable"
     tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
     notes = list(termset.skipped) + list(termset.exhausted)
-    rows = _Rows(matrix, truncation)
+    rows = DoseRows(matrix, truncation)
     kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows,
                   hold_dvh_points=hold_dvh_points, first_method=first_method,
                   measure=goal_reader(masks, grid, rx_gy))

@@ -20,7 +20,7 @@ How the goals enter the LP (every term has an *excess* variable e, in Gy, beyond
 
 * dose variables ``d_v`` (one per voxel that some term reads) with the equality row
   ``d_v = A'_v w + c_v``, where A' drops entries below ``truncation`` x column maximum and ``c_v`` adds
-  them back at the previous fluence (updated every round; see :class:`_DosePool`); a point that the
+  them back at the previous fluence (updated every round; see :class:`DosePool`); a point that the
   correction's lag puts over a cap or a hold has its rows tightened by that much (up to
   LAG_MARGIN_MAX_GY, then it gets a second, exact row ``A_p w``);
 * ``voxel_max``: one sparse row per active point, ``sum_c interp_pc d_c - e <= level_p``;
@@ -38,7 +38,9 @@ import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
 from .guard import cap_scale_factor
+from .dose_rows import DosePool, DoseRows
 from .lp import LinearProgram, LPSolution
+from .stage import NormalTissue, StageResult
 from .terms import CEILING_IDS, Term, dvh_dose, dvh_tail
 
 TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
@@ -74,163 +76,6 @@ HOLD_SAFETY_GY = 0.02     # held dose-volume goals (see _Hold) are kept this far
 PROXIMITY_WEIGHT = 3e-3   # cost of moving each weight away from the last solve's fluence (see _anchor), in the
                           # tie-breaker's units: the integral dose that weight change gives
 FLOOR_RX = 10.0           # lower bound of every excess variable: -FLOOR_RX x Rx (never reached)
-
-
-@dataclass
-class StageResult:
-    """One solved stage.
-
-    Attributes:
-        priority: the protocol priority the stage optimizes (None for the normal-tissue stage).
-        name: human label.
-        status: solver status ('optimal', 'infeasible', ...).
-        objective: the stage's objective value (dimensionless, slacks in units of Rx).
-        achieved: term key -> excess over the term's level in Gy (<= 0 met; the optimizer's surrogate).
-        slip_gy: what later stages may give back on this stage's goals (Gy).
-        seconds: wall time (build + solve).
-        notes: remarks (limit tier used, diagnosis, ...).
-    """
-
-    priority: int | None
-    name: str
-    status: str
-    objective: float
-    achieved: dict[str, float]
-    slip_gy: float
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"priority": self.priority, "name": self.name, "status": self.status,
-                "objective": None if not np.isfinite(self.objective) else round(float(self.objective), 6),
-                "achieved": {k: round(v, 4) for k, v in self.achieved.items()},
-                "slip": {"value_gy": round(self.slip_gy, 4)}, "seconds": round(self.seconds, 3),
-                "notes": self.notes}
-
-
-@dataclass
-class NormalTissue:
-    """Voxels and settings of the last (normal-tissue) stage.
-
-    Attributes:
-        body_rows: sampled body voxels away from the PTV (mean dose minimised).
-        ring_rows: voxels around the PTV; ring_reference_gy: the dose fall-off they should stay under.
-        roughness: sparse difference operator between neighbouring bixels (rows = pairs), or None.
-        roughness_weight: weight of the mean absolute fluence difference (relative).
-        time_limit_s: the stage's time budget (s). It only refines a plan that already meets every
-            earlier priority; if the budget runs out, the previous stage's fluence is kept and the
-            stage says so (a plan then depends on the machine's speed).
-    """
-
-    body_rows: np.ndarray
-    ring_rows: np.ndarray
-    ring_reference_gy: np.ndarray
-    roughness: sp.csr_matrix | None = None
-    roughness_weight: float = 0.1
-    time_limit_s: float | None = 300.0
-
-
-def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matrix:
-    """Copy of ``matrix`` (CSR) without the entries below ``rel_threshold`` times their column's
-    maximum magnitude (the low scatter tails of photon bixels, which make every row dense)."""
-    if rel_threshold <= 0:
-        return matrix
-    matrix = sp.csr_matrix(matrix)
-    magnitude = np.abs(matrix.data)
-    col_max = np.zeros(matrix.shape[1])
-    np.maximum.at(col_max, matrix.indices, magnitude)
-    keep = magnitude >= rel_threshold * col_max[matrix.indices]
-    kept_before = np.concatenate([[0], np.cumsum(keep)])   # kept entries before each position
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], kept_before[matrix.indptr]),
-                         shape=matrix.shape)
-
-
-class _Rows:
-    """The influence matrix (true dose) and its truncated copy for the LP's dose rows."""
-
-    def __init__(self, matrix: sp.csr_matrix, truncation: float = 0.0) -> None:
-        # float64 once: a float32 matrix times float64 weights is upcast on every product (NPC phantom
-        # at 2.5 mm, 27 M entries: 0.17 s a dose against 0.03 s, and a plan computes it dozens of times)
-        self.matrix = sp.csr_matrix(matrix, dtype=np.float64)
-        self.matrix_opt = truncate_columns(self.matrix, truncation)
-        self.truncated = self.matrix_opt is not self.matrix
-        self._cache: dict[int, tuple[np.ndarray, sp.csr_matrix]] = {}
-
-    def block(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Full-matrix rows (float64 CSR) of ``rows``: the true dose."""
-        cached = self._cache.get(id(rows))
-        if cached is None or cached[0] is not rows:
-            cached = (rows, self.matrix[rows].tocsr())
-            self._cache[id(rows)] = cached
-        return cached[1]
-
-    def dose(self, weights: np.ndarray) -> np.ndarray:
-        """Dose (Gy) on every voxel of the grid for ``weights``."""
-        return self.matrix @ np.asarray(weights, dtype=float)
-
-
-class _DosePool:
-    """LP variables equal to the new-course dose in chosen voxels (created on first use).
-
-    Rows ``d_v - A'_v w = c_v`` with ``c_v`` the dose of the dropped entries at the correction fluence
-    (row bounds updated by :meth:`set_correction`); ``d_v - A_v w = 0`` when nothing is truncated.
-
-    The truncated rows are what makes the LP small: photon bixels reach most of the body with a low
-    scatter tail, and on the TG-119 phantom at 3 mm 93 % of the influence entries are below 1 % of
-    their column's maximum. The first TG-119 LP (19,670 rows) has 4.4 M non-zeros with exact rows and
-    0.46 M with truncated ones; HiGHS's interior point solves it in 62 s and 7.7 s. The dose the LP
-    sees is exact at the correction fluence, and off by the dropped entries' share of the fluence
-    change since (:meth:`lp_dose`); every round checks the full-matrix dose and re-solves with the
-    correction at the new fluence."""
-
-    def __init__(self, lp: LinearProgram, rows: _Rows, w_idx: np.ndarray) -> None:
-        self.lp, self.rows, self.w_idx = lp, rows, w_idx
-        self.exact = not rows.truncated
-        self.var = np.full(rows.matrix.shape[0], -1, dtype=np.int64)
-        self.voxels = np.zeros(0, dtype=np.int64)
-        self.eq_rows = np.zeros(0, dtype=np.int64)
-        self.offsets = np.zeros(0)   # c_v of each pool voxel (Gy), in the order of self.voxels
-        self.w_corr = np.zeros(rows.matrix.shape[1])
-
-    def _offset(self, voxels: np.ndarray) -> np.ndarray:
-        if self.exact or not self.w_corr.any():
-            return np.zeros(voxels.size)
-        return self.rows.matrix[voxels] @ self.w_corr - self.rows.matrix_opt[voxels] @ self.w_corr
-
-    def variables(self, voxels: np.ndarray) -> np.ndarray:
-        """LP variable indices of the dose in ``voxels`` (flat grid indices)."""
-        voxels = np.asarray(voxels, dtype=np.int64)
-        missing = np.unique(voxels[self.var[voxels] < 0])
-        if missing.size:
-            source = self.rows.matrix if self.exact else self.rows.matrix_opt
-            block = source[missing].astype(np.float64)
-            d = self.lp.add_variables(missing.size, 0.0, np.inf)   # dose >= 0 (A >= 0, w >= 0)
-            offset = self._offset(missing)
-            eq = self.lp.add_rows([(self.w_idx, block), (d, -sp.identity(missing.size, format="csr"))],
-                                  -offset, -offset)
-            self.lp.swap_into_basis(d, eq)
-            self.var[missing] = d
-            self.voxels = np.concatenate([self.voxels, missing])
-            self.eq_rows = np.concatenate([self.eq_rows, eq])
-            self.offsets = np.concatenate([self.offsets, offset])
-        return self.var[voxels]
-
-    def lp_dose(self, dose: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Copy of the full-matrix ``dose`` (Gy, every voxel, at ``weights``) with each pool voxel's dose as
-        its LP row reads it: ``A'_v w + c_v``. Equal to ``dose`` at the correction fluence."""
-        out = np.array(dose, dtype=float, copy=True)
-        if not self.exact and self.voxels.size:
-            out[self.voxels] = self.rows.matrix_opt[self.voxels] @ np.asarray(weights, dtype=float) + self.offsets
-        return out
-
-    def set_correction(self, weights: np.ndarray) -> None:
-        """Re-evaluate the dropped entries at ``weights`` (truncated pool only)."""
-        if self.exact:
-            return
-        self.w_corr = np.asarray(weights, dtype=float).copy()
-        if self.voxels.size:
-            self.offsets = self._offset(self.voxels)
-            self.lp.set_row_bounds(self.eq_rows, -self.offsets, -self.offsets)
 
 
 @dataclass
@@ -331,7 +176,7 @@ class LexicographicSolver:
         tier_by_goal: hard goal id -> 'desirable' or 'acceptable' (which cap is in force).
         solver: 'HIGHS' (the only LP solver used: warm-started simplex, see :mod:`.lp`).
         rows: the matrix pair to use (shared between solvers of one plan), else built here.
-        truncation: relative threshold of the truncated rows (see :class:`_DosePool`).
+        truncation: relative threshold of the truncated rows (see :class:`DosePool`).
         hold_dvh_points: after its stage, hold a dose-volume goal point-wise (:class:`_Hold`:
             measured on the 4 mm NPC phantom, PTV V107% 16 % -> 3 %, at 2.4x the solve time);
             False keeps its CVaR at the achieved value instead (faster, more conservative).
@@ -343,11 +188,11 @@ class LexicographicSolver:
 
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], solver: str = "HIGHS", progress: Progress = SILENT,
-                 rows: _Rows | None = None, truncation: float = 0.0, hold_dvh_points: bool = True,
+                 rows: DoseRows | None = None, truncation: float = 0.0, hold_dvh_points: bool = True,
                  first_method: str = "ipm", measure=None) -> None:
         if str(solver).upper() not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        self.rows = rows if rows is not None else _Rows(matrix, truncation)
+        self.rows = rows if rows is not None else DoseRows(matrix, truncation)
         self.n_cols = matrix.shape[1]
         self.terms = terms
         self.rx_gy = float(rx_gy)
@@ -384,7 +229,7 @@ class LexicographicSolver:
         self.w_upper = self._weight_ceiling()
         self.w_idx = self.lp.add_variables(self.n_cols, 0.0, self.w_upper)
         self._proximity: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None   # see _anchor
-        self.dose_vars = _DosePool(self.lp, self.rows, self.w_idx)
+        self.dose_vars = DosePool(self.lp, self.rows, self.w_idx)
         self._lp_terms: dict[str, _TermLP] = {}
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
         self.holds: dict[str, _Hold] = {}
