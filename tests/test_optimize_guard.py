@@ -31,9 +31,10 @@ def test_margin_counts_as_over():
     assert f == pytest.approx(24.99 / 25.0)
 
 
-def test_a_zero_cap_with_dose_cannot_be_reached_by_scaling():
-    with pytest.raises(ValueError, match="no scaling"):
-        cap_scale_factor(np.array([0.5, 3.0]), np.array([0.0, 10.0]))
+def test_exhausted_points_are_left_to_the_evaluation():
+    # a cap of zero (the prior dose used the limit up) cannot be met by any scaling but zero fluence
+    assert cap_scale_factor(np.array([0.5, 3.0]), np.array([0.0, 10.0])) == 1.0
+    assert cap_scale_factor(np.array([0.5, 12.0]), np.array([0.0, 10.0]), margin_gy=0.0) == pytest.approx(10 / 12)
 
 
 def test_plan_whose_stages_leave_a_cap_point_over_is_scaled_under_it(monkeypatch):

@@ -109,6 +109,22 @@ class DosePool:
             out[self.voxels] = self.rows.matrix_opt[self.voxels] @ np.asarray(weights, dtype=float) + self.offsets
         return out
 
+    def constants(self, voxels: np.ndarray) -> np.ndarray:
+        """``c_v`` (Gy) of each of ``voxels`` as the LP's dose rows read it now (for a voxel with no dose
+        variable yet: as its row will be built, at the current correction; see :meth:`variables`)."""
+        voxels = np.asarray(voxels, dtype=np.int64)
+        out = np.zeros(voxels.size)
+        if self.exact:
+            return out
+        position = np.full(self.var.size, -1, dtype=np.int64)
+        position[self.voxels] = np.arange(self.voxels.size)
+        where = position[voxels]
+        known = where >= 0
+        out[known] = self.offsets[where[known]]
+        if (~known).any():
+            out[~known] = self._offset(voxels[~known])
+        return out
+
     def set_correction(self, weights: np.ndarray) -> None:
         """Re-evaluate the dropped entries at ``weights`` (truncated pool only)."""
         if self.exact:

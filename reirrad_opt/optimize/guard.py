@@ -29,18 +29,14 @@ def cap_scale_factor(point_dose_gy: np.ndarray, cap_gy: np.ndarray, margin_gy: f
         cap_gy: the point's cap (Gy, new-course physical dose), same shape or a scalar.
         margin_gy: how far under its cap a scaled point ends (Gy).
 
-    Raises:
-        ValueError: if a cap is at or below ``margin_gy`` where the dose is positive (no positive factor
-            reaches it: such a point needs zero fluence through it, which scaling cannot give).
+    Points whose cap is at or below ``margin_gy`` are left out: their prior dose alone has used up
+    (or nearly used up) the limit (``new_course_dose_cap`` flags them ``exhausted``), only zero fluence
+    would keep them under it, and the evaluation reports them as they are.
     """
     dose = np.asarray(point_dose_gy, dtype=float)
     cap = np.broadcast_to(np.asarray(cap_gy, dtype=float), dose.shape)
     target = cap - margin_gy
-    over = dose > target
+    over = (dose > target) & (target > 0.0)
     if not over.any():
         return 1.0
-    if np.any(target[over] <= 0.0):
-        worst = int(np.flatnonzero(over)[np.argmin(target[over])])
-        raise ValueError(f"cap point {worst} has a cap of {cap[worst]:.4g} Gy and a dose of {dose[worst]:.4g} Gy: "
-                         f"no scaling of the fluence brings it under its cap")
     return float(np.min(target[over] / dose[over]))

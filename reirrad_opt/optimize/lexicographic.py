@@ -43,7 +43,8 @@ from .lp import LinearProgram, LPSolution
 from .stage import NormalTissue, StageResult
 from .terms import CEILING_IDS, Term, dvh_dose, dvh_tail
 
-TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0}
+# 'exhausted': the points of a hard cap whose prior dose alone used up the limit (see _split_exhausted)
+TIER_WEIGHT = {"desirable": 1.0, "acceptable": 10.0, "exhausted": 100.0}
 INTEGRAL_DOSE_WEIGHT = 1e-3  # tie-breaker in every stage: among equal optima, the least integral dose
 ALARA_WEIGHT = 0.01
 TOL_GY = 1e-3
@@ -64,6 +65,8 @@ DUAL_ROUND_BARRIER_AFTER = 0.5  # the interior point that takes over starts on t
                                 # a dual simplex that finishes sooner, as on the NPC phantom, runs alone)
 HARD_SAFETY_GY = 2e-3     # hard caps are aimed this far inside: the simplex's feasibility tolerance (1e-7,
                           # scaled) must not put a point a micro-Gy over a limit the evaluation checks exactly
+EXHAUSTED_CAP_GY = 0.01   # a cap point allowing at most this much new dose (Gy) is exhausted: its new dose is
+                          # minimised instead of capped (see _split_exhausted)
 LAG_MARGIN_MAX_GY = 0.25  # a point's row is tightened for the correction's lag up to this much, then made exact
 CEILING_LAG_MARGIN_MAX = 0.05  # ... except a plan-ceiling point: up to this fraction of the ceiling (a safety net,
                                # not a clinical limit; their exact rows were most of the dense rows on TG-119)
@@ -92,6 +95,7 @@ class _TermLP:
     value_row: int | None = None          # mean / CVaR: the row bounding the surrogate
     point_rows: list = field(default_factory=list)   # voxel_max: LP rows of active points
     point_ids: list = field(default_factory=list)    # voxel_max: the points of those rows
+    point_exact: list = field(default_factory=list)  # voxel_max: True where that block is exact (full matrix)
 
 
 @dataclass
@@ -155,6 +159,33 @@ def _same_surrogate(a: Term, b: Term) -> bool:
             and np.array_equal(a.level_gy, b.level_gy))
 
 
+def _split_exhausted(hard: list[Term]) -> tuple[list[Term], list[Term]]:
+    """Take the exhausted points out of the hard organ caps: (the caps without them, one soft term
+    per cap for them).
+
+    A point whose cap allows at most EXHAUSTED_CAP_GY of new dose (its prior dose alone used up, or
+    all but used up, the cumulative limit) cannot be held under its cap by an aim HARD_SAFETY_GY
+    inside it, and photon scatter reaches it from every beam: as a hard row it made the LP
+    infeasible and the plan empty. Its new dose is minimised instead, as the first concern of the
+    goal's priority (the maximum new dose over those points, tier weight 'exhausted', 100 times a
+    desirable goal's), and the evaluation reports the limit as it stands."""
+    kept, exhausted = [], []
+    for t in hard:
+        if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
+            kept.append(t)
+            continue
+        low = _levels(t) <= EXHAUSTED_CAP_GY
+        if low.any():
+            points = np.flatnonzero(low)
+            exhausted.append(t.points_subset(
+                points, level_gy=np.zeros(points.size), hard=False, tier="exhausted",
+                description=f"{t.structure}: {points.size} point(s) whose prior dose used up the {t.tier} limit; "
+                            f"new dose minimised (no cap can hold it)"))
+        if not low.all():
+            kept.append(t.points_subset(np.flatnonzero(~low)) if low.any() else t)
+    return kept, exhausted
+
+
 def _levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
 
@@ -199,11 +230,12 @@ class LexicographicSolver:
         self.slips_gy = dict(slips_gy)
         self.tier_by_goal = dict(tier_by_goal)
         self.progress = progress
-        self.hard = [t for t in terms if t.hard and t.tier == self.tier_by_goal.get(t.goal_id, "desirable")]
+        self.hard, exhausted = _split_exhausted(
+            [t for t in terms if t.hard and t.tier == self.tier_by_goal.get(t.goal_id, "desirable")])
         desirable_max = {t.goal_id for t in terms if not t.hard and t.kind == "voxel_max" and t.tier == "desirable"}
         # a soft maximum with both tiers: the desirable slack already drives the acceptable one down
         self.soft = [t for t in terms if not t.hard and not (
-            t.kind == "voxel_max" and t.tier == "acceptable" and t.goal_id in desirable_max)]
+            t.kind == "voxel_max" and t.tier == "acceptable" and t.goal_id in desirable_max)] + exhausted
         # a goal whose two tiers are one limit (rGTV D98% >= 98 % Rx, desirable and acceptable) is one term
         # whose shortfall costs both tiers' weights: its twin would double the CVaR rows and the held rows
         self.tier_weight = {t.key: TIER_WEIGHT[t.tier] for t in self.soft}
@@ -318,11 +350,43 @@ class LexicographicSolver:
         if points.size == 0:
             return
         tl = self._lp_terms[t.key]
+        if t.hard:
+            unreachable = points[self._beyond_at_zero(t, points)]
+            if unreachable.size:
+                self._add_exact_points(t, unreachable)
+                points = np.setdiff1d(points, unreachable)
+                if points.size == 0:
+                    return
         block, d = self._point_block(t, points)
         ones = sp.csr_matrix(np.ones((points.size, 1)))
         rows = self.lp.add_rows([(d, block), (np.array([tl.excess]), -ones)], -np.inf, self._row_levels(t)[points])
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
+        tl.point_exact.append(False)
+
+    def _beyond_at_zero(self, t: Term, points: np.ndarray) -> np.ndarray:
+        """Mask of ``points`` of a hard cap whose truncated row could not be met even with zero fluence:
+        the correction's constant (the dropped scatter at the last fluence) alone reaches the row's bound.
+        Such a row makes the LP infeasible (a 2 Gy cap next to a target: the first priority, and with
+        it the plan, came out empty); the point needs an exact row, which zero fluence always meets."""
+        if self.dose_vars.exact or points.size == 0:
+            return np.zeros(points.size, dtype=bool)
+        block, voxels = _point_map(t, points)
+        constant = block @ self.dose_vars.constants(voxels)
+        bound = self._row_levels(t)[points] - self.margin.get(t.key, 0.0) - HARD_SAFETY_GY
+        return constant >= bound
+
+    def _secure_caps(self) -> None:
+        """After the correction moved: exact rows for the hard cap points whose truncated row it made
+        unreachable (see :meth:`_beyond_at_zero`)."""
+        for t in self.hard:
+            tl = self._lp_terms.get(t.key)
+            if t.kind != "voxel_max" or tl is None:
+                continue
+            candidates = np.flatnonzero(self.active[t.key] & ~self.exact_points[t.key])
+            unreachable = candidates[self._beyond_at_zero(t, candidates)]
+            if unreachable.size:
+                self._add_exact_points(t, unreachable)
 
     def _exact_rows(self, t: Term, points: np.ndarray) -> sp.csr_matrix:
         """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
@@ -367,8 +431,16 @@ class LexicographicSolver:
         ones = sp.csr_matrix(np.ones((points.size, 1)))
         rows = self.lp.add_rows([(self.w_idx, self._exact_rows(t, points)), (np.array([tl.excess]), -ones)],
                                 -np.inf, self._row_levels(t)[points])
+        # the point's truncated row is released: the exact row holds it, and the truncated one, bound by
+        # the correction's constant, could only add a wrong limit (or an infeasible one)
+        for block_rows, ids, exact in zip(tl.point_rows, tl.point_ids, tl.point_exact):
+            if not exact:
+                released = np.isin(ids, points)
+                if released.any():
+                    self.lp.set_row_bounds(block_rows[released], -np.inf, np.inf)
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
+        tl.point_exact.append(True)
         self.exact_points[t.key][points] = True
 
     def _check_holds(self, dose: np.ndarray) -> int:
@@ -455,8 +527,11 @@ class LexicographicSolver:
         """Row bounds from the term's current level (after the level was changed, e.g. re-aimed)."""
         tl = self._lp_terms[t.key]
         if t.kind == "voxel_max":
-            for rows, pts in zip(tl.point_rows, tl.point_ids):
-                self.lp.set_row_bounds(rows, -np.inf, self._row_levels(t)[pts])
+            for rows, pts, exact in zip(tl.point_rows, tl.point_ids, tl.point_exact):
+                level = self._row_levels(t)[pts]
+                if not exact:   # released where the point has its exact row
+                    level = np.where(self.exact_points[t.key][pts], np.inf, level)
+                self.lp.set_row_bounds(rows, -np.inf, level)
         else:
             sign = t.sign
             self.lp.set_row_bounds(tl.value_row, -np.inf, sign * float(np.max(t.level_gy)))
@@ -701,6 +776,7 @@ class LexicographicSolver:
             self.progress(f"  round {round_}: {n_violated} point(s) beyond their bound"
                           f"{f' ({where}; worst {self.worst_gy:.3f} Gy)' if where else ''}, {self.lp.n_rows} rows now")
             self.dose_vars.set_correction(weights)
+            self._secure_caps()
             self._anchor(weights)   # the next solve moves the fluence only where it gains
             if n_violated == 0:
                 break

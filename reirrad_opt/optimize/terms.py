@@ -89,6 +89,21 @@ class Term:
         d = np.asarray(dose_rows, dtype=float)
         return self.interp @ d if self.interp is not None else d
 
+    def points_subset(self, points: np.ndarray, **changes) -> "Term":
+        """A copy of this ``voxel_max`` term restricted to ``points`` (indices into its points), with
+        any field replaced by ``changes`` (e.g. ``level_gy``, ``hard``, ``tier``)."""
+        if self.kind != "voxel_max":
+            raise ValueError(f"term {self.goal_id}: only a voxel_max term has points to select")
+        points = np.asarray(points, dtype=np.int64)
+        level = np.broadcast_to(np.asarray(self.level_gy, dtype=float), (self.n_points,))[points].copy()
+        fields = dict(goal_id=self.goal_id, structure=self.structure, priority=self.priority, kind=self.kind,
+                      rows=self.rows if self.interp is not None else self.rows[points], level_gy=level,
+                      fraction=self.fraction, tier=self.tier, hard=self.hard, description=self.description,
+                      interp=self.interp[points].tocsr() if self.interp is not None else None, metric=self.metric,
+                      point_weights=None, seed=None if self.seed is None else self.seed[points])
+        fields.update(changes)
+        return Term(**fields)
+
     @property
     def sign(self) -> float:
         """+1 for a maximum-type goal, -1 for a minimum-type one: ``sign * (dose - level) <= 0`` is met."""
