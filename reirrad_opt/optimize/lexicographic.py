@@ -251,6 +251,7 @@ class LexicographicSolver:
         self.active: dict[str, np.ndarray] = {}
         self.margin: dict[str, float] = {}     # term key -> LP level tightening (Gy)
         self.exact_points: dict[str, np.ndarray] = {}   # voxel_max term key -> points with a full-matrix row
+        self.released: dict[str, np.ndarray] = {}   # ... -> points whose truncated row was set free (unreachable)
         self.lag_margin: dict[str, np.ndarray] = {}     # voxel_max term key -> per-point lag allowance (Gy)
         # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
         m = self.rows.matrix
@@ -353,7 +354,7 @@ class LexicographicSolver:
         if t.hard:
             unreachable = points[self._beyond_at_zero(t, points)]
             if unreachable.size:
-                self._add_exact_points(t, unreachable)
+                self._add_exact_points(t, unreachable, release=True)
                 points = np.setdiff1d(points, unreachable)
                 if points.size == 0:
                     return
@@ -383,10 +384,10 @@ class LexicographicSolver:
             tl = self._lp_terms.get(t.key)
             if t.kind != "voxel_max" or tl is None:
                 continue
-            candidates = np.flatnonzero(self.active[t.key] & ~self.exact_points[t.key])
+            candidates = np.flatnonzero(self.active[t.key] & ~self.released[t.key])
             unreachable = candidates[self._beyond_at_zero(t, candidates)]
             if unreachable.size:
-                self._add_exact_points(t, unreachable)
+                self._add_exact_points(t, unreachable, release=True)
 
     def _exact_rows(self, t: Term, points: np.ndarray) -> sp.csr_matrix:
         """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
@@ -417,27 +418,31 @@ class LexicographicSolver:
             self._refresh_level(t)
         return beyond
 
-    def _add_exact_points(self, t: Term, points: np.ndarray) -> None:
+    def _add_exact_points(self, t: Term, points: np.ndarray, release: bool = False) -> None:
         """Rows ``A_p w - excess <= level(p)`` on the full (untruncated) influence rows, for points of a
         voxel_max term whose truncated row let them over their bound through the correction's lag.
-        The point's truncated row stays (redundant up to the correction). A point with its exact
-        row can only be over its bound by the solver's tolerance, so the rounds end: without these
-        rows the correction and the fluence chase each other at the points where the LP sits on a
-        cap (NPC phantom at 4 mm: 20-40 points over their bound in every one of 8 rounds)."""
+        The point's truncated row stays (redundant up to the correction): set free, the NPC phantom's
+        dual simplex rounds at 2.5 mm ran out of time (a first-priority round 13 s instead of 1.4 s, the
+        plan 131 s instead of 55 s). A point with its exact row can only be over its bound by the
+        solver's tolerance, so the rounds end: without these rows the correction and the fluence chase
+        each other at the points where the LP sits on a cap (NPC phantom at 4 mm: 20-40 points over
+        their bound in every one of 8 rounds).
+
+        ``release``: the points' truncated rows are out of reach (:meth:`_beyond_at_zero`) and are set
+        free, whether the points had their exact row already or get it now."""
+        tl = self._lp_terms[t.key]
+        if release:
+            for block_rows, ids, exact in zip(tl.point_rows, tl.point_ids, tl.point_exact):
+                freed = np.isin(ids, points) if not exact else np.zeros(0, dtype=bool)
+                if freed.any():
+                    self.lp.set_row_bounds(block_rows[freed], -np.inf, np.inf)
+            self.released[t.key][points] = True
         points = points[~self.exact_points[t.key][points]]
         if points.size == 0:
             return
-        tl = self._lp_terms[t.key]
         ones = sp.csr_matrix(np.ones((points.size, 1)))
         rows = self.lp.add_rows([(self.w_idx, self._exact_rows(t, points)), (np.array([tl.excess]), -ones)],
                                 -np.inf, self._row_levels(t)[points])
-        # the point's truncated row is released: the exact row holds it, and the truncated one, bound by
-        # the correction's constant, could only add a wrong limit (or an infeasible one)
-        for block_rows, ids, exact in zip(tl.point_rows, tl.point_ids, tl.point_exact):
-            if not exact:
-                released = np.isin(ids, points)
-                if released.any():
-                    self.lp.set_row_bounds(block_rows[released], -np.inf, np.inf)
         tl.point_rows.append(rows)
         tl.point_ids.append(points)
         tl.point_exact.append(True)
@@ -529,8 +534,8 @@ class LexicographicSolver:
         if t.kind == "voxel_max":
             for rows, pts, exact in zip(tl.point_rows, tl.point_ids, tl.point_exact):
                 level = self._row_levels(t)[pts]
-                if not exact:   # released where the point has its exact row
-                    level = np.where(self.exact_points[t.key][pts], np.inf, level)
+                if not exact:   # released where the point's truncated row was unreachable
+                    level = np.where(self.released[t.key][pts], np.inf, level)
                 self.lp.set_row_bounds(rows, -np.inf, level)
         else:
             sign = t.sign
@@ -558,6 +563,7 @@ class LexicographicSolver:
             if t.seed is not None:   # a coarse lattice where the reference dose comes near the level
                 self.active[t.key] |= t.seed & (ref >= SEED_RATIO * level)
             self.exact_points[t.key] = np.zeros(t.n_points, dtype=bool)
+            self.released[t.key] = np.zeros(t.n_points, dtype=bool)
             self.lag_margin[t.key] = np.zeros(t.n_points)
         self.dose_vars.set_correction(scale * w_ref)
 
