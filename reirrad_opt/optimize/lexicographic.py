@@ -37,8 +37,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
-from .guard import cap_scale_factor
 from .dose_rows import DosePool, DoseRows
+from .guard import cap_scale_factor
 from .lp import LinearProgram, LPSolution
 from .stage import NormalTissue, StageResult
 from .terms import CEILING_IDS, Term, dvh_dose, dvh_tail
