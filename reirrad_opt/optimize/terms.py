@@ -17,7 +17,7 @@ The verdict never comes from these surrogates: the final dose is evaluated exact
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -96,13 +96,11 @@ class Term:
             raise ValueError(f"term {self.goal_id}: only a voxel_max term has points to select")
         points = np.asarray(points, dtype=np.int64)
         level = np.broadcast_to(np.asarray(self.level_gy, dtype=float), (self.n_points,))[points].copy()
-        fields = dict(goal_id=self.goal_id, structure=self.structure, priority=self.priority, kind=self.kind,
-                      rows=self.rows if self.interp is not None else self.rows[points], level_gy=level,
-                      fraction=self.fraction, tier=self.tier, hard=self.hard, description=self.description,
-                      interp=self.interp[points].tocsr() if self.interp is not None else None, metric=self.metric,
-                      point_weights=None, seed=None if self.seed is None else self.seed[points])
-        fields.update(changes)
-        return Term(**fields)
+        selected = dict(level_gy=level, point_weights=None,
+                        rows=self.rows if self.interp is not None else self.rows[points],
+                        interp=self.interp[points].tocsr() if self.interp is not None else None,
+                        seed=None if self.seed is None else self.seed[points])
+        return replace(self, **{**selected, **changes})
 
     @property
     def sign(self) -> float:
