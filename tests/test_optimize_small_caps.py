@@ -59,3 +59,16 @@ def test_exhausted_point_next_to_the_target_is_minimised_and_the_rest_stays_capp
     # its own stage's value; later stages may give back at most the first priority's slip (0.6 Gy)
     assert first.achieved["OAR_Dmax@exhausted"] <= dose[51] + 1e-6
     assert dose[51] <= first.achieved["OAR_Dmax@exhausted"] + 0.6 + 1e-3
+
+
+def test_points_subset_keeps_each_points_stencil_and_level():
+    import scipy.sparse as sp
+    from reirrad_opt.optimize import Term
+    interp = sp.csr_matrix(np.array([[1, 0, 0], [0.5, 0.5, 0], [0, 0.25, 0.75], [0, 0, 1]]))
+    t = Term("OAR_Dmax", "OAR", 1, "voxel_max", np.array([7, 8, 9]), np.array([1.0, 2.0, 3.0, 4.0]), hard=True,
+             interp=interp)
+    sub = t.points_subset(np.array([1, 2]), hard=False, tier="exhausted")
+    dose = np.array([10.0, 20.0, 40.0])
+    assert np.allclose(sub.point_values(dose), t.point_values(dose)[[1, 2]])
+    assert np.allclose(sub.level_gy, [2.0, 3.0]) and not sub.hard and sub.key == "OAR_Dmax@exhausted"
+    assert t.hard and t.n_points == 4                        # the original is untouched
