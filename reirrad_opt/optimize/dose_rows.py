@@ -73,6 +73,7 @@ class DosePool:
         self.lp, self.rows, self.w_idx = lp, rows, w_idx
         self.exact = not rows.truncated
         self.var = np.full(rows.matrix.shape[0], -1, dtype=np.int64)
+        self.position = np.full(rows.matrix.shape[0], -1, dtype=np.int64)   # voxel -> index in self.voxels
         self.voxels = np.zeros(0, dtype=np.int64)
         self.eq_rows = np.zeros(0, dtype=np.int64)
         self.offsets = np.zeros(0)   # c_v of each pool voxel (Gy), in the order of self.voxels
@@ -96,6 +97,7 @@ class DosePool:
                                   -offset, -offset)
             self.lp.swap_into_basis(d, eq)
             self.var[missing] = d
+            self.position[missing] = self.voxels.size + np.arange(missing.size)
             self.voxels = np.concatenate([self.voxels, missing])
             self.eq_rows = np.concatenate([self.eq_rows, eq])
             self.offsets = np.concatenate([self.offsets, offset])
@@ -116,9 +118,7 @@ class DosePool:
         out = np.zeros(voxels.size)
         if self.exact:
             return out
-        position = np.full(self.var.size, -1, dtype=np.int64)
-        position[self.voxels] = np.arange(self.voxels.size)
-        where = position[voxels]
+        where = self.position[voxels]
         known = where >= 0
         out[known] = self.offsets[where[known]]
         if (~known).any():

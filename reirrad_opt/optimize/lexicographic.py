@@ -281,6 +281,7 @@ class LexicographicSolver:
         self._anchor(np.zeros(self.n_cols))
         for t in self.hard:
             self._add_term(t)
+        self._secure_caps()
 
     # ---- building the LP
     def _weight_ceiling(self) -> np.ndarray:
@@ -351,13 +352,6 @@ class LexicographicSolver:
         if points.size == 0:
             return
         tl = self._lp_terms[t.key]
-        if t.hard:
-            unreachable = points[self._beyond_at_zero(t, points)]
-            if unreachable.size:
-                self._add_exact_points(t, unreachable, release=True)
-                points = np.setdiff1d(points, unreachable)
-                if points.size == 0:
-                    return
         block, d = self._point_block(t, points)
         ones = sp.csr_matrix(np.ones((points.size, 1)))
         rows = self.lp.add_rows([(d, block), (np.array([tl.excess]), -ones)], -np.inf, self._row_levels(t)[points])
@@ -378,11 +372,11 @@ class LexicographicSolver:
         return constant >= bound
 
     def _secure_caps(self) -> None:
-        """After the correction moved: exact rows for the hard cap points whose truncated row it made
-        unreachable (see :meth:`_beyond_at_zero`)."""
+        """Exact rows for the hard cap points whose truncated row is out of reach at the current
+        correction (see :meth:`_beyond_at_zero`): after the hard terms enter and after every change of
+        the correction (points activated since then entered at the correction they are checked at)."""
         for t in self.hard:
-            tl = self._lp_terms.get(t.key)
-            if t.kind != "voxel_max" or tl is None:
+            if t.kind != "voxel_max":
                 continue
             candidates = np.flatnonzero(self.active[t.key] & ~self.released[t.key])
             unreachable = candidates[self._beyond_at_zero(t, candidates)]
