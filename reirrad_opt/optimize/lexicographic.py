@@ -190,6 +190,54 @@ def _levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
 
 
+def select_terms(terms: list[Term], tier_by_goal: dict[str, str]) -> tuple[list[Term], list[Term], dict[str, float]]:
+    """The terms a lexicographic solve works with: (hard caps in force, soft goals, tier weight of
+    each soft term's shortfall per Gy).
+
+    Hard caps: one tier per hard goal (``tier_by_goal``), without their exhausted points, which
+    become soft terms (see :func:`_split_exhausted`). A soft maximum with both tiers keeps only its
+    desirable term (its slack already drives the acceptable one down), and a goal whose two tiers
+    are one limit (rGTV D98% >= 98 % Rx, desirable and acceptable) is one term whose shortfall
+    costs both tiers' weights: its twin would double the CVaR rows and the held rows."""
+    in_force = [t for t in terms if t.hard and t.tier == tier_by_goal.get(t.goal_id, "desirable")]
+    hard, exhausted = _split_exhausted(in_force)
+    desirable_max = {t.goal_id for t in terms if not t.hard and t.kind == "voxel_max" and t.tier == "desirable"}
+    soft = [t for t in terms if not t.hard and not (
+        t.kind == "voxel_max" and t.tier == "acceptable" and t.goal_id in desirable_max)] + exhausted
+    tier_weight = {t.key: TIER_WEIGHT[t.tier] for t in soft}
+    for t in [t for t in soft if t.tier == "acceptable"]:
+        twin = next((d for d in soft if d.tier == "desirable" and _same_surrogate(d, t)), None)
+        if twin is not None:
+            tier_weight[twin.key] += tier_weight.pop(t.key)
+            soft = [s for s in soft if s is not t]
+    return hard, soft, tier_weight
+
+
+def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float,
+             evaluated_gy: float | None = None) -> tuple[float, np.ndarray]:
+    """How a dose-volume goal ``t`` is held once its stage is solved: (held level in Gy, mask of the
+    term's points that are held at it). See :class:`_Hold`.
+
+    ``dose_rows``: dose (Gy) on ``t.rows`` at the solved fluence. The DVH point may give back at
+    most ``slip_gy`` from what was achieved and need not be better than the level. Where the
+    evaluation (``evaluated_gy``: supersampled, every voxel) reads the goal worse than the term's
+    points do, the points are held that much further in. The level is kept HOLD_SAFETY_GY inside
+    what the slip allows (never beyond the achieved value): a solver's tolerance must not leave a
+    met goal a micro-Gy short in the evaluation."""
+    points = t.point_values(dose_rows)
+    upper = t.sense == "max"
+    achieved = dvh_dose(points, t.fraction, upper, t.point_weights)
+    level = float(np.max(t.level_gy))
+    worse = 0.0
+    if evaluated_gy is not None and np.isfinite(evaluated_gy):
+        worse = max(0.0, t.sign * (evaluated_gy - achieved))
+    if t.sense == "min":
+        hold = min(min(level + worse, achieved - slip_gy) + HOLD_SAFETY_GY, achieved)
+    else:
+        hold = max(max(level - worse, achieved + slip_gy) - HOLD_SAFETY_GY, achieved)
+    return hold, ~dvh_tail(points, t.fraction, upper, t.point_weights)
+
+
 class LexicographicSolver:
     """State of a lexicographic optimization: the stages solved so far and their achieved values.
 
@@ -230,20 +278,7 @@ class LexicographicSolver:
         self.slips_gy = dict(slips_gy)
         self.tier_by_goal = dict(tier_by_goal)
         self.progress = progress
-        self.hard, exhausted = _split_exhausted(
-            [t for t in terms if t.hard and t.tier == self.tier_by_goal.get(t.goal_id, "desirable")])
-        desirable_max = {t.goal_id for t in terms if not t.hard and t.kind == "voxel_max" and t.tier == "desirable"}
-        # a soft maximum with both tiers: the desirable slack already drives the acceptable one down
-        self.soft = [t for t in terms if not t.hard and not (
-            t.kind == "voxel_max" and t.tier == "acceptable" and t.goal_id in desirable_max)] + exhausted
-        # a goal whose two tiers are one limit (rGTV D98% >= 98 % Rx, desirable and acceptable) is one term
-        # whose shortfall costs both tiers' weights: its twin would double the CVaR rows and the held rows
-        self.tier_weight = {t.key: TIER_WEIGHT[t.tier] for t in self.soft}
-        for t in [t for t in self.soft if t.tier == "acceptable"]:
-            twin = next((d for d in self.soft if d.tier == "desirable" and _same_surrogate(d, t)), None)
-            if twin is not None:
-                self.tier_weight[twin.key] += self.tier_weight.pop(t.key)
-                self.soft = [s for s in self.soft if s is not t]
+        self.hard, self.soft, self.tier_weight = select_terms(terms, self.tier_by_goal)
         self.achieved: dict[str, float] = {}   # term key -> s* (Gy): later stages keep level + s*
         self.stages: list[StageResult] = []
         self.weights = np.zeros(self.n_cols)
@@ -475,23 +510,8 @@ class LexicographicSolver:
         point may give back at most ``slip`` from what was achieved, and need not be better than
         the level (as the evaluation reads it, see ``measure``)."""
         self._release(t)
-        points = t.point_values(dose[t.rows])
-        upper = t.sense == "max"
-        achieved = dvh_dose(points, t.fraction, upper, t.point_weights)
-        level = float(np.max(t.level_gy))
-        # the term's points (voxel centres, weighted cells) can read the DVH point a little better than
-        # the evaluation does (sub-voxel samples, every voxel): hold the points that much further in
-        worse = 0.0
         evaluated = self.measure(t, dose) if self.measure is not None else None
-        if evaluated is not None and np.isfinite(evaluated):
-            worse = max(0.0, t.sign * (evaluated - achieved))
-        # held HOLD_SAFETY_GY inside what the slip allows (never beyond the achieved value): the
-        # simplex's tolerance must not leave a met goal a micro-Gy short in the evaluation
-        if t.sense == "min":
-            hold = min(min(level + worse, achieved - slip) + HOLD_SAFETY_GY, achieved)
-        else:
-            hold = max(max(level - worse, achieved + slip) - HOLD_SAFETY_GY, achieved)
-        keep = ~dvh_tail(points, t.fraction, upper, t.point_weights)
+        hold, keep = dvh_hold(t, dose[t.rows], slip, evaluated)
         h = _Hold(t, hold, keep, np.zeros(keep.size, dtype=bool), np.zeros(keep.size))
         self.holds[t.key] = h
         # every kept point's row at once: an interior-point solve moves any point it does not see
