@@ -192,7 +192,7 @@ def roughness_operator(influence) -> sp.csr_matrix | None:
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
-         truncation: float = 0.01, progress: Progress = SILENT) -> Plan:
+         truncation: float = 0.01, engine: str | None = None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -204,6 +204,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         fractionation: the protocol's fractionation name (e.g. 'bid-1.2', 'qd-2.0'); default the protocol's.
         recovery: a RecoveryModel overriding the protocol's.
         optic_nerve_rule: 'bilateral' or 'unilateral' (overrides the protocol option).
+        engine: how the stages are solved, 'lp' (exact LP optimum per stage) or 'first-order'
+            (L-BFGS-B with an augmented Lagrangian, much faster on fine grids); default the protocol
+            option ``engine``, else 'lp'. See :func:`reirrad_opt.optimize.optimize_plan`.
     """
     from .dose import compute_influence, particle_fields, photon_beams
     from .evaluate import evaluate_plan
@@ -254,7 +257,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             truncation=truncation,
                             calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
                             hold_dvh_points=bool(protocol.options.get("hold_dvh_points", True)),
-                            progress=progress)
+                            engine=engine or str(protocol.options.get("engine", "lp")), progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -71,6 +71,9 @@ def register(subparsers) -> None:
     p.add_argument("--optic-nerve-rule", choices=["bilateral", "unilateral"], default=None)
     p.add_argument("--bixel-mm", type=float, default=5.0)
     p.add_argument("--spot-spacing-mm", type=float, default=5.0)
+    p.add_argument("--engine", choices=["lp", "first-order"], default=None,
+                   help="how the stages are solved: lp (exact optimum per stage) or first-order (L-BFGS-B, "
+                        "much faster on fine grids); default the protocol's option, else lp")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -88,7 +91,8 @@ def run(args) -> int:
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
                   n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
-                  spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, progress=progress)
+                  spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
+                  progress=progress)
     extra = None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def extra(folder: Path) -> None:

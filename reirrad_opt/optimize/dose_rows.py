@@ -14,21 +14,26 @@ from .lp import LinearProgram
 
 
 def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matrix:
-    """Copy of ``matrix`` (CSR) without the entries below ``rel_threshold`` times their column's
-    maximum magnitude (the low scatter tails of photon bixels, which make every row dense)."""
+    """Copy of ``matrix`` (CSR, its own dtype) without the entries below ``rel_threshold`` times their
+    column's maximum magnitude (the low scatter tails of photon bixels, which make every row dense).
+
+    Works in the matrix's own precision and skips the magnitudes of a non-negative matrix (every
+    influence matrix): on the 71 M entries of TG-119 at 3 mm, 5 s in float64 with magnitudes
+    against about 1 s."""
     if rel_threshold <= 0:
         return matrix
     matrix = sp.csr_matrix(matrix)
-    magnitude = np.abs(matrix.data)
-    col_max = np.zeros(matrix.shape[1])
+    data = matrix.data
+    magnitude = data if data.size == 0 or data.min() >= 0 else np.abs(data)
+    col_max = np.zeros(matrix.shape[1], dtype=magnitude.dtype)
     np.maximum.at(col_max, matrix.indices, magnitude)
-    keep = magnitude >= rel_threshold * col_max[matrix.indices]
+    keep = magnitude >= (rel_threshold * col_max).astype(magnitude.dtype)[matrix.indices]
     # entries kept per row (a bincount of the kept entries' rows: 5 times faster than a cumulative sum
     # over all entries on the 27 M entries of the NPC phantom at 2.5 mm, 0.4 s against 2.2 s in all)
     row = np.repeat(np.arange(matrix.shape[0], dtype=np.int32), np.diff(matrix.indptr))
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(row[keep], minlength=matrix.shape[0]), out=indptr[1:])
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    return sp.csr_matrix((data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
 class DoseRows:
@@ -38,8 +43,10 @@ class DoseRows:
         # float64 once: a float32 matrix times float64 weights is upcast on every product (NPC phantom
         # at 2.5 mm, 27 M entries: 0.17 s a dose against 0.03 s, and a plan computes it dozens of times)
         self.matrix = sp.csr_matrix(matrix, dtype=np.float64)
-        self.matrix_opt = truncate_columns(self.matrix, truncation)
-        self.truncated = self.matrix_opt is not self.matrix
+        self.truncated = truncation > 0
+        # truncated from the matrix as given (float32 from the dose engine: half the memory traffic)
+        self.matrix_opt = sp.csr_matrix(truncate_columns(matrix, truncation), dtype=np.float64) \
+            if self.truncated else self.matrix
         self._cache: dict[int, tuple[np.ndarray, sp.csr_matrix]] = {}
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:

@@ -19,10 +19,12 @@ from ..progress import SILENT, Progress
 from .terms import CEILING_IDS, TermSet
 from .diagnosis import binding_goals, diagnose_target
 from .dose_rows import DoseRows
-from .lexicographic import TOL_GY, LexicographicSolver
+from .first_order import FirstOrderSolver
+from .lexicographic import TOL_GY, LexicographicSolver, SolverBase
 from .stage import NormalTissue, StageResult
 
 LIMIT_CHOICES = ("desirable_then_acceptable", "desirable", "acceptable")
+ENGINES = ("lp", "first-order")   # how each stage is solved: LexicographicSolver, FirstOrderSolver
 
 
 @dataclass
@@ -46,12 +48,12 @@ class OptimizationOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def _unmet_targets(solver: LexicographicSolver, priority: int) -> list:
+def _unmet_targets(solver: SolverBase, priority: int) -> list:
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
             and t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > TOL_GY]
 
 
-def _shortfall(solver: LexicographicSolver, terms, masks=None, grid=None, rx_gy=None) -> float:
+def _shortfall(solver: SolverBase, terms, masks=None, grid=None, rx_gy=None) -> float:
     """Total shortfall (Gy) of target terms: by the evaluator's measurement of the goal's metric when
     masks are given, else by the optimizer's surrogate."""
     total = 0.0
@@ -62,7 +64,7 @@ def _shortfall(solver: LexicographicSolver, terms, masks=None, grid=None, rx_gy=
     return total
 
 
-def _evaluated(solver: LexicographicSolver, t, masks, grid: Grid, rx_gy: float) -> float:
+def _evaluated(solver: SolverBase, t, masks, grid: Grid, rx_gy: float) -> float:
     """The goal's metric as the evaluation measures it (supersampled, interpolated dose)."""
     from ..evaluate import metric_value
 
@@ -86,7 +88,7 @@ def goal_reader(masks: dict[str, np.ndarray], grid: Grid, rx_gy: float):
     return measure
 
 
-def _unmet_as_evaluated(solver: LexicographicSolver, priority: int, masks, grid, rx_gy) -> list:
+def _unmet_as_evaluated(solver: SolverBase, priority: int, masks, grid, rx_gy) -> list:
     """First-priority target terms met by the surrogate but not by the evaluator's measurement."""
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
             and t.metric and t.structure in masks
@@ -111,7 +113,7 @@ def _organs_near(terms, targets, hard_goal_ids, masks, grid: Grid, within_voxels
 CALIBRATION_ROUNDS = 2
 
 
-def _calibrate_targets(solver: LexicographicSolver, priority: int, masks: dict[str, np.ndarray], grid: Grid,
+def _calibrate_targets(solver: SolverBase, priority: int, masks: dict[str, np.ndarray], grid: Grid,
                        rx_gy: float, carry: bool = False) -> list[str]:
     """Aim first-priority target goals at what the evaluation measures.
 
@@ -148,7 +150,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   calibrate_targets: bool = False, hold_dvh_points: bool = True, first_method: str = "ipm",
-                  progress: Progress = SILENT) -> OptimizationOutcome:
+                  engine: str = "lp", progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
@@ -160,7 +162,11 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     ``hold_dvh_points``: after its stage, hold each dose-volume goal at its points (all but its
     tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`).
     ``first_method``: how each stage's first LP is solved, 'ipm' (interior point + crossover) or
-    'simplex' (from the previous stage's basis); see ``LexicographicSolver``."""
+    'simplex' (from the previous stage's basis); see ``LexicographicSolver``.
+    ``engine``: 'lp' (:class:`LexicographicSolver`, exact LP optimum of every stage) or 'first-order'
+    (:class:`~reirrad_opt.optimize.first_order.FirstOrderSolver`, L-BFGS-B with an augmented Lagrangian:
+    the same stages within a tolerance, much faster on fine grids); ``solver`` and ``first_method`` are
+    the LP engine's."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -169,10 +175,16 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
     notes = list(termset.skipped) + list(termset.exhausted)
     rows = DoseRows(matrix, truncation)
-    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, solver=solver, progress=progress, rows=rows,
-                  hold_dvh_points=hold_dvh_points, first_method=first_method,
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, progress=progress, rows=rows, hold_dvh_points=hold_dvh_points,
                   measure=goal_reader(masks, grid, rx_gy))
-    main = LexicographicSolver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
+    if engine == "lp":
+        Solver = LexicographicSolver
+        kwargs.update(solver=solver, first_method=first_method)
+    else:
+        Solver = FirstOrderSolver
+    main = Solver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:
         raise ValueError("the protocol has no goal the optimizer can use on this case (see the skipped goals)")
@@ -194,7 +206,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
             before = _shortfall(main, unmet, masks, grid, rx_gy)
             saved_levels = {id(t): t.level_gy for t in termset.terms if t.sense == "min"}
-            alt = LexicographicSolver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
+            alt = Solver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
             alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})",
                                carry=first != last)
             alt_notes = _calibrate_targets(alt, first, masks, grid, rx_gy, carry=first != last) \

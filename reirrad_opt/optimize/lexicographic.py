@@ -126,7 +126,7 @@ class _Hold:
             lp.set_row_bounds(rows, -np.inf, sign * self.level_gy - self.margin[ids])
 
 
-def _point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+def point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
     """(map from voxel doses to the dose at ``points`` of ``t``, those voxels' flat grid indices)."""
     if t.interp is not None:
         sub = t.interp[points].tocsc()
@@ -238,7 +238,43 @@ def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float,
     return hold, ~dvh_tail(points, t.fraction, upper, t.point_weights)
 
 
-class LexicographicSolver:
+class SolverBase:
+    """What every lexicographic engine shares once its stages are solved. An engine has ``rows``
+    (:class:`DoseRows`), ``weights``, ``hard`` and ``soft`` (from :func:`select_terms`) and ``terms``."""
+
+    def guard_caps(self) -> str | None:
+        """Scale the fluence down, if needed, so that every hard organ cap holds at every one of its
+        points in the full-matrix dose (see :mod:`reirrad_opt.optimize.guard`). The plan ceiling is
+        not an organ cap and is left as the stages ended it. Returns the note saying what was done
+        (None if no point was over)."""
+        dose = self.rows.dose(self.weights)
+        factor, worst_gy, worst_goal = 1.0, 0.0, ""
+        for t in self.hard:
+            if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
+                continue
+            values, caps = t.point_values(dose[t.rows]), _levels(t)
+            factor = min(factor, cap_scale_factor(values, caps))
+            excess = float(np.max(values - caps)) if values.size else 0.0
+            if excess > worst_gy:
+                worst_gy, worst_goal = excess, t.goal_id
+        if factor >= 1.0:
+            return None
+        self.weights = self.weights * factor
+        loud = "" if factor > 0.999 else " (this costs every target the same fraction of its dose)"
+        return (f"the final fluence was scaled by {factor:.6f} so that every organ cap holds at every point "
+                f"(worst before: {worst_goal} {worst_gy:.4f} Gy over){loud}")
+
+    def final_excess(self) -> dict[str, float]:
+        """Excess over its level (Gy) of every term's goal at the term's points for the current
+        weights (DVH points for dose-volume goals, not their CVaR)."""
+        dose = self.rows.dose(self.weights)
+        return {t.key: t.goal_excess_gy(dose[t.rows]) for t in self.terms}
+
+    def priorities(self) -> list[int]:
+        return sorted({t.priority for t in self.soft})
+
+
+class LexicographicSolver(SolverBase):
     """State of a lexicographic optimization: the stages solved so far and their achieved values.
 
     Maximum-type terms (``voxel_max``) can have tens of thousands of points; only those that can
@@ -379,7 +415,7 @@ class LexicographicSolver:
 
     def _point_block(self, t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         """(map from dose variables to the dose at ``points``, the dose variables' indices)."""
-        block, voxels = _point_map(t, points)
+        block, voxels = point_map(t, points)
         return block, self.dose_vars.variables(voxels)
 
     def _add_points(self, t: Term, points: np.ndarray) -> None:
@@ -401,7 +437,7 @@ class LexicographicSolver:
         it the plan, came out empty); the point needs an exact row, which zero fluence always meets."""
         if self.dose_vars.exact or points.size == 0:
             return np.zeros(points.size, dtype=bool)
-        block, voxels = _point_map(t, points)
+        block, voxels = point_map(t, points)
         constant = block @ self.dose_vars.constants(voxels)
         bound = self._row_levels(t)[points] - self.margin.get(t.key, 0.0) - HARD_SAFETY_GY
         return constant >= bound
@@ -420,7 +456,7 @@ class LexicographicSolver:
 
     def _exact_rows(self, t: Term, points: np.ndarray) -> sp.csr_matrix:
         """The dose at ``points`` of ``t`` as rows over the weights, from the full influence matrix."""
-        block, voxels = _point_map(t, points)
+        block, voxels = point_map(t, points)
         return sp.csr_matrix(block @ self.rows.matrix[voxels]).astype(np.float64)
 
     def _row_levels(self, t: Term) -> np.ndarray:
@@ -975,34 +1011,3 @@ class LexicographicSolver:
             costed = tv
         for i in costed:
             self._stage_cost[int(i)] = cost
-
-    def guard_caps(self) -> str | None:
-        """Scale the fluence down, if needed, so that every hard organ cap holds at every one of its
-        points in the full-matrix dose (see :mod:`reirrad_opt.optimize.guard`). The plan ceiling is
-        not an organ cap and is left as the stages ended it. Returns the note saying what was done
-        (None if no point was over)."""
-        dose = self.rows.dose(self.weights)
-        factor, worst_gy, worst_goal = 1.0, 0.0, ""
-        for t in self.hard:
-            if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
-                continue
-            values, caps = t.point_values(dose[t.rows]), _levels(t)
-            factor = min(factor, cap_scale_factor(values, caps))
-            excess = float(np.max(values - caps)) if values.size else 0.0
-            if excess > worst_gy:
-                worst_gy, worst_goal = excess, t.goal_id
-        if factor >= 1.0:
-            return None
-        self.weights = self.weights * factor
-        loud = "" if factor > 0.999 else " (this costs every target the same fraction of its dose)"
-        return (f"the final fluence was scaled by {factor:.6f} so that every organ cap holds at every point "
-                f"(worst before: {worst_goal} {worst_gy:.4f} Gy over){loud}")
-
-    def final_excess(self) -> dict[str, float]:
-        """Excess over its level (Gy) of every term's goal at the term's points for the current
-        weights (DVH points for dose-volume goals, not their CVaR)."""
-        dose = self.rows.dose(self.weights)
-        return {t.key: t.goal_excess_gy(dose[t.rows]) for t in self.terms}
-
-    def priorities(self) -> list[int]:
-        return sorted({t.priority for t in self.soft})

@@ -1,0 +1,454 @@
+"""The lexicographic stages solved by a first-order method (engine ``"first-order"``).
+
+The stages, terms, slips and holds are those of the LP engine (:mod:`.lexicographic`); only the way
+each stage is solved differs. Stage p minimises, over the beamlet/spot weights w >= 0 (L-BFGS-B):
+
+    sum over goals g of priority p:  W_tier * h(shortfall_g beyond its slip-tightened aim)   [Gy]
+  + 0.01 * surrogate of each desirable maximum-type goal (ALARA) + 0.001 * integral dose (tie-breaker)
+  + augmented-Lagrangian terms of every hard cap and every earlier goal's hold
+
+where h is a hinge smoothed over TAU_GY (never below the hinge: the penalty is conservative).
+CVaR surrogates take their threshold as one more variable (Rockafellar-Uryasev), with the same
+smoothed hinge. A goal that cannot be met is therefore traded at its tier weight per Gy, while the
+caps and holds are constraints: their multipliers grow until every point holds (to FEASIBILITY_TOL_GY
+in the full-matrix dose); the final safeguard (:meth:`SolverBase.guard_caps`) scales the fluence for
+whatever is left on an organ cap.
+
+Why a second engine: the LP's interior point factorises a system in the dense bixel columns at
+every iteration (TG-119 at 3 mm: 18-60 s per solve, 408 s for the plan), while one gradient of these
+surrogates costs two products with the truncated rows of the voxels the terms read (1.5 ms there).
+What is given up: the LP's optimum is exact (a vertex with duals that name the binding caps); here a
+stage ends within the tolerances above, and the multipliers of the caps stand in for the duals in the
+diagnosis. A soft maximum is penalised point by point (the sum of the points' excesses, where the LP
+minimises the largest). The verdict comes from the evaluation of the final dose either way.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+
+from ..progress import SILENT, Progress
+from .dose_rows import DoseRows
+from .lexicographic import ALARA_WEIGHT, INTEGRAL_DOSE_WEIGHT, SolverBase, dvh_hold, point_map, select_terms
+from .stage import NormalTissue, StageResult
+from .terms import Term, dvh_dose
+
+TAU_GY = 0.1                 # width over which every hinge is smoothed (Gy)
+RHO_START = 10.0             # augmented-Lagrangian penalty of caps and holds (per Gy^2) at a stage's start,
+RHO_GROWTH = 3.0             # ... multiplied by this after every outer iteration that is not done,
+RHO_MAX = 1e4                # ... up to this
+MAX_OUTER = 10               # outer iterations (multiplier updates, correction of the truncated rows) per stage
+INNER_ITERATIONS = 100       # L-BFGS-B iterations per outer iteration
+FEASIBILITY_TOL_GY = 5e-3    # a stage is done when no cap or hold point is further than this beyond its bound
+HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit
+LAZY_POINTS = 20000          # a hard maximum with more points than this (the body ceiling) enters lazily:
+LAZY_RATIO = 0.9             # ... the points whose dose reaches this fraction of their level
+SEED_RATIO = 0.5             # ... and its seed points where a reference fluence reaches this fraction
+HUBER_FRACTION = 0.02        # fluence roughness: |difference| smoothed below this fraction of the mean weight
+
+
+def smooth_hinge(z: np.ndarray, tau: float = TAU_GY) -> tuple[np.ndarray, np.ndarray]:
+    """(value, derivative) of a smooth upper bound of max(0, z): zero below -tau/2, quadratic up to
+    tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read."""
+    y = np.asarray(z, dtype=float) + tau / 2.0
+    quad = (y > 0) & (y < tau)
+    value = np.where(y >= tau, y - tau / 2.0, np.where(quad, y * y / (2.0 * tau), 0.0))
+    slope = np.where(y >= tau, 1.0, np.where(quad, y / tau, 0.0))
+    return value, slope
+
+
+def _rebase(mapping: sp.csr_matrix, voxels: np.ndarray, position: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """``mapping`` (points x ``voxels``) as a map from the working rows (``position``: voxel -> row),
+    and its transpose, both CSR (a transposed view costs more to build than its product, per call)."""
+    m = sp.csr_matrix(mapping)
+    G = sp.csr_matrix((m.data, position[voxels][m.indices], m.indptr), shape=(m.shape[0], int(position.max()) + 1))
+    return G, G.T.tocsr()
+
+
+@dataclass
+class _PointBounds:
+    """``sign * (dose at point - bound_gy) <= 0`` at chosen points of a term (a hard cap, a plan
+    ceiling, a held goal), held through an augmented Lagrangian with one multiplier per point."""
+
+    term: Term
+    points: np.ndarray
+    bound_gy: np.ndarray
+    sign: float
+    hard: bool
+    lam: np.ndarray = None
+    G: sp.csr_matrix | None = None
+    GT: sp.csr_matrix | None = None
+
+    def __post_init__(self) -> None:
+        self.point_map, self.voxels = point_map(self.term, self.points)
+        if self.lam is None:
+            self.lam = np.zeros(self.points.size)
+
+    def bind(self, position: np.ndarray) -> None:
+        self.G, self.GT = _rebase(self.point_map, self.voxels, position)
+
+    def excess(self, d: np.ndarray) -> np.ndarray:
+        """Gy beyond the bound at each point (<= 0: held) for the dose ``d`` on the working rows."""
+        return self.sign * (self.G @ d - self.bound_gy)
+
+
+@dataclass
+class _Surrogate:
+    """A goal's smooth surrogate on the working rows: the mean, or the CVaR (the mean of the hottest
+    or coldest fraction q) with its threshold as variable ``eta`` (index ``slot`` in the variables)."""
+
+    term: Term
+    slot: int = -1
+    G: sp.csr_matrix | None = None
+    GT: sp.csr_matrix | None = None
+
+    def __post_init__(self) -> None:
+        t = self.term
+        n = t.n_points if t.kind in ("cvar_upper", "cvar_lower") else t.rows.size
+        v = np.ones(n) if t.point_weights is None or t.kind not in ("cvar_upper", "cvar_lower") \
+            else np.asarray(t.point_weights, dtype=float)
+        self.v = v / v.sum()
+        self.cvar = t.kind in ("cvar_upper", "cvar_lower")
+        if self.cvar:
+            self.point_map, self.voxels = point_map(t, np.arange(t.n_points))
+        else:
+            self.point_map, self.voxels = sp.identity(t.rows.size, format="csr"), t.rows
+
+    def bind(self, position: np.ndarray) -> None:
+        self.G, self.GT = _rebase(self.point_map, self.voxels, position)
+
+    def start(self, d: np.ndarray) -> float:
+        """A threshold to start from: the DVH point at the dose ``d``."""
+        if not self.cvar:
+            return 0.0
+        return dvh_dose(self.G @ d, self.term.fraction, self.term.kind == "cvar_upper", self.v)
+
+    def value(self, d: np.ndarray, eta: float) -> tuple[float, np.ndarray, float]:
+        """(surrogate in Gy, its gradient in d, its derivative in eta). Upper CVaR:
+        eta + sum v h(p - eta) / q (its minimum over eta is the CVaR, convex); lower:
+        eta - sum v h(eta - p) / q (maximum over eta, concave)."""
+        p = self.G @ d
+        if not self.cvar:
+            return float(self.v @ p), self.GT @ self.v, 0.0
+        q = self.term.fraction
+        if self.term.kind == "cvar_upper":
+            h, s = smooth_hinge(p - eta)
+            return float(eta + self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
+        h, s = smooth_hinge(eta - p)
+        return float(eta - self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
+
+
+@dataclass
+class _Stage:
+    """One stage's smooth problem: its objective's parts (constraints are the solver's bounds)."""
+
+    linear: np.ndarray                                   # Gy per unit weight
+    goals: list = field(default_factory=list)            # (surrogate, aim_gy, sign, weight): weight * h(sign*(s - aim))
+    alara: list = field(default_factory=list)            # (surrogate, weight): weight * s
+    point_goals: list = field(default_factory=list)      # (_PointBounds, weight): weight * sum h(excess)
+    extra: object = None                                 # callable(d, w, position) -> (value, grad_d, grad_w)
+    extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class FirstOrderSolver(SolverBase):
+    """Lexicographic stages by L-BFGS-B with an augmented Lagrangian (see the module docstring).
+
+    The interface is that of :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`:
+    ``solve_priority``, ``solve_normal_tissue``, ``guard_caps``, ``final_excess``, and the attributes
+    ``weights``, ``stages``, ``achieved``, ``hard``, ``soft``, ``hard_duals`` (here: the caps'
+    multipliers, Gy of objective per Gy of cap), ``rows``, ``tier_by_goal``.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
+                 tier_by_goal: dict[str, str], progress: Progress = SILENT, rows: DoseRows | None = None,
+                 truncation: float = 0.0, hold_dvh_points: bool = True, measure=None) -> None:
+        self.rows = rows if rows is not None else DoseRows(matrix, truncation)
+        self.n_cols = matrix.shape[1]
+        self.terms = terms
+        self.rx_gy = float(rx_gy)
+        self.slips_gy = dict(slips_gy)
+        self.tier_by_goal = dict(tier_by_goal)
+        self.progress = progress
+        self.hold_dvh_points = bool(hold_dvh_points)
+        self.measure = measure
+        self.hard, self.soft, self.tier_weight = select_terms(terms, self.tier_by_goal)
+        self.achieved: dict[str, float] = {}
+        self.stages: list[StageResult] = []
+        self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        m = self.rows.matrix
+        reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
+        self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
+        self.position = np.full(m.shape[0], -1, dtype=np.int64)
+        self.weights = self._reference_fluence()
+        dose = self.rows.dose(self.weights)
+        self.bounds: dict[str, _PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
+        self.scalar_holds: dict[str, tuple] = {}      # term key -> (surrogate, bound, sign, multiplier)
+        self.lazy: dict[str, Term] = {}
+        for t in self.hard:
+            levels = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (t.n_points,))
+            if t.kind != "voxel_max":
+                raise ValueError(f"hard term {t.key}: only per-point caps can be hard, not {t.kind}")
+            if t.n_points > LAZY_POINTS:
+                self.lazy[t.key] = t
+                ref = t.point_values(dose[t.rows])
+                start = ref >= LAZY_RATIO * levels
+                if t.seed is not None:
+                    start |= t.seed & (ref >= SEED_RATIO * levels)
+                points = np.flatnonzero(start)
+            else:
+                points = np.arange(t.n_points)
+            self.bounds[t.key] = _PointBounds(t, points, levels[points] - HARD_SAFETY_GY, 1.0, True)
+        self.unresolved, self.worst_gy = 0, 0.0
+
+    def _reference_fluence(self) -> np.ndarray:
+        """Uniform weights giving the first target goal's level as its mean dose (a starting point)."""
+        w = np.ones(self.n_cols)
+        targets = [t for t in self.soft if t.sense == "min"]
+        if not targets:
+            return w
+        t0 = min(targets, key=lambda t: t.priority)
+        mean = float(np.mean(self.rows.block(t0.rows) @ w))
+        return w * (float(np.max(t0.level_gy)) / mean if mean > 0 else 1.0)
+
+    # ---- lazy points of large caps
+    def _activate(self, dose: np.ndarray) -> int:
+        """Add the lazily entering points of large caps that the full-matrix ``dose`` brings near their
+        level; returns how many entered."""
+        added = 0
+        for key, t in self.lazy.items():
+            b = self.bounds[key]
+            levels = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (t.n_points,))
+            near = np.flatnonzero(t.point_values(dose[t.rows]) >= LAZY_RATIO * levels)
+            new = np.setdiff1d(near, b.points, assume_unique=True)
+            if new.size:
+                points = np.concatenate([b.points, new])
+                lam = np.concatenate([b.lam, np.zeros(new.size)])
+                self.bounds[key] = _PointBounds(t, points, levels[points] - HARD_SAFETY_GY, 1.0, True, lam)
+                added += new.size
+        return added
+
+    # ---- one stage
+    def _working_rows(self, surrogates: list[_Surrogate], stage: _Stage) -> np.ndarray:
+        parts = [b.voxels for b in self.bounds.values()] + [s.voxels for s in surrogates]
+        parts += [b.voxels for b, _ in stage.point_goals] + [stage.extra_rows]
+        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        self.position[:] = -1
+        self.position[rows] = np.arange(rows.size)
+        return rows
+
+    def _solve(self, stage: _Stage, label: str, deadline: float | None = None) -> tuple[str, int, int]:
+        """Solve ``stage`` from the current weights; returns (status, outer iterations, L-BFGS-B iterations)."""
+        surrogates = list({id(s): s for s in [g[0] for g in stage.goals] + [a[0] for a in stage.alara]
+                           + [h[0] for h in self.scalar_holds.values()]}.values())
+        for i, s in enumerate(surrogates):
+            s.slot = self.n_cols + i
+        n = self.n_cols
+        x = np.concatenate([self.weights, np.zeros(len(surrogates))])
+        rho = RHO_START
+        dose = self.rows.dose(self.weights)
+        self._activate(dose)
+        status, total = "not converged", 0
+        for outer in range(1, MAX_OUTER + 1):
+            rows = self._working_rows(surrogates, stage)
+            B = self.rows.matrix_opt[rows]
+            BT = B.T.tocsr()
+            correction = dose[rows] - B @ self.weights     # the truncated entries at the current fluence
+            bounds = list(self.bounds.values())
+            for part in bounds + surrogates + [b for b, _ in stage.point_goals]:
+                part.bind(self.position)
+            d_now = dose[rows]
+            for s in surrogates:
+                x[s.slot] = s.start(d_now)
+            holds = list(self.scalar_holds.values())
+
+            def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+                w = x[:n]
+                d = B @ w + correction
+                value = float(stage.linear @ w)
+                grad_w = stage.linear.copy()
+                grad_d = np.zeros(d.size)
+                grad_x = np.zeros(x.size)
+                for b in bounds:                       # caps and holds: augmented Lagrangian
+                    m = np.maximum(0.0, b.lam + rho * b.excess(d))
+                    value += float(m @ m - b.lam @ b.lam) / (2.0 * rho)
+                    grad_d += b.GT @ (b.sign * m)
+                for s, bound, sign, mu in holds:
+                    v, gd, ge = s.value(d, x[s.slot])
+                    m = max(0.0, mu[0] + rho * sign * (v - bound))
+                    value += (m * m - mu[0] ** 2) / (2.0 * rho)
+                    grad_d += m * sign * gd
+                    grad_x[s.slot] += m * sign * ge
+                for s, aim, sign, weight in stage.goals:   # the stage's goals: exact penalty per Gy
+                    v, gd, ge = s.value(d, x[s.slot])
+                    h, slope = smooth_hinge(sign * (v - aim))
+                    value += weight * float(h)
+                    grad_d += weight * float(slope) * sign * gd
+                    grad_x[s.slot] += weight * float(slope) * sign * ge
+                for s, weight in stage.alara:
+                    v, gd, ge = s.value(d, x[s.slot])
+                    value += weight * v
+                    grad_d += weight * gd
+                    grad_x[s.slot] += weight * ge
+                for b, weight in stage.point_goals:
+                    h, slope = smooth_hinge(b.excess(d))
+                    value += weight * float(h.sum())
+                    grad_d += weight * (b.GT @ (b.sign * slope))
+                if stage.extra is not None:
+                    v, gd, gw = stage.extra(d, w, self.position)
+                    value += v
+                    grad_d += gd
+                    grad_w += gw
+                grad_x[:n] = grad_w + BT @ grad_d
+                return value, grad_x
+
+            bounds_x = [(0.0, None)] * n + [(None, None)] * len(surrogates)
+            res = minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds_x,
+                           options=dict(maxiter=INNER_ITERATIONS, maxcor=20, ftol=1e-13, gtol=1e-10))
+            x = res.x
+            total += int(res.nit)
+            self.weights = np.maximum(x[:n], 0.0)
+            dose = self.rows.dose(self.weights)
+            d_full = dose[rows]
+            worst = 0.0
+            for b in bounds:                            # multipliers from the full-matrix dose
+                excess = b.excess(d_full)
+                b.lam = np.maximum(0.0, b.lam + rho * excess)
+                worst = max(worst, float(excess.max(initial=0.0)))
+            for s, bound, sign, mu in holds:
+                v, _, _ = s.value(d_full, x[s.slot])
+                mu[0] = max(0.0, mu[0] + rho * sign * (v - bound))
+                worst = max(worst, sign * (v - bound))
+            added = self._activate(dose)
+            self.unresolved = int(sum(int((b.excess(d_full) > FEASIBILITY_TOL_GY).sum()) for b in bounds))
+            self.worst_gy = worst
+            self.progress(f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations, worst {worst:.4f} Gy beyond a "
+                          f"bound, {added} point(s) entered")
+            if worst <= FEASIBILITY_TOL_GY and added == 0:
+                status = "optimal"
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                status = "time limit"
+                break
+            rho = min(rho * RHO_GROWTH, RHO_MAX)
+        for key, b in self.bounds.items():
+            if b.hard:
+                self.hard_duals[key] = (b.points, b.lam.copy())
+        return status, outer, total
+
+    def _goal_part(self, t: Term, slip: float, stage: _Stage) -> None:
+        """Put goal ``t`` into ``stage``'s objective, aimed at its level tightened by ``slip``."""
+        weight = self.tier_weight[t.key]
+        level = float(np.max(t.level_gy))
+        if t.kind == "voxel_max":
+            levels = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (t.n_points,))
+            points = np.arange(t.n_points)
+            # aimed at the level less the slip, never below zero dose (an exhausted point: zero)
+            stage.point_goals.append((_PointBounds(t, points, np.maximum(levels - slip, 0.0), 1.0, False), weight))
+            return
+        s = _Surrogate(t)
+        stage.goals.append((s, level - t.sign * slip, t.sign, weight))
+        if t.sense == "max" and t.tier == "desirable":
+            stage.alara.append((s, ALARA_WEIGHT))
+
+    def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
+        """Keep goal ``t`` for every later stage: within its level plus what its stage left short plus
+        nothing more (``achieved``); a dose-volume goal point by point (:func:`dvh_hold`)."""
+        self.bounds.pop("hold " + t.key, None)
+        self.scalar_holds.pop(t.key, None)
+        allowed = float(np.max(t.level_gy)) + t.sign * self.achieved[t.key]
+        if t.kind == "voxel_max":
+            levels = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (t.n_points,))
+            self.bounds["hold " + t.key] = _PointBounds(t, np.arange(t.n_points), levels + self.achieved[t.key],
+                                                        1.0, False)
+        elif t.kind in ("cvar_lower", "cvar_upper") and self.hold_dvh_points:
+            evaluated = self.measure(t, dose) if self.measure is not None else None
+            hold, keep = dvh_hold(t, dose[t.rows], slip, evaluated)
+            kept = np.flatnonzero(keep)
+            if kept.size:
+                self.bounds["hold " + t.key] = _PointBounds(t, kept, np.full(kept.size, hold), t.sign, False)
+        else:
+            self.scalar_holds[t.key] = (_Surrogate(t), allowed, t.sign, [0.0])
+
+    def solve_priority(self, p: int, label: str | None = None, carry: bool = False) -> StageResult | None:
+        """Solve the stage of priority ``p`` (None if it has no soft goals). ``carry`` is accepted for
+        the LP engine's interface; every stage here ends within FEASIBILITY_TOL_GY or says it did not."""
+        stage_terms = [t for t in self.soft if t.priority == p]
+        if not stage_terms:
+            return None
+        t0 = time.perf_counter()
+        slip = float(self.slips_gy.get(p, 0.0))
+        name = label or f"priority {p}"
+        stage = _Stage(linear=INTEGRAL_DOSE_WEIGHT * self.integral_per_weight)
+        for t in stage_terms:
+            self.bounds.pop("hold " + t.key, None)     # solved again: its own hold goes
+            self.scalar_holds.pop(t.key, None)
+            self.achieved.pop(t.key, None)
+            self._goal_part(t, slip, stage)
+        status, outer, iterations = self._solve(stage, name)
+        dose = self.rows.dose(self.weights)
+        stage_achieved, objective = {}, 0.0
+        for t in stage_terms:
+            excess = t.excess_gy(dose[t.rows])
+            self.achieved[t.key] = max(0.0, excess + slip)
+            objective += self.tier_weight[t.key] * max(0.0, excess + slip) / self.rx_gy
+            stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])
+            self._hold(t, dose, slip)
+        notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
+        if status != "optimal":
+            notes.append(f"{self.unresolved} cap or hold point(s) up to {self.worst_gy:.3f} Gy beyond their bound "
+                         f"after {outer} outer iterations (the evaluation of the final dose decides)")
+        seconds = time.perf_counter() - t0
+        result = StageResult(p, name, status, objective, stage_achieved, slip, seconds, notes)
+        self.stages.append(result)
+        self.progress(f"stage {name}: {status}, objective {objective:.4g}, {seconds:.1f} s ({outer} outer, "
+                      f"{iterations} L-BFGS-B iterations)")
+        return result
+
+    def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
+        """The last stage: mean dose of the sampled body voxels, dose above the ring's fall-off and
+        fluence roughness (total variation, smoothed), within all earlier results."""
+        t0 = time.perf_counter()
+        body = np.asarray(normal.body_rows)
+        linear = INTEGRAL_DOSE_WEIGHT * self.integral_per_weight
+        if body.size:
+            linear = linear + np.asarray(self.rows.matrix[body].mean(axis=0), dtype=float).ravel()
+        ring = np.asarray(normal.ring_rows, dtype=np.int64)
+        reference = np.asarray(normal.ring_reference_gy, dtype=float)
+        roughness = normal.roughness if normal.roughness is not None and normal.roughness.shape[0] else None
+        w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
+        tv_weight = 0.0 if roughness is None else self.rx_gy * normal.roughness_weight / (roughness.shape[0] * w_scale)
+        delta = HUBER_FRACTION * w_scale
+
+        def extra(d: np.ndarray, w: np.ndarray, position: np.ndarray):
+            value, grad_d, grad_w = 0.0, np.zeros(d.size), np.zeros(w.size)
+            if ring.size:
+                at = position[ring]
+                h, slope = smooth_hinge(d[at] - reference)
+                value += float(h.mean())
+                np.add.at(grad_d, at, slope / ring.size)
+            if roughness is not None:
+                z = roughness @ w
+                a = np.abs(z)
+                value += tv_weight * float(np.where(a < delta, z * z / (2 * delta), a - delta / 2).sum())
+                grad_w = tv_weight * (roughness.T @ np.where(a < delta, z / delta, np.sign(z)))
+            return value, grad_d, grad_w
+
+        before = self.weights.copy()
+        deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
+        stage = _Stage(linear=linear, extra=extra, extra_rows=ring)
+        status, outer, iterations = self._solve(stage, "normal tissue", deadline)
+        notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
+        if status != "optimal":
+            self.weights = before
+            notes.append(f"normal-tissue stage ended '{status}' with {self.unresolved} point(s) up to "
+                         f"{self.worst_gy:.3f} Gy beyond an earlier bound; the fluence of the previous stage is kept")
+        seconds = time.perf_counter() - t0
+        result = StageResult(None, "normal tissue and fluence smoothness", status, float("nan"), {}, 0.0, seconds, notes)
+        self.stages.append(result)
+        self.progress(f"stage normal tissue: {status}, {seconds:.1f} s ({outer} outer, {iterations} L-BFGS-B "
+                      f"iterations)")
+        return result

@@ -1,0 +1,163 @@
+"""The first-order engine (L-BFGS-B with an augmented Lagrangian) on the analytic 1-D problems of
+test_optimize_core, and end to end on a coarse NPC phantom.
+
+Checks the same promises as the LP engine: hard caps never exceeded in the full-matrix dose, later
+stages keep earlier goals within their slip, an unreachable first-priority goal diagnosed, the
+acceptable tier only where the desirable one blocks the target, determinism; and the smooth
+surrogates against their exact values.
+"""
+import numpy as np
+import pytest
+
+from test_optimize_core import RX, beamlet_matrix, run, terms_for
+
+from reirrad_opt.optimize import NormalTissue, Term
+from reirrad_opt.optimize.first_order import TAU_GY, FirstOrderSolver, _Surrogate, smooth_hinge
+from reirrad_opt.optimize.terms import cvar_value
+
+FO = dict(engine="first-order")
+
+
+def test_smooth_hinge_bounds_the_hinge_from_above_and_equals_it_past_half_its_width():
+    z = np.linspace(-1.0, 1.0, 2001)
+    value, slope = smooth_hinge(z)
+    assert np.all(value >= np.maximum(z, 0.0) - 1e-15)
+    far = np.abs(z) >= TAU_GY / 2
+    assert np.allclose(value[far], np.maximum(z[far], 0.0))
+    assert value.max() - np.maximum(z, 0.0).max() == pytest.approx(0.0)
+    # the slope is the derivative (central differences) and is continuous
+    numeric = np.gradient(value, z)
+    assert np.allclose(slope[1:-1], numeric[1:-1], atol=0.02)
+    assert np.max(np.abs(np.diff(slope))) < 0.02
+
+
+@pytest.mark.parametrize("upper", [True, False])
+def test_smoothed_cvar_at_its_best_threshold_is_within_the_smoothing_of_the_exact_cvar(upper):
+    """Upper CVaR = min over eta of eta + mean(h(d - eta)) / q (lower: max of eta - ...). With the
+    smoothed hinge the optimum over eta is within TAU_GY of the exact CVaR, on the conservative side."""
+    rng = np.random.default_rng(3)
+    d = rng.normal(50.0, 3.0, 400)
+    q = 0.05
+    t = Term("g", "T", 2, "cvar_upper" if upper else "cvar_lower", np.arange(d.size), 50.0, fraction=q)
+    s = _Surrogate(t)
+    s.bind(np.arange(d.size))
+    etas = np.linspace(d.min() - 1, d.max() + 1, 4001)
+    values = np.array([s.value(d, e)[0] for e in etas])
+    best = values.min() if upper else values.max()
+    exact = cvar_value(d, q, upper=upper)
+    assert abs(best - exact) <= TAU_GY
+    assert (best >= exact - 1e-9) if upper else (best <= exact + 1e-9)
+    # the analytic gradients against finite differences
+    eta = exact
+    v, grad_d, grad_eta = s.value(d, eta)
+    k = int(np.argmax(grad_d))
+    step = 1e-5
+    bumped = d.copy()
+    bumped[k] += step
+    assert (s.value(bumped, eta)[0] - v) / step == pytest.approx(grad_d[k], rel=1e-3, abs=1e-6)
+    assert (s.value(d, eta + step)[0] - v) / step == pytest.approx(grad_eta, rel=1e-3, abs=1e-6)
+
+
+def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():
+    ts = terms_for(60, 66, cap_des=10.0)
+    out = run(ts, normal=NormalTissue(np.arange(66, 80), np.array([], int), np.array([])), **FO)
+    dose = beamlet_matrix() @ out.weights
+    assert dose[60:66].max() <= 10.0
+    assert dose[22:48].max() <= 1.15 * RX
+    assert np.sort(dose[25:45])[0] >= 0.98 * RX - 1e-3
+    assert np.count_nonzero(dose[22:48] > 1.07 * RX + 1e-3) <= int(0.05 * 26)
+    assert not out.diagnosis
+    assert [s.priority for s in out.stages] == [1, 2, 3, None]
+    assert all(s.status == "optimal" for s in out.stages)
+    assert all("first-order engine" in s.notes[0] for s in out.stages)
+
+
+def test_later_stages_give_back_at_most_the_slip():
+    ts = terms_for(49, 55, cap_des=8.0)
+    out = run(ts, normal=NormalTissue(np.arange(0, 20), np.arange(48, 60), np.full(12, 10.0)), **FO)
+    for stage in out.stages[:-1]:
+        for key, excess in stage.achieved.items():
+            assert out.excess_gy[key] <= max(excess, 0.0) + 0.6 + 1e-3, key
+    assert (beamlet_matrix() @ out.weights)[49:55].max() <= 8.0
+
+
+def test_truncated_rows_with_correction_still_honour_every_hard_cap():
+    ts = terms_for(49, 55, cap_des=8.0)
+    out = run(ts, truncation=0.01, normal=NormalTissue(np.arange(0, 20), np.arange(48, 60), np.full(12, 10.0)),
+              **FO)
+    dose = beamlet_matrix() @ out.weights
+    assert dose[49:55].max() <= 8.0
+    assert dose[22:48].max() <= 1.15 * RX + 5e-3
+    assert np.sort(dose[25:45])[0] >= 0.98 * RX - 0.6
+
+
+def test_unreachable_target_is_diagnosed_and_caps_hold():
+    ts = terms_for(45, 50, cap_des=5.0, ptv=(22, 45))
+    out = run(ts, **FO)
+    dose = beamlet_matrix() @ out.weights
+    assert dose[45:50].max() <= 5.0
+    assert out.diagnosis
+    text = " ".join(out.diagnosis)
+    assert "rGTV" in text and "OAR" in text and "cannot exceed" in text
+    # the best achievable near-minimum next to the cap: within 0.5 Gy of the LP engine's exact optimum
+    lp = beamlet_matrix() @ run(terms_for(45, 50, cap_des=5.0, ptv=(22, 45))).weights
+    assert np.sort(dose[25:45])[0] >= np.sort(lp[25:45])[0] - 0.5
+
+
+def test_acceptable_tier_only_when_desirable_blocks_the_target():
+    out = run(terms_for(45, 50, cap_des=5.0, cap_acc=55.0, ptv=(22, 45)), **FO)
+    assert out.tier_by_goal["OAR_Dmax"] == "acceptable"
+    assert (beamlet_matrix() @ out.weights)[45:50].max() <= 55.0
+    out2 = run(terms_for(65, 70, cap_des=5.0, cap_acc=55.0), **FO)
+    assert out2.tier_by_goal["OAR_Dmax"] == "desirable"
+    assert (beamlet_matrix() @ out2.weights)[65:70].max() <= 5.0
+
+
+def test_deterministic():
+    a = run(terms_for(60, 66, cap_des=10.0), **FO).weights
+    b = run(terms_for(60, 66, cap_des=10.0), **FO).weights
+    assert np.array_equal(a, b)
+
+
+def test_unknown_engine_is_rejected():
+    with pytest.raises(ValueError, match="engine"):
+        run(terms_for(60, 66, cap_des=10.0), engine="simplex")
+
+
+def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip():
+    """As with the LP engine: after its stage a target D96% is held point-wise; a later stage that
+    pushes the target dose down ends at the held level, not below."""
+    a = beamlet_matrix()
+    t_rows, oar = np.arange(20, 70), np.arange(0, 6)
+    d96 = Term("T_D96", "T", 1, "cvar_lower", t_rows, 0.98 * RX, fraction=0.04)
+    terms = [Term("OAR_Dmax", "OAR", 1, "voxel_max", oar, np.full(oar.size, 20.0), hard=True),
+             Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d96,
+             Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
+    solver = FirstOrderSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={})
+    solver.solve_priority(1)
+    achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
+    assert achieved >= 0.98 * RX + 0.6 - 1e-3              # aimed at the level plus the slip
+    mean_before = (a @ solver.weights)[t_rows].mean()
+    solver.solve_priority(2)
+    dose = (a @ solver.weights)[t_rows]
+    assert d96.dvh_dose(dose) >= 0.98 * RX - 5e-3          # given back at most the slip (to the level)
+    assert d96.dvh_dose(dose) <= 0.98 * RX + 0.1           # ... and the mean goal did take it
+    assert dose.mean() < mean_before - 0.1
+
+
+def test_npc_phantom_plan_by_the_first_order_engine_keeps_every_priority1_cap():
+    """End to end on the coarse NPC phantom: the independent evaluation finds no priority-1 organ
+    over its limit and no body voxel over the plan ceiling."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.planning import plan
+
+    p = plan(make_npc_phantom(5.0), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0], engine="first-order")
+    tiers = p.optimization.tier_by_goal
+    organs = [r for r in p.evaluation.rows if r.priority == 1 and r.cumulative]
+    assert len(organs) == 5
+    for r in organs:
+        limit = r.desirable if tiers.get(r.goal_id, "desirable") == "desirable" else r.acceptable
+        assert r.value <= limit, (r.structure, r.value, limit)
+    ceiling = p.protocol.options["max_dose_pct_rx"] / 100 * p.fractionation.total_gy
+    assert p.new_dose_gy[p.case.body].max() <= ceiling + 5e-3
+    assert all("first-order engine" in s.notes[0] for s in p.optimization.stages)
