@@ -72,8 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--bixel-mm", type=float, default=5.0)
     p.add_argument("--spot-spacing-mm", type=float, default=5.0)
     p.add_argument("--engine", choices=["lp", "first-order"], default=None,
-                   help="how the stages are solved: lp (exact optimum per stage) or first-order (L-BFGS-B, "
-                        "much faster on fine grids); default the protocol's option, else lp")
+                   help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian) or lp "
+                        "(the exact LP optimum per stage, slower on fine grids); default the protocol's option, "
+                        "else first-order")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     p.add_argument("--quiet", action="store_true", help="no progress messages")

@@ -25,6 +25,7 @@ from .stage import NormalTissue, StageResult
 
 LIMIT_CHOICES = ("desirable_then_acceptable", "desirable", "acceptable")
 ENGINES = ("lp", "first-order")   # how each stage is solved: LexicographicSolver, FirstOrderSolver
+DEFAULT_ENGINE = "first-order"    # TG-119 at 3 mm: 24.5 s for the whole plan against 408 s with the LP engine
 
 
 @dataclass
@@ -150,7 +151,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   calibrate_targets: bool = False, hold_dvh_points: bool = True, first_method: str = "ipm",
-                  engine: str = "lp", progress: Progress = SILENT) -> OptimizationOutcome:
+                  engine: str = DEFAULT_ENGINE, progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
@@ -163,10 +164,10 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`).
     ``first_method``: how each stage's first LP is solved, 'ipm' (interior point + crossover) or
     'simplex' (from the previous stage's basis); see ``LexicographicSolver``.
-    ``engine``: 'lp' (:class:`LexicographicSolver`, exact LP optimum of every stage) or 'first-order'
-    (:class:`~reirrad_opt.optimize.first_order.FirstOrderSolver`, L-BFGS-B with an augmented Lagrangian:
-    the same stages within a tolerance, much faster on fine grids); ``solver`` and ``first_method`` are
-    the LP engine's."""
+    ``engine``: 'first-order' (default: :class:`~reirrad_opt.optimize.first_order.FirstOrderSolver`,
+    L-BFGS-B with an augmented Lagrangian: every stage within a tolerance, much faster on fine grids) or
+    'lp' (:class:`LexicographicSolver`, the exact LP optimum of every stage); ``solver`` and
+    ``first_method`` are the LP engine's."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})

@@ -51,6 +51,9 @@ class NormalTissue:
         time_limit_s: the stage's time budget (s). It only refines a plan that already meets every
             earlier priority; if the budget runs out, the previous stage's fluence is kept and the
             stage says so (a plan then depends on the machine's speed).
+        target_rows: target voxels whose dose above ``target_reference_gy`` (Gy, the prescription)
+            is penalised quadratically, ``hot_weight`` x mean((d - reference)_+^2) / (1 Gy), by the
+            first-order engine only (a homogeneity term; the LP engine has no quadratic term).
     """
 
     body_rows: np.ndarray
@@ -59,3 +62,6 @@ class NormalTissue:
     roughness: sp.csr_matrix | None = None
     roughness_weight: float = 0.1
     time_limit_s: float | None = 300.0
+    target_rows: np.ndarray | None = None
+    target_reference_gy: float = 0.0
+    hot_weight: float = 0.0
