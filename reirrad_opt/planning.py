@@ -87,6 +87,7 @@ class Plan:
             },
             "modality": self.modality,
             "beams": [_beam_dict(b) for b in self.beams],
+            "engine": self.optimization.engine,
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
             "diagnosis": self.optimization.diagnosis,

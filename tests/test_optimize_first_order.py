@@ -161,3 +161,40 @@ def test_npc_phantom_plan_by_the_first_order_engine_keeps_every_priority1_cap():
     ceiling = p.protocol.options["max_dose_pct_rx"] / 100 * p.fractionation.total_gy
     assert p.new_dose_gy[p.case.body].max() <= ceiling + 5e-3
     assert all("first-order engine" in s.notes[0] for s in p.optimization.stages)
+
+
+def test_last_stage_hot_penalty_lowers_the_target_maximum_within_the_holds():
+    """NormalTissue.hot_weight (first-order engine): the target dose above Rx is penalised in the last
+    stage. The target's maximum falls while every earlier goal keeps its held level and the cap holds."""
+    ts = terms_for(60, 66, cap_des=10.0)
+    nt = dict(body_rows=np.arange(66, 80), ring_rows=np.array([], int), ring_reference_gy=np.array([]))
+    plain = run(ts, normal=NormalTissue(**nt), **FO)
+    hot = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt, target_rows=np.arange(22, 48),
+                                                                   target_reference_gy=RX, hot_weight=1.0), **FO)
+    a, b = beamlet_matrix() @ plain.weights, beamlet_matrix() @ hot.weights
+    assert b[22:48].max() < a[22:48].max() - 0.3
+    assert np.mean(np.maximum(b[22:48] - RX, 0) ** 2) < np.mean(np.maximum(a[22:48] - RX, 0) ** 2)
+    assert b[60:66].max() <= 10.0
+    for stage in hot.stages[:-1]:
+        for key, excess in stage.achieved.items():
+            assert hot.excess_gy[key] <= max(excess, 0.0) + 0.6 + 1e-3, key
+
+
+def test_lp_engine_end_to_end_keeps_every_priority1_cap_and_plan_json_names_it(tmp_path):
+    """The LP engine (no longer the default) through plan() and the plan folder."""
+    import json
+
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.planning import plan
+    from reirrad_opt.report.plan_folder import write_plan_folder
+
+    p = plan(make_npc_phantom(5.0), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0], engine="lp")
+    tiers = p.optimization.tier_by_goal
+    for r in [r for r in p.evaluation.rows if r.priority == 1 and r.cumulative]:
+        limit = r.desirable if tiers.get(r.goal_id, "desirable") == "desirable" else r.acceptable
+        assert r.value <= limit, (r.structure, r.value, limit)
+    write_plan_folder(p, tmp_path / "plan")
+    doc = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert doc["engine"] == "lp"
+    assert not any("first-order engine" in n for s in doc["stages"] for n in s["notes"])
+    assert "Engine: lp" in (tmp_path / "plan" / "report.html").read_text()

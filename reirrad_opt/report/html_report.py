@@ -113,7 +113,7 @@ prescription {_fmt(rx.get('eqd2_gy'))} Gy EQD2 as {_fmt(rx.get('n_fractions'), 0
 The verdict comes from the independent evaluation of the final dose, not from the optimizer.</p>
 <h2>Evaluation against the protocol</h2>{evaluation}
 {diagnosis}
-<h2>Optimization stages</h2>{stages}
+<h2>Optimization stages</h2><p>Engine: {html.escape(str(plan.get('engine', '')))}.</p>{stages}
 <h2>Figures</h2>{imgs}
 <h2>Reporting (ESTRO-EORTC re-irradiation consensus)</h2>{_dict_list(plan.get('reporting', {}))}
 {_per_structure_table(plan.get('reporting', {}).get('per_structure', {}) or {})}
