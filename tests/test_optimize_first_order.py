@@ -198,3 +198,23 @@ def test_lp_engine_end_to_end_keeps_every_priority1_cap_and_plan_json_names_it(t
     assert doc["engine"] == "lp"
     assert not any("first-order engine" in n for s in doc["stages"] for n in s["notes"])
     assert "Engine: lp" in (tmp_path / "plan" / "report.html").read_text()
+
+
+def test_small_caps_are_aimed_inside_but_never_below_zero():
+    from reirrad_opt.optimize.first_order import HARD_SAFETY_GY, _aimed
+
+    levels = np.array([25.0, 1.0, 0.05, 0.03, 0.015, 0.011])
+    aimed = _aimed(levels)
+    assert np.allclose(aimed[:3], levels[:3] - HARD_SAFETY_GY)
+    assert np.all(aimed > 0) and np.all(aimed < levels)
+    assert np.allclose(aimed[3:], levels[3:] / 2)
+
+
+def test_a_small_cap_next_to_the_target_holds_and_the_target_is_still_covered_away_from_it():
+    """A 0.015 Gy cap (just above the exhausted threshold) next to the target: the cap holds in the full
+    dose and the far side of the target keeps its coverage."""
+    ts = terms_for(50, 56, cap_des=0.015)
+    out = run(ts, **FO)
+    dose = beamlet_matrix() @ out.weights
+    assert dose[50:56].max() <= 0.015
+    assert np.median(dose[25:40]) > 0.5 * RX

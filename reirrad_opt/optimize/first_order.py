@@ -50,11 +50,18 @@ STALL_GY = 1e-2              # gains more than this fraction of itself, or than 
                              # iteration for 25 more of them at 1e-4)
 INNER_ITERATIONS = 100       # L-BFGS-B iterations per outer iteration
 FEASIBILITY_TOL_GY = 5e-3    # a stage is done when no cap or hold point is further than this beyond its bound
-HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit
+HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit (see _aimed)
 LAZY_POINTS = 20000          # a hard maximum with more points than this (the body ceiling) enters lazily:
 LAZY_RATIO = 0.9             # ... the points whose dose reaches this fraction of their level
 SEED_RATIO = 0.5             # ... and its seed points where a reference fluence reaches this fraction
 HUBER_FRACTION = 0.02        # fluence roughness: |difference| smoothed below this fraction of the mean weight
+
+
+def _aimed(levels_gy: np.ndarray) -> np.ndarray:
+    """Hard cap levels aimed HARD_SAFETY_GY inside, or half-way to zero for a cap smaller than twice that
+    (a cap between the exhausted threshold, 0.01 Gy, and 0.02 Gy must not become a negative dose bound)."""
+    levels_gy = np.asarray(levels_gy, dtype=float)
+    return levels_gy - np.minimum(HARD_SAFETY_GY, 0.5 * levels_gy)
 
 
 def smooth_hinge(z: np.ndarray, tau: float = TAU_GY) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +244,7 @@ class FirstOrderSolver(SolverBase):
                 points = np.flatnonzero(start)
             else:
                 points = np.arange(t.n_points)
-            self.bounds[t.key] = _PointBounds(t, points, levels[points] - HARD_SAFETY_GY, 1.0, True)
+            self.bounds[t.key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True)
         self.unresolved, self.worst_gy = 0, 0.0
 
     def _reference_fluence(self) -> np.ndarray:
@@ -263,7 +270,7 @@ class FirstOrderSolver(SolverBase):
             if new.size:
                 points = np.concatenate([b.points, new])
                 lam = np.concatenate([b.lam, np.zeros(new.size)])
-                self.bounds[key] = _PointBounds(t, points, levels[points] - HARD_SAFETY_GY, 1.0, True, lam)
+                self.bounds[key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True, lam)
                 added += new.size
         return added
 
