@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from ..progress import SILENT, Progress
 from .dose_rows import DoseRows
-from .lexicographic import ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SolverBase, dvh_hold, point_map, select_terms
+from .lexicographic import ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SolverBase, dvh_hold, point_map
 from .stage import NormalTissue, StageResult
 from .terms import Term, dvh_dose
 
@@ -209,23 +209,9 @@ class FirstOrderSolver(SolverBase):
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], progress: Progress = SILENT, rows: DoseRows | None = None,
                  truncation: float = 0.0, hold_dvh_points: bool = True, measure=None) -> None:
-        self.rows = rows if rows is not None else DoseRows(matrix, truncation)
-        self.n_cols = matrix.shape[1]
-        self.terms = terms
-        self.rx_gy = float(rx_gy)
-        self.slips_gy = dict(slips_gy)
-        self.tier_by_goal = dict(tier_by_goal)
-        self.progress = progress
-        self.hold_dvh_points = bool(hold_dvh_points)
-        self.measure = measure
-        self.hard, self.soft, self.tier_weight = select_terms(terms, self.tier_by_goal)
-        self.achieved: dict[str, float] = {}
-        self.stages: list[StageResult] = []
-        self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        m = self.rows.matrix
-        reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
-        self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
-        self.position = np.full(m.shape[0], -1, dtype=np.int64)
+        super().__init__(matrix, terms, rx_gy=rx_gy, slips_gy=slips_gy, tier_by_goal=tier_by_goal, progress=progress,
+                         rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure)
+        self.position = np.full(self.rows.matrix.shape[0], -1, dtype=np.int64)
         self.weights = self._reference_fluence()
         dose = self.rows.dose(self.weights)
         self.bounds: dict[str, _PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
@@ -245,7 +231,6 @@ class FirstOrderSolver(SolverBase):
             else:
                 points = np.arange(t.n_points)
             self.bounds[t.key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True)
-        self.unresolved, self.worst_gy = 0, 0.0
 
     def _reference_fluence(self) -> np.ndarray:
         """Uniform weights giving the first target goal's level as its mean dose (a starting point)."""
@@ -497,7 +482,8 @@ class FirstOrderSolver(SolverBase):
             notes.append(f"normal-tissue stage ended '{status}' with {self.unresolved} point(s) up to "
                          f"{self.worst_gy:.3f} Gy beyond an earlier bound; the fluence of the previous stage is kept")
         seconds = time.perf_counter() - t0
-        result = StageResult(None, "normal tissue and fluence smoothness", status, float("nan"), {}, 0.0, seconds, notes)
+        result = StageResult(None, "normal tissue and fluence smoothness", status, float("nan"), {}, 0.0, seconds,
+                             notes)
         self.stages.append(result)
         self.progress(f"stage normal tissue: {status}, {seconds:.1f} s ({outer} outer, {iterations} L-BFGS-B "
                       f"iterations)")

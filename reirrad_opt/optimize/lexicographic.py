@@ -239,8 +239,32 @@ def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float,
 
 
 class SolverBase:
-    """What every lexicographic engine shares once its stages are solved. An engine has ``rows``
-    (:class:`DoseRows`), ``weights``, ``hard`` and ``soft`` (from :func:`select_terms`) and ``terms``."""
+    """What every lexicographic engine shares: its inputs, the terms in force (:func:`select_terms`),
+    the stages solved and their achieved values, and what is done once the stages are solved."""
+
+    def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
+                 tier_by_goal: dict[str, str], progress: Progress = SILENT, rows: DoseRows | None = None,
+                 truncation: float = 0.0, hold_dvh_points: bool = True, measure=None) -> None:
+        self.rows = rows if rows is not None else DoseRows(matrix, truncation)
+        self.n_cols = matrix.shape[1]
+        self.terms = terms
+        self.rx_gy = float(rx_gy)
+        self.slips_gy = dict(slips_gy)
+        self.tier_by_goal = dict(tier_by_goal)
+        self.progress = progress
+        self.hold_dvh_points = bool(hold_dvh_points)
+        self.measure = measure
+        self.hard, self.soft, self.tier_weight = select_terms(terms, self.tier_by_goal)
+        self.achieved: dict[str, float] = {}   # term key -> s* (Gy): later stages keep level + s*
+        self.stages: list[StageResult] = []
+        self.weights = np.zeros(self.n_cols)
+        self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # term key -> (points, duals)
+        self.unresolved = 0   # points still beyond their bound after the last stage's final solve
+        self.worst_gy = 0.0   # how far the worst of them is beyond its bound (Gy)
+        # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
+        m = self.rows.matrix
+        reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
+        self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
 
     def guard_caps(self) -> str | None:
         """Scale the fluence down, if needed, so that every hard organ cap holds at every one of its
@@ -307,27 +331,13 @@ class LexicographicSolver(SolverBase):
                  first_method: str = "ipm", measure=None) -> None:
         if str(solver).upper() not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        self.rows = rows if rows is not None else DoseRows(matrix, truncation)
-        self.n_cols = matrix.shape[1]
-        self.terms = terms
-        self.rx_gy = float(rx_gy)
-        self.slips_gy = dict(slips_gy)
-        self.tier_by_goal = dict(tier_by_goal)
-        self.progress = progress
-        self.hard, self.soft, self.tier_weight = select_terms(terms, self.tier_by_goal)
-        self.achieved: dict[str, float] = {}   # term key -> s* (Gy): later stages keep level + s*
-        self.stages: list[StageResult] = []
-        self.weights = np.zeros(self.n_cols)
-        self.hard_duals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        super().__init__(matrix, terms, rx_gy=rx_gy, slips_gy=slips_gy, tier_by_goal=tier_by_goal, progress=progress,
+                         rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure)
         self.active: dict[str, np.ndarray] = {}
         self.margin: dict[str, float] = {}     # term key -> LP level tightening (Gy)
         self.exact_points: dict[str, np.ndarray] = {}   # voxel_max term key -> points with a full-matrix row
         self.released: dict[str, np.ndarray] = {}   # ... -> points whose truncated row was set free (unreachable)
         self.lag_margin: dict[str, np.ndarray] = {}     # voxel_max term key -> per-point lag allowance (Gy)
-        # mean dose over the voxels the matrix reaches, per unit weight of each column (Gy)
-        m = self.rows.matrix
-        reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
-        self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
 
         self.lp = LinearProgram()
         self.w_upper = self._weight_ceiling()
@@ -337,17 +347,13 @@ class LexicographicSolver(SolverBase):
         self._lp_terms: dict[str, _TermLP] = {}
         self._stage_cost: dict[int, float] = {}     # variable index -> cost of the current stage
         self.holds: dict[str, _Hold] = {}
-        self.unresolved = 0   # points still violated after the last stage's final solve
-        self.worst_gy = 0.0   # how far the worst of them is beyond its bound (Gy)
         self.carried = False  # the last stage ended with them carried (see solve_priority)
         self.ceiling_left = False  # the last stage ended with only plan-ceiling points beyond, within CEILING_LEFT_GY
         self.violations: dict[str, int] = {}   # goal id -> points found beyond their bound in the last check
-        self.hold_dvh_points = bool(hold_dvh_points)
         if first_method not in FIRST_METHODS:
             raise ValueError(f"first_method must be one of {FIRST_METHODS}, got {first_method!r}")
         self.first_method = first_method
         self.dual_too_slow = False   # set once a lazy round's dual simplex ran out of its time: rounds by IPM
-        self.measure = measure
         self._initial_activation()
         self._anchor(np.zeros(self.n_cols))
         for t in self.hard:
