@@ -301,6 +301,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
     "optic_nerve_rule": ("bilateral", "unilateral", "unilateral-L", "unilateral-R"),
+    "engine": ("first-order", "lp"),   # how the stages are solved (default: reirrad_opt.optimize.driver.DEFAULT_ENGINE)
 }
 
 

@@ -58,8 +58,8 @@ def run(termset, **kw):
         masks[t.structure] = m.reshape(GRID.shape)
     kw.setdefault("truncation", 0.0)
     kw.setdefault("engine", "lp")   # these tests are the LP engine's (test_optimize_first_order: the other)
-    return optimize_plan(beamlet_matrix(), termset, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6, 3: 0.6}, grid=GRID,
-                         masks=masks, **kw)
+    kw.setdefault("slips_gy", {1: 0.6, 2: 0.6, 3: 0.6})
+    return optimize_plan(beamlet_matrix(), termset, rx_gy=RX, grid=GRID, masks=masks, **kw)
 
 
 def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():

@@ -218,3 +218,34 @@ def test_a_small_cap_next_to_the_target_holds_and_the_target_is_still_covered_aw
     dose = beamlet_matrix() @ out.weights
     assert dose[50:56].max() <= 0.015
     assert np.median(dose[25:40]) > 0.5 * RX
+
+
+def test_a_hard_organ_mean_limit_holds():
+    """A priority-1 organ limit on a mean (not a per-point cap) is a hard constraint of this engine too."""
+    def with_mean_limit():
+        ts = terms_for(60, 66, cap_des=40.0)
+        ts.terms.append(Term("OAR_Dmean", "OAR", 1, "mean_max", np.arange(48, 60), 12.0, hard=True))
+        return ts
+
+    free = beamlet_matrix() @ run(terms_for(60, 66, cap_des=40.0), **FO).weights
+    assert free[48:60].mean() > 14.0                       # without the limit the mean is higher
+    out = run(with_mean_limit(), **FO)
+    assert (beamlet_matrix() @ out.weights)[48:60].mean() <= 12.0
+    assert out.excess_gy["OAR_Dmean@desirable"] <= 0.0
+    lp = beamlet_matrix() @ run(with_mean_limit()).weights   # the LP engine agrees
+    assert lp[48:60].mean() <= 12.0 + 1e-3
+
+
+def test_with_no_slip_the_holds_still_admit_each_stages_own_result():
+    """Slip 0 and an unmet mean goal: the hold of each goal is at what its stage reached, not 0.02 Gy
+    inside it, so every later stage (the last included) can still be solved."""
+    ts = terms_for(60, 66, cap_des=10.0)
+    for t in ts.terms:
+        if t.goal_id == "Other_Dmean":
+            t.level_gy = 0.0            # unreachable: the stage leaves it short
+    out = run(ts, slips_gy={1: 0.0, 2: 0.0, 3: 0.0},
+              normal=NormalTissue(np.arange(66, 80), np.array([], int), np.array([])), **FO)
+    assert all(s.status == "optimal" for s in out.stages), [(s.name, s.status, s.notes) for s in out.stages]
+    for stage in out.stages[:-1]:
+        for key, excess in stage.achieved.items():
+            assert out.excess_gy[key] <= max(excess, 0.0) + 5e-3, key

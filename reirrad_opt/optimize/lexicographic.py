@@ -174,7 +174,7 @@ def _split_exhausted(hard: list[Term]) -> tuple[list[Term], list[Term]]:
         if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
             kept.append(t)
             continue
-        low = _levels(t) <= EXHAUSTED_CAP_GY
+        low = point_levels(t) <= EXHAUSTED_CAP_GY
         if low.any():
             points = np.flatnonzero(low)
             exhausted.append(t.points_subset(
@@ -186,7 +186,7 @@ def _split_exhausted(hard: list[Term]) -> tuple[list[Term], list[Term]]:
     return kept, exhausted
 
 
-def _levels(term: Term) -> np.ndarray:
+def point_levels(term: Term) -> np.ndarray:
     return np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
 
 
@@ -276,7 +276,7 @@ class SolverBase:
         for t in self.hard:
             if t.kind != "voxel_max" or t.goal_id in CEILING_IDS:
                 continue
-            values, caps = t.point_values(dose[t.rows]), _levels(t)
+            values, caps = t.point_values(dose[t.rows]), point_levels(t)
             factor = min(factor, cap_scale_factor(values, caps))
             excess = float(np.max(values - caps)) if values.size else 0.0
             if excess > worst_gy:
@@ -468,7 +468,7 @@ class LexicographicSolver(SolverBase):
     def _row_levels(self, t: Term) -> np.ndarray:
         """The level of each point of a voxel_max term as its LP rows bound it: the term's level less
         the point's allowance for the correction's lag (see :meth:`_allow_lag`)."""
-        return _levels(t) - self.lag_margin[t.key]
+        return point_levels(t) - self.lag_margin[t.key]
 
     def _allow_lag(self, t: Term, points: np.ndarray, over_gy: np.ndarray) -> np.ndarray:
         """Tighten the rows of ``points`` of a voxel_max term by ``over_gy`` (how far the full-matrix
@@ -483,7 +483,7 @@ class LexicographicSolver(SolverBase):
         of the 1,128 exact rows of the last stage, which made up half of its LP's non-zeros)."""
         max_gy = None
         if t.goal_id in CEILING_IDS:
-            max_gy = np.maximum(LAG_MARGIN_MAX_GY, CEILING_LAG_MARGIN_MAX * _levels(t)[points])
+            max_gy = np.maximum(LAG_MARGIN_MAX_GY, CEILING_LAG_MARGIN_MAX * point_levels(t)[points])
         beyond = _grow_allowance(self.lag_margin[t.key], points, over_gy, max_gy)
         if beyond.size < points.size:
             self._refresh_level(t)
@@ -614,7 +614,7 @@ class LexicographicSolver(SolverBase):
             ref = t.point_values(dose[t.rows])
             # the plan ceilings bind only where the dose would be extreme: start with no point active
             ratio = 1.0 if t.goal_id in CEILING_IDS else INITIAL_RATIO
-            level = np.maximum(_levels(t), 1e-6)
+            level = np.maximum(point_levels(t), 1e-6)
             self.active[t.key] = ref >= ratio * level
             if t.seed is not None:   # a coarse lattice where the reference dose comes near the level
                 self.active[t.key] |= t.seed & (ref >= SEED_RATIO * level)
@@ -658,7 +658,7 @@ class LexicographicSolver(SolverBase):
                                       f"tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
                         n_violated += 1
                 continue
-            value = t.point_values(dose[t.rows]) - _levels(t) - bounds[t.key]
+            value = t.point_values(dose[t.rows]) - point_levels(t) - bounds[t.key]
             violated = value > VIOLATION_TOL_GY
             if not violated.any():
                 continue
@@ -667,7 +667,7 @@ class LexicographicSolver(SolverBase):
             n_new = int(np.count_nonzero(violated & ~self.active[t.key]))
             if was_active.any() and t.key in hard_keys:
                 exact = self.exact_points[t.key]
-                lp_value = np.where(exact, value, t.point_values(lp_dose[t.rows]) - _levels(t) - bounds[t.key])
+                lp_value = np.where(exact, value, t.point_values(lp_dose[t.rows]) - point_levels(t) - bounds[t.key])
                 by_tolerance = was_active & (lp_value > VIOLATION_TOL_GY)
                 if by_tolerance.any():
                     worst = float(lp_value[by_tolerance].max())
@@ -682,7 +682,7 @@ class LexicographicSolver(SolverBase):
                 self.violations[t.goal_id] = self.violations.get(t.goal_id, 0) + n_new
             margin = ACTIVATE_MARGIN_GY
             if t.goal_id in CEILING_IDS:
-                margin = np.maximum(margin, (1.0 - CEILING_ACTIVATE_RATIO) * _levels(t))
+                margin = np.maximum(margin, (1.0 - CEILING_ACTIVATE_RATIO) * point_levels(t))
             new = (value > -margin) & ~self.active[t.key]
             self.active[t.key] |= new
             self._add_points(t, np.flatnonzero(new))
