@@ -297,11 +297,12 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "type1_prior_dose_threshold_gy": 20.0,
     "max_dose_pct_rx": 115.0,
     "hold_dvh_points": True,
+    "engine": "first-order",   # how the stages are solved (reirrad_opt.optimize.driver.ENGINES)
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
     "optic_nerve_rule": ("bilateral", "unilateral", "unilateral-L", "unilateral-R"),
-    "engine": ("first-order", "lp"),   # how the stages are solved (default: reirrad_opt.optimize.driver.DEFAULT_ENGINE)
+    "engine": ("first-order", "lp"),
 }
 
 

@@ -284,6 +284,9 @@ def test_bad_toml_and_missing_sections(tmp_path):
 def test_options_and_recovery_validation(tmp_path):
     expect_error(tmp_path, MINIMAL + '\n[options]\nlimit_choice = "whatever"\n', "limit_choice", "desirable_then_acceptable")
     expect_error(tmp_path, MINIMAL + '\n[options]\nfoo = 1\n', "unknown option")
+    expect_error(tmp_path, MINIMAL + '\n[options]\nengine = "simplex"\n', "engine", "first-order")
+    (tmp_path / "engine.toml").write_text(MINIMAL + '\n[options]\nengine = "lp"\n')
+    assert load_protocol(tmp_path / "engine.toml").options["engine"] == "lp"
     expect_error(tmp_path, MINIMAL + '\n[options]\noptic_nerve_rule = "both"\n', "optic_nerve_rule", "bilateral")
     with pytest.raises(ProtocolError, match="given by the caller"):
         load_protocol(write(tmp_path, MINIMAL), optic_nerve_rule="left")
