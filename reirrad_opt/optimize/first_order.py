@@ -34,8 +34,8 @@ from threadpoolctl import threadpool_limits
 
 from ..progress import SILENT, Progress
 from .dose_rows import DoseRows
-from .lexicographic import (ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SolverBase, dvh_hold, point_levels,
-                            point_map)
+from .lexicographic import (ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SEED_RATIO, SolverBase, dvh_hold,
+                            point_levels, point_map)
 from .stage import NormalTissue, StageResult
 from .terms import Term, dvh_dose
 
@@ -55,7 +55,7 @@ FEASIBILITY_TOL_GY = 5e-3    # a stage is done when no cap or hold point is furt
 HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit (see _aimed)
 LAZY_POINTS = 20000          # a hard maximum with more points than this (the body ceiling) enters lazily:
 LAZY_RATIO = 0.9             # ... the points whose dose reaches this fraction of their level
-SEED_RATIO = 0.5             # ... and its seed points where a reference fluence reaches this fraction
+                             # ... and its seed points where the reference fluence reaches SEED_RATIO (the LP's)
 HUBER_FRACTION = 0.02        # fluence roughness: |difference| smoothed below this fraction of the mean weight
 
 
@@ -222,7 +222,7 @@ class FirstOrderSolver(SolverBase):
         super().__init__(matrix, terms, rx_gy=rx_gy, slips_gy=slips_gy, tier_by_goal=tier_by_goal, progress=progress,
                          rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure)
         self.position = np.full(self.rows.matrix.shape[0], -1, dtype=np.int64)
-        self.weights = self._reference_fluence()
+        self.weights = self.reference_fluence()
         dose = self.rows.dose(self.weights)
         self.bounds: dict[str, _PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, _ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
@@ -243,16 +243,6 @@ class FirstOrderSolver(SolverBase):
             else:
                 points = np.arange(t.n_points)
             self.bounds[t.key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True)
-
-    def _reference_fluence(self) -> np.ndarray:
-        """Uniform weights giving the first target goal's level as its mean dose (a starting point)."""
-        w = np.ones(self.n_cols)
-        targets = [t for t in self.soft if t.sense == "min"]
-        if not targets:
-            return w
-        t0 = min(targets, key=lambda t: t.priority)
-        mean = float(np.mean(self.rows.block(t0.rows) @ w))
-        return w * (float(np.max(t0.level_gy)) / mean if mean > 0 else 1.0)
 
     # ---- lazy points of large caps
     def _activate(self, dose: np.ndarray) -> int:

@@ -266,6 +266,17 @@ class SolverBase:
         reached = max(int(np.count_nonzero(np.diff(m.indptr))), 1)
         self.integral_per_weight = np.asarray(m.sum(axis=0), dtype=float).ravel() / reached
 
+    def reference_fluence(self) -> np.ndarray:
+        """Uniform weights giving the first target goal's level as its mean dose (where points start
+        active, the first correction of the truncated rows, the first-order engine's start)."""
+        w = np.ones(self.n_cols)
+        targets = [t for t in self.soft if t.sense == "min"]
+        if not targets:
+            return w
+        t0 = min(targets, key=lambda t: t.priority)
+        mean = float(np.mean(self.rows.block(t0.rows) @ w))
+        return w * (float(np.max(t0.level_gy)) / mean if mean > 0 else 1.0)
+
     def guard_caps(self) -> str | None:
         """Scale the fluence down, if needed, so that every hard organ cap holds at every one of its
         points in the full-matrix dose (see :mod:`reirrad_opt.optimize.guard`). The plan ceiling is
@@ -599,15 +610,8 @@ class LexicographicSolver(SolverBase):
 
     # ---- lazy point sets of voxel_max terms
     def _initial_activation(self) -> None:
-        targets = [t for t in self.soft if t.sense == "min"]
-        w_ref = np.ones(self.n_cols)
-        scale = 1.0
-        if targets:
-            first = min(t.priority for t in targets)
-            t0 = next(t for t in targets if t.priority == first)
-            mean_ref = float(np.mean(self.rows.block(t0.rows) @ w_ref))
-            scale = float(np.max(t0.level_gy)) / mean_ref if mean_ref > 0 else 1.0
-        dose = self.rows.dose(scale * w_ref)
+        w_ref = self.reference_fluence()
+        dose = self.rows.dose(w_ref)
         for t in self.hard + self.soft:
             if t.kind != "voxel_max":
                 continue
@@ -621,7 +625,7 @@ class LexicographicSolver(SolverBase):
             self.exact_points[t.key] = np.zeros(t.n_points, dtype=bool)
             self.released[t.key] = np.zeros(t.n_points, dtype=bool)
             self.lag_margin[t.key] = np.zeros(t.n_points)
-        self.dose_vars.set_correction(scale * w_ref)
+        self.dose_vars.set_correction(w_ref)
 
     def _activate_violations(self, bounds: dict[str, float], dose: np.ndarray, lp_dose: np.ndarray,
                              tighten: set[str]) -> int:
