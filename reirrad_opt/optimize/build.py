@@ -192,7 +192,8 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                                    f"not optimized")
                 break
             interp = weights = None
-            if kind == "cvar_lower" and is_target and goal.priority == 1:
+            if (kind == "cvar_lower" and is_target and goal.priority == 1) or \
+                    (kind in ("cvar_lower", "cvar_upper") and not hard and point_spacing_mm is None):
                 rows, interp, weights = coverage_stencil(mask, grid)
                 prior_here = None
             elif kind == "voxel_max":
