@@ -13,7 +13,7 @@ from test_optimize_core import RX, beamlet_matrix, run, terms_for
 
 from reirrad_opt.optimize import NormalTissue, Term
 from reirrad_opt.optimize.first_order import TAU_GY, FirstOrderSolver, _Surrogate, smooth_hinge
-from reirrad_opt.optimize.terms import cvar_value
+from reirrad_opt.optimize.terms import cvar_value, dvh_dose, dvh_tail
 
 FO = dict(engine="first-order")
 
@@ -56,6 +56,37 @@ def test_smoothed_cvar_at_its_best_threshold_is_within_the_smoothing_of_the_exac
     bumped[k] += step
     assert (s.value(bumped, eta)[0] - v) / step == pytest.approx(grad_d[k], rel=1e-3, abs=1e-6)
     assert (s.value(d, eta + step)[0] - v) / step == pytest.approx(grad_eta, rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("upper", [True, False])
+def test_a_stages_own_dose_volume_goal_is_read_at_its_dvh_point_not_at_the_tail_mean(upper):
+    """A moving surrogate (a stage's own D95%-type goal): outside its seed iteration it is the
+    smallest (largest) dose of the points outside the DVH's free tail, i.e. the DVH point itself,
+    to within the hinge smoothing, where the CVaR of the whole tail reads far lower (higher)."""
+    rng = np.random.default_rng(5)
+    d = rng.normal(50.0, 3.0, 500)
+    q = 0.05
+    t = Term("g", "T", 2, "cvar_upper" if upper else "cvar_lower", np.arange(d.size), 50.0, fraction=q)
+    s = _Surrogate(t, moving=True)
+    s.select(d)
+    assert not s.seeding
+    s.bind(np.arange(d.size))
+    etas = np.linspace(d.min() - 1, d.max() + 1, 8001)
+    values = np.array([s.value(d, e)[0] for e in etas])
+    best = values.min() if upper else values.max()
+    tail = dvh_tail(d, q, upper)
+    edge = d[~tail].max() if upper else d[~tail].min()       # the last point outside the free tail
+    assert abs(best - edge) <= TAU_GY
+    # ... which is the DVH point up to the gap to the next point (the tail's first)
+    nxt = d[tail].min() if upper else d[tail].max()
+    exact = dvh_dose(d, q, upper=upper)
+    assert min(edge, nxt) - 1e-9 <= exact <= max(edge, nxt) + 1e-9
+    assert abs(cvar_value(d, q, upper=upper) - exact) > 0.5          # the tail mean is another number
+    # the seed iteration reads every point
+    s.select(d, seed=True)
+    assert s.seeding and s.point_map.shape[0] == d.size
+    with pytest.raises(ValueError, match="dose-volume"):
+        _Surrogate(Term("m", "T", 2, "mean_max", np.arange(4), 1.0), moving=True)
 
 
 def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():
@@ -178,6 +209,24 @@ def test_last_stage_hot_penalty_lowers_the_target_maximum_within_the_holds():
     for stage in hot.stages[:-1]:
         for key, excess in stage.achieved.items():
             assert hot.excess_gy[key] <= max(excess, 0.0) + 0.6 + 1e-3, key
+
+
+def test_target_window_also_raises_the_cold_target_points_within_the_holds():
+    """NormalTissue.target_floor_gy: target dose below the floor (the 95 % isodose) is penalised as
+    well as dose above Rx. Against the same penalty above Rx only, the cold target points rise, the
+    cap still holds and every earlier goal keeps its slip."""
+    nt = dict(body_rows=np.arange(66, 80), ring_rows=np.array([], int), ring_reference_gy=np.array([]),
+              target_rows=np.arange(18, 52), target_reference_gy=RX, hot_weight=100.0)
+    above = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt), **FO)
+    window = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt, target_floor_gy=0.95 * RX), **FO)
+    a, b = beamlet_matrix() @ above.weights, beamlet_matrix() @ window.weights
+    short = lambda d: np.mean(np.maximum(0.95 * RX - d[18:52], 0) ** 2)   # noqa: E731
+    assert short(a) > 1.0                              # the case has cold target points to raise
+    assert short(b) < 0.5 * short(a)
+    assert b[60:66].max() <= 10.0
+    for stage in window.stages[:-1]:
+        for key, excess in stage.achieved.items():
+            assert window.excess_gy[key] <= max(excess, 0.0) + 0.6 + 1e-3, key
 
 
 def test_lp_engine_end_to_end_keeps_every_priority1_cap_and_plan_json_names_it(tmp_path):

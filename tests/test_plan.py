@@ -109,3 +109,23 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     assert code == 2
     assert not (tmp_path / "plan").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".plan")]
+
+
+def test_a_plan_on_a_precomputed_influence_matrix_is_the_plan_on_the_computed_one(npc_plan):
+    """plan(influence=...): the dose calculation is skipped and the same matrix gives the same plan;
+    a matrix on another grid or of another modality is refused, naming what differs."""
+    from reirrad_opt.dose import compute_influence, photon_beams
+
+    case = make_npc_phantom(RES_MM)
+    ptv = case.structures["PTV"].mask
+    beams = photon_beams(case.grid, ptv, gantry_angles_deg=ANGLES, bixel_mm=5.0)
+    influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv)
+    again = plan(case, gantry_angles_deg=ANGLES, influence=influence)
+    assert np.array_equal(again.weights, npc_plan.weights)
+    assert again.verdict == npc_plan.verdict
+    coarse = make_npc_phantom(4.0)
+    with pytest.raises(ValueError, match="not the case's grid"):
+        plan(coarse, gantry_angles_deg=ANGLES, influence=influence)
+    with pytest.raises(ValueError, match="modality 'photon', but the plan is 'proton'"):
+        plan(case, modality="proton", influence=influence)
+

@@ -51,9 +51,11 @@ class NormalTissue:
         time_limit_s: the stage's time budget (s). It only refines a plan that already meets every
             earlier priority; if the budget runs out, the previous stage's fluence is kept and the
             stage says so (a plan then depends on the machine's speed).
-        target_rows: target voxels whose dose above ``target_reference_gy`` (Gy, the prescription)
-            is penalised quadratically, ``hot_weight`` x mean((d - reference)_+^2) / (1 Gy), by the
-            first-order engine only (a homogeneity term; the LP engine has no quadratic term).
+        target_rows: target voxels whose dose outside the window [``target_floor_gy``,
+            ``target_reference_gy``] (Gy; the coverage isodose and the prescription) is penalised
+            quadratically, ``hot_weight`` x mean(distance outside the window^2) / (1 Gy^2), by the
+            first-order engine only (a homogeneity term: hot spots and cold spots, within every
+            earlier result; the LP engine has no quadratic term).
     """
 
     body_rows: np.ndarray
@@ -65,3 +67,4 @@ class NormalTissue:
     target_rows: np.ndarray | None = None
     target_reference_gy: float = 0.0
     hot_weight: float = 0.0
+    target_floor_gy: float = 0.0
