@@ -26,11 +26,6 @@ RING_MM = 30.0               # ring around the PTV whose dose fall-off is shaped
 RING_HALF_DOSE_MM = 10.0     # reference fall-off: Rx at the PTV surface, Rx/2 at 10 mm, >= 25 % of Rx
 MAX_NORMAL_SAMPLES = 6000    # body voxels of the mean-dose term (deterministic stride sample; one cost vector)
 MAX_RING_SAMPLES = 2500      # ring voxels of the fall-off term (one LP row each, deterministic stride sample)
-HOT_WEIGHT = 100.0           # first-order engine: last-stage penalty on PTV dose outside [TARGET_FLOOR, Rx]
-TARGET_FLOOR_FRACTION = 0.95  # ... (see NormalTissue): the 95 % isodose that covers the PTV (the consensus's and
-                             # ICRU 83's coverage level). TG-119 on pyRadPlan's own dose-influence matrix, goals
-                             # at the levels its plan reached: PTV V95 97.5 -> 99.1 %, Dmax 51.3 -> 51.2 Gy against
-                             # weight 10 on dose above Rx only (benchmarks/optimize_tg119.py --peer)
 MODALITIES = ("photon", "proton", "particle", "carbon")
 
 
@@ -148,8 +143,11 @@ def _stride_sample(indices: np.ndarray, n_max: int) -> np.ndarray:
     return indices[:: int(np.ceil(indices.size / n_max))]
 
 
-def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence) -> NormalTissue:
-    """Sampled body voxels, the fall-off ring around the PTV and the fluence-roughness operator."""
+def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence, *, homogeneity_weight: float = 1.0,
+                        floor_pct_rx: float = 0.0) -> NormalTissue:
+    """Sampled body voxels, the fall-off ring around the PTV, the fluence-roughness operator, and the
+    PTV's homogeneity term: ``homogeneity_weight`` (1/Gy^2) on its dose outside [``floor_pct_rx`` % of
+    Rx, Rx] (the protocol options ``target_homogeneity_weight`` and ``target_floor_pct_rx``)."""
     grid = case.grid
     dist = distance_outside_mm(ptv, grid).ravel()
     body = case.body.ravel()
@@ -158,8 +156,8 @@ def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence) ->
     reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / RING_HALF_DOSE_MM)
     far = _stride_sample(np.flatnonzero(body & (dist > 0)), MAX_NORMAL_SAMPLES)
     return NormalTissue(far, ring, reference, roughness_operator(influence), target_rows=np.flatnonzero(ptv.ravel()),
-                        target_reference_gy=rx_gy, hot_weight=HOT_WEIGHT,
-                        target_floor_gy=TARGET_FLOOR_FRACTION * rx_gy)
+                        target_reference_gy=rx_gy, hot_weight=float(homogeneity_weight),
+                        target_floor_gy=float(floor_pct_rx) / 100.0 * rx_gy)
 
 
 def roughness_operator(influence) -> sp.csr_matrix | None:
@@ -276,7 +274,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
              for p, slip in protocol.slips.items()}
     outcome = optimize_plan(influence.matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
                             limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
-                            normal=normal_tissue_setup(case, ptv, rx_gy, influence), solver=solver,
+                            normal=normal_tissue_setup(
+                                case, ptv, rx_gy, influence,
+                                homogeneity_weight=float(protocol.options.get("target_homogeneity_weight", 1.0)),
+                                floor_pct_rx=float(protocol.options.get("target_floor_pct_rx", 0.0))),
+                            solver=solver,
                             truncation=truncation,
                             calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
                             hold_dvh_points=bool(protocol.options.get("hold_dvh_points", True)),

@@ -298,6 +298,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "max_dose_pct_rx": 115.0,
     "hold_dvh_points": True,
     "engine": "first-order",   # how the stages are solved (reirrad_opt.optimize.driver.ENGINES)
+    "target_homogeneity_weight": 1.0,   # first-order engine, last stage: PTV dose outside the window (1/Gy^2)
+    "target_floor_pct_rx": 0.0,         # ... the window's lower edge, % of Rx (0: none; the upper edge is Rx)
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
@@ -677,8 +679,13 @@ class _Loader:
                 raise self.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
             if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
                 self.number(value, f"{where} {key}", kline, positive=True)
-            if key == "type1_prior_dose_threshold_gy":
+            if key in ("type1_prior_dose_threshold_gy", "target_homogeneity_weight"):
                 self.number(value, f"{where} {key}", kline, minimum=0.0)
+            if key == "target_floor_pct_rx":
+                self.number(value, f"{where} {key}", kline, minimum=0.0)
+                if float(value) > 100.0:
+                    raise self.fail(f"{where} {key}", f"expected a percentage of Rx from 0 to 100 (the window's "
+                                    f"upper edge is Rx), got {value!r}", kline)
             if key == "near_min_metric":
                 try:
                     spec = parse_metric(str(value))

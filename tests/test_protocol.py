@@ -287,6 +287,15 @@ def test_options_and_recovery_validation(tmp_path):
     expect_error(tmp_path, MINIMAL + '\n[options]\nengine = "simplex"\n', "engine", "first-order")
     (tmp_path / "engine.toml").write_text(MINIMAL + '\n[options]\nengine = "lp"\n')
     assert load_protocol(tmp_path / "engine.toml").options["engine"] == "lp"
+    expect_error(tmp_path, MINIMAL + '\n[options]\ntarget_homogeneity_weight = -1\n', "target_homogeneity_weight",
+                 ">= 0")
+    expect_error(tmp_path, MINIMAL + '\n[options]\ntarget_floor_pct_rx = 120\n', "target_floor_pct_rx", "0 to 100")
+    (tmp_path / "window.toml").write_text(MINIMAL + '\n[options]\ntarget_homogeneity_weight = 100\n'
+                                          'target_floor_pct_rx = 95\n')
+    options = load_protocol(tmp_path / "window.toml").options
+    assert (options["target_homogeneity_weight"], options["target_floor_pct_rx"]) == (100, 95)
+    defaults = load_protocol(write(tmp_path, MINIMAL)).options
+    assert (defaults["target_homogeneity_weight"], defaults["target_floor_pct_rx"]) == (1.0, 0.0)
     expect_error(tmp_path, MINIMAL + '\n[options]\noptic_nerve_rule = "both"\n', "optic_nerve_rule", "bilateral")
     with pytest.raises(ProtocolError, match="given by the caller"):
         load_protocol(write(tmp_path, MINIMAL), optic_nerve_rule="left")

@@ -1,0 +1,204 @@
+"""Benchmark: the optimizers alone, on one dose engine. pyRadPlan's TG-119 plan against ours, both on
+pyRadPlan's own dose-influence matrix and read by one evaluator.
+
+benchmarks/optimize_tg119.py compares whole plans, each on its own dose engine and with its own
+reading of the goals. This script takes the dose engine out of the comparison:
+
+1. pyRadPlan (in the interpreter named by ``--pyradplan-python``, e.g. a separate virtual
+   environment) builds its TG-119 setup: 9 photon beams at 0, 40, ..., 320 deg, 5 mm bixels,
+   3 mm dose grid, its SVD pencil-beam dose-influence matrix. It then runs its own fluence
+   optimization (IPOPT, the weighted sum of the phantom file's objectives: PTV squared deviation
+   from 50 Gy, weight 1000; Core squared overdose above 25 Gy, 300; BODY above 30 Gy, 100). The
+   matrix, the structures on the dose grid and its fluence are handed over in a temporary folder.
+2. Our evaluator reads pyRadPlan's plan: its Core maximum and PTV D95% as our evaluation measures
+   them (sub-voxel points with interpolated dose at the structures' edges).
+3. reirrad-opt plans on the same matrix twice: with benchmarks/tg119_protocol.toml (Core Dmax <=
+   25 Gy hard, PTV D95% >= 50 Gy), and *matched*: the same protocol with the Core limit and the
+   D95% goal set to what pyRadPlan's plan reached, so both plans answer the same constraints
+   and the rest (V95, D2%, Dmax) can be compared.
+
+Printed: optimization seconds of each (pyRadPlan's IPOPT; our stages and evaluation), the TG-119
+metrics on voxel centres (as pyRadPlan reports them) and in our evaluation, and the ratios.
+``--json`` prints one JSON object instead. Not part of the test run (about 7 minutes, most of
+it pyRadPlan).
+
+Usage: REIRRAD_REALDATA=../shared/realdata python benchmarks/optimize_tg119_peer.py
+       --pyradplan-python /path/to/venv/bin/python [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+ANGLES_DEG = [40.0 * k for k in range(9)]
+GRID_MM = 3.0
+NAMES = {"OuterTarget": ("PTV", "target"), "Core": ("Core", "oar"), "BODY": ("External", "external")}
+
+
+def pyradplan_worker(out_dir: str) -> None:
+    """(run by the pyRadPlan interpreter) Dose-influence matrix and IPOPT plan, saved to ``out_dir``."""
+    import pyRadPlan
+    from pyRadPlan import PhotonPlan, calc_dose_influence, fluence_optimization, generate_stf, load_tg119
+
+    ct, cst = load_tg119()
+    pln = PhotonPlan()
+    pln.prop_stf = {"gantry_angles": ANGLES_DEG, "couch_angles": [0.0] * len(ANGLES_DEG), "bixel_width": 5.0}
+    pln.prop_dose_calc = {"dose_grid": {"resolution": {"x": GRID_MM, "y": GRID_MM, "z": GRID_MM}}}
+    t0 = time.perf_counter()
+    stf = generate_stf(ct, cst, pln)
+    dij = calc_dose_influence(ct, cst, stf, pln)
+    t1 = time.perf_counter()
+    info: dict = {}
+    w = fluence_optimization(ct, cst, stf, dij, pln, opt_info=info)
+    t2 = time.perf_counter()
+    matrix = sp.csr_matrix(dij.physical_dose.flat[0], dtype=np.float32)
+    grid = dij.dose_grid
+    cst_dose = cst.resample_on_new_ct(ct.resample_to_grid(grid))
+    beam, u, v = [], [], []
+    for b, beam_stf in enumerate(stf.beams):
+        for ray in beam_stf.rays:
+            beam.append(b)
+            u.append(float(ray.ray_pos_bev[0]))
+            v.append(float(ray.ray_pos_bev[2]))
+    out = Path(out_dir)
+    sp.save_npz(out / "dij.npz", matrix)
+    np.savez(out / "plan.npz", weights=np.asarray(w, dtype=float), beam=np.asarray(beam, np.int32),
+             u_mm=np.asarray(u), v_mm=np.asarray(v),
+             **{f"idx_{voi.name}": np.asarray(voi.indices_numpy) for voi in cst_dose.vois})
+    meta = {"influence_s": t1 - t0, "optimize_s": t2 - t1, "iterations": info.get("num_iter"),
+            "dims_xyz": [int(n) for n in grid.dimensions], "origin_xyz_mm": [float(x) for x in grid.origin],
+            "version": pyRadPlan.__version__}
+    (out / "meta.json").write_text(json.dumps(meta))
+
+
+def _peer_case(folder: Path):
+    """The TG-119 structures on pyRadPlan's dose grid as a Case, and its matrix as an InfluenceMatrix.
+
+    pyRadPlan's voxel indices run x fastest (SimpleITK order), i.e. C order of (z, y, x). The CT is
+    not needed to plan on a given matrix: water inside the body, air outside."""
+    from reirrad_opt.case import Case, PriorCourse
+    from reirrad_opt.dose.influence import Columns, InfluenceMatrix
+    from reirrad_opt.geometry import Grid, Structure
+
+    meta = json.loads((folder / "meta.json").read_text())
+    nx, ny, nz = meta["dims_xyz"]
+    x0, y0, z0 = meta["origin_xyz_mm"]
+    grid = Grid((nz, ny, nx), (GRID_MM, GRID_MM, GRID_MM), (z0, y0, x0))
+    saved = np.load(folder / "plan.npz")
+    structures = {}
+    for peer_name, (name, role) in NAMES.items():
+        mask = np.zeros(nx * ny * nz, bool)
+        mask[saved[f"idx_{peer_name}"]] = True
+        structures[name] = Structure(name, mask.reshape(grid.shape), role)
+    ct = np.where(structures["External"].mask, 0.0, -1000.0)
+    case = Case("tg119_on_pyradplan_grid", grid, ct, structures, np.zeros(grid.shape), PriorCourse(1, 0.0))
+    matrix = sp.load_npz(folder / "dij.npz").tocsr().astype(np.float32)
+    columns = Columns(beam=saved["beam"], u_mm=saved["u_mm"], v_mm=saved["v_mm"])
+    influence = InfluenceMatrix(matrix, grid, [], "photon", columns, 0.0, {"source": f"pyRadPlan {meta['version']}"})
+    return case, influence, saved["weights"], meta
+
+
+def _metrics(case, dose_gy: np.ndarray) -> dict:
+    """TG-119 metrics on voxel centres (``_vc``, as pyRadPlan reports them) and in our evaluation."""
+    from reirrad_opt.evaluate import metric_value
+
+    ptv, core, grid = case.structures["PTV"].mask, case.structures["Core"].mask, case.grid
+    out = {}
+    for fine, tag in ((False, "_vc"), (True, "")):
+        m = lambda metric, mask: float(metric_value(metric, dose_gy, mask, grid, rx_gy=50.0, fine=fine).value)  # noqa: E731
+        out.update({f"ptv_d95_gy{tag}": m("D95%", ptv), f"ptv_v95_pct{tag}": m("V47.5Gy", ptv),
+                    f"ptv_d2_gy{tag}": m("D2%", ptv), f"ptv_dmax_gy{tag}": m("Dmax", ptv),
+                    f"core_d10_gy{tag}": m("D10%", core), f"core_dmax_gy{tag}": m("Dmax", core)})
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def _matched(protocol, core_dmax_gy: float, ptv_d95_gy: float):
+    """The protocol with the Core limit and the PTV D95% goal at the given levels (Gy)."""
+    from reirrad_opt.protocol import Limit
+
+    levels = {"Core_Dmax": core_dmax_gy, "PTV_D95": ptv_d95_gy}
+    protocol.goals = [dataclasses.replace(g, desirable=Limit(round(levels[g.id], 2), "Gy"),
+                                          acceptable=Limit(round(levels[g.id], 2), "Gy"))
+                      if g.id in levels else g for g in protocol.goals]
+    return protocol
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pyradplan-python", help="a Python interpreter with pyRadPlan (and cyipopt) installed")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pyradplan-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.pyradplan_worker:
+        pyradplan_worker(args.pyradplan_worker)
+        return 0
+
+    from influence_tg119 import _pyradplan_python
+
+    from reirrad_opt.planning import plan
+    from reirrad_opt.progress import Progress
+    from reirrad_opt.protocol import load_protocol
+
+    python = _pyradplan_python(args.pyradplan_python)
+    if python is None:
+        print("pyRadPlan cannot be imported (name its interpreter with --pyradplan-python)", file=sys.stderr)
+        return 2
+    say = Progress(not args.json)
+    with tempfile.TemporaryDirectory(prefix="tg119_peer_") as tmp:
+        say("pyRadPlan: dose-influence matrix and IPOPT plan (several minutes)")
+        run = subprocess.run([python, __file__, "--pyradplan-worker", tmp], capture_output=True, text=True,
+                             check=False)
+        if run.returncode != 0:
+            print(f"pyRadPlan worker failed:\n{run.stderr[-4000:]}", file=sys.stderr)
+            return 1
+        case, influence, peer_weights, meta = _peer_case(Path(tmp))
+    peer = _metrics(case, influence.dose(peer_weights))
+    result = {"peer": {"name": f"pyRadPlan {meta['version']} (IPOPT weighted sum)", "optimize_s": round(meta["optimize_s"], 2),
+                       "iterations": meta["iterations"], "influence_s": round(meta["influence_s"], 2), **peer},
+              "n_columns": int(influence.n_columns), "nnz": int(influence.matrix.nnz)}
+    protocol_path = HERE / "tg119_protocol.toml"
+    variants = {"protocol": load_protocol(protocol_path),
+                "matched": _matched(load_protocol(protocol_path), peer["core_dmax_gy"], peer["ptv_d95_gy"])}
+    for name, protocol in variants.items():
+        say(f"reirrad-opt on pyRadPlan's matrix, {name} goals")
+        t0 = time.perf_counter()
+        p = plan(case, protocol, influence=influence)
+        seconds = time.perf_counter() - t0
+        result[name] = {"seconds": round(seconds, 2), "optimize_s": round(p.timing_s["optimize"], 2),
+                        "verdict": p.verdict, "ratio_to_peer_time": round(seconds / meta["optimize_s"], 3),
+                        "goals": {r.goal_id: [round(float(r.value), 2), r.verdict] for r in p.evaluation.rows},
+                        **_metrics(case, p.new_dose_gy)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"TG-119 on pyRadPlan's dose-influence matrix ({result['n_columns']} bixels, {result['nnz'] / 1e6:.0f} M "
+          f"non-zeros, 3 mm): pyRadPlan IPOPT {meta['optimize_s']:.0f} s ({meta['iterations']} iterations)")
+    keys = [("ptv_d95_gy", "PTV D95 (Gy)"), ("ptv_v95_pct", "PTV V95 (%)"), ("ptv_d2_gy", "PTV D2 (Gy)"),
+            ("ptv_dmax_gy", "PTV Dmax (Gy)"), ("core_d10_gy", "Core D10 (Gy)"), ("core_dmax_gy", "Core Dmax (Gy)")]
+    print(f"  {'':16s} {'pyRadPlan':>19s} {'ours, protocol':>19s} {'ours, matched':>19s}   "
+          f"(voxel centres / our evaluation)")
+    for key, label in keys:
+        cells = [f"{r[key + '_vc']:8.2f} / {r[key]:8.2f}" for r in (peer, result["protocol"], result["matched"])]
+        print(f"  {label:16s} " + " ".join(f"{c:>19s}" for c in cells))
+    for name in ("protocol", "matched"):
+        r = result[name]
+        print(f"  ours, {name}: {r['seconds']:.1f} s (optimization {r['optimize_s']:.1f} s; ratio to pyRadPlan's "
+              f"IPOPT {r['ratio_to_peer_time']:.3f}), verdict {r['verdict']}; goals {r['goals']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
