@@ -216,7 +216,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             'lp' (the exact LP optimum of every stage, slower on fine grids); default the protocol
             option ``engine``, else 'first-order'. See :func:`reirrad_opt.optimize.optimize_plan`.
         influence: a precomputed :class:`~reirrad_opt.dose.InfluenceMatrix` on ``case.grid`` (Gy per unit
-            weight; e.g. another dose engine's, read with :func:`~reirrad_opt.dose.external_influence`).
+            weight; e.g. another dose engine's matrix, as benchmarks/optimize_tg119_peer.py builds one).
             The dose calculation is skipped and its beams are the plan's; ``modality``, the angles
             and the bixel or spot spacing must then describe it (they are not used to compute it).
     """

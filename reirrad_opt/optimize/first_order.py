@@ -498,8 +498,9 @@ class FirstOrderSolver(SolverBase):
     def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
         """The last stage: mean dose of the sampled body voxels, dose above the ring's fall-off, fluence
         roughness (total variation, smoothed) and target dose outside the window [``target_floor_gy``,
-        ``target_reference_gy``] (quadratic, ``normal.hot_weight``), within all earlier results. The time limit is checked between outer iterations (each at most
-        INNER_ITERATIONS L-BFGS-B iterations)."""
+        ``target_reference_gy``] (quadratic, ``normal.hot_weight``), within all earlier results. The
+        time limit is checked between outer iterations (each at most INNER_ITERATIONS L-BFGS-B
+        iterations)."""
         t0 = time.perf_counter()
         body = np.asarray(normal.body_rows)
         linear = INTEGRAL_DOSE_WEIGHT * self.integral_per_weight
