@@ -50,6 +50,17 @@ def terms_for(oar_lo, oar_hi, cap_des, cap_acc=None, target=(25, 45), ptv=(22, 4
     return TermSet(terms)
 
 
+def held_d96_terms(organ=(0, 6)):
+    """A target D96% >= 98 % Rx at priority 1 (rows 20-70) next to a 20 Gy organ cap (``organ`` rows),
+    then a priority-2 goal that pushes the target's mean dose down: (target rows, D96 term, terms)."""
+    t_rows, oar = np.arange(20, 70), np.arange(*organ)
+    d96 = Term("T_D96", "T", 1, "cvar_lower", t_rows, 0.98 * RX, fraction=0.04)
+    terms = [Term("OAR_Dmax", "OAR", 1, "voxel_max", oar, np.full(oar.size, 20.0), hard=True),
+             Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d96,
+             Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
+    return t_rows, d96, terms
+
+
 def run(termset, **kw):
     masks = {"OAR": mask(0, 0), "rGTV": mask(25, 45)}
     for t in termset.terms:
@@ -237,11 +248,7 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip(organ):
     from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LexicographicSolver
 
     a = beamlet_matrix()
-    t_rows, oar = np.arange(20, 70), np.arange(*organ)
-    d96 = Term("T_D96", "T", 1, "cvar_lower", t_rows, 0.98 * RX, fraction=0.04)
-    terms = [Term("OAR_Dmax", "OAR", 1, "voxel_max", oar, np.full(oar.size, 20.0), hard=True),
-             Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d96,
-             Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
+    t_rows, d96, terms = held_d96_terms(organ)
     solver = LexicographicSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={})
     solver.solve_priority(1)
     achieved = d96.dvh_dose((a @ solver.weights)[t_rows])

@@ -9,7 +9,7 @@ surrogates against their exact values.
 import numpy as np
 import pytest
 
-from test_optimize_core import RX, beamlet_matrix, run, terms_for
+from test_optimize_core import RX, beamlet_matrix, held_d96_terms, run, terms_for
 
 from reirrad_opt.optimize import NormalTissue, Term
 from reirrad_opt.optimize.first_order import TAU_GY, FirstOrderSolver, _Surrogate, smooth_hinge
@@ -159,11 +159,7 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip():
     """As with the LP engine: after its stage a target D96% is held point-wise; a later stage that
     pushes the target dose down ends at the held level, not below."""
     a = beamlet_matrix()
-    t_rows, oar = np.arange(20, 70), np.arange(0, 6)
-    d96 = Term("T_D96", "T", 1, "cvar_lower", t_rows, 0.98 * RX, fraction=0.04)
-    terms = [Term("OAR_Dmax", "OAR", 1, "voxel_max", oar, np.full(oar.size, 20.0), hard=True),
-             Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d96,
-             Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
+    t_rows, d96, terms = held_d96_terms((0, 6))
     solver = FirstOrderSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={})
     solver.solve_priority(1)
     achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
