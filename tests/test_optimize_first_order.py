@@ -294,3 +294,48 @@ def test_with_no_slip_the_holds_still_admit_each_stages_own_result():
     for stage in out.stages[:-1]:
         for key, excess in stage.achieved.items():
             assert out.excess_gy[key] <= max(excess, 0.0) + 5e-3, key
+
+
+def test_lazy_cap_points_that_enter_below_their_level_do_not_count_as_unsolved(monkeypatch):
+    """A large cap's points enter the stage lazily once the dose reaches LAZY_RATIO of their level. A
+    point that enters below its level leaves the fluence feasible (a stage may end); one that enters
+    beyond it is counted as not solved for, with its excess."""
+    import reirrad_opt.optimize.first_order as fo
+    from test_optimize_core import beamlet_matrix as matrix
+
+    monkeypatch.setattr(fo, "LAZY_POINTS", 10)      # the 26-point body ceiling of terms_for enters lazily
+    ts = terms_for(60, 66, cap_des=10.0)
+    solver = FirstOrderSolver(matrix(), ts.terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6, 3: 0.6},
+                              tier_by_goal={})
+    (key, term), = solver.lazy.items()
+    level = 1.15 * RX
+    outside = np.setdiff1d(np.arange(term.n_points), solver.bounds[key].points)
+    assert outside.size >= 2
+    dose = np.zeros(matrix().shape[0])
+    below, above = term.rows[outside[0]], term.rows[outside[1]]
+    dose[below], dose[above] = 0.95 * level, level + 0.5
+    entered, beyond, worst = solver._activate(dose)
+    assert (entered, beyond) == (2, 1)
+    assert worst == pytest.approx(0.5 + fo.HARD_SAFETY_GY)
+    assert {outside[0], outside[1]} <= set(solver.bounds[key].points.tolist())
+
+
+def test_last_stage_reaches_close_to_its_own_optimum():
+    """The normal-tissue stage starts far from its optimum (no earlier stage looked at normal tissue).
+    On the coarse NPC phantom its mean body dose ends within 5 % of what the same stage reaches with a
+    ten times longer first L-BFGS-B run (measured: 4.76 against 4.60 Gy; with 100 iterations in every
+    outer iteration, as before, 5.39 Gy)."""
+    import reirrad_opt.optimize.first_order as fo
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.planning import plan
+
+    def body_mean(first_inner: int) -> float:
+        old = fo.NT_FIRST_INNER_ITERATIONS
+        fo.NT_FIRST_INNER_ITERATIONS = first_inner
+        try:
+            p = plan(make_npc_phantom(5.0), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0])
+        finally:
+            fo.NT_FIRST_INNER_ITERATIONS = old
+        return float(p.new_dose_gy[p.case.body].mean())
+
+    assert body_mean(fo.NT_FIRST_INNER_ITERATIONS) <= 1.05 * body_mean(10 * fo.NT_FIRST_INNER_ITERATIONS)

@@ -51,6 +51,10 @@ STALL_GY = 1e-2              # gains more than this fraction of itself, or than 
                              # iteration (NPC phantom at 5 mm, an unreachable PTV D98%: 0.2-0.4 % per outer
                              # iteration for 25 more of them at 1e-4)
 INNER_ITERATIONS = 100       # L-BFGS-B iterations per outer iteration
+NT_FIRST_INNER_ITERATIONS = 400   # ... in the normal-tissue stage's first one: that stage starts far from its optimum
+                             # (no earlier stage looked at normal tissue) and each outer iteration restarts L-BFGS-B;
+                             # one long first run gets most of the way (NPC phantom at 4 mm: body mean 4.61 -> 4.12 Gy,
+                             # the stage 1.5 -> 1.3 s; 300 in every outer iteration: 4.12 Gy in 3.2 s)
 FEASIBILITY_TOL_GY = 5e-3    # a stage is done when no cap or hold point is further than this beyond its bound
 HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit (see _aimed)
 LAZY_POINTS = 20000          # a hard maximum with more points than this (the body ceiling) enters lazily:
@@ -276,21 +280,26 @@ class FirstOrderSolver(SolverBase):
             self.bounds[t.key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True)
 
     # ---- lazy points of large caps
-    def _activate(self, dose: np.ndarray) -> int:
+    def _activate(self, dose: np.ndarray) -> tuple[int, int, float]:
         """Add the lazily entering points of large caps that the full-matrix ``dose`` brings near their
-        level; returns how many entered."""
-        added = 0
+        level. Returns (points entered, of those beyond their aimed level by more than
+        FEASIBILITY_TOL_GY, the largest excess among them in Gy; 0 if none). A point that entered
+        below its level does not make the current fluence infeasible."""
+        added, beyond, worst = 0, 0, 0.0
         for key, t in self.lazy.items():
             b = self.bounds[key]
             levels = point_levels(t)
             near = np.flatnonzero(t.point_values(dose[t.rows]) >= LAZY_RATIO * levels)
             new = np.setdiff1d(near, b.points, assume_unique=True)
             if new.size:
+                excess = t.point_values(dose[t.rows])[new] - _aimed(levels[new])
+                beyond += int((excess > FEASIBILITY_TOL_GY).sum())
+                worst = max(worst, float(excess.max()))
                 points = np.concatenate([b.points, new])
                 lam = np.concatenate([b.lam, np.zeros(new.size)])
                 self.bounds[key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True, lam)
                 added += new.size
-        return added
+        return added, beyond, worst
 
     # ---- one stage
     def _working_rows(self, surrogates: list[_Surrogate], stage: _Stage) -> np.ndarray:
@@ -301,8 +310,11 @@ class FirstOrderSolver(SolverBase):
         self.position[rows] = np.arange(rows.size)
         return rows
 
-    def _solve(self, stage: _Stage, label: str, deadline: float | None = None) -> tuple[str, int, int]:
-        """Solve ``stage`` from the current weights; returns (status, outer iterations, L-BFGS-B iterations)."""
+    def _solve(self, stage: _Stage, label: str, deadline: float | None = None,
+               first_inner: int = INNER_ITERATIONS) -> tuple[str, int, int]:
+        """Solve ``stage`` from the current weights (``first_inner`` L-BFGS-B iterations in the first
+        outer iteration, INNER_ITERATIONS in the others); returns (status, outer iterations, L-BFGS-B
+        iterations)."""
         surrogates = list({id(s): s for s in [g[0] for g in stage.goals] + [a[0] for a in stage.alara]
                            + [c.surrogate for c in self.scalars.values()]}.values())
         for i, s in enumerate(surrogates):
@@ -380,7 +392,7 @@ class FirstOrderSolver(SolverBase):
             # core the objective runs on (TG-119 at 3 mm: 100 iterations in 1.31 s with it, 0.35 s without)
             with threadpool_limits(limits=1, user_api="blas"):
                 res = minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds_x,
-                               options=dict(maxiter=INNER_ITERATIONS, maxcor=20, ftol=1e-13, gtol=1e-10))
+                               options=dict(maxiter=first_inner if outer == 1 else INNER_ITERATIONS, maxcor=20, ftol=1e-13, gtol=1e-10))
             x = res.x
             total += int(res.nit)
             self.weights = np.maximum(x[:n], 0.0)
@@ -396,19 +408,20 @@ class FirstOrderSolver(SolverBase):
                 c.mu = max(0.0, c.mu + rho * beyond)
                 worst = max(worst, beyond)
                 over += int(beyond > FEASIBILITY_TOL_GY)
-            added = self._activate(dose)
-            self.unresolved = over + added    # points that entered now were not solved for
+            added, added_beyond, added_worst = self._activate(dose)
+            worst = max(worst, added_worst)
+            self.unresolved = over + added_beyond    # entered beyond their bound: not solved for
             self.worst_gy = worst
             goal_value = objective(x, augmented=False)[0]
             self.progress(f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations, objective {goal_value:.6g}, "
-                          f"worst {worst:.4f} Gy beyond a bound, {added} point(s) entered")
+                          f"worst {worst:.4f} Gy beyond a bound, {added} point(s) entered ({added_beyond} beyond their bound)")
             # done when feasible and converged: L-BFGS-B stopped on its own, or the objective (without the
             # constraints' terms, whose multipliers move) no longer improves (a stage that stopped on its
             # iteration count with a goal far from its aim is not done)
             stalled = res.status == 0 or previous - goal_value <= max(STALL_REL * abs(goal_value), STALL_GY)
             previous = goal_value
             seeding = any(s.seeding for s in surrogates)   # the seed iteration is never the last
-            if worst <= FEASIBILITY_TOL_GY and added == 0 and stalled and not seeding:
+            if worst <= FEASIBILITY_TOL_GY and added_beyond == 0 and stalled and not seeding:
                 status = "optimal"
                 break
             if deadline is not None and time.perf_counter() > deadline:
@@ -499,8 +512,8 @@ class FirstOrderSolver(SolverBase):
         """The last stage: mean dose of the sampled body voxels, dose above the ring's fall-off, fluence
         roughness (total variation, smoothed) and target dose outside the window [``target_floor_gy``,
         ``target_reference_gy``] (quadratic, ``normal.hot_weight``), within all earlier results. The
-        time limit is checked between outer iterations (each at most INNER_ITERATIONS L-BFGS-B
-        iterations)."""
+        time limit is checked between outer iterations (the first at most NT_FIRST_INNER_ITERATIONS
+        L-BFGS-B iterations, the others INNER_ITERATIONS)."""
         t0 = time.perf_counter()
         body = np.asarray(normal.body_rows)
         linear = INTEGRAL_DOSE_WEIGHT * self.integral_per_weight
@@ -540,7 +553,8 @@ class FirstOrderSolver(SolverBase):
         before = self.weights.copy()
         deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
         stage = _Stage(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
-        status, outer, iterations = self._solve(stage, "normal tissue", deadline)
+        status, outer, iterations = self._solve(stage, "normal tissue", deadline,
+                                                first_inner=NT_FIRST_INNER_ITERATIONS)
         notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
         if status != "optimal" and self.worst_gy > FEASIBILITY_TOL_GY:
             self.weights = before
