@@ -287,6 +287,8 @@ class Slip:
         return f"{self.value:g} {'Gy' if self.unit == 'Gy' else '% of Rx'}"
 
 
+MAX_EVALUATION_FINE_FACTOR = 6    # sub-voxel samples per axis (6^3 = 216 per voxel) at most
+
 # Known options, their defaults and allowed values (a tuple) or type.
 OPTION_DEFAULTS: dict[str, Any] = {
     "optic_nerve_rule": "bilateral",
@@ -300,6 +302,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "engine": "first-order",   # how the stages are solved (reirrad_opt.optimize.driver.ENGINES)
     "target_homogeneity_weight": 1.0,   # first-order engine, last stage: PTV dose outside the window (1/Gy^2)
     "target_floor_pct_rx": 0.0,         # ... the window's lower edge, % of Rx (0: none; the upper edge is Rx)
+    "evaluation_fine_factor": 3,        # sub-voxel samples per axis of the evaluation and of the caps' points
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
@@ -686,6 +689,10 @@ class _Loader:
                 if float(value) > 100.0:
                     raise self.fail(f"{where} {key}", f"expected a percentage of Rx from 0 to 100 (the window's "
                                     f"upper edge is Rx), got {value!r}", kline)
+            if key == "evaluation_fine_factor" and (isinstance(value, bool) or not isinstance(value, int)
+                                                    or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
+                raise self.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
+                                f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
             if key == "near_min_metric":
                 try:
                     spec = parse_metric(str(value))

@@ -292,3 +292,19 @@ def test_fine_mask_evaluates_a_structure_thinner_than_the_grid(qd):
     assert ev.verdict != "fail"
     # without the fine mask the empty nerve is a missing priority-1 line
     assert evaluate_plan(case, qd, new).verdict == "fail"
+
+
+def test_protocol_option_evaluation_fine_factor_sets_where_the_plan_is_read(qd):
+    """evaluation_fine_factor = 1 reads every structure on its voxel centres (as matRad/pyRadPlan
+    report). In a dose rising across the brainstem the default sub-voxel reading (3 per axis) sees the
+    dose half a voxel beyond the outermost centre, higher than any centre; the centres' reading equals
+    the coarse value."""
+    case, _ = build(prior=OARS_50)
+    x_mm = np.arange(GRID.shape[2]) * GRID.spacing_mm[2]
+    new = np.broadcast_to(0.5 * x_mm, GRID.shape).copy()          # 0.5 Gy/mm along x
+    fine = evaluate_plan(case, qd, new).row("Brainstem_D0.03cc")
+    centres = evaluate_plan(case, load_protocol(fractionation="qd-2.0", options={"evaluation_fine_factor": 1}),
+                            new).row("Brainstem_D0.03cc")
+    assert (fine.fine_factor, centres.fine_factor) == (3, 1)
+    assert centres.value == pytest.approx(centres.value_coarse)
+    assert fine.value > centres.value + 0.1

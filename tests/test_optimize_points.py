@@ -138,3 +138,26 @@ def test_plan_ceilings_seed_every_target_voxel_and_the_body_next_to_the_targets(
     assert shell.any() and body.seed[shell].all()
     assert np.array_equal(body.seed, shell | lattice(body.rows, case.grid))
     assert body.seed.mean() < 0.2                                   # still a small part of the body
+
+
+def test_organ_caps_are_held_where_the_protocol_reads_them():
+    """With evaluation_fine_factor = 1 the evaluation reads voxel centres, and an organ's cap points
+    are exactly its voxel centres; with the default (3 per axis) the sub-voxel samples at the organ's
+    edge are added, each an interpolation of up to 8 voxels."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.optimize.build import build_terms
+    from reirrad_opt.protocol import load_protocol
+
+    case = make_npc_phantom(5.0)
+    stem = np.flatnonzero(case.structures["Brainstem"].mask.ravel())
+
+    def cap(options):
+        ts = build_terms(case, load_protocol(options=options), 30, 64.8)
+        return next(t for t in ts.terms if t.structure == "Brainstem" and t.kind == "voxel_max")
+
+    centres = cap({"evaluation_fine_factor": 1})
+    assert centres.n_points == stem.size
+    assert np.array_equal(np.sort(centres.point_values(np.arange(stem.max() + 1, dtype=float)[centres.rows])),
+                          stem.astype(float))
+    sub = cap({})
+    assert sub.n_points > stem.size

@@ -296,6 +296,12 @@ def test_options_and_recovery_validation(tmp_path):
     assert (options["target_homogeneity_weight"], options["target_floor_pct_rx"]) == (100, 95)
     defaults = load_protocol(write(tmp_path, MINIMAL)).options
     assert (defaults["target_homogeneity_weight"], defaults["target_floor_pct_rx"]) == (1.0, 0.0)
+    for bad in ("0", "2.5", "true", "7"):
+        expect_error(tmp_path, MINIMAL + f'\n[options]\nevaluation_fine_factor = {bad}\n', "evaluation_fine_factor",
+                     r"from 1 \(voxel centres\) to 6")
+    (tmp_path / "centres.toml").write_text(MINIMAL + '\n[options]\nevaluation_fine_factor = 1\n')
+    assert load_protocol(tmp_path / "centres.toml").options["evaluation_fine_factor"] == 1
+    assert defaults["evaluation_fine_factor"] == 3
     expect_error(tmp_path, MINIMAL + '\n[options]\noptic_nerve_rule = "both"\n', "optic_nerve_rule", "bilateral")
     with pytest.raises(ProtocolError, match="given by the caller"):
         load_protocol(write(tmp_path, MINIMAL), optic_nerve_rule="left")

@@ -202,7 +202,7 @@ def _choose_fractionation(protocol: Protocol, fractionation) -> Fractionation:
 
 
 def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fractionation=None,
-                  recovery: RecoveryModel | None = None, fine_factor: int = DEFAULT_FINE_FACTOR,
+                  recovery: RecoveryModel | None = None, fine_factor: int | None = None,
                   fine_masks: dict[str, tuple[np.ndarray, object]] | None = None,
                   structure_map: dict[str, str] | None = None) -> PlanEvaluation:
     """Evaluate the new course's dose ``new_dose_gy`` (Gy, physical, on ``case.grid``) against
@@ -213,7 +213,8 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             :class:`Fractionation`, or None for the protocol's chosen one); its physical total is
             the Rx of '%Rx' limits and its number of fractions converts the new dose to EQD2.
         recovery: recovery model (default: the protocol's).
-        fine_factor: sub-voxel sampling per axis for the fine evaluation (1 = voxel centres only).
+        fine_factor: sub-voxel sampling per axis for the fine evaluation (1 = voxel centres only);
+            None: the protocol's option ``evaluation_fine_factor`` (default DEFAULT_FINE_FACTOR).
         fine_masks: optional finer rasterisations ``{case structure name: (mask, Grid)}``.
         structure_map: protocol structure name -> case structure name, overriding the alias search.
     """
@@ -230,6 +231,8 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
     recovery = protocol.recovery if recovery is None else recovery
     interval = case.prior.interval_months
     near_min = str(protocol.options.get("near_min_metric", "D98%"))
+    if fine_factor is None:
+        fine_factor = int(protocol.options.get("evaluation_fine_factor", DEFAULT_FINE_FACTOR))
 
     points_cache: dict[str, SamplePoints] = {}
     coarse_cache: dict[str, SamplePoints] = {}

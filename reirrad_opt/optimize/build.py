@@ -60,9 +60,10 @@ def lattice(rows: np.ndarray, grid, spacing_mm: float = CEILING_LATTICE_MM) -> n
     return on
 
 
-def sample_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix"]:
-    """The evaluator's sample points of ``mask`` that a cap must hold at, as (rows, trilinear
-    interpolation matrix).
+def sample_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTOR
+                   ) -> tuple[np.ndarray, "sp.csr_matrix"]:
+    """The evaluator's sample points of ``mask`` (``fine_factor`` per axis, as the evaluation's) that
+    a cap must hold at, as (rows, trilinear interpolation matrix).
 
     Kept: every voxel centre of the organ, and every sub-voxel sample point whose interpolation
     stencil reaches a voxel outside the organ. A point whose 8 stencil corners are all organ voxel
@@ -70,7 +71,7 @@ def sample_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix"]
     corners', EQD2 is convex in dose, so its cumulative EQD2 is at most the same combination of
     the corners' values, each within the limit.
     """
-    pts = sample_points(mask, grid, DEFAULT_FINE_FACTOR)
+    pts = sample_points(mask, grid, fine_factor)
     centres = np.argwhere(mask).astype(float)
     if pts.index_kji is None:
         return trilinear_stencil(centres, grid.shape)
@@ -93,9 +94,11 @@ def _depth_mm(mask: np.ndarray, grid) -> np.ndarray:
     return depth
 
 
-def coverage_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
+def coverage_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTOR
+                     ) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
     """Points at which a target's coverage (a lower CVaR) is optimized, as (rows, trilinear
-    interpolation matrix, relative volume per point).
+    interpolation matrix, relative volume per point); the evaluation's samples (``fine_factor`` per
+    axis) where they matter.
 
     The evaluation samples a target at sub-voxel points with interpolated dose, which differs from
     the voxel centres where the dose falls off: at the structure's edge and within a voxel or two of
@@ -105,7 +108,7 @@ def coverage_stencil(mask: np.ndarray, grid) -> tuple[np.ndarray, "sp.csr_matrix
     the last stage: the points read 50.020 Gy and the evaluation 50.022 Gy; with only the samples
     whose stencil reaches outside, 50.105 against 49.80 Gy, a met goal that the evaluation failed;
     with a band of one voxel, 50.123 against 50.019 Gy.)"""
-    pts = sample_points(mask, grid, DEFAULT_FINE_FACTOR)
+    pts = sample_points(mask, grid, fine_factor)
     centres = np.argwhere(mask)
     if pts.index_kji is None:
         rows, interp = trilinear_stencil(centres.astype(float), grid.shape)
@@ -186,6 +189,8 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
     grid = case.grid
     out = TermSet(terms=[])
     stencils: dict[str, tuple] = {}   # structure name -> coverage_stencil (the two tiers share it)
+    # the points where the evaluation reads the plan (protocol option; 1 = voxel centres)
+    fine_factor = int(protocol.options.get("evaluation_fine_factor", DEFAULT_FINE_FACTOR))
     for goal in protocol.goals:
         name = find_structure(case, goal.structure, tuple(getattr(goal, "aliases", ()) or ()))
         if name is None:
@@ -216,11 +221,11 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
             if (kind == "cvar_lower" and is_target and goal.priority == 1) or \
                     (kind in ("cvar_lower", "cvar_upper") and not hard and point_spacing_mm is None):
                 if name not in stencils:   # the desirable and acceptable tiers share the points
-                    stencils[name] = coverage_stencil(mask, grid)
+                    stencils[name] = coverage_stencil(mask, grid, fine_factor)
                 rows, interp, weights = stencils[name]
                 prior_here = None
             elif kind == "voxel_max":
-                rows, interp = sample_stencil(mask, grid)
+                rows, interp = sample_stencil(mask, grid, fine_factor)
                 prior_here = interp @ case.prior_dose_gy.ravel()[rows]
             elif kind in ("cvar_upper", "cvar_lower") and not hard:
                 rows, weights = cluster_points(mask, grid, point_spacing_mm)
