@@ -60,6 +60,12 @@ def lattice(rows: np.ndarray, grid, spacing_mm: float = CEILING_LATTICE_MM) -> n
     return on
 
 
+def _reaches_outside(interp: "sp.csr_matrix", rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per point: does its interpolation stencil (``interp`` over voxel ``rows``) weigh a voxel
+    outside ``mask``?"""
+    return np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
+
+
 def sample_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTOR
                    ) -> tuple[np.ndarray, "sp.csr_matrix"]:
     """The evaluator's sample points of ``mask`` (``fine_factor`` per axis, as the evaluation's) that
@@ -76,7 +82,7 @@ def sample_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTO
     if pts.index_kji is None:
         return trilinear_stencil(centres, grid.shape)
     rows, interp = trilinear_stencil(pts.index_kji, grid.shape)
-    outside_corner = np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
+    outside_corner = _reaches_outside(interp, rows, mask)
     index = np.concatenate([centres, pts.index_kji[outside_corner]])
     return trilinear_stencil(index, grid.shape)
 
@@ -114,7 +120,7 @@ def coverage_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FAC
         rows, interp = trilinear_stencil(centres.astype(float), grid.shape)
         return rows, interp, np.ones(centres.shape[0])
     rows, interp = trilinear_stencil(pts.index_kji, grid.shape)
-    edge = np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
+    edge = _reaches_outside(interp, rows, mask)
     parent_kji = np.clip(np.rint(pts.index_kji), 0, np.array(grid.shape) - 1).astype(np.int64)
     edge |= _depth_mm(mask, grid)[tuple(parent_kji.T)] <= EXACT_BAND_VOXELS * max(grid.spacing_mm) + 1e-6
     parent = np.ravel_multi_index(parent_kji[~edge].T, grid.shape)

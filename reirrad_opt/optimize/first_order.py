@@ -497,7 +497,7 @@ class FirstOrderSolver(SolverBase):
             excess = t.goal_excess_gy(dose[t.rows])   # what the stage aimed at: the DVH point, not a CVaR
             self.achieved[t.key] = max(0.0, excess + slip)
             objective += self.tier_weight[t.key] * max(0.0, excess + slip) / self.rx_gy
-            stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])
+            stage_achieved[t.key] = excess
             self._hold(t, dose, slip)
         notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
         if status != "optimal":
