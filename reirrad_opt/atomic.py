@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from . import output_folder
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -17,30 +19,59 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_dir(out_dir: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(out_dir: str | os.PathLike, overwrite: bool = True, command: str = "library") -> Iterator[Path]:
     """Yield a temporary folder next to ``out_dir``; on success it replaces ``out_dir``.
 
-    On any exception the temporary folder is removed and ``out_dir`` is left as it was.
-    With ``overwrite=False`` an existing ``out_dir`` raises FileExistsError before any work.
+    ``out_dir`` may be an :class:`~reirrad_opt.output_folder.OutputTarget` (checked by the
+    command before its work; its command and overwrite flag then apply) or a path, written as
+    ``command`` (the library's callers). Either way the rules of :mod:`reirrad_opt.output_folder`
+    hold: an existing folder is replaced only when it is a previous output of the same command
+    holding nothing else (and ``overwrite``), an empty one may be used, anything else raises
+    OutputFolderError before the work. The temporary folder carries a marker with our pid, so a
+    later run can tell a killed write from a running one.
+
+    On any exception the temporary folder is removed and ``out_dir`` is left as it was; the
+    previous output is moved aside only once the new one is complete, and put back if the swap
+    is interrupted.
     """
-    out = Path(out_dir).resolve()
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (refusing to overwrite)")
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out}: exists and is not a folder")
+    target = output_folder.target_of(out_dir, command, overwrite)
+    out = target.path
+    output_folder.check_inputs(out, target.inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
+    output_folder.recover(out, target.command)
+    output_folder.check_existing(out, target.command, target.overwrite)
+    tmp = Path(tempfile.mkdtemp(prefix=output_folder.temporary_name(out, "tmp"), dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
+        output_folder.write_marker(tmp, target.command, "writing")
         yield tmp
+        output_folder.write_marker(tmp, target.command, "complete")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _swap(tmp, out)
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``, moving a previous ``out`` aside first and removing it after.
+
+    Between the two renames the previous output exists only as ``.NAME.old-PID``; an exception
+    there (Ctrl-C) puts it back, and a kill is repaired by the next run (output_folder.recover).
+    """
     old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        if os.path.lexists(out):
+            old = out.parent / f"{output_folder.temporary_name(out, 'old')}{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.lexists(tmp):
+            if old is not None and not os.path.lexists(out):
+                os.replace(old, out)
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -3,7 +3,7 @@
 Sub-commands live in :mod:`reirrad_opt.commands`, one module each; a module provides
 ``register(subparsers)`` that adds its parser and sets ``func`` to a function
 ``run(args) -> int`` (the exit code). Exit codes: 0 success, 2 bad input, 3 a plan whose
-priority-1 line fails its acceptable limit (outputs still written).
+priority-1 line fails its acceptable limit (outputs still written), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from . import __version__
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_PRIORITY1_FAIL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 class InputError(ValueError):
@@ -41,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("reirrad-opt: interrupted; nothing was written", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -52,6 +57,21 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"reirrad-opt {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"reirrad-opt {args.command}: {_interrupted_line(args)}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted command kept: its output is written atomically, so all or nothing."""
+    from .output_folder import written_by_this_process
+
+    out = getattr(args, "out", None)
+    if out is not None and written_by_this_process(out):
+        return f"interrupted after {out} was written (complete)"
+    if out is not None:
+        return f"interrupted; nothing was written ({out} is as it was)"
+    return "interrupted; nothing was written"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,7 +117,7 @@ def test_cli_writes_the_case_folder_with_its_figure(tmp_path, capsys):
     out = tmp_path / "npc_case"
     code = main(["phantom", "npc", "--out", str(out), "--resolution-mm", "3", "--interval-months", "18"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["case.json", "case.npz", "case.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".reirrad-opt-output.json", "case.json", "case.npz", "case.png"]
     png = (out / "case.png").read_bytes()
     assert png[:8] == PNG_MAGIC and len(png) > 50_000
     case = load_case(out)

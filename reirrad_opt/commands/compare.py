@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
 from ..progress import Progress
+from ._output import add_output_arguments, prepare
 from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
 
 
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    add_output_arguments(p, "comparison folder")
     p.set_defaults(func=run)
 
 
@@ -53,6 +54,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = Progress(False if args.quiet else None)
     case = load_case_from_args(args)
+    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     cmp = compare(case, args.protocol, photon_angles_deg=args.photon_beams, photon_n_beams=args.photon_n_beams,
                   particle_angles_deg=args.particle_fields, particle=args.particle, fractionation=args.fractionation,
@@ -60,7 +62,7 @@ def run(args) -> int:
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
                   min_spot_weight_fraction=args.min_spot_weight, progress=progress)
-    write_comparison_folder(cmp, args.out)
+    write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
     return EXIT_PRIORITY1_FAIL if cmp.priority1_failed else EXIT_OK
 

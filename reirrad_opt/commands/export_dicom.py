@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._output import add_output_arguments, prepare
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export-dicom", help="write a plan's doses and targets as DICOM RTDOSE / RTSTRUCT",
@@ -17,13 +19,14 @@ def register(subparsers) -> None:
     p.add_argument("plan_dir", type=Path, metavar="PLAN_DIR", help="plan folder (reirrad-opt plan --out)")
     p.add_argument("--reference", type=Path, required=True, metavar="DIR",
                    help="the DICOM folder the case was imported from")
-    p.add_argument("--out", type=Path, required=True, metavar="OUT", help="output folder (new or empty)")
+    add_output_arguments(p, "DICOM output folder", metavar="OUT")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from tps_adapters.dicom import export_plan
 
-    for f in export_plan(args.plan_dir, args.reference, args.out):
+    target = prepare(args, "export-dicom", inputs=[args.plan_dir, args.reference])
+    for f in export_plan(args.plan_dir, args.reference, target):
         print(f)
     return 0

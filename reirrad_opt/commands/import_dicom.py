@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..geometry import parse_structure_map
 from ..progress import Progress
+from ._output import add_output_arguments, prepare
 
 
 def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("import-dicom", help="import a DICOM-RT folder (CT, RTSTRUCT, RTDOSE, RTPLAN) as a case",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
-    p.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write")
+    add_output_arguments(p, "case folder", metavar="CASE_DIR")
     p.add_argument("--interval-months", type=float, default=None,
                    help="months from the end of the prior course to the re-irradiation (required)")
     p.add_argument("--prior-fractions", type=int, default=None,
@@ -89,6 +90,7 @@ def run(args) -> int:
     voxel = args.voxel_mm
     if voxel is not None and len(voxel) not in (1, 3):
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
+    target = prepare(args, "import-dicom", inputs=[args.folder])
     progress = Progress()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DicomImportWarning)
@@ -101,6 +103,6 @@ def run(args) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     case = apply_recurrence(case, args)
-    save_case(case, args.out)
+    save_case(case, target)
     print(case_summary(case, args.out))
     return 0

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..geometry import parse_structure_map
+from ._output import add_output_arguments, prepare
 from .import_dicom import add_recurrence_arguments, apply_recurrence, case_summary
 
 
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("import-openkbp", help="import an OpenKBP patient folder as a case",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="PT_DIR", help="OpenKBP patient folder (pt_*)")
-    p.add_argument("--out", type=Path, required=True, metavar="CASE_DIR", help="case folder to write")
+    add_output_arguments(p, "case folder", metavar="CASE_DIR")
     p.add_argument("--interval-months", type=float, default=None,
                    help="months since the prior course (required; OpenKBP does not record it)")
     p.add_argument("--prior-fractions", type=int, default=35, help="fractions of the prior course (default 35)")
@@ -40,12 +41,13 @@ def run(args) -> int:
 
     from ..case import save_case
 
+    target = prepare(args, "import-openkbp", inputs=[args.folder])
     case = load_openkbp_case(args.folder, interval_months=args.interval_months, prior_fractions=args.prior_fractions,
                              prior_prescription_gy=args.prior_prescription_gy,
                              structure_map=parse_structure_map(args.structure_map), name=args.name)
     if args.coarsen != 1:
         case = coarsen(case, args.coarsen)
     case = apply_recurrence(case, args)
-    save_case(case, args.out)
+    save_case(case, target)
     print(case_summary(case, args.out))
     return 0

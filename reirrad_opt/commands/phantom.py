@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..cli import InputError
+from ._output import add_output_arguments, prepare
 
 
 def _parse_levels(items: list[str] | None) -> dict[str, float]:
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("phantom", help="write a built-in phantom (recurrent NPC head) as a case folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["npc"], help="npc: recurrent nasopharyngeal carcinoma head with a prior course")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="case folder to write (replaced if it exists)")
+    add_output_arguments(p, "case folder")
     p.add_argument("--resolution-mm", type=float, default=2.5, help="isotropic voxel size in mm (default 2.5)")
     p.add_argument("--interval-months", type=float, default=24.0,
                    help="months since the end of the prior course (default 24)")
@@ -52,6 +53,7 @@ def run(args) -> int:
 
     from ..case import save_case
 
+    target = prepare(args, "phantom", inputs=[])
     case = make_npc_phantom(
         args.resolution_mm, interval_months=args.interval_months, rgtv_radius_mm=args.rgtv_radius_mm,
         rgtv_gap_to_brainstem_mm=args.rgtv_gap_mm, oar_curtail_mm=args.oar_curtail_mm,
@@ -63,7 +65,7 @@ def run(args) -> int:
 
             render_case_figure(case, folder / "case.png")
 
-    out = save_case(case, args.out, extra=extra)
+    out = save_case(case, target, extra=extra)
     g = case.grid
     print(f"wrote {out}  grid {g.shape[2]} x {g.shape[1]} x {g.shape[0]} (x, y, z) at {g.spacing_mm[0]:g} mm; "
           f"prior course {case.prior.description}; interval {case.prior.interval_months:g} months")

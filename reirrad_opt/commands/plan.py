@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
 from ..progress import Progress
+from ._output import add_output_arguments, prepare
 
 
 def parse_recovery_spec(spec: str | None):
@@ -78,7 +79,7 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
 
 
@@ -88,6 +89,8 @@ def run(args) -> int:
 
     progress = Progress(False if args.quiet else None)
     case = load_case_from_args(args)
+    target = prepare(args, "plan", inputs=[args.case, args.protocol, args.cache_dir,
+                                           case.source.get("reference_dir")])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
                   n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
@@ -100,7 +103,7 @@ def run(args) -> int:
             from tps_adapters.dicom import export_plan
 
             export_plan(folder, case.source["reference_dir"], folder / "dicom")
-    write_plan_folder(result, args.out, extra=extra)
+    write_plan_folder(result, target, extra=extra)
     print(summary_text(result, args.out))
     return EXIT_PRIORITY1_FAIL if result.priority1_failed else EXIT_OK
 

@@ -33,6 +33,7 @@ from pydicom.valuerep import format_number_as_ds
 from reirrad_opt import __version__
 from reirrad_opt.atomic import atomic_dir
 from reirrad_opt.case import Case, CaseFormatError, load_case
+from reirrad_opt.output_folder import MARKER_NAME
 from reirrad_opt.geometry import Grid
 
 from .errors import ExportError
@@ -386,7 +387,7 @@ def export_plan(plan_dir: str | os.PathLike, reference_dir: str | os.PathLike, o
     if out.exists():
         if not out.is_dir():
             raise ExportError(f"{out}: exists and is not a folder")
-        others = [p.name for p in out.iterdir() if p.name not in OUTPUT_FILES]
+        others = [p.name for p in out.iterdir() if p.name not in (*OUTPUT_FILES, MARKER_NAME)]
         if others:
             raise ExportError(f"{out}: exists and holds other files ({', '.join(sorted(others)[:5])}); "
                               "give a new or empty output folder")
@@ -400,7 +401,7 @@ def export_plan(plan_dir: str | os.PathLike, reference_dir: str | os.PathLike, o
                                 description="reirrad-opt cumulative EQD2", series_number=902),
         STRUCT_FILE: build_rtstruct(masks, case.grid, case, reference, series_number=903),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out_dir) as tmp:  # out_dir may be a checked OutputTarget (its command and flags apply)
         for name, ds in datasets.items():
             ds.save_as(tmp / name, enforce_file_format=True)
     return [out / name for name in datasets]
