@@ -259,8 +259,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv, cache_dir=cache_dir,
                                       progress=progress)
     t_influence = time.perf_counter() - t0
-    progress(f"influence: {influence.matrix.shape[1]} columns, {influence.matrix.nnz / 1e6:.1f} M non-zeros, "
-             f"{t_influence:.1f} s")
+    progress(f"influence: ready for {len(beams)} {'beams' if ion is None else 'fields'} ({t_influence:.1f} s); "
+             f"optimizing")
 
     t0 = time.perf_counter()
     engine = engine or str(protocol.options.get("engine", DEFAULT_ENGINE))

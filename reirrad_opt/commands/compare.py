@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
-from ..progress import Progress
+from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
 
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--min-spot-weight", type=float, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_progress_arguments(p)
     add_output_arguments(p, "comparison folder")
     p.set_defaults(func=run)
 
@@ -52,7 +52,7 @@ def run(args) -> int:
         raise InputError(f"--photon-n-beams must be >= 1, got {args.photon_n_beams}")
     if args.protocol is not None and not args.protocol.is_file():
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
-    progress = Progress(False if args.quiet else None)
+    progress = progress_from_args(args)
     case = load_case_from_args(args)
     target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from ..geometry import parse_structure_map
-from ..progress import Progress
+from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 
 
@@ -78,6 +78,7 @@ def register(subparsers) -> None:
     p.add_argument("--allow-missing-dose", action="store_true",
                    help="accept a folder without RTDOSE (prior dose 0 Gy everywhere)")
     p.add_argument("--name", default=None, help="case name (default: Patient ID)")
+    add_progress_arguments(p)
     add_recurrence_arguments(p)
     p.set_defaults(func=run)
 
@@ -91,7 +92,7 @@ def run(args) -> int:
     if voxel is not None and len(voxel) not in (1, 3):
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
     target = prepare(args, "import-dicom", inputs=[args.folder])
-    progress = Progress()
+    progress = progress_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DicomImportWarning)
         case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,

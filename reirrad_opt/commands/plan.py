@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
-from ..progress import Progress
+from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 
 
@@ -78,7 +78,7 @@ def register(subparsers) -> None:
                         "else first-order")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
 
@@ -87,7 +87,7 @@ def run(args) -> int:
     from ..planning import plan
     from ..report.plan_folder import write_plan_folder
 
-    progress = Progress(False if args.quiet else None)
+    progress = progress_from_args(args)
     case = load_case_from_args(args)
     target = prepare(args, "plan", inputs=[args.case, args.protocol, args.cache_dir,
                                            case.source.get("reference_dir")])

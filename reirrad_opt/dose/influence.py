@@ -28,6 +28,8 @@ import scipy.sparse as sp
 from ..atomic import atomic_file
 from ..geometry import Grid
 from ..progress import Progress
+from ..progress import detail as progress_detail
+from ..progress import step as progress_step
 from .beams import ParticleField, PhotonBeam, beam_from_dict
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import ion_species
@@ -245,8 +247,9 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
         for bi, (blk, seconds) in enumerate(pool.map(one_beam, range(len(beams)))):
             blocks.append(blk)
             beam = beams[bi]
-            report(f"influence: beam {bi + 1}/{len(beams)} (gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}): "
-                   f"{beam.n_columns} columns, {blk.nnz / 1e6:.2f} M entries, {seconds:.1f} s")
+            progress_step(report, "influence: beam", bi + 1, len(beams), time.perf_counter() - t0,
+                          f"gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}: {beam.n_columns} columns, "
+                          f"{blk.nnz / 1e6:.2f} M entries, {seconds:.1f} s")
     del density
     matrix = to_csc(blocks, grid.n_voxels)       # local rows mapped to grid rows while copying
     del blocks
@@ -260,8 +263,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     inf = InfluenceMatrix(matrix, grid, beams, modality, columns, rel_cutoff, meta)
     if cache_path is not None:
         inf.save(cache_path)
-    report(f"influence: {matrix.shape[1]} columns, {matrix.nnz / 1e6:.1f} M non-zeros, "
-           f"{time.perf_counter() - t0:.1f} s")
+    progress_detail(report, f"influence: {matrix.shape[1]} columns, {matrix.nnz / 1e6:.1f} M non-zeros, "
+                            f"{time.perf_counter() - t0:.1f} s")
     return inf
 
 

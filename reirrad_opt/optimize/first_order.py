@@ -33,6 +33,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from ..progress import SILENT, Progress
+from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
 from .lexicographic import (ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SEED_RATIO, SolverBase, dvh_hold,
                             point_levels, point_map)
@@ -414,9 +415,9 @@ class FirstOrderSolver(SolverBase):
             self.unresolved = over + added_beyond    # entered beyond their bound: not solved for
             self.worst_gy = worst
             goal_value = objective(x, augmented=False)[0]
-            self.progress(f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations, objective {goal_value:.6g}, "
-                          f"worst {worst:.4f} Gy beyond a bound, {added} point(s) entered ({added_beyond} "
-                          f"beyond their bound)")
+            progress_detail(self.progress, f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations, objective "
+                                           f"{goal_value:.6g}, worst {worst:.4f} Gy beyond a bound, {added} point(s) "
+                                           f"entered ({added_beyond} beyond their bound)")
             # done when feasible and converged: L-BFGS-B stopped on its own, or the objective (without the
             # constraints' terms, whose multipliers move) no longer improves (a stage that stopped on its
             # iteration count with a goal far from its aim is not done)
@@ -506,8 +507,8 @@ class FirstOrderSolver(SolverBase):
         seconds = time.perf_counter() - t0
         result = StageResult(p, name, status, objective, stage_achieved, slip, seconds, notes)
         self.stages.append(result)
-        self.progress(f"stage {name}: {status}, objective {objective:.4g}, {seconds:.1f} s ({outer} outer, "
-                      f"{iterations} L-BFGS-B iterations)")
+        self.progress(f"stage {name}: {status}, {seconds:.1f} s")
+        progress_detail(self.progress, f"  objective {objective:.4g} ({outer} outer, {iterations} L-BFGS-B iterations)")
         return result
 
     def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
@@ -569,6 +570,6 @@ class FirstOrderSolver(SolverBase):
         result = StageResult(None, "normal tissue and fluence smoothness", status, float("nan"), {}, 0.0, seconds,
                              notes)
         self.stages.append(result)
-        self.progress(f"stage normal tissue: {status}, {seconds:.1f} s ({outer} outer, {iterations} L-BFGS-B "
-                      f"iterations)")
+        self.progress(f"stage normal tissue: {status}, {seconds:.1f} s")
+        progress_detail(self.progress, f"  {outer} outer, {iterations} L-BFGS-B iterations")
         return result

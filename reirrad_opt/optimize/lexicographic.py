@@ -37,6 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
+from ..progress import detail as progress_detail
 from .dose_rows import DosePool, DoseRows
 from .guard import cap_scale_factor
 from .lp import LinearProgram, LPSolution
@@ -658,8 +659,9 @@ class LexicographicSolver(SolverBase):
                     elif excess > VIOLATION_TOL_GY and lp_excess > VIOLATION_TOL_GY:
                         self.worst_gy = max(self.worst_gy, lp_excess)
                         self._set_margin(t, self.margin.get(t.key, 0.0) + lp_excess + VIOLATION_TOL_GY)
-                        self.progress(f"  {t.goal_id}: over its bound by {lp_excess:.4f} Gy in its own rows (solver "
-                                      f"tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
+                        progress_detail(self.progress, f"  {t.goal_id}: over its bound by {lp_excess:.4f} Gy in "
+                                        f"its own rows (solver tolerance): level tightened by "
+                                        f"{self.margin[t.key]:.4f} Gy")
                         n_violated += 1
                 continue
             value = t.point_values(dose[t.rows]) - point_levels(t) - bounds[t.key]
@@ -676,8 +678,9 @@ class LexicographicSolver(SolverBase):
                 if by_tolerance.any():
                     worst = float(lp_value[by_tolerance].max())
                     self._set_margin(t, self.margin.get(t.key, 0.0) + worst + VIOLATION_TOL_GY)
-                    self.progress(f"  {t.goal_id}: {int(by_tolerance.sum())} point(s) over their row's bound by up to "
-                                  f"{worst:.4f} Gy (solver tolerance): level tightened by {self.margin[t.key]:.4f} Gy")
+                    progress_detail(self.progress, f"  {t.goal_id}: {int(by_tolerance.sum())} point(s) over "
+                                    f"their row's bound by up to {worst:.4f} Gy (solver tolerance): level "
+                                    f"tightened by {self.margin[t.key]:.4f} Gy")
                 lagged = np.flatnonzero(was_active & ~by_tolerance & ~exact)
                 self._add_exact_points(t, self._allow_lag(t, lagged, value[lagged] - np.minimum(lp_value[lagged], 0.0)))
                 n_new += int(np.count_nonzero(was_active))
@@ -758,8 +761,8 @@ class LexicographicSolver(SolverBase):
 
     def _report(self, what: str, how: str, sol: LPSolution, seconds: float, extra: str = "") -> None:
         """One progress line per LP solve: method, status, iterations, time and the LP's size."""
-        self.progress(f"  LP {what}: {how}, {sol.status}, {sol.iterations} iterations, {seconds:.1f} s{extra} "
-                      f"({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
+        progress_detail(self.progress, f"  LP {what}: {how}, {sol.status}, {sol.iterations} iterations, "
+                                       f"{seconds:.1f} s{extra} ({self.lp.n_rows} rows, {self.lp.n_vars} variables)")
 
     def _dual_or_barrier(self, what: str, dual_limit_s: float, deadline: float | None,
                          barrier_after_s: float = 0.0) -> LPSolution:
@@ -839,7 +842,7 @@ class LexicographicSolver(SolverBase):
             n_violated += self._check_holds(dose)
             self.unresolved = n_violated   # limits found broken after the last solve
             where = ", ".join(f"{k} {v}" for k, v in sorted(self.violations.items(), key=lambda kv: -kv[1]))
-            self.progress(f"  round {round_}: {n_violated} point(s) beyond their bound"
+            progress_detail(self.progress, f"  round {round_}: {n_violated} point(s) beyond their bound"
                           f"{f' ({where}; worst {self.worst_gy:.3f} Gy)' if where else ''}, {self.lp.n_rows} rows now")
             self.dose_vars.set_correction(weights)
             self._secure_caps()
@@ -925,8 +928,8 @@ class LexicographicSolver(SolverBase):
         objective = self._stage_objective(sol)
         result = StageResult(p, name, sol.status, objective, stage_achieved, slip, seconds, notes)
         self.stages.append(result)
-        self.progress(f"stage {name}: {sol.status}, objective {objective:.4g}, {seconds:.1f} s ({rounds} rounds, "
-                      f"{self.lp.n_rows} rows)")
+        self.progress(f"stage {name}: {sol.status}, {seconds:.1f} s")
+        progress_detail(self.progress, f"  objective {objective:.4g} ({rounds} rounds, {self.lp.n_rows} rows)")
         return result
 
     def solve_normal_tissue(self, normal: NormalTissue) -> StageResult:
@@ -984,7 +987,8 @@ class LexicographicSolver(SolverBase):
         self._stage_cost = {}
         result = StageResult(None, "normal tissue and fluence smoothness", status, value, {}, 0.0, seconds, notes)
         self.stages.append(result)
-        self.progress(f"stage normal tissue: {status}, {seconds:.1f} s ({rounds} rounds)")
+        self.progress(f"stage normal tissue: {status}, {seconds:.1f} s")
+        progress_detail(self.progress, f"  {rounds} rounds")
         return result
 
     def _ceiling_note(self) -> str:
