@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,6 +84,8 @@ class Plan:
                 "fractionation": frac.name, "dose_per_fraction_gy": frac.dose_per_fraction_gy,
                 "n_fractions": frac.n_fractions, "total_gy": frac.total_gy,
             },
+            "case": {"name": self.case.name, "grid": self.case.grid.to_dict()},
+            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "modality": self.modality,
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,

@@ -50,7 +50,8 @@ def test_user_structure_map_wins():
 def test_sphere_expanded_on_anisotropic_grid_matches_analytic_volume():
     g = Grid((41, 81, 81), (2.5, 1.0, 1.0), (-50.0, -40.0, -40.0))
     base = sphere(g, (0.0, 0.0, 0.0), 10.0)
-    grown = expand(base, g, 5.0)
+    # voxel-centre margins (partial-volume margins: tests/test_margins_partial_volume.py)
+    grown = expand(base, g, 5.0, method="centres")
     # every grown voxel lies within 15 mm of the centre (no over-expansion in any direction) ...
     direct = sphere(g, (0.0, 0.0, 0.0), 15.0)
     assert not (grown & ~direct).any()
@@ -85,12 +86,12 @@ def test_consensus_recipe_edits_air_bone_and_curtails_oar():
     ctv, ptv = recurrent_target_volumes(rgtv, body, g, air=air, barriers=[bone], critical_oars=[oar],
                                         oar_curtail_mm=1.0)
     assert not (ctv & air).any() and not (ctv & bone).any()
-    assert not (ctv & expand(oar, g, 1.0)).any()
+    assert not (ctv & expand(oar, g, 1.0, method="centres")).any()
     assert (rgtv & ~ctv).sum() == 0
     assert (ctv & ~ptv).sum() == 0
     assert min_distance_mm(ctv, oar, g) > 1.0
     # plain 5 mm margin without edits = sphere of 11 mm
-    ctv_plain, _ = recurrent_target_volumes(rgtv, body, g)
+    ctv_plain, _ = recurrent_target_volumes(rgtv, body, g, method="centres")
     assert not (ctv_plain & ~sphere(g, (0, 0, 0), 11.0)).any()
     assert ctv_plain.sum() * g.voxel_volume_cc == pytest.approx(4 / 3 * np.pi * 11 ** 3 / 1000, rel=0.10)
     with pytest.raises(ValueError, match="ctv_margin_mm"):

@@ -250,9 +250,12 @@ def test_target_volumes_follow_the_recipe(case):
     assert not (outside_gtv & (case.ct_hu < -400)).any()             # air is a barrier
     for organ in CRITICAL:
         assert not (rctv & case[organ].mask).any(), organ
-    # rCTV within 5 mm of the rGTV, PTV within 3 mm of the rCTV
-    assert ndimage.distance_transform_edt(~rgtv, sampling=g.spacing_mm)[rctv].max() <= 5.0 + 1e-6
-    assert ndimage.distance_transform_edt(~rctv, sampling=g.spacing_mm)[ptv].max() <= 3.0 + 1e-6
+    # rCTV within 5 mm of the rGTV, PTV within 3 mm of the rCTV; the margins are partial-volume
+    # (reirrad_opt.geometry.margins): a voxel mostly within the margin is in, so its centre may lie
+    # up to half a voxel diagonal beyond the margin from the nearest centre of the inner volume
+    half_diagonal = 0.5 * float(np.linalg.norm(g.spacing_mm))
+    assert ndimage.distance_transform_edt(~rgtv, sampling=g.spacing_mm)[rctv].max() <= 5.0 + half_diagonal
+    assert ndimage.distance_transform_edt(~rctv, sampling=g.spacing_mm)[ptv].max() <= 3.0 + half_diagonal
 
 
 def test_oar_curtail_distance_is_honoured():
@@ -283,10 +286,7 @@ def test_left_and_right_are_mirror_images(case):
 def test_volumes_do_not_depend_on_resolution(case_2mm, case_3mm):
     for name in case_2mm.structures:
         v2, v3 = vol(case_2mm, name), vol(case_3mm, name)
-        # rCTV/PTV margins are voxel-centre distances (reirrad_opt.geometry.expand): a 3 mm margin
-        # on a 3 mm grid reaches only face neighbours, so these two carry a discretisation bias
-        tol = 0.15 if name in ("rCTV", "PTV") else 0.10
-        assert v3 == pytest.approx(v2, rel=tol), name
+        assert v3 == pytest.approx(v2, rel=0.10), name
     for organ, level in DEFAULT_PRIOR_LEVELS_GY.items():
         for c in (case_2mm, case_3mm):
             assert d003(c.prior_dose_gy, c[organ].mask, c.grid.voxel_volume_cc) == pytest.approx(level, abs=0.5)
