@@ -18,6 +18,7 @@ import math
 
 from .. import radiobiology as rb
 from ..protocol import Goal, Protocol, load_protocol
+from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES
 
 
 def register(subparsers) -> None:
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
                         "organ's dose per fraction = cap / fractions")
     p.add_argument("--protocol", default=None, help="protocol TOML (default: the shipped NPC consensus protocol)")
     p.add_argument("--goal", default=None, help="goal id, when the structure has several cumulative goals")
-    p.add_argument("--optic-nerve-rule", default=None, help="'bilateral' or 'unilateral' (protocol option)")
+    p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
     p.add_argument("--alpha-beta-gy", type=float, default=None, help="override the goal's alpha/beta (Gy)")
     p.add_argument("--interval-months", type=float, default=None,
                    help="months since the prior course (needed by a time-dependent recovery model)")

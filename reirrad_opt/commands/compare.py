@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ._args import fraction, non_negative_float, positive_float, positive_int
+from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
@@ -18,25 +20,28 @@ from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("compare", help="IMRT versus particle plans of one case under one protocol",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_case_arguments(p)
     p.add_argument("--protocol", type=Path, default=None, help="protocol TOML (default: NPC consensus 2021)")
     photon = p.add_mutually_exclusive_group()
     photon.add_argument("--photon-beams", type=float, nargs="+", default=None, metavar="DEG",
                         help="IMRT gantry angles in degrees (default: 9 equispaced beams)")
-    photon.add_argument("--photon-n-beams", type=int, default=None, metavar="N", help="N equispaced IMRT beams")
+    photon.add_argument("--photon-n-beams", type=positive_int, default=None, metavar="N", help="N equispaced IMRT beams")
     p.add_argument("--particle-fields", type=float, nargs="+", default=None, metavar="DEG",
                    help="particle field gantry angles in degrees (default: 90 270 180)")
     p.add_argument("--particle", choices=["proton", "carbon"], default="proton", help="particle (default proton)")
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
-    p.add_argument("--optic-nerve-rule", choices=["bilateral", "unilateral"], default=None)
-    p.add_argument("--bixel-mm", type=float, default=5.0)
-    p.add_argument("--spot-spacing-mm", type=float, default=5.0)
-    p.add_argument("--distal-margin-mm", type=float, default=5.0,
+    p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
+    p.add_argument("--bixel-mm", type=positive_float, default=5.0,
+                   help="photon beamlet size at the isocentre in mm (default 5)")
+    p.add_argument("--spot-spacing-mm", type=positive_float, default=5.0,
+                   help="particle spot spacing in mm (default 5)")
+    p.add_argument("--distal-margin-mm", type=non_negative_float, default=5.0,
                    help="distal region checked beyond each spot's R80 (mm water-equivalent, default 5)")
-    p.add_argument("--range-error-pct", type=float, default=3.5, help="range error of the distal check (default 3.5 %%)")
-    p.add_argument("--min-spot-weight", type=float, default=0.05, metavar="FRACTION",
+    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check (default 3.5 %%)")
+    p.add_argument("--min-spot-weight", type=fraction, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_progress_arguments(p)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._help import plain_description
 from ._output import add_output_arguments, prepare
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export-dicom", help="write a plan's doses and targets as DICOM RTDOSE / RTSTRUCT",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan_dir", type=Path, metavar="PLAN_DIR", help="plan folder (reirrad-opt plan --out)")
     p.add_argument("--reference", type=Path, required=True, metavar="DIR",
                    help="the DICOM folder the case was imported from")

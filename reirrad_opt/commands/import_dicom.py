@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..geometry import parse_structure_map
 from ._progress import add_progress_arguments, progress_from_args
+from ._help import plain_description
 from ._output import add_output_arguments, prepare
 
 
@@ -58,7 +59,8 @@ def case_summary(case, out: Path) -> str:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("import-dicom", help="import a DICOM-RT folder (CT, RTSTRUCT, RTDOSE, RTPLAN) as a case",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
     p.add_argument("--interval-months", type=float, default=None,

@@ -13,13 +13,15 @@ import argparse
 from pathlib import Path
 
 from ..geometry import parse_structure_map
+from ._help import plain_description
 from ._output import add_output_arguments, prepare
 from .import_dicom import add_recurrence_arguments, apply_recurrence, case_summary
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("import-openkbp", help="import an OpenKBP patient folder as a case",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="PT_DIR", help="OpenKBP patient folder (pt_*)")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
     p.add_argument("--interval-months", type=float, default=None,

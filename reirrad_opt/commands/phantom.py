@@ -1,6 +1,6 @@
 """reirrad-opt phantom: write a built-in phantom as a case folder.
 
-  reirrad-opt phantom npc --out DIR [--resolution-mm 2.5] [--interval-months 24]
+  reirrad-opt phantom npc --out DIR [--resolution-mm 4] [--interval-months 24]
 
 writes DIR/case.json, DIR/case.npz and DIR/case.png (axial, coronal and sagittal slices through
 the rGTV with structure outlines and the prior course's dose). The folder appears only when
@@ -12,7 +12,12 @@ import argparse
 from pathlib import Path
 
 from ..cli import InputError
+from ._args import positive_float
+from ._help import plain_description
 from ._output import add_output_arguments, prepare
+
+# one default for 'phantom' and 'plan/compare --phantom', so both make the same case
+PHANTOM_RESOLUTION_MM = 4.0
 
 
 def _parse_levels(items: list[str] | None) -> dict[str, float]:
@@ -30,10 +35,13 @@ def _parse_levels(items: list[str] | None) -> dict[str, float]:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("phantom", help="write a built-in phantom (recurrent NPC head) as a case folder",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["npc"], help="npc: recurrent nasopharyngeal carcinoma head with a prior course")
     add_output_arguments(p, "case folder")
-    p.add_argument("--resolution-mm", type=float, default=2.5, help="isotropic voxel size in mm (default 2.5)")
+    p.add_argument("--resolution-mm", type=positive_float, default=PHANTOM_RESOLUTION_MM,
+                   help=f"isotropic voxel size in mm, 1 to 5 (default {PHANTOM_RESOLUTION_MM:g}, as for "
+                        f"'plan --phantom')")
     p.add_argument("--interval-months", type=float, default=24.0,
                    help="months since the end of the prior course (default 24)")
     p.add_argument("--rgtv-radius-mm", type=float, default=15.0, help="radius of the recurrent GTV in mm (default 15)")

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ._args import non_negative_float, positive_float, positive_int
+from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
+from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 
 
@@ -38,11 +41,11 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--phantom", choices=["npc"], help="plan on the built-in recurrent-NPC head phantom")
     src.add_argument("--case", type=Path, metavar="CASE_DIR", help="a case folder (phantom, import-dicom, ...)")
-    p.add_argument("--resolution-mm", type=float, default=4.0,
-                   help="phantom voxel size in mm (default 4: a photon plan takes about 15 s on 2 "
-                        "cores; at 2.5 mm about a minute)")
-    p.add_argument("--interval-months", type=float, default=None,
-                   help="phantom: months since the prior course (default 24)")
+    p.add_argument("--resolution-mm", type=positive_float, default=None, metavar="MM",
+                   help=f"--phantom only: voxel size in mm (default {PHANTOM_RESOLUTION_MM:g}, as for "
+                        f"'reirrad-opt phantom')")
+    p.add_argument("--interval-months", type=non_negative_float, default=None, metavar="MONTHS",
+                   help="--phantom only: months since the prior course (default 24); a case folder records its own")
 
 
 def load_case_from_args(args):
@@ -52,7 +55,12 @@ def load_case_from_args(args):
         from phantoms.npc import make_npc_phantom
 
         kwargs = {} if args.interval_months is None else {"interval_months": args.interval_months}
-        return make_npc_phantom(args.resolution_mm, **kwargs)
+        return make_npc_phantom(PHANTOM_RESOLUTION_MM if args.resolution_mm is None else args.resolution_mm, **kwargs)
+    for option, value in (("--resolution-mm", args.resolution_mm), ("--interval-months", args.interval_months)):
+        if value is not None:
+            raise InputError(f"{option} applies to --phantom only: --case {args.case} keeps the grid and interval it "
+                             f"was written with (set them when the case is made: 'reirrad-opt phantom', or "
+                             f"'import-dicom --voxel-mm / --interval-months')")
     if not args.case.is_dir():
         raise FileNotFoundError(f"--case {args.case}: not a folder")
     return load_case(args.case)
@@ -60,18 +68,25 @@ def load_case_from_args(args):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="optimize and evaluate a re-irradiation plan",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=plain_description(__doc__),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_case_arguments(p)
     p.add_argument("--protocol", type=Path, default=None, help="protocol TOML (default: NPC consensus 2021)")
-    p.add_argument("--modality", choices=["photon", "particle", "proton", "carbon"], default="photon")
+    p.add_argument("--modality", choices=["photon", "particle", "proton", "carbon"], default="photon",
+                   help="photon (IMRT pencil beams, default), proton or carbon (scanned pencil beams; particle = "
+                        "proton)")
     beams = p.add_mutually_exclusive_group()
-    beams.add_argument("--beams", type=int, default=None, help="number of equispaced beams")
-    beams.add_argument("--gantry-angles", type=float, nargs="+", default=None, metavar="DEG")
+    beams.add_argument("--beams", type=positive_int, default=None, metavar="N",
+                       help="number of equispaced beams (default 9 photon beams, 3 particle fields)")
+    beams.add_argument("--gantry-angles", type=float, nargs="+", default=None, metavar="DEG",
+                       help="gantry angles of the beams in degrees (instead of --beams)")
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
-    p.add_argument("--optic-nerve-rule", choices=["bilateral", "unilateral"], default=None)
-    p.add_argument("--bixel-mm", type=float, default=5.0)
-    p.add_argument("--spot-spacing-mm", type=float, default=5.0)
+    p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
+    p.add_argument("--bixel-mm", type=positive_float, default=5.0,
+                   help="photon beamlet size at the isocentre in mm (default 5)")
+    p.add_argument("--spot-spacing-mm", type=positive_float, default=5.0,
+                   help="particle spot spacing in mm (default 5)")
     p.add_argument("--engine", choices=["lp", "first-order"], default=None,
                    help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian) or lp "
                         "(the exact LP optimum per stage, slower on fine grids); default the protocol's option, "

@@ -24,6 +24,11 @@ import numpy as np
 from ..geometry import Grid
 
 
+# A tabulated cumulative curve may rise by this much (% of the structure volume) from one bin to the
+# next before it is refused: rounding in TPS exports (Eclipse: 0.00022 %), far below any clinical volume.
+RISE_TOLERANCE_PCT = 0.01
+
+
 class VolumeBeyondStructure(ValueError):
     """A D<v> metric asked for more volume than the structure has."""
 
@@ -38,6 +43,7 @@ class DVH:
         total_cc: structure volume (cc).
         sample_dose_gy: the dose samples sorted in DESCENDING order (None for a tabulated curve).
         sample_volume_cc: the volume of each sample (cc), same order.
+        notes: what was corrected in a tabulated curve (see :meth:`from_cumulative`).
     """
 
     dose_gy: np.ndarray
@@ -45,6 +51,7 @@ class DVH:
     total_cc: float
     sample_dose_gy: np.ndarray | None = field(default=None, repr=False)
     sample_volume_cc: np.ndarray | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -71,20 +78,45 @@ class DVH:
         return cls(axis, cum[n_at_least], total, d, w)
 
     @classmethod
-    def from_cumulative(cls, dose_gy, volume_cc) -> "DVH":
+    def from_cumulative(cls, dose_gy, volume_cc, *, rise_tolerance_pct: float = RISE_TOLERANCE_PCT,
+                        what: str = "DVH.from_cumulative") -> "DVH":
         """DVH from a tabulated cumulative curve (dose ascending, volume non-increasing, the first
-        volume being the structure's). Metrics are interpolated linearly on the curve."""
+        volume being the structure's). Metrics are interpolated linearly on the curve.
+
+        TPS exports carry rounding noise: Eclipse's own table rises by 0.00022 % of OrbitRight's
+        volume in its last bin. A rise of the volume from one bin to the next of at most
+        ``rise_tolerance_pct`` % of the structure volume (default 0.01 %) is such noise: the curve is
+        made non-increasing by a running minimum and the fix is stated in :attr:`notes`. A larger
+        rise is an error naming the bin (``what`` names the curve in messages)."""
         d = np.asarray(dose_gy, dtype=float)
         v = np.asarray(volume_cc, dtype=float)
         if d.shape != v.shape or d.ndim != 1 or d.size < 2:
-            raise ValueError("DVH.from_cumulative: dose and volume must be 1-D of equal length >= 2")
+            raise ValueError(f"{what}: dose and volume must be 1-D of equal length >= 2")
+        if not (np.all(np.isfinite(d)) and np.all(np.isfinite(v))):
+            raise ValueError(f"{what}: dose and volume must be finite numbers")
         if np.any(np.diff(d) < 0):
-            raise ValueError("DVH.from_cumulative: dose must be ascending")
-        if np.any(np.diff(v) > 1e-9 * max(v[0], 1.0)):
-            raise ValueError("DVH.from_cumulative: a cumulative volume must not increase with dose")
+            i = int(np.flatnonzero(np.diff(d) < 0)[0])
+            raise ValueError(f"{what}: dose must be ascending; bin {i + 1} ({d[i + 1]:g} Gy) follows {d[i]:g} Gy")
         if v[0] <= 0:
-            raise ValueError("DVH.from_cumulative: the first volume (the structure's) must be > 0")
-        return cls(d, v, float(v[0]))
+            raise ValueError(f"{what}: the first volume (the structure's) must be > 0, got {v[0]:g} cc")
+        if not 0 <= rise_tolerance_pct < 100:
+            raise ValueError(f"{what}: rise_tolerance_pct must be in [0, 100) %, got {rise_tolerance_pct}")
+        running_min = np.minimum.accumulate(v)
+        rise = v - running_min          # how far each bin lies above the lowest volume before it
+        notes: list[str] = []
+        if np.any(rise > 0):
+            i = int(np.argmax(rise))
+            pct = 100.0 * float(rise[i]) / float(v[0])
+            where = f"bin {i} ({d[i]:g} Gy): {v[i]:.6g} cc after {running_min[i]:.6g} cc at a lower dose"
+            if pct > rise_tolerance_pct:
+                raise ValueError(f"{what}: the cumulative volume rises with dose at {where}, a rise of {pct:.3g} % of "
+                                 f"the structure volume (tolerance {rise_tolerance_pct:g} %); not a cumulative DVH")
+            n = int(np.count_nonzero(rise > 0))
+            notes.append(f"{what}: the volume rises with dose in {n} bin(s), at most {pct:.2g} % of the structure "
+                         f"volume ({where}), within the {rise_tolerance_pct:g} % tolerance: made non-increasing "
+                         "by a running minimum")
+            v = running_min
+        return cls(d, v, float(v[0]), notes=notes)
 
     # ------------------------------------------------------------------ properties
     @property
