@@ -20,4 +20,4 @@ def test_per_structure_doses_are_a_table_row_per_structure_and_dose_kind():
     assert "<td>rGTV</td><td>target</td><td>14.14</td><td>10.00</td><td>new-course physical</td>" \
            "<td>74.52</td><td>-</td><td>63.50</td></tr>" in page
     assert page.count("<td>Brainstem</td>") == 2                 # cumulative and new physical; no empty kinds
-    assert "<b>interval_months</b>: 24.00" in page
+    assert "<tr><th>interval months</th><td>24.00</td></tr>" in page   # the other items: a table too

@@ -11,82 +11,54 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..evaluate import goal_dose_at, sample_points  # noqa: E402
-from ..evaluate.dvh import DVH  # noqa: E402
-from ..evaluate.metrics import DEFAULT_FINE_FACTOR  # noqa: E402
+from ..report.plan_figures import dvh_styles, format_volume_axis, plan_curves, plot_curve  # noqa: E402
 
 STYLE = {0: "-", 1: "--"}
+MARKERS = {0: "o", 1: "s"}
 PALETTE = plt.get_cmap("tab20").colors
 OUTLINES = ("rGTV", "PTV", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
             "Lobe_Temporal_R", "A_Carotid_L", "A_Carotid_R")
 
 
-def _organ_lines(plan) -> list:
-    """First cumulative maximum-type evaluation row of each structure, in protocol order."""
-    seen, rows = set(), []
-    for r in plan.evaluation.rows:
-        if r.cumulative and r.sense == "max" and r.unit == "Gy" and r.verdict != "not evaluated" \
-                and r.case_structure not in seen:
-            seen.add(r.case_structure)
-            rows.append(r)
-    return rows
-
-
-def cumulative_dvh(plan, row) -> DVH:
-    """Cumulative-EQD2 DVH of a protocol line's structure, sampled and converted exactly as the
-    evaluation does (the line's alpha/beta, the structure's recovered fraction)."""
-    case = plan.case
-    pts = sample_points(case.structures[row.case_structure].mask, case.grid, DEFAULT_FINE_FACTOR)
-    values = goal_dose_at(pts, plan.new_dose_gy, cumulative=True, prior_dose_gy=case.prior_dose_gy,
-                          prior_n_fractions=case.prior.n_fractions, new_n_fractions=plan.fractionation.n_fractions,
-                          alpha_beta_gy=row.alpha_beta_gy, recovered_fraction=row.recovered_fraction or 0.0)
-    return DVH.from_samples(values, pts.volume_cc, bin_gy=0.1)
-
-
 def comparison_figure(cmp, path: Path) -> None:
-    """Left: cumulative-EQD2 DVHs of the organs for both plans with the desirable (dash-dot) and
-    acceptable (dotted) limits; right: the targets' new-course dose DVHs."""
+    """Left: cumulative-EQD2 DVHs of the organs' cumulative lines for both plans; right: the new-course
+    dose DVHs of the other lines (targets). Every curve is drawn from the samples its plan's
+    evaluation read (:func:`reirrad_opt.evaluate.curves.evaluation_curves`), so its markers are the
+    values in the plans' tables; limits are short segments (dashed desirable, dotted acceptable).
+    Line style tells the plan (solid photon), colour the structure (left/right partners differ)."""
     mods = cmp.modalities
     first = cmp.plans[mods[0]]
-    lines = _organ_lines(first)
-    colours = {r.case_structure: PALETTE[i % len(PALETTE)] for i, r in enumerate(lines)}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
-    for r in lines:
-        c = colours[r.case_structure]
-        for k, m in enumerate(mods):
-            row = cmp.plans[m].evaluation.row(r.goal_id)
-            h = cumulative_dvh(cmp.plans[m], row)
-            ax1.plot(h.dose_gy, h.volume_pct, color=c, ls=STYLE[k], lw=1.5,
-                     label=f"{r.structure} (P{r.priority})" if k == 0 else None)
-        if r.desirable is not None:
-            ax1.axvline(r.desirable, color=c, ls="-.", lw=0.7, alpha=0.8)
-        if r.acceptable is not None:
-            ax1.axvline(r.acceptable, color=c, ls=":", lw=0.9, alpha=0.9)
-    style_handles = [plt.Line2D([], [], color="k", ls=STYLE[k], label=f"{m} plan") for k, m in enumerate(mods)]
-    style_handles += [plt.Line2D([], [], color="k", ls="-.", lw=0.7, label="desirable limit"),
-                      plt.Line2D([], [], color="k", ls=":", lw=0.9, label="acceptable limit")]
-    leg = ax1.legend(handles=style_handles, loc="upper right", fontsize=8)
-    ax1.add_artist(leg)
-    ax1.legend(loc="center right", fontsize=7, ncol=1, title="organ (priority)", title_fontsize=7)
-    ax1.set(xlabel="cumulative EQD2 (Gy), prior after recovery + new course", ylabel="volume (%)", ylim=(0, 102),
-            xlim=(0, None), title="Organs: cumulative EQD2 DVHs")
-    ax1.grid(alpha=0.3)
+    curves = {m: plan_curves(cmp.plans[m]) for m in mods}
+    names = list(dict.fromkeys(c.structure for c in curves[mods[0]]))
+    colours = {n: c for n, (c, _) in dvh_styles(names).items()}
+    near_min = str(first.protocol.options.get("near_min_metric", "D98%"))
     rx = float(first.fractionation.total_gy)
-    tcol = {"rGTV": "tab:red", "PTV": "tab:orange"}
-    for name in ("rGTV", "PTV"):
-        if name not in cmp.case.structures:
-            continue
-        for k, m in enumerate(mods):
-            pts = sample_points(cmp.case.structures[name].mask, cmp.case.grid, DEFAULT_FINE_FACTOR)
-            h = DVH.from_samples(pts.values(cmp.plans[m].new_dose_gy), pts.volume_cc, bin_gy=0.1)
-            ax2.plot(h.dose_gy, h.volume_pct, color=tcol[name], ls=STYLE[k], lw=1.6, label=f"{name}, {m}")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    for k, m in enumerate(mods):
+        rows_by_id = {r.goal_id: r for r in cmp.plans[m].evaluation.rows}
+        for c in curves[m]:
+            ax = ax1 if c.cumulative else ax2
+            label = (f"{c.structure} (a/b {c.alpha_beta_gy:g})" if c.cumulative else c.structure) if k == 0 else None
+            plot_curve(ax, c, rows_by_id, colours.get(c.structure, "k"), STYLE[k % 2], label, rx_gy=rx,
+                       near_min_metric=near_min, log_volume=c.cumulative, marker=MARKERS[k % 2])
+    style_handles = [plt.Line2D([], [], color="k", ls=STYLE[k % 2], marker=MARKERS[k % 2], ms=4, label=f"{m} plan")
+                     for k, m in enumerate(mods)]
+    style_handles += [plt.Line2D([], [], color="k", ls="--", lw=1.2, label="desirable limit"),
+                      plt.Line2D([], [], color="k", ls=":", lw=1.2, label="acceptable limit")]
+    fig.legend(handles=style_handles, loc="lower center", ncol=len(style_handles), fontsize=8, frameon=False)
+    ax1.legend(loc="lower left", fontsize=7, ncol=2, title="organ line (a/b, Gy)", title_fontsize=7)
+    format_volume_axis(ax1, True)
+    format_volume_axis(ax2, False)
+    ax1.set(xlabel="cumulative EQD2 (Gy(RBE); photons RBE 1), prior after recovery + new course", xlim=(0, None),
+            title="Organs: cumulative EQD2 DVHs (markers: the tables' values)")
     for pct, ls in ((95, ":"), (100, "-"), (107, "--")):
         ax2.axvline(rx * pct / 100, color="grey", ls=ls, lw=0.7)
-    ax2.set(xlabel="new-course dose (Gy)", ylabel="volume (%)", ylim=(0, 102), xlim=(0.6 * rx, 1.2 * rx),
+    targets = [c for m in mods for c in curves[m] if not c.cumulative]
+    low = min([0.6 * rx] + [float(c.dose_gy.min()) - 2.0 for c in targets])   # every target's D98 % in view
+    ax2.set(xlabel="new-course dose (Gy(RBE); photons RBE 1)", xlim=(max(low, 0.0), 1.2 * rx),
             title=f"Targets: new course (Rx {rx:.1f} Gy; 95 / 100 / 107 %)")
     ax2.legend(fontsize=8)
-    ax2.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -152,8 +124,9 @@ def slices_figure(cmp, path: Path) -> None:
     diff = doses[1] - doses[0]
     # colour range: the 99.5th percentile of |difference| in the body, at most half of Rx (beyond saturates)
     dmax = min(float(np.percentile(np.abs(diff[case.body]), 99.5)), 0.5 * rx) or 1.0
-    panels = [(doses[0], f"{mods[0]} (Gy)", "dose"), (doses[1], f"{mods[1]} (Gy)", "dose"),
-              (diff, f"{mods[1]} - {mods[0]} (Gy)", "diff")]
+    units = [getattr(cmp.plans[m], "dose_unit", "Gy") for m in mods]
+    panels = [(doses[0], f"{mods[0]} ({units[0]})", "dose"), (doses[1], f"{mods[1]} ({units[1]})", "dose"),
+              (diff, f"{mods[1]} - {mods[0]} (Gy(RBE))", "diff")]
     fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.0), layout="constrained")
     ct = _slices(case.ct_hu, centre)
     body = _slices(case.body, centre)

@@ -2,8 +2,9 @@
 
 dose.npz holds ``new_course_gy`` (physical), ``new_course_eqd2_gy`` and ``cumulative_eqd2_gy``
 (voxel-wise prior EQD2 after recovery + new EQD2, with the per-voxel alpha/beta map of the
-evaluation) on the case grid; fluence.npz holds one array ``beam_<k>`` of weights per beam and the
-flat ``weights``.
+evaluation) on the case grid (z, y, x); evaluation_samples.npz holds, per evaluated protocol line,
+the sub-voxel samples its value was read on (see docs/plan-json.md, "Which grid"); fluence.npz holds
+one array ``beam_<k>`` of weights per beam and the flat ``weights``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 from ..atomic import atomic_dir
 from ..case import write_case_files
 from .html_report import write_report_html
-from .plan_figures import dose_figure, dvh_figure
+from ..evaluate.curves import save_evaluation_samples
+from .plan_figures import dose_figure, dvh_figure, plan_curves
 
 
 def _beam_index(influence) -> np.ndarray | None:
@@ -42,7 +44,9 @@ def write_plan_contents(plan, folder: Path, extra=None) -> dict:
             fluence[f"beam_{int(k)}"] = plan.weights[beam_of_column == k].astype(np.float32)
     np.savez_compressed(folder / "fluence.npz", **fluence)
     write_case_files(plan.case, folder)
-    dvh_figure(plan, folder / "dvh.png", cumulative)
+    curves = plan_curves(plan)
+    save_evaluation_samples(folder / "evaluation_samples.npz", curves)
+    dvh_figure(plan, folder / "dvh.png", curves)
     dose_figure(plan, folder / "dose.png", cumulative)
     content = plan.to_dict()
     (folder / "plan.json").write_text(json.dumps(content, indent=2, default=_json_default))
