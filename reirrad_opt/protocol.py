@@ -21,6 +21,7 @@ from typing import Any
 
 from .geometry.names import TG263_ALIASES, canonical_name
 from .radiobiology import RecoveryModel, eqd2
+from .rbe import PROTON_RBE, RBE_MAX, RBE_MIN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -303,6 +304,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "target_homogeneity_weight": 1.0,   # first-order engine, last stage: PTV dose outside the window (1/Gy^2)
     "target_floor_pct_rx": 0.0,         # ... the window's lower edge, % of Rx (0: none; the upper edge is Rx)
     "evaluation_fine_factor": 3,        # sub-voxel samples per axis of the evaluation and of the caps' points
+    "rbe_proton": PROTON_RBE,           # constant RBE of proton plans (Gy(RBE) = RBE x physical dose)
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
@@ -693,6 +695,9 @@ class _Loader:
                                                     or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
                 raise self.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
                                 f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
+            if key == "rbe_proton" and not RBE_MIN <= self.number(value, f"{where} {key}", kline) <= RBE_MAX:
+                raise self.fail(f"{where} {key}", f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g} (1.1 by "
+                                f"convention), got {value!r}", kline)
             if key == "near_min_metric":
                 try:
                     spec = parse_metric(str(value))

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--particle-fields", type=float, nargs="+", default=None, metavar="DEG",
                    help="particle field gantry angles in degrees (default: 90 270 180)")
     p.add_argument("--particle", choices=["proton", "carbon"], default="proton", help="particle (default proton)")
+    p.add_argument("--rbe", type=float, default=None, metavar="X",
+                   help="constant RBE of the particle plan, 0.5-5 (default the protocol's rbe_proton, 1.1, for "
+                        "protons; required for carbon)")
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
     p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
@@ -66,7 +69,7 @@ def run(args) -> int:
                   recovery=parse_recovery_spec(args.recovery), optic_nerve_rule=args.optic_nerve_rule,
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
-                  min_spot_weight_fraction=args.min_spot_weight, progress=progress)
+                  min_spot_weight_fraction=args.min_spot_weight, rbe=args.rbe, progress=progress)
     write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
     return EXIT_PRIORITY1_FAIL if cmp.priority1_failed else EXIT_OK

@@ -91,6 +91,10 @@ def register(subparsers) -> None:
                    help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian) or lp "
                         "(the exact LP optimum per stage, slower on fine grids); default the protocol's option, "
                         "else first-order")
+    p.add_argument("--rbe", type=float, default=None, metavar="X",
+                   help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
+                        "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
+                        "an error for photons")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     add_progress_arguments(p)
@@ -110,7 +114,7 @@ def run(args) -> int:
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
                   n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
-                  spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
+                  spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine, rbe=args.rbe,
                   progress=progress)
     extra = None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
@@ -125,6 +129,9 @@ def run(args) -> int:
 
 def summary_text(result, out: Path) -> str:
     lines = [f"plan written to {out}  (verdict: {result.verdict.upper()})"]
+    if result.dose_unit != "Gy":
+        lines.append(f"  dose: RBE-weighted, {result.dose_unit} = {result.rbe:g} x physical dose (constant RBE, "
+                     f"{result.rbe_source})")
     for r in result.evaluation.rows:
         if r.verdict == "not evaluated":
             lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} NOT EVALUATED: {r.note}")

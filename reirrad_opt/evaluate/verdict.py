@@ -204,8 +204,8 @@ def _choose_fractionation(protocol: Protocol, fractionation) -> Fractionation:
 def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fractionation=None,
                   recovery: RecoveryModel | None = None, fine_factor: int | None = None,
                   fine_masks: dict[str, tuple[np.ndarray, object]] | None = None,
-                  structure_map: dict[str, str] | None = None) -> PlanEvaluation:
-    """Evaluate the new course's dose ``new_dose_gy`` (Gy, physical, on ``case.grid``) against
+                  structure_map: dict[str, str] | None = None, dose_unit: str = "Gy") -> PlanEvaluation:
+    """Evaluate the new course's dose ``new_dose_gy`` (in ``dose_unit``, on ``case.grid``) against
     every line of ``protocol``.
 
     Args:
@@ -217,7 +217,11 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             None: the protocol's option ``evaluation_fine_factor`` (default DEFAULT_FINE_FACTOR).
         fine_masks: optional finer rasterisations ``{case structure name: (mask, Grid)}``.
         structure_map: protocol structure name -> case structure name, overriding the alias search.
+        dose_unit: unit of ``new_dose_gy`` and of the dose rows: 'Gy' (photons, physical) or 'Gy(RBE)'
+            (particles: the RBE-weighted dose, with the prior dose in Gy(RBE) as the case holds it).
     """
+    if dose_unit not in ("Gy", "Gy(RBE)"):
+        raise ValueError(f"dose_unit must be 'Gy' or 'Gy(RBE)', got {dose_unit!r}")
     grid = case.grid
     dose = np.asarray(new_dose_gy)
     grid.check_array(dose, "new_dose_gy")
@@ -254,7 +258,7 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
         name = find_case_structure(case, goal, structure_map)
         base = dict(structure=goal.structure, goal_id=goal.id, metric=goal.metric, priority=goal.priority,
                     cumulative=goal.cumulative, sense=goal.sense, alpha_beta_gy=goal.alpha_beta_gy)
-        unit = "Gy" if not spec.is_volume else (goal.desirable or goal.acceptable).unit
+        unit = dose_unit if not spec.is_volume else (goal.desirable or goal.acceptable).unit
         lim_d = goal.limit_gy("desirable", rx) if not spec.is_volume else (goal.desirable.value if goal.desirable else None)
         lim_a = goal.limit_gy("acceptable", rx) if not spec.is_volume else (goal.acceptable.value if goal.acceptable else None)
         fine_only = (name is not None and not case.structures[name].mask.any()
@@ -274,6 +278,7 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                       recovered_fraction=f_rec or 0.0)
         h_fine = DVH.from_samples(goal_dose_at(fine_pts, dose, **kwargs), fine_pts.volume_cc)
         value, unit_v, note = value_from_dvh(spec, h_fine, rx, unit if spec.is_volume else "%")
+        unit_v = dose_unit if unit_v == "Gy" else unit_v
         if coarse_pts is not None:
             h_coarse = DVH.from_samples(goal_dose_at(coarse_pts, dose, **kwargs), coarse_pts.volume_cc)
             value_c, _, _ = value_from_dvh(spec, h_coarse, rx, unit if spec.is_volume else "%")
