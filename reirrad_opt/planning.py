@@ -90,8 +90,15 @@ class Plan:
 
     @property
     def priority1_failed(self) -> bool:
-        """True when any priority-1 line fails its acceptable limit (or cannot be evaluated)."""
+        """True when a priority-1 line fails its acceptable limit, or misses its desirable level
+        and has no acceptable limit (overall 'fail')."""
         return self.evaluation.verdict == "fail"
+
+    @property
+    def incomplete(self) -> bool:
+        """True when no priority-1 line fails but one could not be evaluated (its organ is not
+        contoured and not declared absent): overall 'incomplete', never a pass."""
+        return self.evaluation.verdict == "incomplete"
 
     def to_dict(self) -> dict:
         """The content of plan.json (see docs/plan-json.md)."""
@@ -118,6 +125,7 @@ class Plan:
             "evaluation": ev.get("rows", []),
             "verdict": self.evaluation.verdict,
             "verdict_detail": ev.get("verdict_detail", ev.get("summary", "")),
+            "absent_structures": ev.get("absent_structures", {}),
             "reporting": ev.get("reporting", {}),
             "timing_s": {k: round(float(v), 3) for k, v in self.timing_s.items()},
             "notes": self.notes + self.optimization.notes,
@@ -226,7 +234,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
          truncation: float = 0.01, engine: str | None = None, influence=None, rbe: float | None = None,
-         progress: Progress = SILENT) -> Plan:
+         absent=None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -248,9 +256,15 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         rbe: constant RBE of a particle plan (0.5-5); default the protocol option ``rbe_proton`` (1.1)
             for protons; required for carbon (InputError otherwise: its RBE is not constant); an error
             for photons. Particle plans are optimized and evaluated on rbe x the physical dose, Gy(RBE).
+        absent: protocol structures declared absent (not contoured, outside the field): a list of
+            names, or a mapping name -> how it was declared (the CLI's ``--absent``); added to the
+            protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
+            (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
+            structure the case contours is a ValueError.
     """
     from .dose import compute_influence, particle_fields, photon_beams
-    from .evaluate import evaluate_plan
+    from .absent import declared_absent
+    from .evaluate import check_absent_not_contoured, evaluate_plan
     from .protocol import Protocol, load_protocol
 
     if modality not in MODALITIES:
@@ -263,6 +277,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         if fractionation:
             protocol = protocol.with_fractionation(fractionation)
     rbe_setting = resolve_rbe("photon" if ion is None else ion, rbe, protocol.options)
+    absent = declared_absent(protocol, absent)
+    check_absent_not_contoured(case, protocol.goals, absent)
     if recovery is not None:
         protocol.recovery = recovery
     frac = protocol.prescription.fractionation
@@ -323,7 +339,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     t0 = time.perf_counter()
     new_dose = (influence.dose(outcome.weights) * rbe_setting.rbe).astype(np.float32)
     evaluation = evaluate_plan(case, protocol, new_dose, fractionation=frac, recovery=protocol.recovery,
-                               dose_unit=rbe_setting.dose_unit)
+                               dose_unit=rbe_setting.dose_unit, absent=absent)
     t_evaluate = time.perf_counter() - t0
     progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
     timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,

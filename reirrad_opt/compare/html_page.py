@@ -5,7 +5,8 @@ import base64
 import html
 from pathlib import Path
 
-VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "fail": "#f7b4b4", "not evaluated": "#e0e0e0"}
+VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "not met": "#ffd0a0", "fail": "#f7b4b4",
+                  "not evaluated": "#e0e0e0", "absent": "#dde6f0", "incomplete": "#ffb870"}
 WIN_COLOUR = "#d6e9ff"
 
 
