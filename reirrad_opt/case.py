@@ -5,9 +5,12 @@ Case folder (the project's interchange format):
 * ``case.json``: ``name``, ``grid`` (see :meth:`Grid.to_dict`), ``structures`` (list of
   ``{name, role, volume_cc}``), ``prior_course`` (see :class:`PriorCourse`), ``source`` (free
   metadata, e.g. DICOM UIDs of the original study), ``format_version``.
-* ``case.npz``: ``ct_hu`` (float32, Hounsfield units), ``prior_dose_gy`` (float32, physical dose of
-  the prior course, Gy), ``mask_<Name>`` (bool) per structure, ``spacing_mm`` and ``origin_mm``
-  (array order z, y, x).
+* ``case.npz``: ``ct_hu`` (float32, Hounsfield units), ``prior_dose_gy`` (float32, RBE-weighted dose of
+  the prior course, Gy(RBE); equal to the physical dose in Gy for photons), ``mask_<Name>`` (bool)
+  per structure, ``spacing_mm`` and ``origin_mm`` (array order z, y, x).
+
+A case.json written before prior dose types were recorded (no ``prior_course.dose_type``) loads as
+a PHYSICAL dose with RBE 1, as it was used then; the case's notes say so.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .geometry import Grid, Structure
+from .rbe import LOW_LET_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN
 
 FORMAT_VERSION = 1
 
@@ -35,9 +39,14 @@ class PriorCourse:
     Attributes:
         n_fractions: number of fractions of the prior course (its EQD2 is computed with it).
         interval_months: time from the end of the prior course to the start of the new one.
-        modality: 'photon', 'proton', 'carbon', ... (informative).
-        prescription_gy: prescribed physical dose of the prior course (Gy), if known.
+        modality: 'photon', 'proton', 'carbon', ... (from the RT (Ion) Plan or as given).
+        prescription_gy: prescribed dose of the prior course (Gy, or Gy(RBE) for particles), if known.
         description: free text (e.g. '70 Gy in 33 fx to the nasopharynx').
+        dose_type: the source dose's type, as in RTDOSE DoseType: 'PHYSICAL' or 'EFFECTIVE'
+            (RBE-weighted by the planning system).
+        rbe: the constant by which the source dose was multiplied to reach the case's prior dose in
+            Gy(RBE): 1.0 for photons, e.g. 1.1 for a PHYSICAL proton dose, or 'already applied' for an
+            EFFECTIVE dose (taken as is).
     """
 
     n_fractions: int
@@ -45,6 +54,8 @@ class PriorCourse:
     modality: str = "photon"
     prescription_gy: float | None = None
     description: str = ""
+    dose_type: str = "PHYSICAL"
+    rbe: float | str = 1.0
 
     def __post_init__(self) -> None:
         if int(self.n_fractions) < 1:
@@ -53,6 +64,25 @@ class PriorCourse:
             raise ValueError(f"prior course: interval_months must be >= 0, got {self.interval_months}")
         self.n_fractions = int(self.n_fractions)
         self.interval_months = float(self.interval_months)
+        if self.dose_type not in ("PHYSICAL", "EFFECTIVE"):
+            raise ValueError(f"prior course: dose_type must be 'PHYSICAL' or 'EFFECTIVE', got {self.dose_type!r}")
+        if self.dose_type == "EFFECTIVE":
+            if self.rbe != RBE_ALREADY_APPLIED:
+                raise ValueError(f"prior course: an EFFECTIVE (RBE-weighted) dose has rbe {RBE_ALREADY_APPLIED!r}, "
+                                 f"got {self.rbe!r}")
+            return
+        if isinstance(self.rbe, str) or isinstance(self.rbe, bool):
+            raise ValueError(f"prior course: a PHYSICAL dose needs the RBE applied to it as a number, got {self.rbe!r}")
+        self.rbe = float(self.rbe)
+        if self.modality in LOW_LET_MODALITIES and self.rbe != 1.0:
+            raise ValueError(f"prior course: a {self.modality} dose has RBE 1, got {self.rbe:g}")
+        if not RBE_MIN <= self.rbe <= RBE_MAX:
+            raise ValueError(f"prior course: rbe {self.rbe:g} is outside {RBE_MIN:g}-{RBE_MAX:g}")
+
+    @property
+    def rbe_factor(self) -> float:
+        """The factor applied to the source dose (1.0 when the source was already RBE-weighted)."""
+        return 1.0 if self.rbe == RBE_ALREADY_APPLIED else float(self.rbe)
 
 
 @dataclass
@@ -64,7 +94,8 @@ class Case:
         grid: the voxel grid of all arrays below.
         ct_hu: CT numbers (HU), shape grid.shape.
         structures: structures by TG-263 name (insertion order is kept).
-        prior_dose_gy: physical dose of the prior course (Gy) on the grid.
+        prior_dose_gy: RBE-weighted dose of the prior course (Gy(RBE); the physical dose for photons) on
+            the grid (see :class:`PriorCourse` for its dose type and RBE).
         prior: the prior course's fractionation and interval.
         source: free metadata (origin of the data, DICOM UIDs, ...).
     """
@@ -155,6 +186,12 @@ def load_case(folder: str | os.PathLike) -> Case:
         prior = PriorCourse(**meta["prior_course"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CaseFormatError(f"{jpath}: {exc}") from exc
+    if isinstance(meta["prior_course"], dict) and "dose_type" not in meta["prior_course"]:
+        source = dict(meta.get("source", {}))
+        source["notes"] = list(source.get("notes", [])) + [
+            "prior course: case.json records no dose type (written before dose types were read); the prior dose "
+            f"is taken as a PHYSICAL dose with RBE 1 (modality {prior.modality!r}), as it was used then"]
+        meta["source"] = source
     try:
         data = np.load(npath)
     except Exception as exc:  # zipfile / pickle errors

@@ -3,7 +3,10 @@
 Sub-commands live in :mod:`reirrad_opt.commands`, one module each; a module provides
 ``register(subparsers)`` that adds its parser and sets ``func`` to a function
 ``run(args) -> int`` (the exit code). Exit codes: 0 success, 2 bad input, 3 a plan whose
-priority-1 line fails its acceptable limit (outputs still written), 130 interrupted (Ctrl-C).
+priority-1 line fails its acceptable limit, or misses a level that has no acceptable limit
+(outputs still written), 4 an incomplete plan: a priority-1 organ is not contoured, so its line
+could not be evaluated (outputs still written; contour it, or declare it with ``--absent`` if it
+lies outside the field), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from . import __version__
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_PRIORITY1_FAIL = 3
+EXIT_INCOMPLETE = 4     # a priority-1 line could not be evaluated (organ not contoured, not declared absent)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 

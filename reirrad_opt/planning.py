@@ -21,6 +21,7 @@ from .optimize.driver import DEFAULT_ENGINE
 from .optimize.build import DEFAULT_POINT_SPACING_MM, build_terms
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
+from .rbe import resolve_rbe
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
@@ -41,13 +42,19 @@ class Plan:
         fractionation: the new course's fractionation.
         modality: 'photon' or a particle ('proton', 'carbon').
         beams: beam / field objects of the dose engine.
-        influence: the influence matrix used.
+        influence: the physical dose-influence matrix (Gy per unit weight; as computed and cached); the
+            optimizer saw ``rbe`` x this matrix.
         weights: optimized bixel / spot weights (>= 0).
-        new_dose_gy: the new course's physical dose on the case grid (Gy).
+        new_dose_gy: the new course's dose on the case grid as optimized and evaluated: physical (Gy)
+            for photons, RBE-weighted (Gy(RBE) = rbe x physical) for particles.
         optimization: what the optimizer did (stages, limit tier, diagnosis): its beliefs.
         evaluation: the independent evaluation of ``new_dose_gy`` (the verdict).
         timing_s: wall time per phase (s).
         notes: everything assumed or derived on the way.
+        rbe: the constant RBE of the new course (1.0 for photons; see :mod:`reirrad_opt.rbe`).
+        dose_unit: 'Gy' (photons) or 'Gy(RBE)' (particles), the unit of ``new_dose_gy`` and of the
+            evaluation's dose rows.
+        rbe_source: where the RBE came from (default, protocol option, --rbe).
     """
 
     case: Case
@@ -62,6 +69,21 @@ class Plan:
     evaluation: object
     timing_s: dict
     notes: list[str] = field(default_factory=list)
+    rbe: float = 1.0
+    dose_unit: str = "Gy"
+    rbe_source: str = "photon: RBE 1 by definition"
+
+    @property
+    def physical_dose_gy(self) -> np.ndarray:
+        """The new course's physical dose (Gy): ``new_dose_gy / rbe``."""
+        return self.new_dose_gy / np.float32(self.rbe)
+
+    @property
+    def dose_info(self) -> dict:
+        """plan.json's ``dose`` object: quantity, unit, RBE and RBE model."""
+        particle = self.dose_unit == "Gy(RBE)"
+        return {"quantity": "RBE-weighted" if particle else "physical", "unit": self.dose_unit,
+                "rbe": float(self.rbe), "rbe_model": "constant" if particle else "none"}
 
     @property
     def verdict(self) -> str:
@@ -69,8 +91,15 @@ class Plan:
 
     @property
     def priority1_failed(self) -> bool:
-        """True when any priority-1 line fails its acceptable limit (or cannot be evaluated)."""
+        """True when a priority-1 line fails its acceptable limit, or misses its desirable level
+        and has no acceptable limit (overall 'fail')."""
         return self.evaluation.verdict == "fail"
+
+    @property
+    def incomplete(self) -> bool:
+        """True when no priority-1 line fails but one could not be evaluated (its organ is not
+        contoured and not declared absent): overall 'incomplete', never a pass."""
+        return self.evaluation.verdict == "incomplete"
 
     def to_dict(self) -> dict:
         """The content of plan.json (see docs/plan-json.md)."""
@@ -88,6 +117,7 @@ class Plan:
             "case": {"name": self.case.name, "grid": self.case.grid.to_dict()},
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "modality": self.modality,
+            "dose": self.dose_info,
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
             "stages": [s.to_dict() for s in self.optimization.stages],
@@ -96,6 +126,7 @@ class Plan:
             "evaluation": ev.get("rows", []),
             "verdict": self.evaluation.verdict,
             "verdict_detail": ev.get("verdict_detail", ev.get("summary", "")),
+            "absent_structures": ev.get("absent_structures", {}),
             "reporting": ev.get("reporting", {}),
             "timing_s": {k: round(float(v), 3) for k, v in self.timing_s.items()},
             "notes": self.notes + self.optimization.notes,
@@ -203,8 +234,8 @@ def roughness_operator(influence) -> sp.csr_matrix | None:
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
-         truncation: float = 0.01, engine: str | None = None, influence=None,
-         progress: Progress = SILENT) -> Plan:
+         truncation: float = 0.01, engine: str | None = None, influence=None, rbe: float | None = None,
+         absent=None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -223,9 +254,18 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             weight; e.g. another dose engine's matrix, as benchmarks/optimize_tg119_peer.py builds one).
             The dose calculation is skipped and its beams are the plan's; ``modality``, the angles
             and the bixel or spot spacing must then describe it (they are not used to compute it).
+        rbe: constant RBE of a particle plan (0.5-5); default the protocol option ``rbe_proton`` (1.1)
+            for protons; required for carbon (InputError otherwise: its RBE is not constant); an error
+            for photons. Particle plans are optimized and evaluated on rbe x the physical dose, Gy(RBE).
+        absent: protocol structures declared absent (not contoured, outside the field): a list of
+            names, or a mapping name -> how it was declared (the CLI's ``--absent``); added to the
+            protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
+            (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
+            structure the case contours is a ValueError.
     """
     from .dose import compute_influence, particle_fields, photon_beams
-    from .evaluate import evaluate_plan
+    from .absent import declared_absent
+    from .evaluate import check_absent_not_contoured, evaluate_plan
     from .protocol import Protocol, load_protocol
 
     if modality not in MODALITIES:
@@ -237,6 +277,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     else:
         if fractionation:
             protocol = protocol.with_fractionation(fractionation)
+    rbe_setting = resolve_rbe("photon" if ion is None else ion, rbe, protocol.options)
+    absent = declared_absent(protocol, absent)
+    check_absent_not_contoured(case, protocol.goals, absent)
     if recovery is not None:
         protocol.recovery = recovery
     frac = protocol.prescription.fractionation
@@ -266,6 +309,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     progress(f"influence: ready for {len(beams)} {'beams' if ion is None else 'fields'} ({t_influence:.1f} s); "
              f"optimizing")
 
+    # the optimizer and the evaluation see the RBE-weighted dose; the cached matrix stays physical
+    matrix = influence.matrix if rbe_setting.rbe == 1.0 else sp.csr_matrix(
+        (influence.matrix.data * np.float32(rbe_setting.rbe), influence.matrix.indices, influence.matrix.indptr),
+        shape=influence.matrix.shape)
+
     t0 = time.perf_counter()
     engine = engine or str(protocol.options.get("engine", DEFAULT_ENGINE))
     # dose-volume goals on every voxel for the first-order engine (a gradient costs little more; held on
@@ -276,7 +324,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     masks = {name: s.mask for name, s in case.structures.items()}
     slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
              for p, slip in protocol.slips.items()}
-    outcome = optimize_plan(influence.matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
+    outcome = optimize_plan(matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
                             limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
                             normal=normal_tissue_setup(
                                 case, ptv, rx_gy, influence,
@@ -290,14 +338,16 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    new_dose = influence.dose(outcome.weights).astype(np.float32)
-    evaluation = evaluate_plan(case, protocol, new_dose, fractionation=frac, recovery=protocol.recovery)
+    new_dose = (influence.dose(outcome.weights) * rbe_setting.rbe).astype(np.float32)
+    evaluation = evaluate_plan(case, protocol, new_dose, fractionation=frac, recovery=protocol.recovery,
+                               dose_unit=rbe_setting.dose_unit, absent=absent)
     t_evaluate = time.perf_counter() - t0
     progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
     timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,
               "total": time.perf_counter() - t_start}
     return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
-                new_dose, outcome, evaluation, timing, notes)
+                new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
+                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source)
 
 
 def _check_influence(influence, case: Case, modality: str) -> None:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .absent import check_absent_names
 from .geometry.names import TG263_ALIASES, canonical_name
 from .radiobiology import RecoveryModel, eqd2
+from .rbe import PROTON_RBE, RBE_MAX, RBE_MIN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -303,6 +305,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "target_homogeneity_weight": 1.0,   # first-order engine, last stage: PTV dose outside the window (1/Gy^2)
     "target_floor_pct_rx": 0.0,         # ... the window's lower edge, % of Rx (0: none; the upper edge is Rx)
     "evaluation_fine_factor": 3,        # sub-voxel samples per axis of the evaluation and of the caps' points
+    "absent_structures": (),            # protocol structures declared not contoured (outside the field)
+    "rbe_proton": PROTON_RBE,           # constant RBE of proton plans (Gy(RBE) = RBE x physical dose)
 }
 _OPTION_CHOICES: dict[str, tuple] = {
     "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
@@ -693,6 +697,14 @@ class _Loader:
                                                     or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
                 raise self.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
                                 f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
+            if key == "rbe_proton" and not RBE_MIN <= self.number(value, f"{where} {key}", kline) <= RBE_MAX:
+                raise self.fail(f"{where} {key}", f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g} (1.1 by "
+                                f"convention), got {value!r}", kline)
+            if key == "absent_structures":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise self.fail(f"{where} {key}", f"expected a list of structure names, e.g. "
+                                    f"[\"OpticChiasm\"], got {value!r}", kline)
+                value = tuple(value)
             if key == "near_min_metric":
                 try:
                     spec = parse_metric(str(value))
@@ -824,6 +836,12 @@ def load_protocol(path=None, *, optic_nerve_rule: str | None = None, fractionati
             continue
         raise ld.fail(f"[options] {option}", f"unknown option; known: {sorted(OPTION_DEFAULTS)} or an option used by "
                                              f"goal variants", ld.loc.key(option, ld.loc.header("options")))
+    known_structures = [t.get("structure") for t in goals_raw if isinstance(t, dict) and isinstance(t.get("structure"), str)]
+    try:
+        opts["absent_structures"] = tuple(check_absent_names(opts.get("absent_structures") or (), known_structures,
+                                                             f"{path}: [options] absent_structures"))
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
     for option, values in declared.items():
         base = data.get("options", {}).get(option, OPTION_DEFAULTS.get(option))
         allowed = sorted(values | {base})

@@ -63,7 +63,7 @@ def test_dose_figure_has_mm_axes_positions_orientation_and_isodoses(npc_plan, tm
     p1 = priority1_cumulative_levels(ev.rows)
     assert p1 and levels_bottom and levels_bottom <= set(np.round(p1, 3))
     # priority-1 cumulative limits are the evaluated priority-1 cumulative rows' limits
-    expected = {round(v, 2) for r in ev.rows if r.priority == 1 and r.cumulative
+    expected = {round(v, 2) for r in ev.rows if r.priority == 1 and r.cumulative and r.value is not None
                 for v in (r.desirable, r.acceptable) if v is not None}
     assert set(p1) == expected
     # the axial panel is cropped to the body (5 mm margin), anterior at the top

@@ -102,10 +102,12 @@ def test_synthetic_recurrence_case_plans_end_to_end_at_a_coarse_grid(realdata, t
                      "--coarsen", "2", "--recurrence-near", "Brainstem", "--out", str(case_dir)]) == 0
     rc = cli_main(["plan", "--case", str(case_dir), "--out", str(plan_dir), "--quiet", "--beams", "5",
                    "--bixel-mm", "10"])
-    # OpenKBP has no optic structures: their priority-1 lines cannot be evaluated, which the
-    # plan command reports with exit code 3 (outputs still written)
-    assert rc in (0, 3)
+    # OpenKBP has no optic structures: their priority-1 lines cannot be evaluated, so the plan is
+    # incomplete, exit code 4 (outputs still written); tests/test_verdict_realdata.py declares them absent
+    assert rc == 4
     plan = json.loads((plan_dir / "plan.json").read_text())
+    assert plan["verdict"] == "incomplete"
+    assert plan["verdict_detail"].startswith("INCOMPLETE: OpticChiasm, OpticNrv_L, OpticNrv_R not contoured")
     rows = {(r["structure"], r["metric"]): r for r in plan["evaluation"]}
     brainstem = rows[("Brainstem", "D0.03cc")]
     assert brainstem["verdict"] in ("desirable", "acceptable", "fail") and brainstem["value"] is not None

@@ -4,18 +4,19 @@ Plans the case with photons (IMRT) and with protons (or carbon ions) under the s
 (same priorities, slips, fractionation and recovery) and writes, atomically, a folder with
 comparison.json, comparison.png (overlaid cumulative-EQD2 DVHs), falloff.png, slices.png,
 comparison.html and one plan folder per modality. Exit code 3 when either plan fails a
-priority-1 limit (outputs still written)."""
+priority-1 limit, else 4 when either is incomplete (a priority-1 organ not contoured; declare it
+with --absent if it lies outside the field); outputs still written."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ..cli import InputError
 from ._args import fraction, non_negative_float, positive_float, positive_int
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
-from .plan import add_case_arguments, load_case_from_args, parse_recovery_spec
+from .plan import absent_from_args, add_case_arguments, exit_code, load_case_from_args, parse_recovery_spec
 
 
 def register(subparsers) -> None:
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--particle-fields", type=float, nargs="+", default=None, metavar="DEG",
                    help="particle field gantry angles in degrees (default: 90 270 180)")
     p.add_argument("--particle", choices=["proton", "carbon"], default="proton", help="particle (default proton)")
+    p.add_argument("--rbe", type=float, default=None, metavar="X",
+                   help="constant RBE of the particle plan, 0.5-5 (default the protocol's rbe_proton, 1.1, for "
+                        "protons; required for carbon)")
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
     p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
@@ -66,10 +70,11 @@ def run(args) -> int:
                   recovery=parse_recovery_spec(args.recovery), optic_nerve_rule=args.optic_nerve_rule,
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
-                  min_spot_weight_fraction=args.min_spot_weight, progress=progress)
+                  min_spot_weight_fraction=args.min_spot_weight, rbe=args.rbe,
+                  absent=absent_from_args(args), progress=progress)
     write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
-    return EXIT_PRIORITY1_FAIL if cmp.priority1_failed else EXIT_OK
+    return exit_code(p.verdict for p in cmp.plans.values())
 
 
 def summary_text(cmp, out: Path) -> str:
@@ -85,4 +90,9 @@ def summary_text(cmp, out: Path) -> str:
     lines += [f"  {s}" for s in cmp.summary]
     if cmp.priority1_failed:
         lines.append("!! A PRIORITY-1 LIMIT IS NOT MET by at least one plan: see comparison.html. !!")
+    incomplete = [m for m in mods if cmp.plans[m].verdict == "incomplete"]
+    if incomplete:
+        missing = cmp.plans[incomplete[0]].evaluation.not_contoured
+        lines.append(f"!! INCOMPLETE ({', '.join(incomplete)}): {', '.join(missing)} not contoured; declare them "
+                     f"with --absent if they are outside the field !!")
     return "\n".join(lines)

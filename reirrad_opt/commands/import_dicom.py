@@ -46,7 +46,8 @@ def case_summary(case, out: Path) -> str:
     lines = [f"case {case.name!r} written to {out}",
              f"  grid {case.grid.shape} (z, y, x) at {tuple(round(s, 4) for s in case.grid.spacing_mm)} mm",
              f"  prior course: {case.prior.description}; interval {case.prior.interval_months:g} months; "
-             f"max prior dose {float(case.prior_dose_gy.max()):.2f} Gy"]
+             f"max prior dose {float(case.prior_dose_gy.max()):.2f} Gy(RBE) (DoseType {case.prior.dose_type}, "
+             f"RBE {case.prior.rbe})"]
     for s in case.structures.values():
         mean = float(case.prior_dose_gy[s.mask].mean()) if s.mask.any() else 0.0
         lines.append(f"  {s.name:<20} {s.role:<8} {s.volume_cc(case.grid):10.2f} cc  prior mean {mean:6.2f} Gy")
@@ -68,6 +69,10 @@ def register(subparsers) -> None:
     p.add_argument("--prior-fractions", type=int, default=None,
                    help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN)")
     p.add_argument("--prior-modality", default=None, help="photon | proton | carbon ... when there is no RTPLAN")
+    p.add_argument("--prior-rbe", type=float, default=None, metavar="X",
+                   help="constant RBE (0.5-5) applied to a PHYSICAL particle prior dose to reach Gy(RBE): default "
+                        "1.1 for protons, required for carbon; refused for photons and for an EFFECTIVE "
+                        "(already RBE-weighted) RTDOSE")
     p.add_argument("--structure-map", nargs="+", action="extend", default=[], metavar="CANONICAL=EXPORTED",
                    help="map exported ROI names to TG-263 names, e.g. rGTV=GTV_recur")
     p.add_argument("--grid", choices=["ct", "dose"], default="ct", help="case grid: the CT's (default) or the RTDOSE's")
@@ -100,7 +105,8 @@ def run(args) -> int:
         case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
                          structure_map=parse_structure_map(args.structure_map), grid=args.grid,
                          voxel_mm=(voxel[0] if voxel and len(voxel) == 1 else voxel),
-                         prior_modality=args.prior_modality, relative_dose_reference_gy=args.relative_dose_gy,
+                         prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
+                         relative_dose_reference_gy=args.relative_dose_gy,
                          assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
                          progress=progress)
     for w in caught:

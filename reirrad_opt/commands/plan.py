@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
+from ..cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
 from ._args import non_negative_float, positive_float, positive_int
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
@@ -46,6 +46,29 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
                         f"'reirrad-opt phantom')")
     p.add_argument("--interval-months", type=non_negative_float, default=None, metavar="MONTHS",
                    help="--phantom only: months since the prior course (default 24); a case folder records its own")
+    p.add_argument("--absent", nargs="+", default=None, metavar="STRUCTURE",
+                   help="protocol structures that are not contoured because they lie outside the field (e.g. "
+                        "OpticChiasm OpticNrv_L OpticNrv_R): their lines read 'absent' instead of leaving the plan "
+                        "incomplete (exit 4); recorded in plan.json absent_structures; an error if the case "
+                        "contours them")
+
+
+def absent_from_args(args) -> dict[str, str] | None:
+    """``--absent`` as ``plan(absent=...)`` takes it: structure name -> how it was declared."""
+    from ..absent import DECLARED_BY_CLI
+
+    return None if not args.absent else {name: DECLARED_BY_CLI for name in args.absent}
+
+
+def exit_code(verdicts) -> int:
+    """The exit code of plans with these overall verdicts: 3 if any is 'fail', else 4 if any is
+    'incomplete', else 0."""
+    verdicts = list(verdicts)
+    if "fail" in verdicts:
+        return EXIT_PRIORITY1_FAIL
+    if "incomplete" in verdicts:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
 def load_case_from_args(args):
@@ -91,6 +114,10 @@ def register(subparsers) -> None:
                    help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian) or lp "
                         "(the exact LP optimum per stage, slower on fine grids); default the protocol's option, "
                         "else first-order")
+    p.add_argument("--rbe", type=float, default=None, metavar="X",
+                   help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
+                        "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
+                        "an error for photons")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     add_progress_arguments(p)
@@ -111,7 +138,7 @@ def run(args) -> int:
                   n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
-                  progress=progress)
+                  rbe=args.rbe, absent=absent_from_args(args), progress=progress)
     extra = None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def extra(folder: Path) -> None:
@@ -120,24 +147,49 @@ def run(args) -> int:
             export_plan(folder, case.source["reference_dir"], folder / "dicom")
     write_plan_folder(result, target, extra=extra)
     print(summary_text(result, args.out))
-    return EXIT_PRIORITY1_FAIL if result.priority1_failed else EXIT_OK
+    return exit_code([result.verdict])
 
 
 def summary_text(result, out: Path) -> str:
+    """The terminal summary: one line per protocol line (value, limits and margin with their units,
+    verdict), the verdict detail, structures declared absent, the diagnosis, and a loud line for a
+    plan that fails priority 1 or is incomplete."""
+    from ..evaluate.rule import missing_text
+
+    ev = result.evaluation
     lines = [f"plan written to {out}  (verdict: {result.verdict.upper()})"]
-    for r in result.evaluation.rows:
+    if result.dose_unit != "Gy":
+        lines.append(f"  dose: RBE-weighted, {result.dose_unit} = {result.rbe:g} x physical dose (constant RBE, "
+                     f"{result.rbe_source})")
+    for r in ev.rows:
+        head = f"  P{r.priority} {r.structure:<16} {r.metric:<8}"
         if r.verdict == "not evaluated":
-            lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} NOT EVALUATED: {r.note}")
+            note = r.note.split(": ", 1)[-1] if r.note.startswith(("PRIORITY 1 LINE NOT EVALUATED: ",
+                                                                  "not evaluated: ")) else r.note
+            lines.append(f"{head} NOT EVALUATED: {note}")
             continue
-        value = f"{r.value:7.2f} {r.unit}"
-        lim = f"desirable {_limit(r.desirable)} / acceptable {_limit(r.acceptable)}"
+        if r.verdict == "absent":
+            lines.append(f"{head} absent: {r.note}")
+            continue
+        op = "<=" if r.sense == "max" else ">="
+        lim = (f"desirable {_limit(r.desirable, op, r.unit)}, "
+               + ("no acceptable limit" if r.acceptable is None else f"acceptable {_limit(r.acceptable, op, r.unit)}"))
         kind = "cum EQD2" if r.cumulative else "new"
-        lines.append(f"  P{r.priority} {r.structure:<16} {r.metric:<8} {kind:<8} {value}  ({lim})  {r.verdict}")
+        margin = "" if r.margin is None else f", margin {r.margin:+.2f} {r.unit}"
+        lines.append(f"{head} {kind:<8} {r.value:7.2f} {r.unit:<7} ({lim})  {r.verdict}{margin}")
+    lines.append(f"verdict: {ev.summary}")
+    if ev.absent:
+        lines.append("declared absent: " + ", ".join(f"{n} ({how})" for n, how in ev.absent.items()))
     if result.optimization.diagnosis:
         lines.append("diagnosis:")
         lines.extend(f"  {d}" for d in result.optimization.diagnosis)
     if result.priority1_failed:
         lines.append("!! PRIORITY-1 LIMIT NOT MET: see the evaluation above; this plan must not be used as is. !!")
+    missing = [r for r in ev.rows if r.priority == 1 and r.verdict == "not evaluated"]
+    if missing:
+        many = len({r.structure for r in missing}) > 1
+        lines.append(f"!! INCOMPLETE: {missing_text(missing)}; declare {'them' if many else 'it'} with --absent if "
+                     f"{'they are' if many else 'it is'} outside the field !!")
     t = result.timing_s
     lines.append(f"time: influence {t['influence']:.1f} s, optimize {t['optimize']:.1f} s, "
                  f"evaluate {t['evaluate']:.1f} s, total {t['total']:.1f} s")
@@ -148,6 +200,6 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(1)
 
 
-def _limit(value) -> str:
-    """A limit for the terminal summary: 2 decimals, or '-' when the line has none."""
-    return "-" if value is None else f"{float(value):.2f}"
+def _limit(value, op: str, unit: str) -> str:
+    """A limit for the terminal summary: '<= 70.20 Gy', or 'none' when the line has none."""
+    return "none" if value is None else f"{op} {float(value):.2f} {unit}"

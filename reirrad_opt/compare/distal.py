@@ -17,7 +17,8 @@ Definitions (all depths water-equivalent, from where the field's ray enters the 
   deeper than planned, -e undershoot). The lateral cells of a field's spots tile the plane, so each
   voxel belongs to exactly one spot column.
 * The dose an organ receives there is reported as the new course's dose from that field alone and
-  from the whole plan, in the flagged voxels (Gy, the plan's dose as optimized and evaluated).
+  from the whole plan, in the flagged voxels, in the plan's unit: Gy(RBE) (RBE x the physical dose
+  of the influence matrix) for a particle plan, as optimized and evaluated.
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ class DistalHit:
         scenario: 'nominal', 'overshoot' or 'undershoot'; range_error_pct the signed error (%).
         n_voxels, volume_cc: flagged voxels of the organ.
         n_spots: significant spots whose distal region contains at least one of them.
-        max_field_dose_gy, mean_field_dose_gy: this field's new-course dose in the flagged voxels.
-        max_plan_dose_gy: the whole plan's new-course dose in the flagged voxels (max).
+        max_field_dose_gy, mean_field_dose_gy: this field's new-course dose in the flagged voxels
+            (Gy(RBE) for a particle plan: RBE x physical).
+        max_plan_dose_gy: the whole plan's new-course dose in the flagged voxels (max; same unit).
         depth_range_mm: water-equivalent depths of the flagged voxels (min, max).
     """
 
@@ -91,6 +93,7 @@ class DistalReport:
         fields: per field: index, angles, number of spots and of significant spots.
         distal_margin_mm, range_error_pct, min_weight_fraction: the parameters used.
         organs: the organs checked with their priorities.
+        rbe, dose_unit: the RBE applied to the field doses and their unit ('Gy(RBE)' for particle plans).
     """
 
     hits: list[DistalHit]
@@ -99,6 +102,8 @@ class DistalReport:
     range_error_pct: float
     min_weight_fraction: float
     organs: dict[str, int] = field(default_factory=dict)
+    rbe: float = 1.0
+    dose_unit: str = "Gy"
 
     def flagged(self, scenario: str | None = "nominal") -> set[str]:
         """Structures flagged in ``scenario`` (None: in any scenario)."""
@@ -115,8 +120,8 @@ class DistalReport:
             scen = ", ".join(f"{h.scenario} ({h.range_error_pct:+g} %)" if h.range_error_pct else h.scenario
                              for h in hs)
             dose = ("" if ref.max_field_dose_gy is None else
-                    f"; this field gives up to {ref.max_field_dose_gy:.2f} Gy there "
-                    f"(plan total up to {ref.max_plan_dose_gy:.1f} Gy)")
+                    f"; this field gives up to {ref.max_field_dose_gy:.2f} {self.dose_unit} there "
+                    f"(plan total up to {ref.max_plan_dose_gy:.1f} {self.dose_unit})")
             out.append(f"field {fi + 1} (gantry {ref.gantry_deg:g} deg, couch {ref.couch_deg:g} deg): priority-"
                        f"{ref.priority} organ {name} lies within the distal fall-off region (R80 to R80 + "
                        f"{self.distal_margin_mm:g} mm) of {ref.n_spots} significant spot(s), "
@@ -132,6 +137,7 @@ class DistalReport:
                            "+/- range_error_pct (overshoot / undershoot)"),
             "distal_margin_mm": self.distal_margin_mm, "range_error_pct": self.range_error_pct,
             "min_weight_fraction": self.min_weight_fraction, "organs": dict(self.organs),
+            "rbe": self.rbe, "dose_unit": self.dose_unit,
             "fields": self.fields, "hits": [h.to_dict() for h in self.hits],
             "flagged_nominal": sorted(self.flagged("nominal")),
             "flagged_any_scenario": sorted(self.flagged(None)),
@@ -150,7 +156,8 @@ def distal_end_check(grid: Grid, density: np.ndarray, fields: list, columns, wei
                      organs: list[Organ], *, matrix=None, plan_dose_gy: np.ndarray | None = None,
                      distal_margin_mm: float = DEFAULT_DISTAL_MARGIN_MM,
                      range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
-                     min_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION) -> DistalReport:
+                     min_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, rbe: float = 1.0,
+                     dose_unit: str = "Gy") -> DistalReport:
     """Find the organs in the distal fall-off region of each particle field's significant spots.
 
     Args:
@@ -167,6 +174,9 @@ def distal_end_check(grid: Grid, density: np.ndarray, fields: list, columns, wei
         distal_margin_mm: depth beyond R80 that counts as the distal region (mm, water-equivalent).
         range_error_pct: the range error of the uncertainty scenarios (%); 0 checks nominal only.
         min_weight_fraction: fraction of the field's largest spot weight from which a spot counts.
+        rbe: factor from the matrix's physical dose to the reported field dose (the plan's RBE);
+            ``plan_dose_gy`` is taken as given (already in ``dose_unit``).
+        dose_unit: unit of the reported doses ('Gy', or 'Gy(RBE)' for a particle plan).
     """
     if not distal_margin_mm > 0:
         raise ValueError(f"distal_margin_mm must be > 0 mm, got {distal_margin_mm}")
@@ -233,7 +243,7 @@ def distal_end_check(grid: Grid, density: np.ndarray, fields: list, columns, wei
             if not flagged.any():
                 continue
             if matrix is not None and field_dose is None:
-                field_dose = np.asarray(matrix[voxels][:, cols] @ w).ravel()
+                field_dose = np.asarray(matrix[voxels][:, cols] @ w).ravel() * float(rbe)
             for o in organs:
                 sel = flagged & organ_of[o.name]
                 if not sel.any():
@@ -253,7 +263,7 @@ def distal_end_check(grid: Grid, density: np.ndarray, fields: list, columns, wei
                     None if pd is None else float(pd.max()),
                     (float(depth[sel].min()), float(depth[sel].max()))))
     return DistalReport(hits, field_rows, float(distal_margin_mm), float(range_error_pct), float(min_weight_fraction),
-                        {o.name: o.priority for o in organs})
+                        {o.name: o.priority for o in organs}, float(rbe), dose_unit)
 
 
 def _cell_key(cells: np.ndarray) -> np.ndarray:
@@ -263,11 +273,13 @@ def _cell_key(cells: np.ndarray) -> np.ndarray:
 
 def plan_distal_end_check(plan, organs: list[Organ], **kwargs) -> DistalReport:
     """:func:`distal_end_check` of a particle :class:`reirrad_opt.planning.Plan` (its fields, columns,
-    weights, influence matrix and dose), with the body (and PTV) as the dose engine saw them."""
+    weights, physical influence matrix times the plan's RBE, and dose), with the body (and PTV) as the
+    dose engine saw them."""
     case = plan.case
     body = case.body.copy()
     if "PTV" in case.structures:
         body |= case.structures["PTV"].mask
     inf = plan.influence
     return distal_end_check(case.grid, water_equivalent_density(case.ct_hu, body), list(plan.beams), inf.columns,
-                            plan.weights, organs, matrix=inf.matrix, plan_dose_gy=plan.new_dose_gy, **kwargs)
+                            plan.weights, organs, matrix=inf.matrix, plan_dose_gy=plan.new_dose_gy,
+                            rbe=float(getattr(plan, "rbe", 1.0)), dose_unit=getattr(plan, "dose_unit", "Gy"), **kwargs)

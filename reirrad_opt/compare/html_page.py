@@ -5,7 +5,8 @@ import base64
 import html
 from pathlib import Path
 
-VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "fail": "#f7b4b4", "not evaluated": "#e0e0e0"}
+VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "not met": "#ffd0a0", "fail": "#f7b4b4",
+                  "not evaluated": "#e0e0e0", "absent": "#dde6f0", "incomplete": "#ffb870"}
 WIN_COLOUR = "#d6e9ff"
 
 
@@ -108,6 +109,14 @@ def _dose_table(c: dict, mods: list[str]) -> str:
     return _table(["metric", *mods], rows)
 
 
+def _dose_units(c: dict, mods: list[str]) -> str:
+    """One sentence per plan: which dose it was optimized and judged on (comparison.json ``dose``)."""
+    dose = c.get("dose") or {}
+    parts = [f"{m}: {d['quantity']} dose in {d['unit']}" + (f" (constant RBE {d['rbe']:g})" if d.get("rbe_model") == "constant"
+                                                           else "") for m in mods if (d := dose.get(m))]
+    return "; ".join(parts) or "not recorded"
+
+
 def render_comparison_html(c: dict, figures: list[Path]) -> str:
     """The page for comparison.json content ``c`` with the figures embedded."""
     mods = c["modalities"]
@@ -147,6 +156,7 @@ img {{ max-width: 100%; border: 1px solid #ccc; }}
 <h1>IMRT versus {_esc(mods[1])}: case {_esc(c['case'])}</h1>
 <p>Both plans: same anatomy, targets and prior course; protocol <b>{_esc(p['name'])}</b>, {_esc(p['fractionation'])}
 (Rx {_fmt(p['rx_gy'], 1)} Gy), {_esc(p['recovery'])}. Verdicts come from the independent evaluation of each final dose.</p>
+<p><b>Dose:</b> {_esc(_dose_units(c, mods))}. Photon Gy and particle Gy(RBE) compare directly (RBE 1 for photons).</p>
 {banners}{alarm}
 <h2>Summary</h2><ul>{summary}</ul>
 <h2>Criteria</h2>{_criteria_table(c, mods)}

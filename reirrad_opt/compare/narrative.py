@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .plan_metrics import DOSE_UNITS
 from .summary import Criterion, summarise
 
 ORGAN_TOLERANCE_GY = 0.5          # cumulative EQD2 of an organ line
@@ -23,7 +24,7 @@ def flat_metrics(plan, pm) -> dict[str, float | None]:
     """Metric key -> value of one plan (its evaluation rows and its :class:`PlanMetrics`)."""
     out: dict[str, float | None] = {}
     for r in plan.evaluation.rows:
-        if r.cumulative and r.sense == "max" and r.unit == "Gy":
+        if r.cumulative and r.sense == "max" and r.unit in DOSE_UNITS:
             out[r.goal_id] = r.value if r.verdict != "not evaluated" else None
     for name, values in pm.targets.items():
         for m, v in values.items():
@@ -45,22 +46,24 @@ def criteria_for(plans: dict, metrics: dict[str, dict[str, float | None]]) -> li
     target coverage and hotspot, conformity, R50, integral dose, normal-brain V20/V40 Gy EQD2 of
     the new course, and the two fall-off distances."""
     first = next(iter(plans.values()))
+    # photon Gy is Gy(RBE) at RBE 1: with a particle plan in the comparison every dose reads in Gy(RBE)
+    gy = "Gy(RBE)" if any(getattr(p, "dose_unit", "Gy") == "Gy(RBE)" for p in plans.values()) else "Gy"
     crit: list[Criterion] = []
     for r in sorted(first.evaluation.rows, key=lambda r: r.priority):
-        if r.cumulative and r.sense == "max" and r.unit == "Gy":
+        if r.cumulative and r.sense == "max" and r.unit in DOSE_UNITS:
             crit.append(Criterion(r.goal_id, f"{r.structure} cumulative EQD2 {r.metric} (priority {r.priority})",
-                                  "lower", ORGAN_TOLERANCE_GY, "Gy"))
+                                  "lower", ORGAN_TOLERANCE_GY, gy))
     for name in ("rGTV", "PTV"):
         if any(f"{name} D98%" in m for m in metrics.values()):
-            crit.append(Criterion(f"{name} D98%", f"{name} coverage D98%", "higher", TARGET_TOLERANCE_GY, "Gy"))
+            crit.append(Criterion(f"{name} D98%", f"{name} coverage D98%", "higher", TARGET_TOLERANCE_GY, gy))
     if any("PTV D2%" in m for m in metrics.values()):
-        crit.append(Criterion("PTV D2%", "PTV hotspot D2%", "lower", TARGET_TOLERANCE_GY, "Gy"))
+        crit.append(Criterion("PTV D2%", "PTV hotspot D2%", "lower", TARGET_TOLERANCE_GY, gy))
         crit.append(Criterion("PTV V107%", "PTV hotspot V107%", "lower", HOTSPOT_VOLUME_TOLERANCE_PCT, "%"))
     crit.append(Criterion("CI", "conformity index (Paddick)", "higher", CI_TOLERANCE, ""))
     crit.append(Criterion("R50", "R50 (50 % isodose volume / PTV volume)", "lower", R50_TOLERANCE, ""))
     integral = [v for m in metrics.values() if (v := m.get("integral dose")) is not None and np.isfinite(v)]
     tol = INTEGRAL_DOSE_TOLERANCE_REL * float(np.mean(integral)) if integral else 0.0
-    crit.append(Criterion("integral dose", "integral dose of the new course", "lower", tol, "Gy L"))
+    crit.append(Criterion("integral dose", "integral dose of the new course", "lower", tol, f"{gy} L"))
     for t in ("20", "40"):
         key = f"brain new_course_eqd2 V{t}Gy_cc"
         if any(key in m for m in metrics.values()):

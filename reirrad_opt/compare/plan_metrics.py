@@ -4,8 +4,8 @@ normal-brain EQD2 volumes, dose fall-off and the remaining priority-1 EQD2 budge
 Which dose each metric uses:
 
 * Targets, conformity index, R50, integral dose and fall-off: the new course's dose as planned
-  and evaluated (Gy; for particles the engine's dose as the optimizer prescribed it, see
-  :mod:`reirrad_opt.compare.run`).
+  and evaluated (Gy for photons; Gy(RBE), the RBE-weighted dose, for particles; see
+  :mod:`reirrad_opt.compare.run`). The EQD2 values below use the same dose (Gy(RBE) for particles).
 * Normal brain (the brain structure minus the PTV): V20 and V40 Gy EQD2 of the **new course**
   alone (EQD2 with the new course's number of fractions) and of the **cumulative** dose
   ((1 - f) EQD2(prior) + EQD2(new), each course with its own fractionation, f the protocol's
@@ -31,6 +31,7 @@ TARGET_METRICS = ("D98%", "D95%", "D50%", "D2%", "D0.03cc", "V95%", "V107%")
 BRAIN_THRESHOLDS_GY = (20.0, 40.0)
 DEFAULT_BRAIN_ALPHA_BETA_GY = 2.5
 DEFAULT_CI_LEVEL_PCT = 95.0
+DOSE_UNITS = ("Gy", "Gy(RBE)")   # evaluation rows in dose (photon / particle plans)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def priority1_budget(plan) -> list[dict]:
     dose metric): limit minus the evaluated value, for the desirable and the acceptable limit."""
     rows = []
     for r in plan.evaluation.rows:
-        if r.priority != 1 or not r.cumulative or r.sense != "max" or r.unit != "Gy":
+        if r.priority != 1 or not r.cumulative or r.sense != "max" or r.unit not in DOSE_UNITS:
             continue
         value = r.value if r.verdict != "not evaluated" else None
         rows.append({

@@ -3,9 +3,10 @@
 Both plans are made by :func:`reirrad_opt.planning.plan` on the same case object (identical anatomy,
 targets, prior course) and the same :class:`~reirrad_opt.protocol.Protocol` object (same
 priorities, limits, slips, fractionation and recovery model); only the modality and its beams
-differ. The particle plan's dose is the dose the optimizer prescribed and the evaluation judged:
-the engine's dose with no RBE factor applied by the comparison (for protons, Gy(RBE) at a constant
-RBE of 1.1 means the physical dose is this dose / 1.1; the variable RBE of carbon is not modelled).
+differ. Both plans are optimized, evaluated and compared on the dose that matters clinically: the
+photon plan's physical dose (Gy, RBE 1) and the particle plan's RBE-weighted dose (Gy(RBE) = RBE x
+physical dose, constant RBE: 1.1 for protons unless set; carbon only with an explicit RBE, stated
+as an assumption, since its RBE varies with LET and no variable-RBE model is implemented).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..case import Case
 from ..progress import SILENT, Progress
+from ..rbe import resolve_rbe
 from .distal import (DEFAULT_DISTAL_MARGIN_MM, DEFAULT_MIN_WEIGHT_FRACTION, DEFAULT_RANGE_ERROR_PCT, DistalReport,
                      Organ, plan_distal_end_check)
 from .narrative import comparison_summary, criteria_for, flat_metrics
@@ -95,6 +97,7 @@ class Comparison:
                          "recovery": self.protocol.recovery.describe(self.case.prior.interval_months)},
             "modalities": mods,
             "verdicts": {m: self.plans[m].verdict for m in mods},
+            "dose": {m: self.plans[m].dose_info for m in mods},
             "verdict_detail": {m: self.plans[m].evaluation.summary for m in mods},
             "summary": self.summary,
             "criteria": self.summary_rows,
@@ -121,16 +124,23 @@ def _r(x, digits: int = 3):
 def definitions(params: dict) -> dict:
     """What each comparison metric is, which dose it uses and with which alpha/beta."""
     return {
-        "structures": "per protocol line: the evaluated value (cumulative EQD2 in Gy at the line's alpha/beta for "
-                      "cumulative lines, else the new course's physical dose) with its verdict and margin; "
-                      "cumulative_eqd2 = (1 - f) EQD2(prior) + EQD2(new) summed voxel by voxel",
+        "dose": "photons: physical dose in Gy (RBE 1); particles: RBE-weighted dose in Gy(RBE) = RBE x physical "
+                "dose with a constant RBE (parameters.rbe); the prior course in Gy(RBE) as the case holds it. "
+                "Every dose, EQD2 and limit below is in these units, so photon Gy and particle Gy(RBE) compare "
+                "directly",
+        "structures": "per protocol line: the evaluated value (cumulative EQD2 at the line's alpha/beta for "
+                      "cumulative lines, else the new course's dose; Gy for photons, Gy(RBE) for particles) with "
+                      "its verdict and margin; cumulative_eqd2 = (1 - f) EQD2(prior) + EQD2(new) summed voxel by "
+                      "voxel",
         "priority1_budget": "cumulative limit (desirable / acceptable, EQD2 at the line's alpha/beta) minus the "
                             "evaluated cumulative D0.03cc: EQD2 left at the organ's hottest 0.03 cc for a future "
                             "course, crediting the protocol's recovery of the prior course; negative = exceeded",
-        "targets": "new-course dose (Gy); V95% / V107% in % of the structure, of Rx; D0.03cc = hotspot",
+        "targets": "new-course dose (Gy; Gy(RBE) for particles); V95% / V107% in % of the structure, of Rx; "
+                   "D0.03cc = hotspot",
         "conformity_index_paddick": f"TV_L^2 / (TV x V_L) at the {params['ci_level_pct']:g} % Rx isodose, TV = PTV",
         "r50": "volume of the 50 % Rx isodose within the body / PTV volume",
-        "integral_dose_gy_litre": "new-course dose summed over the body x voxel volume (Gy x litre)",
+        "integral_dose_gy_litre": "new-course dose summed over the body x voxel volume (Gy x litre; Gy(RBE) x "
+                                  "litre for particles)",
         "normal_brain": f"brain structure minus PTV; V20 / V40 Gy EQD2 at alpha/beta "
                         f"{params['brain_alpha_beta_gy']:g} Gy of the new course alone (new_course_eqd2, EQD2 with "
                         f"the new course's fractions) and of both courses (cumulative_eqd2, with the protocol's "
@@ -170,7 +180,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
             min_spot_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, ci_level_pct: float = DEFAULT_CI_LEVEL_PCT,
             brain_structure: str = "Brain", brain_alpha_beta_gy: float = DEFAULT_BRAIN_ALPHA_BETA_GY,
-            progress: Progress = SILENT) -> Comparison:
+            rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
     Like :func:`~reirrad_opt.planning.plan`, adds rCTV and PTV to ``case`` when it has none (once,
@@ -192,6 +202,9 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         ci_level_pct: isodose (% of Rx) of the conformity index.
         brain_structure, brain_alpha_beta_gy: the normal-brain structure and alpha/beta (Gy) of its
             V20 / V40 Gy EQD2.
+        rbe: constant RBE of the particle plan (0.5-5); default the protocol's ``rbe_proton`` (1.1)
+            for protons; required for carbon (InputError before any planning otherwise).
+        absent: structures declared absent (not contoured, outside the field), as for ``plan``.
     """
     from ..planning import ensure_target_volumes, plan
     from ..protocol import Protocol, load_protocol
@@ -214,8 +227,10 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         protocol = load_protocol(protocol, optic_nerve_rule=optic_nerve_rule, fractionation=fractionation)
     if recovery is not None:
         protocol = dataclasses.replace(protocol, recovery=recovery)
+    rbe_setting = resolve_rbe(particle, rbe, protocol.options)   # refuses carbon without an RBE before planning
     notes = ensure_target_volumes(case)
-    kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, progress=progress)
+    kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, absent=absent,
+                  progress=progress)
     if solver is not None:
         kwargs["solver"] = solver
     plans = {}
@@ -223,13 +238,15 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     plans["photon"] = plan(case, protocol, modality="photon", gantry_angles_deg=photon_angles_deg,
                            n_beams=photon_n_beams, **kwargs)
     progress(f"compare: {particle} plan")
-    plans[particle] = plan(case, protocol, modality=particle, gantry_angles_deg=particle_angles_deg, **kwargs)
+    plans[particle] = plan(case, protocol, modality=particle, gantry_angles_deg=particle_angles_deg, rbe=rbe, **kwargs)
     params = {"photon_angles_deg": [float(b.gantry_deg) for b in plans["photon"].beams],
               "particle": particle, "particle_angles_deg": [float(b.gantry_deg) for b in plans[particle].beams],
               "bixel_mm": float(bixel_mm), "spot_spacing_mm": float(spot_spacing_mm),
               "distal_margin_mm": float(distal_margin_mm), "range_error_pct": float(range_error_pct),
               "min_spot_weight_fraction": float(min_spot_weight_fraction), "ci_level_pct": float(ci_level_pct),
-              "brain_structure": brain_structure, "brain_alpha_beta_gy": float(brain_alpha_beta_gy)}
+              "brain_structure": brain_structure, "brain_alpha_beta_gy": float(brain_alpha_beta_gy),
+              "rbe": float(plans[particle].rbe), "rbe_source": plans[particle].rbe_source,
+              "particle_dose_unit": plans[particle].dose_unit}
     progress("compare: metrics")
     metrics = {m: plan_metrics(p, ci_level_pct=ci_level_pct, brain_structure=brain_structure,
                                brain_alpha_beta_gy=brain_alpha_beta_gy) for m, p in plans.items()}
@@ -251,10 +268,10 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     notes = notes + [
         "both plans: same case object (anatomy, targets, prior dose), same protocol object (priorities, limits, "
         "slips, fractionation, recovery)",
-        "particle dose as optimized and evaluated: the dose engine's dose without an RBE factor applied by the "
-        "comparison (protons: Gy(RBE) at constant RBE 1.1 corresponds to a physical dose of this / 1.1; carbon: "
-        "variable RBE not modelled)",
-    ]
+        f"{particle} dose: RBE-weighted, {plans[particle].dose_unit} = {plans[particle].rbe:g} x physical dose "
+        f"(constant RBE, {plans[particle].rbe_source}), as optimized, evaluated and compared; photon dose: physical "
+        "Gy (RBE 1)",
+    ] + [n for n in rbe_setting.notes() if n.startswith("WARNING")]
     if not any(m.brain for m in metrics.values()):
         notes.append(f"no structure {brain_structure!r} in the case: normal-brain V20/V40 not computed")
     return Comparison(case, protocol, plans, metrics, distal, rows, sentences,

@@ -33,7 +33,8 @@ class EvaluationCurve:
         name: identifier, e.g. 'Brainstem, cumulative EQD2 (a/b 2.5 Gy, recovered 0)'.
         structure: the protocol's (TG-263) name; ``case_structure`` the case's.
         cumulative: True for cumulative EQD2 (Gy), False for the new course's dose.
-        unit: 'Gy' (EQD2 or physical) or 'Gy(RBE)' (a particle plan's new-course dose).
+        unit: the unit of the evaluation's dose rows: 'Gy' (photons), 'Gy(RBE)' (particles: the
+            RBE-weighted dose and its cumulative EQD2).
         alpha_beta_gy, recovered_fraction: of the EQD2 conversion (None for new-course dose).
         fine_factor: sub-division per axis of the samples (1 voxel centres, 0 a fine mask).
         goal_ids: the protocol lines read on this curve.
@@ -57,7 +58,7 @@ class EvaluationCurve:
     def quantity(self) -> str:
         """The quantity in words, e.g. 'cumulative EQD2 (Gy)' or 'new-course dose (Gy(RBE))'."""
         if self.cumulative:
-            return "cumulative EQD2 (Gy)"
+            return f"cumulative EQD2 ({self.unit})"
         return "new-course dose (Gy(RBE))" if self.unit == "Gy(RBE)" else "new-course physical dose (Gy)"
 
     @property
@@ -114,9 +115,9 @@ def evaluation_curves(case, evaluation, new_dose_gy: np.ndarray, new_n_fractions
         ab = r.alpha_beta_gy if r.cumulative else None
         f_rec = (r.recovered_fraction or 0.0) if r.cumulative else None
         groups.setdefault((r.case_structure, r.cumulative, ab, f_rec), []).append(r)
-    # the new course's dose unit, as the evaluation wrote it on its dose rows ('Gy' or 'Gy(RBE)')
-    units = {r.unit for g in groups.values() for r in g if not r.cumulative and r.unit not in ("%", "cc")}
-    new_unit = units.pop() if len(units) == 1 else "Gy"
+    # the dose unit the evaluation wrote on its dose rows: 'Gy', or 'Gy(RBE)' for a particle plan
+    units = {r.unit for g in groups.values() for r in g if r.unit not in ("%", "cc")}
+    dose_unit = units.pop() if len(units) == 1 else "Gy"
     curves = []
     for (name, cumulative, ab, f_rec), rows in groups.items():
         first = rows[0]
@@ -132,9 +133,8 @@ def evaluation_curves(case, evaluation, new_dose_gy: np.ndarray, new_n_fractions
         values = goal_dose_at(pts, new_dose_gy, cumulative=cumulative, prior_dose_gy=case.prior_dose_gy,
                               prior_n_fractions=case.prior.n_fractions, new_n_fractions=new_n_fractions,
                               alpha_beta_gy=ab, recovered_fraction=f_rec or 0.0)
-        unit = "Gy" if cumulative else new_unit
-        curves.append(EvaluationCurve(_curve_name(first.structure, cumulative, unit, ab, f_rec), first.structure, name,
-                                      cumulative, unit, ab, f_rec, pts.fine_factor,
+        curves.append(EvaluationCurve(_curve_name(first.structure, cumulative, dose_unit, ab, f_rec), first.structure,
+                                      name, cumulative, dose_unit, ab, f_rec, pts.fine_factor,
                                       tuple(r.goal_id for r in rows), np.asarray(values, dtype=float),
                                       np.asarray(pts.volume_cc, dtype=float)))
     return curves

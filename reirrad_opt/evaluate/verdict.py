@@ -2,16 +2,11 @@
 
 Only the case, the protocol and the final new-course dose are used (nothing from an optimizer).
 
-Per line: 'desirable' (the desirable limit is met), 'acceptable' (only the acceptable limit is met,
-or the line has no acceptable limit), 'fail' (the acceptable limit is not met), or 'not evaluated'
-(the structure is missing or empty in the case). The margin is signed, in the line's unit,
-positive inside the limit: to the desirable limit when that is met or when there is no acceptable
-limit, otherwise to the acceptable limit.
-
-Overall: 'fail' if any priority-1 line fails its acceptable limit **or cannot be evaluated** (a
-missing priority-1 structure never passes silently); otherwise 'desirable' if every evaluated
-line is desirable, else 'acceptable'. Lines failing at lower priorities and lines not evaluated are
-listed by name.
+The verdict words and the rule are in :mod:`.rule`: per line 'desirable', 'acceptable', 'not met'
+(desirable missed, no acceptable limit), 'fail', 'not evaluated' (structure missing or empty) or
+'absent' (declared absent, see :mod:`reirrad_opt.absent`); overall, from the priority-1 lines
+alone, 'desirable', 'acceptable', 'fail' or 'incomplete' (a priority-1 organ is not contoured: never
+a pass). Lower-priority goals missed are named in the verdict detail.
 """
 from __future__ import annotations
 
@@ -20,17 +15,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..absent import declared_absent
 from ..case import Case
 from ..geometry import canonical_name
-from ..protocol import Fractionation, Goal, Protocol
+from ..protocol import Fractionation, Protocol
 from ..radiobiology import RecoveryModel, eqd2
 from .cumulative import EQD2Maps, eqd2_maps, goal_dose_at
 from .dvh import DVH
 from .metrics import DEFAULT_FINE_FACTOR, resolve, value_from_dvh
 from .reporting import SUMMATION_METHOD, ReirradiationType, reirradiation_type
+from .rule import ROW_VERDICTS, line_verdict, overall_verdict, signed_margin  # noqa: F401 (re-exported)
 from .sampling import SamplePoints, sample_points
+from .structures import check_absent_not_contoured, find_case_structure
 
-ROW_VERDICTS = ("desirable", "acceptable", "fail", "not evaluated")
 NEGATIVE_DOSE_TOLERANCE_GY = 1e-6
 
 
@@ -45,8 +42,9 @@ class EvaluationRow:
         unit: 'Gy' (dose metrics: new-course physical dose, or cumulative EQD2 when ``cumulative``),
             '%' or 'cc' (V-metrics).
         desirable, acceptable: the limits in ``unit`` (None = no limit).
-        verdict: 'desirable' | 'acceptable' | 'fail' | 'not evaluated'.
-        margin: signed, in ``unit``, positive = inside the limit (see the module docstring).
+        verdict: 'desirable' | 'acceptable' | 'not met' | 'fail' | 'not evaluated' | 'absent'
+            (see :mod:`.rule`).
+        margin: signed, in ``unit``, positive = inside the limit (see :mod:`.rule`).
         margin_desirable, margin_acceptable: the margins to each limit.
         note: what the reader must know.
     """
@@ -93,10 +91,15 @@ class PlanEvaluation:
 
     Attributes:
         rows: one :class:`EvaluationRow` per protocol line.
-        verdict: 'desirable' | 'acceptable' | 'fail' (see the module docstring).
-        summary: one paragraph stating the verdict and every failing / missing line.
+        verdict: 'desirable' | 'acceptable' | 'fail' | 'incomplete', from the priority-1 lines alone
+            (see :mod:`.rule`).
+        summary: the verdict detail: one paragraph stating the verdict, what decided it, and every
+            lower-priority goal missed, line not evaluated and structure declared absent.
         failed_priority1, failed_lower_priority, not_evaluated: goal ids.
-        incomplete: True when a priority-1 line could not be evaluated.
+        not_met_priority1: goal ids of priority-1 lines 'not met' (no acceptable limit, desirable missed).
+        missing_priority1: goal ids of priority-1 lines 'not evaluated'; not_contoured their structures.
+        missed_lower_priority: goal ids of lower-priority lines 'acceptable', 'not met' or 'fail'.
+        absent: structure -> how it was declared absent (plan.json ``absent_structures``).
         new_eqd2_gy, prior_eqd2_gy (after recovery), cumulative_eqd2_gy: voxel maps (Gy) on the
             case grid for display (per-voxel alpha/beta map; see :mod:`.cumulative`).
         reporting: the ESTRO-EORTC reporting block (JSON-ready dict).
@@ -110,7 +113,6 @@ class PlanEvaluation:
     failed_priority1: list[str]
     failed_lower_priority: list[str]
     not_evaluated: list[str]
-    incomplete: bool
     new_eqd2_gy: np.ndarray = field(repr=False)
     prior_eqd2_gy: np.ndarray = field(repr=False)
     cumulative_eqd2_gy: np.ndarray = field(repr=False)
@@ -121,10 +123,21 @@ class PlanEvaluation:
     rx_gy: float = 0.0
     recovery: str = ""
     fine_factor: int = DEFAULT_FINE_FACTOR
+    not_met_priority1: list[str] = field(default_factory=list)
+    missing_priority1: list[str] = field(default_factory=list)
+    not_contoured: list[str] = field(default_factory=list)
+    missed_lower_priority: list[str] = field(default_factory=list)
+    absent: dict[str, str] = field(default_factory=dict)
 
     @property
     def priority1_failed(self) -> bool:
+        """A priority-1 line is 'fail' or 'not met' (overall 'fail')."""
         return self.verdict == "fail"
+
+    @property
+    def incomplete(self) -> bool:
+        """Overall 'incomplete': no priority-1 line fails, but one could not be evaluated."""
+        return self.verdict == "incomplete"
 
     def row(self, goal_id: str) -> EvaluationRow:
         for r in self.rows:
@@ -135,57 +148,16 @@ class PlanEvaluation:
     def to_dict(self) -> dict:
         """JSON-ready (no voxel arrays)."""
         return {
-            "verdict": self.verdict, "summary": self.summary, "incomplete": self.incomplete,
-            "failed_priority1": list(self.failed_priority1), "failed_lower_priority": list(self.failed_lower_priority),
-            "not_evaluated": list(self.not_evaluated), "protocol": self.protocol_name,
+            "verdict": self.verdict, "verdict_detail": self.summary, "summary": self.summary,
+            "incomplete": self.incomplete, "failed_priority1": list(self.failed_priority1),
+            "not_met_priority1": list(self.not_met_priority1), "missing_priority1": list(self.missing_priority1),
+            "not_contoured": list(self.not_contoured), "failed_lower_priority": list(self.failed_lower_priority),
+            "missed_lower_priority": list(self.missed_lower_priority), "not_evaluated": list(self.not_evaluated),
+            "absent_structures": dict(self.absent), "protocol": self.protocol_name,
             "fractionation": self.fractionation, "rx_gy": self.rx_gy, "recovery": self.recovery,
             "fine_factor": self.fine_factor, "reirradiation_type": self.reirradiation_type,
             "rows": [r.to_dict() for r in self.rows], "reporting": self.reporting,
         }
-
-
-# ----------------------------------------------------------------------------- per-line verdict
-
-def _inside(value: float, limit: float, sense: str) -> bool:
-    tol = 1e-9 * max(1.0, abs(limit))
-    return value <= limit + tol if sense == "max" else value >= limit - tol
-
-
-def _margin(value: float, limit: float | None, sense: str) -> float | None:
-    if limit is None:
-        return None
-    return limit - value if sense == "max" else value - limit
-
-
-def line_verdict(value: float, sense: str, desirable: float | None, acceptable: float | None) -> tuple[str, float | None, str]:
-    """``(verdict, margin, note)`` of a value against its limits (same unit); see the module docstring."""
-    if desirable is not None and _inside(value, desirable, sense):
-        return "desirable", _margin(value, desirable, sense), ""
-    word = "above" if sense == "max" else "below"
-    if acceptable is None:
-        if desirable is None:  # pragma: no cover - the protocol loader forbids it
-            raise ValueError("a line needs at least one limit")
-        return "acceptable", _margin(value, desirable, sense), (
-            f"{word} the desirable limit; the protocol sets no acceptable limit for this line")
-    if _inside(value, acceptable, sense):
-        note = "" if desirable is None else f"{word} the desirable limit, within the acceptable limit"
-        return "acceptable", _margin(value, acceptable, sense), note
-    return "fail", _margin(value, acceptable, sense), f"{word} the acceptable limit"
-
-
-def find_case_structure(case: Case, goal: Goal, structure_map: dict[str, str] | None = None) -> str | None:
-    """The case's name for the goal's structure: an explicit ``structure_map`` entry, the TG-263
-    name, or any alias (the goal's own and the TG-263 table's), compared by canonical name."""
-    if structure_map and goal.structure in structure_map:
-        name = structure_map[goal.structure]
-        return name if name in case.structures else None
-    if goal.structure in case.structures:
-        return goal.structure
-    wanted = {canonical_name(n) for n in goal.names()}
-    for key in case.structures:
-        if key in wanted or canonical_name(key) in wanted:
-            return key
-    return None
 
 
 # ----------------------------------------------------------------------------- evaluate_plan
@@ -204,8 +176,9 @@ def _choose_fractionation(protocol: Protocol, fractionation) -> Fractionation:
 def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fractionation=None,
                   recovery: RecoveryModel | None = None, fine_factor: int | None = None,
                   fine_masks: dict[str, tuple[np.ndarray, object]] | None = None,
-                  structure_map: dict[str, str] | None = None) -> PlanEvaluation:
-    """Evaluate the new course's dose ``new_dose_gy`` (Gy, physical, on ``case.grid``) against
+                  structure_map: dict[str, str] | None = None, dose_unit: str = "Gy",
+                  absent=None) -> PlanEvaluation:
+    """Evaluate the new course's dose ``new_dose_gy`` (in ``dose_unit``, on ``case.grid``) against
     every line of ``protocol``.
 
     Args:
@@ -217,7 +190,15 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             None: the protocol's option ``evaluation_fine_factor`` (default DEFAULT_FINE_FACTOR).
         fine_masks: optional finer rasterisations ``{case structure name: (mask, Grid)}``.
         structure_map: protocol structure name -> case structure name, overriding the alias search.
+        dose_unit: unit of ``new_dose_gy`` and of the dose rows: 'Gy' (photons, physical) or 'Gy(RBE)'
+            (particles: the RBE-weighted dose, with the prior dose in Gy(RBE) as the case holds it).
+        absent: structures declared absent (not contoured, outside the field): a list of protocol
+            structure names, or a mapping name -> how it was declared; added to the protocol option
+            ``absent_structures``. Their lines read 'absent' and do not block a pass. A name that is
+            not a protocol structure, or one the case contours, is a ValueError.
     """
+    if dose_unit not in ("Gy", "Gy(RBE)"):
+        raise ValueError(f"dose_unit must be 'Gy' or 'Gy(RBE)', got {dose_unit!r}")
     grid = case.grid
     dose = np.asarray(new_dose_gy)
     grid.check_array(dose, "new_dose_gy")
@@ -233,6 +214,8 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
     near_min = str(protocol.options.get("near_min_metric", "D98%"))
     if fine_factor is None:
         fine_factor = int(protocol.options.get("evaluation_fine_factor", DEFAULT_FINE_FACTOR))
+    absent = declared_absent(protocol, absent)
+    check_absent_not_contoured(case, protocol.goals, absent, structure_map)
 
     points_cache: dict[str, SamplePoints] = {}
     coarse_cache: dict[str, SamplePoints] = {}
@@ -254,17 +237,26 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
         name = find_case_structure(case, goal, structure_map)
         base = dict(structure=goal.structure, goal_id=goal.id, metric=goal.metric, priority=goal.priority,
                     cumulative=goal.cumulative, sense=goal.sense, alpha_beta_gy=goal.alpha_beta_gy)
-        unit = "Gy" if not spec.is_volume else (goal.desirable or goal.acceptable).unit
+        unit = dose_unit if not spec.is_volume else (goal.desirable or goal.acceptable).unit
         lim_d = goal.limit_gy("desirable", rx) if not spec.is_volume else (goal.desirable.value if goal.desirable else None)
         lim_a = goal.limit_gy("acceptable", rx) if not spec.is_volume else (goal.acceptable.value if goal.acceptable else None)
+        if goal.structure in absent:
+            rows.append(EvaluationRow(**base, value=None, unit=unit, value_coarse=None, desirable=lim_d,
+                                      acceptable=lim_a, verdict="absent", margin=None, case_structure=name,
+                                      note=f"declared absent ({absent[goal.structure]}): not contoured, outside "
+                                           f"the field; this line is not evaluated and does not block a pass"))
+            continue
         fine_only = (name is not None and not case.structures[name].mask.any()
                      and name in (fine_masks or {}) and np.asarray(fine_masks[name][0]).any())
         if name is None or not (case.structures[name].mask.any() or fine_only):
             why = (f"structure {goal.structure} is not in the case (looked for {', '.join(dict.fromkeys(goal.names()))})"
                    if name is None else f"structure {name} is empty in the case")
             loud = "PRIORITY 1 LINE NOT EVALUATED: " if goal.priority == 1 else "not evaluated: "
+            hint = (f"; contour it, or declare it absent (--absent {goal.structure}) if it lies outside the field"
+                    if goal.priority == 1 else "")
             rows.append(EvaluationRow(**base, value=None, unit=unit, value_coarse=None, desirable=lim_d, acceptable=lim_a,
-                                      verdict="not evaluated", margin=None, note=loud + why, case_structure=name))
+                                      verdict="not evaluated", margin=None, note=loud + why + hint,
+                                      case_structure=name))
             continue
         found[goal.structure] = name
         fine_pts, coarse_pts = points_for(name)
@@ -274,12 +266,13 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                       recovered_fraction=f_rec or 0.0)
         h_fine = DVH.from_samples(goal_dose_at(fine_pts, dose, **kwargs), fine_pts.volume_cc)
         value, unit_v, note = value_from_dvh(spec, h_fine, rx, unit if spec.is_volume else "%")
+        unit_v = dose_unit if unit_v == "Gy" else unit_v
         if coarse_pts is not None:
             h_coarse = DVH.from_samples(goal_dose_at(coarse_pts, dose, **kwargs), coarse_pts.volume_cc)
             value_c, _, _ = value_from_dvh(spec, h_coarse, rx, unit if spec.is_volume else "%")
         else:
             value_c = None
-        verdict, margin, vnote = line_verdict(value, goal.sense, lim_d, lim_a)
+        verdict, margin, vnote = line_verdict(value, goal.sense, lim_d, lim_a, unit_v)
         notes = [n for n in (note, vnote) if n]
         if coarse_pts is None:
             notes.append("no voxel centre of the case grid lies inside the structure: evaluated on its fine mask only")
@@ -290,23 +283,12 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                          f"{frac.n_fractions} fx, recovered fraction {f_rec:g})")
         rows.append(EvaluationRow(**base, value=value, unit=unit_v, value_coarse=value_c, desirable=lim_d,
                                   acceptable=lim_a, verdict=verdict, margin=margin, note="; ".join(notes),
-                                  case_structure=name, margin_desirable=_margin(value, lim_d, goal.sense),
-                                  margin_acceptable=_margin(value, lim_a, goal.sense),
+                                  case_structure=name, margin_desirable=signed_margin(value, lim_d, goal.sense),
+                                  margin_acceptable=signed_margin(value, lim_a, goal.sense),
                                   fine_factor=fine_pts.fine_factor, recovered_fraction=f_rec,
                                   volume_cc=fine_pts.total_cc if coarse_pts is None else coarse_pts.total_cc))
 
-    failed1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "fail"]
-    missing1 = [r.goal_id for r in rows if r.priority == 1 and r.verdict == "not evaluated"]
-    failed_low = [r.goal_id for r in rows if r.priority > 1 and r.verdict == "fail"]
-    not_eval = [r.goal_id for r in rows if r.verdict == "not evaluated"]
-    evaluated = [r for r in rows if r.verdict != "not evaluated"]
-    if failed1 or missing1:
-        verdict = "fail"
-    elif evaluated and all(r.verdict == "desirable" for r in evaluated):
-        verdict = "desirable"
-    else:
-        verdict = "acceptable"
-    summary = _summary(verdict, rows, failed1, missing1, failed_low, not_eval)
+    overall = overall_verdict(rows)
 
     # maps and reporting
     ab_by_structure: dict[str, float] = {}
@@ -323,32 +305,12 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
                                float(protocol.options.get("type1_prior_dose_threshold_gy", 20.0)))
     reporting = _reporting_block(case, protocol, frac, recovery, rows, dose, maps, rtype, ab_by_structure, default_ab,
                                  points_for, found)
-    return PlanEvaluation(rows, verdict, summary, failed1, failed_low, not_eval, bool(missing1), maps.new_eqd2_gy,
-                          maps.prior_eqd2_gy, maps.cumulative_eqd2_gy, reporting, rtype.type, protocol.name, frac.name,
-                          rx, recovery.describe(interval), fine_factor)
-
-
-def _summary(verdict, rows, failed1, missing1, failed_low, not_eval) -> str:
-    parts = []
-    if missing1:
-        parts.append(f"FAIL (incomplete): priority-1 line(s) {', '.join(missing1)} could not be evaluated because the "
-                     f"structure is missing or empty; the plan cannot be accepted against the protocol")
-    if failed1:
-        detail = ", ".join(f"{r.goal_id} {r.value:.2f} {r.unit} (acceptable {r.acceptable:g} {r.unit})"
-                           for r in rows if r.goal_id in failed1)
-        parts.append(f"FAIL: priority-1 line(s) beyond the acceptable limit: {detail}")
-    if not parts:
-        parts.append(f"{verdict.upper()}: every priority-1 line is within its acceptable limit"
-                     + ("" if verdict != "desirable" else " and every line meets its desirable limit"))
-    if failed_low:
-        parts.append(f"lines failing their acceptable limit at lower priority: {', '.join(failed_low)}")
-    others = [g for g in not_eval if g not in missing1]
-    if others:
-        parts.append(f"not evaluated (structure missing or empty): {', '.join(others)}")
-    below = [r.goal_id for r in rows if r.verdict == "acceptable"]
-    if below:
-        parts.append(f"acceptable but not desirable: {', '.join(below)}")
-    return ". ".join(parts) + "."
+    return PlanEvaluation(rows, overall.verdict, overall.detail, overall.failed_priority1, overall.failed_lower_priority,
+                          overall.not_evaluated, maps.new_eqd2_gy, maps.prior_eqd2_gy, maps.cumulative_eqd2_gy,
+                          reporting, rtype.type, protocol.name, frac.name, rx, recovery.describe(interval), fine_factor,
+                          not_met_priority1=overall.not_met_priority1, missing_priority1=overall.missing_priority1,
+                          not_contoured=overall.not_contoured, missed_lower_priority=overall.missed_lower_priority,
+                          absent=absent)
 
 
 def _ptv_name(case: Case, protocol: Protocol, found: dict[str, str]) -> str | None:

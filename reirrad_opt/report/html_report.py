@@ -22,7 +22,7 @@ FIGURE_CAPTIONS = {
                "dashed / dotted segments are the desirable / acceptable limits. Left/right organs: solid / dashed.",
     "dose.png": "Axial, coronal and sagittal slices through the rGTV centre, in patient LPS mm (axial seen from the "
                 "feet: patient right on the image left), cropped to the body. Top: new-course dose ({unit}) with "
-                "isodose lines at 50 / 95 / 107 % of Rx; bottom: cumulative EQD2 (Gy) with isodose lines at the "
+                "isodose lines at 50 / 95 / 107 % of Rx; bottom: cumulative EQD2 ({unit}) with isodose lines at the "
                 "priority-1 cumulative limits.",
 }
 

@@ -151,7 +151,7 @@ def draw_dvh_figure(curves: list[EvaluationCurve], rows: list, rx_gy: float, *, 
         if per_panel[cumulative]:
             ax.legend(fontsize=7.5, ncol=2 if len(per_panel[cumulative]) > 6 else 1,
                       loc="lower left" if cumulative else "upper right")
-    ax1.set_xlabel("cumulative EQD2 (Gy): prior course after recovery + new course")
+    ax1.set_xlabel(f"cumulative EQD2 ({dose_unit}): prior course after recovery + new course")
     ax1.set_title("Cumulative lines: cumulative EQD2 at each line's a/b", fontsize=10)
     ax2.set_xlabel(f"new-course dose ({dose_unit})" if dose_unit != "Gy" else "new-course physical dose (Gy)")
     for pct, ls in ((95, ":"), (100, "-"), (107, "--")):
@@ -184,10 +184,11 @@ OUTLINES = ("rGTV", "PTV", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L
 
 
 def priority1_cumulative_levels(rows) -> list[float]:
-    """The distinct limits (Gy EQD2) of the evaluated priority-1 cumulative dose lines."""
+    """The distinct limits (Gy EQD2; Gy(RBE) for particle plans) of the evaluated priority-1
+    cumulative dose lines."""
     levels = set()
     for r in rows:
-        if r.priority == 1 and r.cumulative and r.unit == "Gy":
+        if r.priority == 1 and r.cumulative and r.unit in ("Gy", "Gy(RBE)") and r.value is not None:
             for lim in (r.desirable, r.acceptable):
                 if lim is not None:
                     levels.add(round(float(lim), 2))
@@ -213,8 +214,8 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> Figure:
         (np.asarray(plan.new_dose_gy), f"new-course dose ({unit})", 1.1 * rx,
          [rx * p / 100 for p in ISODOSE_PCT_RX], [f"{p:g} % of Rx ({rx * p / 100:.1f} {unit})" for p in ISODOSE_PCT_RX],
          "isodose lines, new course", ISO_COLOURS_NEW),
-        (cum, "cumulative EQD2 (Gy)", max(float(np.percentile(cum[body], 99.9)) if body.any() else 0.0, 1.0),
-         p1, [f"{v:g} Gy EQD2" for v in p1], "priority-1 cumulative limits", ISO_COLOURS_CUMULATIVE),
+        (cum, f"cumulative EQD2 ({unit})", max(float(np.percentile(cum[body], 99.9)) if body.any() else 0.0, 1.0),
+         p1, [f"{v:g} {unit} EQD2" for v in p1], "priority-1 cumulative limits", ISO_COLOURS_CUMULATIVE),
     ]
     boxes = []
     for view in views:

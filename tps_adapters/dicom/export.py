@@ -1,14 +1,19 @@
-"""Export of a new course to DICOM: RTDOSE (new course, physical), RTDOSE (cumulative EQD2) and
-RTSTRUCT (the generated rCTV and PTV), all in the original study and frame of reference.
+"""Export of a new course to DICOM: RTDOSE (new course), RTDOSE (cumulative EQD2) and RTSTRUCT (the
+generated rCTV and PTV), all in the original study and frame of reference.
+
+The new course's RTDOSE is DoseType PHYSICAL (Gy) for a photon plan and DoseType EFFECTIVE (Gy(RBE),
+file ``RD_new_course_RBE.dcm``) for a particle plan, with the constant RBE in its DoseComment, as
+plan.json's ``dose`` object states it; the cumulative EQD2's comment says Gy(RBE) for particle
+plans. A plan.json without ``dose`` (written before it existed) is a physical dose.
 
 Input: a plan folder with
 
 * ``case.json`` / ``case.npz``: the case (``source.kind == "dicom"``), with masks ``mask_rCTV`` and
   ``mask_PTV`` (as structures of the case, or as arrays of case.npz);
-* ``dose.npz``: ``new_course_gy`` (physical dose of the new course) and ``cumulative_eqd2_gy``
-  (prior + new EQD2), float arrays on the case grid, Gy;
+* ``dose.npz``: ``new_course_gy`` (dose of the new course: physical for photons, RBE-weighted for
+  particles) and ``cumulative_eqd2_gy`` (prior + new EQD2), float arrays on the case grid, Gy or Gy(RBE);
 * ``plan.json`` (optional): ``reporting.alpha_beta_gy`` and ``reporting.recovery_model``, quoted in
-  the EQD2 dose's comment ('not recorded' when absent).
+  the EQD2 dose's comment ('not recorded' when absent), and ``dose`` (quantity, unit, rbe).
 
 Doses are stored as 32-bit unsigned integers with a Dose Grid Scaling of at most max/(2^32 - 1), so
 they read back to within half a scaling quantum; the RTDOSE grid is the case grid cropped to the
@@ -42,9 +47,10 @@ from .values import get_str
 
 STUDY_COMPONENT = "1.2.840.10008.3.1.2.3.1"
 NEW_COURSE_FILE = "RD_new_course_physical.dcm"
+NEW_COURSE_RBE_FILE = "RD_new_course_RBE.dcm"      # particle plans: RBE-weighted (DoseType EFFECTIVE)
 EQD2_FILE = "RD_cumulative_EQD2.dcm"
 STRUCT_FILE = "RS_new_course_targets.dcm"
-OUTPUT_FILES = (NEW_COURSE_FILE, EQD2_FILE, STRUCT_FILE)
+OUTPUT_FILES = (NEW_COURSE_FILE, NEW_COURSE_RBE_FILE, EQD2_FILE, STRUCT_FILE)
 ROI_COLOURS = {"rCTV": [255, 128, 0], "PTV": [255, 0, 0]}
 ROI_TYPES = {"rCTV": "CTV", "PTV": "PTV"}
 UINT32_MAX = 2 ** 32 - 1
@@ -280,17 +286,19 @@ def _short(text: str) -> str:
     return re.sub(r"\s*\([^)]*\)", "", text).strip()
 
 
-def eqd2_comments(reporting: dict) -> tuple[str, str]:
+def eqd2_comments(reporting: dict, dose_unit: str = "Gy") -> tuple[str, str]:
     """(DoseComment of at most 64 characters, full statement for Image Comments).
 
     ``reporting`` is plan.json's ``reporting`` object: ``alpha_beta_gy`` (per structure, or one
     number) and ``recovery_model`` (or ``recovery``), text or object; absent -> 'not recorded'.
+    ``dose_unit`` 'Gy(RBE)' (particle plans) puts 'Gy(RBE)' after 'EQD2' in both texts.
     """
+    u = "" if dose_unit == "Gy" else f" {dose_unit}"
     ab = _format_alpha_beta(reporting.get("alpha_beta_gy"))
     rec = _format_recovery(reporting.get("recovery_model", reporting.get("recovery")))
     if rec.lower().startswith("recovery:"):
         rec = rec.split(":", 1)[1].strip()
-    full = f"EQD2 cumulative (prior + new course); alpha/beta [Gy]: {ab}; recovery model: {rec}"
+    full = f"EQD2{u} cumulative (prior + new course); alpha/beta [Gy]: {ab}; recovery model: {rec}"
     ab_map = reporting.get("alpha_beta_gy")
     grouped = _short(ab)
     if isinstance(ab_map, dict) and ab_map:
@@ -301,11 +309,11 @@ def eqd2_comments(reporting: dict) -> tuple[str, str]:
     rec_short = _short(rec) or rec
     candidates = [
         full,
-        f"EQD2 sum; a/b {ab}; recovery {rec_short}",
-        f"EQD2 sum; a/b {grouped}; recovery {rec_short}",
-        f"EQD2; a/b {grouped}; rec {rec_short}",
-        f"EQD2 sum; recovery {rec_short}; a/b in ImageComments",
-        "EQD2 sum; a/b and recovery model in ImageComments",
+        f"EQD2{u} sum; a/b {ab}; recovery {rec_short}",
+        f"EQD2{u} sum; a/b {grouped}; recovery {rec_short}",
+        f"EQD2{u}; a/b {grouped}; rec {rec_short}",
+        f"EQD2{u} sum; recovery {rec_short}; a/b in ImageComments",
+        f"EQD2{u} sum; a/b and recovery model in ImageComments",
     ]
     comment = next(c for c in candidates if len(c) <= DOSE_COMMENT_MAX)
     return comment, full
@@ -360,6 +368,37 @@ def _load_plan_folder(plan_dir: Path) -> tuple[Case, dict[str, np.ndarray], dict
     return case, doses, masks, reporting
 
 
+def plan_dose_info(plan_dir: Path) -> dict:
+    """plan.json's ``dose`` object (quantity, unit, rbe, rbe_model); a physical dose in Gy when the file
+    or the key is absent. ExportError when it is there but not one of the known forms."""
+    physical = {"quantity": "physical", "unit": "Gy", "rbe": 1.0, "rbe_model": "none"}
+    path = Path(plan_dir) / "plan.json"
+    if not path.is_file():
+        return physical
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path}: not valid JSON ({exc})") from exc
+    dose = meta.get("dose") if isinstance(meta, dict) else None
+    if dose is None:
+        return physical
+    known = {("physical", "Gy"), ("RBE-weighted", "Gy(RBE)")}
+    rbe = dose.get("rbe") if isinstance(dose, dict) else None
+    if not isinstance(dose, dict) or (dose.get("quantity"), dose.get("unit")) not in known \
+            or isinstance(rbe, bool) or not isinstance(rbe, (int, float)) or not rbe > 0:
+        raise ExportError(f"{path}: 'dose' is {dose!r}; expected quantity/unit 'physical'/'Gy' or "
+                          "'RBE-weighted'/'Gy(RBE)' with a positive 'rbe'")
+    return dose
+
+
+def new_course_labels(dose: dict) -> tuple[str, str, str, str]:
+    """(file name, DoseType, DoseComment, series description) of the new course's RTDOSE."""
+    if dose["unit"] == "Gy(RBE)":
+        comment = f"new course, RBE-weighted, Gy(RBE), constant RBE {float(dose['rbe']):g}"
+        return NEW_COURSE_RBE_FILE, "EFFECTIVE", comment, "reirrad-opt new course dose Gy(RBE)"
+    return NEW_COURSE_FILE, "PHYSICAL", "new course, physical dose", "reirrad-opt new course dose"
+
+
 def _reference_dataset(case: Case, reference_dir: Path) -> Dataset:
     folder = scan_folder(reference_dir)
     ident = folder.identity()
@@ -391,11 +430,12 @@ def export_plan(plan_dir: str | os.PathLike, reference_dir: str | os.PathLike, o
         if others:
             raise ExportError(f"{out}: exists and holds other files ({', '.join(sorted(others)[:5])}); "
                               "give a new or empty output folder")
-    comment, full = eqd2_comments(reporting)
+    dose_info = plan_dose_info(plan_dir)
+    new_file, new_type, new_comment, new_description = new_course_labels(dose_info)
+    comment, full = eqd2_comments(reporting, dose_info["unit"])
     datasets = {
-        NEW_COURSE_FILE: build_rtdose(doses["new_course_gy"], case.grid, case, reference, dose_type="PHYSICAL",
-                                      comment="new course, physical dose", description="reirrad-opt new course dose",
-                                      series_number=901),
+        new_file: build_rtdose(doses["new_course_gy"], case.grid, case, reference, dose_type=new_type,
+                               comment=new_comment, description=new_description, series_number=901),
         EQD2_FILE: build_rtdose(doses["cumulative_eqd2_gy"], case.grid, case, reference, dose_type="EFFECTIVE",
                                 comment=comment, image_comments=full,
                                 description="reirrad-opt cumulative EQD2", series_number=902),

@@ -19,6 +19,7 @@ from reirrad_opt.geometry import Grid, Structure, canonical_name, default_role
 from .ct import CTVolume, read_ct_series
 from .errors import (DicomImportWarning, DoseCoverageWarning, GeometryError, MissingDataError, MixedInputError,
                      PriorCourseError, StructureNameError, UnsupportedDoseError)
+from .prior_rbe import apply_prior_dose_type
 from .rtdose import DoseGrid, check_embedded_dvhs, read_rtdose, resample_axes, resample_dose
 from .rtplan import PlanInfo, read_rtplan
 from .rtstruct import StructureSet, rasterize_roi, read_structure_set
@@ -238,6 +239,7 @@ def load_case(
     grid: str = "ct",
     voxel_mm: float | Sequence[float] | None = None,
     prior_modality: str | None = None,
+    prior_rbe: float | None = None,
     relative_dose_reference_gy: float | None = None,
     assume_hu: float | None = None,
     allow_missing_dose: bool = False,
@@ -255,6 +257,8 @@ def load_case(
         grid: 'ct' (the CT grid; default) or 'dose' (the grid of the prior RTDOSE).
         voxel_mm: resample that grid onto this spacing (one number or (dz, dy, dx) mm).
         prior_modality: 'photon', 'proton', 'carbon', ... when there is no RTPLAN.
+        prior_rbe: constant RBE applied to a PHYSICAL particle prior dose (default 1.1 for protons;
+            required for carbon and heavier ions); see :mod:`.prior_rbe`.
         relative_dose_reference_gy: Gy per relative unit, for DoseUnits RELATIVE.
         assume_hu: HU to put where there is no CT (no CT series, or a case grid beyond the CT);
             without it such a case is refused.
@@ -291,6 +295,8 @@ def load_case(
         notes.extend(plan.notes)
     prior = _prior_course(folder, plan, prior_fractions, interval_months, prior_modality, notes)
     factor = _check_dose_kind(chosen, prior.modality, relative_dose_reference_gy, notes) if chosen else 1.0
+    prior, rbe_factor = apply_prior_dose_type(chosen, prior, prior_rbe, notes, folder.root)
+    factor *= rbe_factor
     if summation == "BEAM" and plan is not None:
         got = sorted(n for d in chosen for n in d.referenced_beams)
         missing = sorted(set(plan.treatment_beams) - set(got))
