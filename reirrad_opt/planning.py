@@ -130,6 +130,7 @@ class Plan:
             "reporting": ev.get("reporting", {}),
             "timing_s": {k: round(float(v), 3) for k, v in self.timing_s.items()},
             "notes": self.notes + self.optimization.notes,
+            "input_overrides": self.case.source.get("input_overrides", []),
             "versions": {"reirrad_opt": __version__, "python": platform.python_version(),
                          "numpy": np.__version__},
         }
@@ -267,6 +268,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     from .absent import declared_absent
     from .evaluate import check_absent_not_contoured, evaluate_plan
     from .protocol import Protocol, load_protocol
+    from .protocol_names import check_protocol_names
 
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -277,6 +279,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     else:
         if fractionation:
             protocol = protocol.with_fractionation(fractionation)
+    check_protocol_names(case, protocol)
     rbe_setting = resolve_rbe("photon" if ion is None else ion, rbe, protocol.options)
     absent = declared_absent(protocol, absent)
     check_absent_not_contoured(case, protocol.goals, absent)

@@ -741,6 +741,9 @@ class _Loader:
 
 
 def _read(path: Path) -> tuple[str, dict]:
+    if path.is_dir():
+        raise ProtocolError(f"{path}: is a folder; expected a protocol TOML file (or the name of a shipped protocol: "
+                            f"{', '.join(shipped_protocols())})")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -76,3 +76,31 @@ def test_dose_figure_has_mm_axes_positions_orientation_and_isodoses(npc_plan, tm
 
 def _centre(p):
     return tuple(int(round(c)) for c in np.argwhere(p.case.structures["rGTV"].mask).mean(axis=0))
+
+
+def test_comparison_slices_are_in_patient_mm_with_orientation(npc_plan, tmp_path, monkeypatch):
+    import matplotlib.figure
+    from types import SimpleNamespace
+
+    from reirrad_opt.compare.figures import slices_figure
+
+    drawn = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        drawn["fig"] = self
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    cmp = SimpleNamespace(modalities=["photon", "proton"], case=npc_plan.case,
+                          plans={"photon": npc_plan, "proton": npc_plan})
+    slices_figure(cmp, tmp_path / "slices.png")
+    images = [ax for ax in drawn["fig"].axes if ax.images]
+    assert len(images) == 9
+    assert [ax.get_title().split(",")[0] for ax in images[:3]] == ["axial", "coronal", "sagittal"]
+    assert all(" mm: " in ax.get_title() and "(mm)" in ax.get_xlabel() for ax in images)
+    assert {t.get_text() for ax in images for t in ax.texts} == {"R", "L", "A", "P", "S", "I"}
+    rx = npc_plan.fractionation.total_gy
+    iso = {round(float(v), 3) for ax in images[:6] for cs in ax.collections
+           if isinstance(cs, ContourSet) for v in cs.levels if v != 0.5}
+    assert iso == {round(0.95 * rx, 3), round(1.07 * rx, 3)}

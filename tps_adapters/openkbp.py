@@ -22,30 +22,48 @@ The OpenKBP plans were prescribed 70 / 63 / 56 Gy in 35 fractions (PTV70 / PTV63
 prior course is therefore 70 Gy in 35 fractions unless told otherwise. OpenKBP has no body contour:
 ``External`` is derived from the CT (largest connected region above -400 HU, holes filled slice by
 slice), stated in the notes.
+
+Checks (see docs/input-checks.md): a 0-byte ct.csv, dose.csv or voxel_dimensions.csv and a
+repeated index in any file are errors; a structure file that is empty (0 bytes) or lists no
+voxel is reported as an empty structure and not imported; raw CT values must lie in the 16-bit
+range 0-65535; voxel sizes, the prior fractionation and the prior dose go through
+:mod:`reirrad_opt.plausibility` (a zero prior dose, or one that covers none of the PTVs, needs
+its ``--accept-...`` flag, recorded in ``case.source["input_overrides"]``).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 from scipy import ndimage
 
 from reirrad_opt.case import Case, PriorCourse
 from reirrad_opt.geometry import Grid, Structure, canonical_name
+from reirrad_opt.plausibility import (DEFAULT_BOUNDS, PlausibilityBounds, check_ct_hu, check_prior_dose,
+                                      check_prior_fractionation, check_spacing_mm, record_overrides)
 
 SHAPE = (128, 128, 128)
 OPENKBP_ROIS = ("Brainstem", "SpinalCord", "RightParotid", "LeftParotid", "Esophagus", "Larynx", "Mandible",
                 "PTV56", "PTV63", "PTV70")
 BODY_THRESHOLD_HU = -400.0
+RAW_CT_RANGE = (0.0, 65535.0)  # stored CT values: 12- or 16-bit, HU + 1024
 
 
 class OpenKBPFormatError(ValueError):
     """An OpenKBP patient folder with a missing or malformed file (the message names it)."""
 
 
+class EmptyCSVError(OpenKBPFormatError):
+    """An OpenKBP CSV file of 0 bytes (not even the header line)."""
+
+
 def read_sparse_csv(path: Path, with_values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(flat indices, values or None) of an OpenKBP sparse CSV; OpenKBPFormatError names the file."""
+    """(flat indices, values or None) of an OpenKBP sparse CSV; OpenKBPFormatError names the file
+    (EmptyCSVError for a 0-byte file); a repeated index is an error (it would overwrite a voxel)."""
+    if Path(path).stat().st_size == 0:
+        raise EmptyCSVError(f"{path}: the file is empty (0 bytes); an OpenKBP sparse CSV starts with the header ',data'")
     try:
         with open(path) as fh:
             header = fh.readline().strip()
@@ -69,6 +87,12 @@ def read_sparse_csv(path: Path, with_values: bool = True) -> tuple[np.ndarray, n
                                  f"{SHAPE} grid); found {idx.min():g}..{idx.max():g}")
     if values is not None and not np.all(np.isfinite(values)):
         raise OpenKBPFormatError(f"{path}: non-finite values")
+    if idx.size:
+        uniq, counts = np.unique(idx, return_counts=True)
+        if uniq.size != idx.size:
+            repeated = uniq[counts > 1]
+            raise OpenKBPFormatError(f"{path}: {repeated.size} index(es) listed more than once (first: {int(repeated[0])}, "
+                                     f"{int(counts.max())} times); a later row would silently overwrite an earlier one")
     return idx.astype(np.int64), values
 
 
@@ -105,6 +129,8 @@ def load_openkbp_case(
     prior_prescription_gy: float = 70.0,
     structure_map: dict[str, str] | None = None,
     name: str | None = None,
+    accept: Collection[str] = (),
+    bounds: PlausibilityBounds = DEFAULT_BOUNDS,
 ) -> Case:
     """Read an OpenKBP patient folder (``pt_*``) into a Case; the OpenKBP dose is the prior course.
 
@@ -115,6 +141,9 @@ def load_openkbp_case(
             as in the OpenKBP data description).
         structure_map: canonical name -> OpenKBP name overrides for the TG-263 mapping.
         name: case name (default: the folder name).
+        accept: override keys confirmed by the user ('zero_prior', 'prior_off_target'; see
+            :data:`reirrad_opt.plausibility.OVERRIDE_FLAGS`), recorded in ``source["input_overrides"]``.
+        bounds: the plausibility bounds.
     """
     root = Path(path).resolve()
     if not root.is_dir():
@@ -133,6 +162,8 @@ def load_openkbp_case(
     if vox.size != 3 or not np.all(np.isfinite(vox)) or vox.min() <= 0:
         raise OpenKBPFormatError(f"{root / 'voxel_dimensions.csv'}: expected three positive voxel sizes in mm, "
                                  f"got {vox.tolist()}")
+    check_spacing_mm(vox, f"{root / 'voxel_dimensions.csv'}", bounds)
+    check_prior_fractionation(prior_fractions, prior_prescription_gy, str(root), bounds)
     spacing = (float(vox[2]), float(vox[0]), float(vox[1]))  # (dz, dy, dx)
     origin = tuple(-(n - 1) / 2 * s for n, s in zip(SHAPE, spacing))
     grid = Grid(SHAPE, spacing, origin)
@@ -142,19 +173,31 @@ def load_openkbp_case(
         "OpenKBP: CT = clip(value, 0, 4095) - 1024 HU (absent voxels -1024 HU), as the data description recommends",
     ]
     idx, values = read_sparse_csv(root / "ct.csv")
+    if values.size and (values.min() < RAW_CT_RANGE[0] or values.max() > RAW_CT_RANGE[1]):
+        raise OpenKBPFormatError(f"{root / 'ct.csv'}: stored CT values from {values.min():.6g} to {values.max():.6g}; "
+                                 f"expected {RAW_CT_RANGE[0]:g} to {RAW_CT_RANGE[1]:g} (HU + 1024, 12 or 16 bits)")
     ct_hu = to_case_axes(np.clip(_dense(idx, values, np.float32), 0, 4095) - 1024).astype(np.float32)
+    notes.extend(check_ct_hu(ct_hu, str(root / "ct.csv"), bounds))
     idx, values = read_sparse_csv(root / "dose.csv")
     if values.size and values.min() < 0:
         raise OpenKBPFormatError(f"{root / 'dose.csv'}: negative dose values")
     dose = to_case_axes(_dense(idx, values, np.float32))
     structures: dict[str, Structure] = {}
-    rois = []
+    rois, empty = [], []
     for roi in OPENKBP_ROIS:
         f = root / f"{roi}.csv"
         if not f.is_file():
             notes.append(f"OpenKBP: {roi} not contoured for this patient")
             continue
-        idx, _ = read_sparse_csv(f, with_values=False)
+        try:
+            idx, _ = read_sparse_csv(f, with_values=False)
+        except EmptyCSVError:
+            idx = None
+        if idx is None or idx.size == 0:
+            empty.append(roi)
+            notes.append(f"OpenKBP: {f.name} is {'empty (0 bytes)' if idx is None else 'a header without voxels'}; "
+                         f"structure {roi} not imported")
+            continue
         mask = to_case_axes(_dense(idx, None, bool))
         cname = canonical_name(roi, structure_map)
         if cname in structures:
@@ -170,7 +213,11 @@ def load_openkbp_case(
                         prescription_gy=prior_prescription_gy,
                         description=f"OpenKBP plan: {prior_prescription_gy:g} Gy in {prior_fractions} fx to PTV70 "
                                     "(9-field 6 MV IMRT)")
-    source = {"kind": "openkbp", "reference_dir": str(root), "patient": root.name, "rois": rois, "notes": notes}
+    targets = {n: s.mask for n, s in structures.items() if s.role == "target"}
+    overrides = check_prior_dose(dose, prior_prescription_gy, targets, str(root / "dose.csv"), bounds, accept)
+    source = {"kind": "openkbp", "reference_dir": str(root), "patient": root.name, "rois": rois, "empty_rois": empty,
+              "notes": notes}
+    record_overrides(source, overrides)
     return Case(name or root.name, grid, ct_hu, structures, dose, prior, source)
 
 

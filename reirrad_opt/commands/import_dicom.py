@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 
 from ..geometry import parse_structure_map
+from ._args import non_negative_float, positive_float, positive_int
+from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
 from ._help import plain_description
 from ._output import add_output_arguments, prepare
@@ -29,7 +31,7 @@ def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recurrence-near", metavar="ORGAN", default=None,
                    help="place a spherical rGTV inside the prior high-dose target at the point nearest ORGAN "
                         "(TG-263 name, e.g. Brainstem)")
-    g.add_argument("--recurrence-radius-mm", type=float, default=12.0, help="rGTV radius in mm (default 12)")
+    g.add_argument("--recurrence-radius-mm", type=positive_float, default=12.0, help="rGTV radius in mm (default 12)")
     g.add_argument("--recurrence-target", metavar="NAME", default=None,
                    help="the prior high-dose target (default: the prior target with the highest mean prior dose)")
 
@@ -51,6 +53,10 @@ def case_summary(case, out: Path) -> str:
     for s in case.structures.values():
         mean = float(case.prior_dose_gy[s.mask].mean()) if s.mask.any() else 0.0
         lines.append(f"  {s.name:<20} {s.role:<8} {s.volume_cc(case.grid):10.2f} cc  prior mean {mean:6.2f} Gy")
+    overrides = case.source.get("input_overrides", [])
+    if overrides:
+        lines.append("input accepted by explicit flag:")
+        lines.extend(f"  - {o['flag']}: {o['reason']}" for o in overrides)
     notes = case.source.get("notes", [])
     if notes:
         lines.append("notes:")
@@ -64,9 +70,9 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
-    p.add_argument("--interval-months", type=float, default=None,
+    p.add_argument("--interval-months", type=non_negative_float, default=None,
                    help="months from the end of the prior course to the re-irradiation (required)")
-    p.add_argument("--prior-fractions", type=int, default=None,
+    p.add_argument("--prior-fractions", type=positive_int, default=None,
                    help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN)")
     p.add_argument("--prior-modality", default=None, help="photon | proton | carbon ... when there is no RTPLAN")
     p.add_argument("--prior-rbe", type=float, default=None, metavar="X",
@@ -76,15 +82,16 @@ def register(subparsers) -> None:
     p.add_argument("--structure-map", nargs="+", action="extend", default=[], metavar="CANONICAL=EXPORTED",
                    help="map exported ROI names to TG-263 names, e.g. rGTV=GTV_recur")
     p.add_argument("--grid", choices=["ct", "dose"], default="ct", help="case grid: the CT's (default) or the RTDOSE's")
-    p.add_argument("--voxel-mm", type=float, nargs="+", default=None, metavar="MM",
+    p.add_argument("--voxel-mm", type=positive_float, nargs="+", default=None, metavar="MM",
                    help="resample the case grid to this voxel size (one value, or dz dy dx)")
-    p.add_argument("--relative-dose-gy", type=float, default=None,
+    p.add_argument("--relative-dose-gy", type=positive_float, default=None,
                    help="Gy per relative unit, for an RTDOSE in RELATIVE units")
     p.add_argument("--assume-hu", type=float, default=None,
                    help="HU to assume where there is no CT (no CT series, or case grid beyond the CT)")
     p.add_argument("--allow-missing-dose", action="store_true",
                    help="accept a folder without RTDOSE (prior dose 0 Gy everywhere)")
     p.add_argument("--name", default=None, help="case name (default: Patient ID)")
+    add_input_check_arguments(p)
     add_progress_arguments(p)
     add_recurrence_arguments(p)
     p.set_defaults(func=run)
@@ -100,6 +107,7 @@ def run(args) -> int:
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
     target = prepare(args, "import-dicom", inputs=[args.folder])
     progress = progress_from_args(args)
+    accept, bounds = input_checks_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DicomImportWarning)
         case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
@@ -108,7 +116,7 @@ def run(args) -> int:
                          prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
                          relative_dose_reference_gy=args.relative_dose_gy,
                          assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
-                         progress=progress)
+                         progress=progress, accept=accept, bounds=bounds)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     case = apply_recurrence(case, args)

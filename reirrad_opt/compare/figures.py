@@ -11,11 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..report.case_figure import structure_colour  # noqa: E402
 from ..report.plan_figures import dvh_styles, format_volume_axis, plan_curves, plot_curve  # noqa: E402
+from ..report.slices import body_box_mm, mark_orientation, orthogonal_views  # noqa: E402
 
 STYLE = {0: "-", 1: "--"}
 MARKERS = {0: "o", 1: "s"}
-PALETTE = plt.get_cmap("tab20").colors
 OUTLINES = ("rGTV", "PTV", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
             "Lobe_Temporal_R", "A_Carotid_L", "A_Carotid_R")
 
@@ -102,23 +103,17 @@ def falloff_figure(cmp, path: Path, distances_mm: np.ndarray | None = None) -> N
     plt.close(fig)
 
 
-def _slices(volume: np.ndarray, centre) -> list[np.ndarray]:
-    k, j, i = centre
-    return [volume[k], volume[:, j, :], volume[:, :, i]]
-
-
 def slices_figure(cmp, path: Path) -> None:
-    """Axial, coronal and sagittal slices through the rGTV (or PTV) centre: each plan's new-course
-    dose on the CT, and the difference (particle - photon)."""
+    """Axial, coronal and sagittal slices through the rGTV (or PTV) centre in patient LPS mm with
+    orientation letters, cropped to the body: each plan's new-course dose on the CT with isodose
+    lines at 95 and 107 % of Rx, and the difference (particle - photon)."""
     case, grid = cmp.case, cmp.case.grid
     mods = cmp.modalities
     key = "rGTV" if "rGTV" in case.structures else "PTV"
     centre = tuple(int(round(c)) for c in np.argwhere(case.structures[key].mask).mean(axis=0))
-    dz, dy, dx = grid.spacing_mm
-    aspects = [dy / dx, dz / dx, dz / dy]
-    views = ["axial", "coronal", "sagittal"]
+    views = orthogonal_views(grid, centre)
     outlines = [n for n in OUTLINES if n in case.structures]
-    colours = {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(outlines)}
+    colours = {n: structure_colour(n, i) for i, n in enumerate(outlines)}
     rx = float(cmp.plans[mods[0]].fractionation.total_gy)
     doses = [np.asarray(cmp.plans[m].new_dose_gy, dtype=float) for m in mods]
     diff = doses[1] - doses[0]
@@ -127,31 +122,46 @@ def slices_figure(cmp, path: Path) -> None:
     units = [getattr(cmp.plans[m], "dose_unit", "Gy") for m in mods]
     panels = [(doses[0], f"{mods[0]} ({units[0]})", "dose"), (doses[1], f"{mods[1]} ({units[1]})", "dose"),
               (diff, f"{mods[1]} - {mods[0]} (Gy(RBE))", "diff")]
-    fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.0), layout="constrained")
-    ct = _slices(case.ct_hu, centre)
-    body = _slices(case.body, centre)
+    boxes = [body_box_mm(v, case.body) or v.extent for v in views]
+    fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.5), layout="constrained", facecolor="black")
+    iso = [0.95 * rx, 1.07 * rx]
     for row, (vol, label, kind) in enumerate(panels):
-        sl = _slices(vol, centre)
-        for col in range(3):
+        for col, view in enumerate(views):
             ax = axes[row, col]
-            origin = "upper" if col == 0 else "lower"
-            ax.imshow(ct[col], cmap="gray", vmin=-300, vmax=1200, origin=origin, aspect=aspects[col])
+            ax.set_facecolor("black")
+            ext = view.extent
+            ax.imshow(view.cut(case.ct_hu), cmap="gray", vmin=-300, vmax=1200, origin="lower", extent=ext,
+                      interpolation="nearest")
+            sl = view.cut(vol)
             if kind == "dose":
-                im = ax.imshow(np.ma.masked_less(sl[col], 0.05 * rx), cmap="jet", alpha=0.5, vmin=0, vmax=1.1 * rx,
-                               origin=origin, aspect=aspects[col])
+                im = ax.imshow(np.ma.masked_less(sl, 0.05 * rx), cmap="jet", alpha=0.5, vmin=0, vmax=1.1 * rx,
+                               origin="lower", extent=ext, interpolation="nearest")
+                if float(sl.max()) > iso[0]:
+                    ax.contour(view.h_mm, view.v_mm, sl, levels=iso, colors=["white", "#ffa500"], linewidths=1.3)
             else:
-                im = ax.imshow(np.ma.masked_where(~body[col], sl[col]), cmap="RdBu_r", alpha=0.8,
-                               vmin=-dmax, vmax=dmax, origin=origin, aspect=aspects[col])
+                im = ax.imshow(np.ma.masked_where(~view.cut(case.body), sl), cmap="RdBu_r", alpha=0.8,
+                               vmin=-dmax, vmax=dmax, origin="lower", extent=ext, interpolation="nearest")
             for name in outlines:
-                m = _slices(case.structures[name].mask, centre)[col]
+                m = view.cut(case.structures[name].mask)
                 if m.any():
-                    # contour coordinates are array indices whatever the image origin (no origin= here)
-                    ax.contour(m.astype(float), levels=[0.5], colors=[colours[name]], linewidths=0.9)
-            ax.set_title(f"{views[col]}: {label}", fontsize=10)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, label=label, extend="both" if kind == "diff" else "max")
-    handles = [plt.Line2D([], [], color=colours[n], label=n) for n in outlines]
-    fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
-    fig.savefig(path, dpi=90)
+                    ax.contour(view.h_mm, view.v_mm, m.astype(float), levels=[0.5], colors=[colours[name]],
+                               linewidths=0.9, linestyles="dashed" if name.endswith("_R") else "solid")
+            box = boxes[col]
+            ax.set_xlim(box[0], box[1])
+            ax.set_ylim((box[3], box[2]) if view.flip_v else (box[2], box[3]))
+            ax.set_aspect("equal")
+            mark_orientation(ax, view.marks)
+            ax.set_title(f"{view.name}, {view.position}: {label}", fontsize=9.5, color="white")
+            ax.set_xlabel(view.h_label, fontsize=7.5, color="#cccccc")
+            ax.set_ylabel(view.v_label, fontsize=7.5, color="#cccccc")
+            ax.tick_params(colors="#aaaaaa", labelsize=7)
+        cb = fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, extend="both" if kind == "diff" else "max")
+        cb.set_label(label, color="white")
+        cb.ax.tick_params(colors="white")
+        cb.solids.set_alpha(1.0)
+    handles = [plt.Line2D([], [], color=colours[n], ls="--" if n.endswith("_R") else "-", label=n) for n in outlines]
+    handles += [plt.Line2D([], [], color="white", label=f"95 % Rx ({iso[0]:.1f})"),
+                plt.Line2D([], [], color="#ffa500", label=f"107 % Rx ({iso[1]:.1f})")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=7, fontsize=8, labelcolor="white", frameon=False)
+    fig.savefig(path, dpi=90, facecolor=fig.get_facecolor())
     plt.close(fig)

@@ -8,6 +8,19 @@ from pathlib import Path
 VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "not met": "#ffd0a0", "fail": "#f7b4b4",
                   "not evaluated": "#e0e0e0", "absent": "#dde6f0", "incomplete": "#ffb870"}
 WIN_COLOUR = "#d6e9ff"
+DISCLAIMER = "For research and plan-quality studies; not for clinical use without independent verification"
+FIGURE_CAPTIONS = {
+    "comparison.png": "Both plans' DVHs, each drawn from the samples its own evaluation read, so the markers are "
+                      "the values in the tables (photon: solid line, circles; particle: dashed line, squares). "
+                      "Left: cumulative EQD2 of the organ lines (prior course after recovery + new course, at each "
+                      "line's alpha/beta), log volume axis; right: new-course dose of the target lines with 95 / 100 "
+                      "/ 107 % of Rx. Short dashed / dotted segments: desirable / acceptable limits.",
+    "falloff.png": "New-course dose (% of Rx) against distance outward from the PTV surface along the rays of the "
+                   "fall-off metric: median over the rays with the 10-90 % band, per plan.",
+    "slices.png": "Axial, coronal and sagittal slices through the rGTV centre in patient LPS mm (axial seen from the "
+                  "feet: patient right on the image left), cropped to the body: each plan's new-course dose with "
+                  "isodose lines at 95 and 107 % of Rx, and the difference particle - photon.",
+}
 
 
 def _esc(x) -> str:
@@ -50,7 +63,7 @@ def _structures_table(c: dict, mods: list[str]) -> str:
     rows = []
     for s in c["structures"]:
         cells = [_cell(_fmt(s["priority"])), _cell(_esc(s["structure"])), _cell(_esc(s["metric"])),
-                 _cell("cumulative EQD2" if s["cumulative"] else "new course"), _cell(_esc(s["unit"])),
+                 _cell("cumulative EQD2" if s["cumulative"] else "new-course dose"), _cell(_esc(s["unit"])),
                  _cell(_fmt(s["desirable"])), _cell(_fmt(s["acceptable"]))]
         for m in mods:
             e = s.get(m, {})
@@ -136,7 +149,8 @@ def render_comparison_html(c: dict, figures: list[Path]) -> str:
         distal += (f"<h3>{_esc(m)}: distal-end check</h3><p>{_esc(rep['definition'])}.</p><ul class='warn'>{items}</ul>")
     imgs = "".join(
         f"<figure><img src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}' alt='{_esc(p.name)}'>"
-        f"<figcaption>{_esc(p.name)}</figcaption></figure>" for p in figures if p.is_file())
+        f"<figcaption><b>{_esc(p.name)}</b>: {_esc(FIGURE_CAPTIONS.get(p.name, ''))}</figcaption></figure>"
+        for p in figures if p.is_file())
     defs = "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in c["definitions"].items())
     notes = "".join(f"<li>{_esc(n)}</li>" for n in c["notes"])
     params = _esc(", ".join(f"{k} {v}" for k, v in c["parameters"].items()))
@@ -151,9 +165,12 @@ th {{ background: #ddd; }}
 .banner {{ padding: 0.6em; margin: 0.3em 0; font-size: 1.1em; border: 1px solid #888; }}
 .alarm {{ background: #d00; color: #fff; padding: 0.8em; margin: 0.8em 0; font-size: 1.1em; }}
 .warn li {{ color: #8a4b00; }}
+.disclaimer {{ border-left: 4px solid #c60; padding: 0.3em 0.8em; background: #fff6ec; }}
+figcaption {{ font-size: 0.9em; max-width: 1300px; }}
 img {{ max-width: 100%; border: 1px solid #ccc; }}
 </style></head><body>
 <h1>IMRT versus {_esc(mods[1])}: case {_esc(c['case'])}</h1>
+<p class="disclaimer">{DISCLAIMER}.</p>
 <p>Both plans: same anatomy, targets and prior course; protocol <b>{_esc(p['name'])}</b>, {_esc(p['fractionation'])}
 (Rx {_fmt(p['rx_gy'], 1)} Gy), {_esc(p['recovery'])}. Verdicts come from the independent evaluation of each final dose.</p>
 <p><b>Dose:</b> {_esc(_dose_units(c, mods))}. Photon Gy and particle Gy(RBE) compare directly (RBE 1 for photons).</p>

@@ -8,6 +8,12 @@
   larger than 1.5 x the slices' own thickness) is a missing slice and is refused; a series whose
   spacing genuinely varies (slice thickness changing with it) is resampled linearly onto the
   smallest spacing, and the resampling is stated in ``notes``.
+* Nothing is allocated before it is known to fit: every file's Rows x Columns x Bits Allocated
+  must fit in the file (uncompressed transfer syntaxes), and the volume must stay under
+  ``bounds.max_voxels`` (``--max-voxels``).
+* Plausibility (:mod:`reirrad_opt.plausibility`): Rescale Slope > 0; pixel spacing and slice
+  spacing > 0 and <= 50 mm; CT numbers finite and within the hard HU range, at most 1 % above
+  4000 HU, not one single value.
 """
 from __future__ import annotations
 
@@ -19,14 +25,19 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from reirrad_opt.geometry import Grid
+from reirrad_opt.plausibility import (DEFAULT_BOUNDS, ImplausibleInputError, PlausibilityBounds, check_ct_hu,
+                                      check_spacing_mm, check_voxel_count)
 
-from .errors import DicomFileError, GeometryError, MissingDataError, MixedInputError, SliceGapError
+from .errors import (DicomFileError, GeometryError, InvalidTagValueError, MissingDataError, MixedInputError,
+                     SliceGapError)
 from .orientation import axial_layout
 from .values import fmt_values as _fmt
 from .values import get_float, get_floats, get_int, get_str, read_dataset
 
 POSITION_TOLERANCE_MM = 0.05
 SPACING_TOLERANCE_MM = 0.01
+#: memory held per CT voxel while reading (float32 slices, and a float32 copy when resampled in z)
+CT_BYTES_PER_VOXEL = 8
 
 
 @dataclass
@@ -70,7 +81,28 @@ def _slice_header(path: Path, ds: Dataset) -> dict:
         "thickness": get_float(ds, "SliceThickness", path, default=None),
         "tilt": get_float(ds, "GantryDetectorTilt", path, default=0.0),
         "uid": get_str(ds, "SOPInstanceUID"),
+        "bits": get_int(ds, "BitsAllocated", path, default=16),
+        "samples": get_int(ds, "SamplesPerPixel", path, default=1),
+        "compressed": bool(getattr(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None),
+                                   "is_compressed", False)),
     }
+
+
+def check_pixel_size_fits(h: dict) -> None:
+    """Rows x Columns x Bits Allocated of an uncompressed slice must fit in its file, so that a
+    header declaring 65535 x 65535 pixels is refused before anything of that size is allocated."""
+    rows, cols = h["rows"], h["cols"]
+    if rows < 1 or cols < 1:
+        raise DicomFileError(f"{h['path']}: Rows x Columns is {rows} x {cols}; expected at least 1 x 1")
+    if h["compressed"]:
+        return  # encapsulated pixel data: the decoder checks the frame size
+    need = rows * cols * h["samples"] * max(h["bits"], 8) // 8
+    size = Path(h["path"]).stat().st_size
+    if need > size:
+        if "PixelData" not in read_dataset(h["path"]):  # the file is small: reading it whole costs nothing
+            raise MissingDataError(f"{h['path']}: no Pixel Data (7FE0,0010) in this CT image")
+        raise DicomFileError(f"{h['path']}: Rows x Columns = {rows} x {cols} at {h['bits']} bits declares {need:,} bytes "
+                             f"of pixel data but the file holds only {size:,} bytes; the header is corrupt")
 
 
 def check_slice_positions(z: np.ndarray, thickness: list[float | None], files: list[Path]) -> tuple[float, bool]:
@@ -111,10 +143,21 @@ def _pixels(path: Path, ds: Dataset) -> np.ndarray:
     return np.asarray(arr)
 
 
-def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, progress=None) -> CTVolume:
+def _check_slice_hu(path: Path, hu: np.ndarray, bounds: PlausibilityBounds) -> None:
+    """Non-finite CT numbers, or any outside the hard HU range, named with their file."""
+    lo, hi = float(hu.min()), float(hu.max())
+    hard_lo, hard_hi = bounds.hu_hard_range
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < hard_lo or hi > hard_hi:
+        raise ImplausibleInputError(f"{path}: CT numbers from {lo:.6g} to {hi:.6g} HU after RescaleSlope / "
+                                    f"RescaleIntercept; expected {hard_lo:g} to {hard_hi:g} HU at most")
+
+
+def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, progress=None,
+                   bounds: PlausibilityBounds = DEFAULT_BOUNDS) -> CTVolume:
     """Read one CT series (all files of the same Series Instance UID) into a :class:`CTVolume`.
 
-    ``headers`` (the datasets read without pixels, same order as ``files``) saves re-parsing.
+    ``headers`` (the datasets read without pixels, same order as ``files``) saves re-parsing;
+    ``bounds`` holds the voxel limit and the HU and spacing bounds (see the module doc).
     """
     if not files:
         raise MissingDataError("no CT image files given")
@@ -124,6 +167,7 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
     first = info[0]
     notes: list[str] = []
     for h in info:
+        check_pixel_size_fits(h)
         if np.max(np.abs(h["orientation"] - first["orientation"])) > 1e-4:
             raise MixedInputError(f"{h['path']}: ImageOrientationPatient {_fmt(h['orientation'])} differs from "
                                   f"{first['path'].name} {_fmt(first['orientation'])} within one CT series")
@@ -133,6 +177,9 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
         if abs(h["tilt"]) > 1e-3:
             raise GeometryError(f"{h['path']}: Gantry/Detector Tilt is {h['tilt']} deg; gantry-tilted series are not "
                                 "supported (reconstruct without tilt or resample in the TPS)")
+    check_spacing_mm(first["spacing"], f"{first['path']}: PixelSpacing", bounds)
+    check_voxel_count((len(info), first["rows"], first["cols"]), f"{first['path'].parent}: CT series of {len(info)} "
+                      "slice(s)", CT_BYTES_PER_VOXEL, bounds)
     layout = axial_layout(first["orientation"], first["spacing"], first["rows"], first["cols"], first["path"])
     if layout.describe():
         notes.append(f"CT: {layout.describe()}; the volume was reordered so that x, y and z increase with the array index")
@@ -156,6 +203,11 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
             raise MissingDataError(f"{info[0]['path']}: a single-slice CT needs a positive SliceThickness to define the grid")
         dz = float(t)
         notes.append(f"CT: single slice; slice spacing taken from SliceThickness = {dz} mm")
+    check_spacing_mm([dz], f"{files_sorted[0].parent}: CT slice spacing", bounds)
+    if not uniform:
+        n_new = int(np.floor((z[-1] - z[0]) / dz + 1e-6)) + 1
+        check_voxel_count((n_new, first["rows"], first["cols"]), f"{files_sorted[0].parent}: CT series resampled "
+                          f"in z onto its smallest slice spacing {dz:.4g} mm", CT_BYTES_PER_VOXEL, bounds)
 
     y_axis, x_axis = layout.axes_yx(info[0]["ipp"])
     ny, nx = layout.shape_yx
@@ -171,7 +223,12 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
         intercept = get_float(ds, "RescaleIntercept", path, default=None)
         if slope is None or intercept is None:
             raise MissingDataError(f"{path}: RescaleSlope/RescaleIntercept missing; cannot convert stored values to HU")
-        hu_slices[k] = layout.apply(raw.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+        if slope <= 0:
+            raise InvalidTagValueError(f"{path}: RescaleSlope is {slope:g}; expected a number > 0 (with {slope:g} every "
+                                       f"pixel would read {intercept:g} HU or run backwards)")
+        with np.errstate(over="ignore", invalid="ignore"):
+            hu_slices[k] = layout.apply(raw.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+        _check_slice_hu(path, hu_slices[k], bounds)
         if progress is not None and (k + 1) % 50 == 0:
             progress(f"CT: {k + 1}/{len(info)} slices read")
 
@@ -191,6 +248,7 @@ def read_ct_series(files: list[Path], headers: list[Dataset] | None = None, prog
         notes.append(f"CT: slice spacing varies ({spacings} mm); the series was resampled linearly in z onto a "
                      f"uniform {dz:.3f} mm spacing ({len(z)} -> {n_new} slices)")
 
+    notes.extend(check_ct_hu(hu, f"{files_sorted[0].parent}: CT series", bounds))
     hdr = headers[int(order[0])]
     position = get_str(hdr, "PatientPosition")
     if not position:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
 from reirrad_opt.case import Case, PriorCourse
 from reirrad_opt.geometry import Grid, Structure, canonical_name, default_role
+from reirrad_opt.safe_names import printable
 
+from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, check_voxel_count, record_overrides
+
+from .checks import beam_dose_override, check_options, check_prior, duplicate_name_error, storage_name
 from .ct import CTVolume, read_ct_series
 from .errors import (DicomImportWarning, DoseCoverageWarning, GeometryError, MissingDataError, MixedInputError,
                      PriorCourseError, StructureNameError, UnsupportedDoseError)
@@ -245,6 +249,8 @@ def load_case(
     allow_missing_dose: bool = False,
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
+    accept: Collection[str] = (),
+    bounds: PlausibilityBounds = DEFAULT_BOUNDS,
 ) -> Case:
     """Import a folder of DICOM-RT files (any file names) as a :class:`Case`.
 
@@ -265,6 +271,10 @@ def load_case(
         allow_missing_dose: accept a folder without RTDOSE (prior dose 0 Gy everywhere, stated).
         name: case name (default: Patient ID).
         progress: callable receiving progress messages.
+        accept: override keys the user confirmed ('zero_prior', 'prior_off_target',
+            'partial_beam_dose'; see :mod:`reirrad_opt.plausibility`), recorded in
+            ``source["input_overrides"]``.
+        bounds: plausibility bounds and the voxel limit (docs/input-checks.md).
 
     Raises:
         DicomImportError subclasses (see :mod:`.errors`) naming the file and the problem.
@@ -273,6 +283,7 @@ def load_case(
         raise ValueError(f"grid must be one of {GRID_CHOICES}, got {grid!r}")
     say = progress or (lambda message: None)
     notes: list[str] = []
+    check_options(voxel_mm, assume_hu, bounds)
     folder = scan_folder(path)
     ident = folder.identity()
     say(f"scanned {folder.root}: {len(folder.ct)} CT, {len(folder.rtstruct)} RTSTRUCT, {len(folder.rtdose)} RTDOSE, "
@@ -281,7 +292,7 @@ def load_case(
         notes.append(f"ignored {f.relative_to(folder.root)}: {reason}")
 
     plans = [read_rtplan(e.path, e.ds) for e in folder.rtplan]
-    doses = [read_rtdose(e.path) for e in folder.rtdose]
+    doses = [read_rtdose(e.path, bounds=bounds) for e in folder.rtdose]
     if doses:
         chosen, summation = _choose_doses(folder, doses, notes)
     elif allow_missing_dose:
@@ -297,6 +308,8 @@ def load_case(
     factor = _check_dose_kind(chosen, prior.modality, relative_dose_reference_gy, notes) if chosen else 1.0
     prior, rbe_factor = apply_prior_dose_type(chosen, prior, prior_rbe, notes, folder.root)
     factor *= rbe_factor
+    overrides = beam_dose_override(folder.root, [d.path.name for d in chosen], plan is not None,
+                                   accept) if summation == "BEAM" else []
     if summation == "BEAM" and plan is not None:
         got = sorted(n for d in chosen for n in d.referenced_beams)
         missing = sorted(set(plan.treatment_beams) - set(got))
@@ -318,7 +331,8 @@ def load_case(
     ct: CTVolume | None = None
     if folder.ct:
         say(f"reading {len(folder.ct)} CT slices")
-        ct = read_ct_series([e.path for e in folder.ct], [e.ds for e in folder.ct], progress=say)
+        ct = read_ct_series([e.path for e in folder.ct], [e.ds for e in folder.ct], progress=say,
+                            bounds=bounds)
         notes.extend(ct.notes)
 
     if grid == "ct":
@@ -326,13 +340,19 @@ def load_case(
             raise MissingDataError(f"{folder.root}: no CT series; use the dose grid as the case grid (grid='dose', "
                                    "--grid dose) together with assume_hu (--assume-hu)")
         base = ct.grid
-        case_grid = grid_over_extent(base.axis_coordinates_mm(), _spacing_tuple(voxel_mm)) if voxel_mm else base
+        case_grid = grid_over_extent(base.axis_coordinates_mm(), _spacing_tuple(voxel_mm)) if voxel_mm is not None else base
     else:
         if not chosen:
             raise MissingDataError(f"{folder.root}: grid='dose' needs an RTDOSE")
         axes = chosen[0].axes_mm
-        case_grid = grid_over_extent(axes, _spacing_tuple(voxel_mm)) if voxel_mm else _uniform_axes_grid(axes, str(chosen[0].path))
-    resampled_to = f" resampled to {case_grid.spacing_mm} mm (z, y, x)" if voxel_mm else ""
+        case_grid = (grid_over_extent(axes, _spacing_tuple(voxel_mm)) if voxel_mm is not None
+                     else _uniform_axes_grid(axes, str(chosen[0].path)))
+    # CT, prior dose, coverage and resampling copies (float32) plus one mask per ROI, per voxel
+    check_voxel_count(case_grid.shape, f"{folder.root}: the case grid ({grid.upper()} grid"
+                      f"{f', voxel {voxel_mm} mm' if voxel_mm is not None else ''})",
+                      24 + len(folder.rtstruct and folder.rtstruct[0].ds.get("StructureSetROISequence", []) or []),
+                      bounds, fix="use a coarser --voxel-mm")
+    resampled_to = f" resampled to {case_grid.spacing_mm} mm (z, y, x)" if voxel_mm is not None else ""
     notes.append(f"case grid: the {grid.upper()} grid{resampled_to}, shape {case_grid.shape} (z, y, x)")
 
     # CT numbers on the case grid
@@ -388,17 +408,16 @@ def load_case(
             if roi.is_empty:
                 empty.append(roi.name)
                 continue
-            say(f"rasterising {roi.name}")
+            say(f"rasterising {printable(roi.name)}")
             r = rasterize_roi(roi, case_grid)
             if not r.mask.any():
                 empty.append(roi.name)
                 notes.append(f"RTSTRUCT ROI {roi.name!r}: no voxel centre of the case grid inside its contours "
                              f"({100 * r.fraction_outside:.0f} % of it outside the grid); not imported")
                 continue
-            cname = canonical_name(roi.name, structure_map)
+            cname = storage_name(canonical_name(roi.name, structure_map), str(ss.path), notes)
             if cname in exported_by_name:
-                raise StructureNameError(f"{ss.path}: ROIs {exported_by_name[cname]!r} and {roi.name!r} both map to "
-                                         f"{cname!r}; rename one with --structure-map (e.g. {cname}={roi.name})")
+                raise duplicate_name_error(ss.path, exported_by_name[cname], roi.name, cname, structure_map)
             exported_by_name[cname] = roi.name
             role = roi_role(cname, roi.interpreted_type)
             structures[cname] = Structure(cname, r.mask, role)
@@ -439,10 +458,17 @@ def load_case(
         "rtdose_files": [str(d.path.relative_to(folder.root)) for d in chosen],
         "dose_summation_type": summation,
         "dose_type": chosen[0].dose_type if chosen else "",
-        "case_grid": grid if not voxel_mm else f"{grid} resampled",
+        "case_grid": grid if voxel_mm is None else f"{grid} resampled",
         "rois": roi_records,
         "empty_rois": empty,
         "notes": notes,
     }
+    targets = {n: s.mask for n, s in structures.items() if s.role == "target"}
+    if chosen:
+        overrides += check_prior(prior_dose, prior.n_fractions, prior.prescription_gy, targets,
+                                 f"{folder.root} ({', '.join(d.path.name for d in chosen)})", bounds, accept)
+    else:
+        overrides.append({"flag": "--allow-missing-dose", "reason": f"{folder.root}: no RTDOSE; prior dose 0 Gy everywhere"})
+    record_overrides(source, overrides)
     case_name = name or ident["patient_id"] or folder.root.name
     return Case(case_name, case_grid, ct_hu.astype(np.float32, copy=False), structures, prior_dose, prior, source)

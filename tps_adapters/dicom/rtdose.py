@@ -23,6 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from reirrad_opt.geometry import Grid
+from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, check_spacing_mm, check_voxel_count
 
 from .errors import DicomFileError, DoseGridError, InvalidTagValueError, MissingDataError
 from .orientation import axial_layout
@@ -105,8 +106,33 @@ def frame_z_positions(offsets: np.ndarray, ipp_z: float, normal_z: int, path: Pa
         f"relative to ImagePositionPatient z = {ipp_z}) or {ipp_z} (absolute positions)")
 
 
-def read_rtdose(path: str | os.PathLike, ds: Dataset | None = None) -> DoseGrid:
-    """Read an RTDOSE file into a :class:`DoseGrid` (values in its Dose Units; see module doc)."""
+#: memory held per dose-grid voxel while reading (stored integers, float64 dose, a reordered copy)
+DOSE_BYTES_PER_VOXEL = 20
+
+
+def check_dose_pixel_size(path: Path, ds: Dataset, n_frames: int, rows: int, cols: int,
+                          bounds: PlausibilityBounds) -> None:
+    """Frames x Rows x Columns must be positive, match the stored pixel data (uncompressed) and
+    stay under ``bounds.max_voxels``, before the pixel array is decoded."""
+    if min(n_frames, rows, cols) < 1:
+        raise DicomFileError(f"{path}: NumberOfFrames x Rows x Columns is {n_frames} x {rows} x {cols}; expected at "
+                             "least 1 each")
+    bits = get_int(ds, "BitsAllocated", path, default=None)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if bits and not getattr(syntax, "is_compressed", False):
+        need = n_frames * rows * cols * (bits // 8)
+        have = len(ds.PixelData)
+        if need > have:
+            raise DicomFileError(f"{path}: NumberOfFrames x Rows x Columns = {n_frames} x {rows} x {cols} at {bits} bits "
+                                 f"declares {need:,} bytes of pixel data but the file holds {have:,}; the header is corrupt")
+    check_voxel_count((n_frames, rows, cols), f"{path}: RTDOSE grid", DOSE_BYTES_PER_VOXEL, bounds)
+
+
+def read_rtdose(path: str | os.PathLike, ds: Dataset | None = None,
+                bounds: PlausibilityBounds = DEFAULT_BOUNDS) -> DoseGrid:
+    """Read an RTDOSE file into a :class:`DoseGrid` (values in its Dose Units; see module doc).
+
+    ``bounds``: the voxel limit and the spacing bounds (:mod:`reirrad_opt.plausibility`)."""
     path = Path(path)
     if ds is None or "PixelData" not in ds:
         ds = read_dataset(path)
@@ -131,6 +157,8 @@ def read_rtdose(path: str | os.PathLike, ds: Dataset | None = None) -> DoseGrid:
     else:
         offsets = np.zeros(1)
     z = frame_z_positions(offsets, ipp[2], layout.normal_z, path)
+    check_spacing_mm(get_floats(ds, "PixelSpacing", path, n=2), f"{path}: PixelSpacing", bounds)
+    check_dose_pixel_size(path, ds, n_frames, rows, cols, bounds)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -143,6 +171,9 @@ def read_rtdose(path: str | os.PathLike, ds: Dataset | None = None) -> DoseGrid:
         raise DicomFileError(f"{path}: pixel array shape {raw.shape} does not match NumberOfFrames x Rows x Columns "
                              f"= {(n_frames, rows, cols)}")
     values = layout.apply(raw).astype(np.float64) * scaling
+    if not np.all(np.isfinite(values)) or float(np.abs(values).max(initial=0.0)) > np.finfo(np.float32).max:
+        raise InvalidTagValueError(f"{path}: stored values x DoseGridScaling {scaling:g} overflow (reach "
+                                   f"{float(np.abs(values).max()):.3g}); DoseGridScaling is corrupt")
     notes = []
     if layout.describe():
         notes.append(f"RTDOSE {path.name}: {layout.describe()}")
@@ -152,6 +183,8 @@ def read_rtdose(path: str | os.PathLike, ds: Dataset | None = None) -> DoseGrid:
     z, values = z[order], values[order]
     if np.any(np.diff(z) <= 0):
         raise InvalidTagValueError(f"{path}: GridFrameOffsetVector has repeated frame positions")
+    if z.size > 1:
+        check_spacing_mm(np.diff(z), f"{path}: GridFrameOffsetVector frame spacing", bounds)
     y_axis, x_axis = layout.axes_yx(ipp)
     units = get_str(ds, "DoseUnits").upper()
     if units not in ("GY", "RELATIVE"):

@@ -23,6 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from reirrad_opt.geometry import Grid
+from reirrad_opt.safe_names import printable
 
 from .errors import GeometryError, InvalidTagValueError, MissingDataError
 from .values import get_floats, get_int, get_str, read_dataset
@@ -95,12 +96,19 @@ class StructureSet:
 
 
 def read_structure_set(path: str | os.PathLike, ds: Dataset | None = None) -> StructureSet:
-    """Parse an RTSTRUCT file (or its already-read dataset) into :class:`StructureSet`."""
+    """Parse an RTSTRUCT file (or its already-read dataset) into :class:`StructureSet`.
+
+    ROI names are kept as exported; messages show them through :func:`printable`. A structure
+    set without StructureSetROISequence or ROIContourSequence is refused (MissingDataError).
+    """
     path = Path(path)
     if ds is None:
         ds = read_dataset(path)
     if "StructureSetROISequence" not in ds:
         raise MissingDataError(f"{path}: StructureSetROISequence (3006,0020) is missing; not a usable RTSTRUCT")
+    if "ROIContourSequence" not in ds:
+        raise MissingDataError(f"{path}: ROIContourSequence (3006,0039) is missing; the structure set holds no contour "
+                               f"for its {len(ds.StructureSetROISequence or [])} ROI(s)")
     for_uids, series_uids = [], []
     for rfor in ds.get("ReferencedFrameOfReferenceSequence", []):
         if get_str(rfor, "FrameOfReferenceUID"):
@@ -120,6 +128,9 @@ def read_structure_set(path: str | os.PathLike, ds: Dataset | None = None) -> St
         number = get_int(item, "ROINumber", path)
         name = get_str(item, "ROIName") or f"ROI_{number}"
         rfor = get_str(item, "ReferencedFrameOfReferenceUID")
+        if number in rois:
+            raise InvalidTagValueError(f"{path}: ROI number {number} is used twice in StructureSetROISequence "
+                                       f"({printable(rois[number].name)} and {printable(name)})")
         rois[number] = RoiContours(number, name, types.get(number, ""), rfor)
         if rfor and rfor not in for_uids:
             for_uids.append(rfor)
@@ -131,7 +142,7 @@ def read_structure_set(path: str | os.PathLike, ds: Dataset | None = None) -> St
         roi = rois[number]
         for c_index, contour in enumerate(item.get("ContourSequence", []) or []):
             kind = get_str(contour, "ContourGeometricType", "CLOSED_PLANAR").upper()
-            where = f"{path}: ROI {roi.name!r} contour {c_index + 1}"
+            where = f"{path}: ROI {printable(roi.name)} contour {c_index + 1}"
             data = get_floats(contour, "ContourData", where, default=None)
             if data is None:
                 raise MissingDataError(f"{where}: ContourData (3006,0050) is missing")

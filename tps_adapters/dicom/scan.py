@@ -5,18 +5,29 @@ data); files without it are listed as ignored. Supported objects: CT Image, RT S
 RT Dose, RT Plan and RT Ion Plan. Other DICOM objects (RT Image, MR, registrations, ...) are
 listed as ignored. The objects used must share one Patient ID, one Study Instance UID and one
 Frame of Reference UID, and there must be at most one CT series and one structure set;
-anything else is refused with :class:`MixedInputError` naming the files.
+anything else is refused with :class:`MixedInputError` naming the files; so is an ROI whose
+Referenced Frame of Reference UID differs from the CT's.
+
+A file that looks like a DICOM file but cannot be one is refused naming the file and what is
+wrong with it, rather than ignored (ignoring a CT slice would later read as a "missing slice"):
+an empty (0-byte) file named like DICOM (``.dcm``, ``.dicom``, ``.ima`` or no suffix), a file with
+such a name that cannot be parsed, and a raw dataset of a supported object without the Part 10
+header (128-byte preamble and ``DICM``).
 """
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
 from pydicom.dataset import Dataset
 
-from .errors import MissingDataError, MixedInputError, ModalityError
+from reirrad_opt.safe_names import printable
+
+from .errors import DicomFileError, MissingDataError, MixedInputError, ModalityError
 from .values import get_str, is_dicom_file, read_dataset
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -117,6 +128,56 @@ def _check_one(entries: list[DicomEntry], what: str, kind: str, getter, root: Pa
                               f"Import one {kind} at a time (move the other files out)")
 
 
+DICOM_LIKE_SUFFIXES = (".dcm", ".dicom", ".ima", "")
+
+
+def _non_part10_reason(f: Path) -> str:
+    """Why a file without the Part 10 preamble is ignored; DicomFileError when it looks like a
+    DICOM file that is broken (see the module doc)."""
+    size = f.stat().st_size
+    dicom_like = f.suffix.lower() in DICOM_LIKE_SUFFIXES
+    if size == 0:
+        if dicom_like:
+            raise DicomFileError(f"{f}: the file is empty (0 bytes); a DICOM file was expected from its name. "
+                                 "Re-export it, or move it out of the folder")
+        return "empty file (0 bytes)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = pydicom.dcmread(f, force=True, stop_before_pixels=True)
+        sop = str(raw.get("SOPClassUID", "") or "")
+    except Exception:  # not a dataset at all: the usual case for README, CSV, ... files
+        sop = ""
+    if sop in KIND_BY_SOP:
+        raise DicomFileError(f"{f}: a {EXPECTED_MODALITY[KIND_BY_SOP[sop]]} dataset without the DICOM Part 10 header "
+                             "(no 128-byte preamble and 'DICM' marker); export it as a DICOM Part 10 file")
+    if dicom_like and f.suffix:
+        raise DicomFileError(f"{f}: named like a DICOM file but has no DICOM Part 10 header (no 'DICM' at byte 128) "
+                             f"and cannot be read as DICOM ({size:,} bytes); re-export it or move it out of the folder")
+    return "not a DICOM Part 10 file"
+
+
+def _check_roi_frames(folder: DicomFolder) -> None:
+    """Each ROI's Referenced Frame of Reference UID (StructureSetROISequence) must be the CT's
+    (else the folder's): contours in another frame would land at the wrong place."""
+    if not folder.rtstruct:
+        return
+    expected = get_str(folder.ct[0].ds, "FrameOfReferenceUID") if folder.ct else folder.identity()["frame_of_reference_uid"]
+    if not expected:
+        return
+    entry = folder.rtstruct[0]
+    wrong = []
+    for item in entry.ds.get("StructureSetROISequence", []) or []:
+        rfor = get_str(item, "ReferencedFrameOfReferenceUID")
+        if rfor and rfor != expected:
+            wrong.append(f"{printable(get_str(item, 'ROIName'))} ({rfor})")
+    if wrong:
+        what = "the CT series" if folder.ct else "the other objects"
+        raise MixedInputError(f"{entry.path}: {len(wrong)} ROI(s) refer to another Frame of Reference than {what} "
+                              f"({expected}): {', '.join(wrong[:10])}{' ...' if len(wrong) > 10 else ''}; their "
+                              "contours would be misplaced. Export the structure set on the planning CT")
+
+
 def scan_folder(path: str | os.PathLike) -> DicomFolder:
     """Classify and group the DICOM files under ``path`` (recursively). See the module doc."""
     root = Path(path).resolve()
@@ -125,7 +186,7 @@ def scan_folder(path: str | os.PathLike) -> DicomFolder:
     folder = DicomFolder(root)
     for f in _list_files(root):
         if not is_dicom_file(f):
-            folder.ignored.append((f, "not a DICOM Part 10 file"))
+            folder.ignored.append((f, _non_part10_reason(f)))
             continue
         ds = read_dataset(f, stop_before_pixels=True)
         sop = get_str(ds, "SOPClassUID")
@@ -162,4 +223,5 @@ def scan_folder(path: str | os.PathLike) -> DicomFolder:
     if len(folder.rtstruct) > 1:
         raise MixedInputError(f"{root}: the folder holds {len(folder.rtstruct)} structure sets "
                               f"({', '.join(e.path.name for e in folder.rtstruct)}); keep one")
+    _check_roi_frames(folder)
     return folder
