@@ -37,3 +37,20 @@ def test_compare_refuses_a_contoured_or_unknown_absent_organ_before_planning(tmp
     code = main(["compare", "--phantom", "npc", "--resolution-mm", "5", "--absent", "Optic_Nerve_L", "--quiet",
                  "--out", str(tmp_path / "cmp")])
     assert code == EXIT_BAD_INPUT and "did you mean OpticNrv_L?" in capsys.readouterr().err
+
+
+def test_comparison_sentences_never_call_an_incomplete_plan_the_one_that_meets_priority_1():
+    from reirrad_opt.compare.narrative import comparison_summary
+    from reirrad_opt.compare.summary import Criterion
+
+    crit = [Criterion("CI", "conformity index", "higher", 0.02, "")]
+    metrics = {"photon": {"CI": 0.70}, "proton": {"CI": 0.80}}
+    _, text = comparison_summary({"photon": "fail", "proton": "incomplete"}, metrics, crit, {})
+    joined = " ".join(text)
+    assert "Only the" not in joined
+    assert "The photon plan fails at least one priority-1 limit and cannot be used as is." in joined
+    assert "The proton plan is incomplete: a priority-1 organ is not contoured" in joined
+    _, text = comparison_summary({"photon": "incomplete", "proton": "incomplete"}, metrics, crit, {})
+    assert "The photon and proton plans are incomplete" in " ".join(text)
+    _, text = comparison_summary({"photon": "fail", "proton": "acceptable"}, metrics, crit, {})
+    assert "Only the proton plan meets every priority-1 limit" in " ".join(text)

@@ -90,12 +90,20 @@ def comparison_summary(verdicts: dict[str, str], metrics: dict[str, dict[str, fl
     head = "; ".join(f"{m} plan: {verdicts[m].upper()}" for m in mods)
     out = [f"{head[0].upper()}{head[1:]} (independent evaluation against the protocol)."]
     failing = [m for m in mods if verdicts[m] == "fail"]
+    incomplete = [m for m in mods if verdicts[m] == "incomplete"]
+    ok = [m for m in mods if m not in failing and m not in incomplete]
     if len(failing) == len(mods):
         out.append("Neither plan meets every priority-1 limit: neither can be used as is.")
-    elif failing:
-        ok = [m for m in mods if m not in failing]
+    elif failing and ok:
         out.append(f"Only the {' and '.join(ok)} plan meets every priority-1 limit; the {' and '.join(failing)} plan "
                    f"fails at least one and cannot be used as is.")
+    elif failing:
+        out.append(f"The {' and '.join(failing)} plan fails at least one priority-1 limit and cannot be used as is.")
+    if incomplete:
+        # an organ that is not contoured is not a limit met: such a plan is never called the better one
+        out.append(f"The {' and '.join(incomplete)} plan{'s are' if len(incomplete) > 1 else ' is'} incomplete: a "
+                   f"priority-1 organ is not contoured, so its line could not be evaluated (declare it with --absent "
+                   f"if it lies outside the field).")
     out.extend(sentences)
     for m, d in (distal or {}).items():
         nominal, extra = d.get("nominal", []), d.get("range_error", [])
