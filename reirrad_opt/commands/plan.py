@@ -161,6 +161,7 @@ def summary_text(result, out: Path) -> str:
     if result.dose_unit != "Gy":
         lines.append(f"  dose: RBE-weighted, {result.dose_unit} = {result.rbe:g} x physical dose (constant RBE, "
                      f"{result.rbe_source})")
+        lines.extend(f"  !! {n}" for n in result.notes if n.startswith("WARNING: a CONSTANT RBE"))
     for r in ev.rows:
         head = f"  P{r.priority} {r.structure:<16} {r.metric:<8}"
         if r.verdict == "not evaluated":
