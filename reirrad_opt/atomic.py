@@ -38,14 +38,20 @@ def atomic_dir(out_dir: str | os.PathLike, overwrite: bool = True, command: str 
     out = target.path
     output_folder.check_inputs(out, target.inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    output_folder.recover(out, target.command)
+    # a folder written inside an output this process is writing (a plan's dicom/) is part of that
+    # output, listed in its marker: it gets no marker of its own
+    nested = output_folder.inside_own_temporary(out)
+    if not nested:
+        output_folder.recover(out, target.command)
     output_folder.check_existing(out, target.command, target.overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=output_folder.temporary_name(out, "tmp"), dir=out.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
-        output_folder.write_marker(tmp, target.command, "writing")
+        if not nested:
+            output_folder.write_marker(tmp, target.command, "writing")
         yield tmp
-        output_folder.write_marker(tmp, target.command, "complete")
+        if not nested:
+            output_folder.write_marker(tmp, target.command, "complete")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

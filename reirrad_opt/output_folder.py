@@ -19,6 +19,7 @@ path, and :func:`reirrad_opt.atomic.atomic_dir` then writes with the same rules.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -145,9 +146,13 @@ def recover(out: Path, command: str) -> list[str]:
     - ``.NAME.old-*`` (the previous output, moved aside during the final swap) with our marker for
       this command, whose writer is gone: restored as ``NAME`` when ``NAME`` is missing (the
       swap was cut between its two renames), else removed (the swap finished).
+    - ``.NAME.probe-*``: an empty folder left by a run killed during its writability test: removed.
     Anything else is left alone and reported.
     """
     notes: list[str] = []
+    for probe in _leftovers(out, "probe"):
+        with contextlib.suppress(OSError):  # only an empty one goes
+            probe.rmdir()
     for tmp in _leftovers(out, "tmp"):
         try:
             marker = read_marker(tmp)
@@ -256,9 +261,10 @@ def check_writable(out: Path) -> None:
         raise OutputFolderError(f"--out {out}: cannot be created, {parent} is a file, not a folder")
     try:
         probe = tempfile.mkdtemp(prefix=temporary_name(out, "probe"), dir=parent)
-        os.rmdir(probe)
     except OSError as exc:
         raise OutputFolderError(f"--out {out}: cannot write in {parent} ({exc.strerror or exc})") from None
+    with contextlib.suppress(FileNotFoundError):  # a concurrent run's recover() may have removed it
+        os.rmdir(probe)
 
 
 def prepare_output(out: str | os.PathLike, command: str, *, overwrite: bool = False,
@@ -287,6 +293,19 @@ def target_of(out: str | os.PathLike | OutputTarget, command: str, overwrite: bo
     if isinstance(out, OutputTarget):
         return out
     return OutputTarget(_absolute(out), command, overwrite)
+
+
+def inside_own_temporary(out: Path) -> bool:
+    """Whether ``out`` lies in a temporary output folder that this process is writing."""
+    for folder in Path(out).parents:
+        try:
+            marker = read_marker(folder)
+        except (OutputFolderError, OSError):
+            return False
+        if marker is not None:
+            return marker.get("state") == "writing" and marker.get("pid") == os.getpid() \
+                and marker.get("host") == socket.gethostname()
+    return False
 
 
 def written_by_this_process(out: str | os.PathLike) -> bool:

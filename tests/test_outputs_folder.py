@@ -239,6 +239,25 @@ def test_old_folder_left_after_a_finished_swap_is_removed(tmp_path):
     assert not old.exists() and (out / "a.txt").read_text() == "newer"
 
 
+def test_a_folder_written_inside_an_output_being_written_is_part_of_it(tmp_path):
+    out = tmp_path / "plan"
+    with atomic_dir(out, command="plan") as tmp:
+        (tmp / "plan.json").write_text("{}")
+        with atomic_dir(tmp / "dicom", command="export-dicom") as sub:   # as plan writes its DICOM files
+            (sub / "RD.dcm").write_bytes(b"DICM")
+    assert sorted(p.name for p in (out / "dicom").iterdir()) == ["RD.dcm"]
+    marker = json.loads((out / MARKER_NAME).read_text())
+    assert marker["command"] == "plan" and marker["files"] == ["dicom/RD.dcm", "plan.json"]
+
+
+def test_empty_probe_folder_of_a_killed_check_is_removed(tmp_path):
+    out = tmp_path / "out"
+    probe = tmp_path / ".out.probe-abc"
+    probe.mkdir()
+    prepare_output(out, "test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_cli_reports_the_clean_up(tmp_path, capsys):
     out = tmp_path / "case"
     stale = _leftover(out, "tmp", _dead_pid(), command="phantom")
