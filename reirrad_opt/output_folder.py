@@ -166,7 +166,11 @@ def recover(out: Path, command: str) -> list[str]:
             else:
                 notes.append(f"left alone {tmp}: no {MARKER_NAME}; delete it yourself if it is not needed")
             continue
-        if marker.get("command") != command or process_alive(marker):
+        if marker.get("command") != command:
+            continue
+        if process_alive(marker):
+            where = "" if marker.get("host") == socket.gethostname() else f" on host {marker.get('host')}"
+            notes.append(f"left alone {tmp}: process {marker.get('pid')}{where} may still be writing it")
             continue
         shutil.rmtree(tmp)
         notes.append(f"removed {tmp}, the unfinished output of an interrupted run (pid {marker.get('pid')})")

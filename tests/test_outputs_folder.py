@@ -208,6 +208,8 @@ def test_temporary_folder_of_a_live_process_or_another_command_is_left_alone(tmp
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         live = _leftover(out, "tmp", sleeper.pid)
+        notes = prepare_output(out, "test").notes
+        assert any(f"process {sleeper.pid} may still be writing it" in n for n in notes)
         _write(out)
         assert live.is_dir() and (live / "a.txt").read_text() == "tmp"
     finally:

@@ -63,7 +63,8 @@ def run(args) -> int:
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = progress_from_args(args)
     case = load_case_from_args(args)
-    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir])
+    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir,
+                                              case.source.get("reference_dir")])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     cmp = compare(case, args.protocol, photon_angles_deg=args.photon_beams, photon_n_beams=args.photon_n_beams,
                   particle_angles_deg=args.particle_fields, particle=args.particle, fractionation=args.fractionation,
