@@ -62,10 +62,11 @@ def test_circle_area_converges_to_pi_r2():
 
 
 def test_plane_assignment_and_slab_extent():
-    # planes at z = 0, 2.5, 5 (t = 2.5 mm): the ROI spans [-1.25, 6.25] mm
+    # planes at z = 0, 2.5, 5 (t = 2.5 mm) with full end slabs: the ROI spans [-1.25, 6.25] mm
+    # (the default half end caps: tests/test_rasterize_end_caps.py)
     roi = roi_on({z: [square(0, 0, 4, 4)] for z in (0.0, 2.5, 5.0)})
     g = Grid((12, 6, 6), (1.0, 1.0, 1.0), (-3.0, 0.5, 0.5))  # slice centres -3 .. 8
-    r = rasterize_roi(roi, g)
+    r = rasterize_roi(roi, g, end_caps="full")
     z = g.axis_coordinates_mm()[0]
     filled = r.mask.any(axis=(1, 2))
     assert list(z[filled]) == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
@@ -83,12 +84,12 @@ def test_roi_partly_outside_reports_the_fraction():
     # a 10 x 10 mm square on 2 planes, half of it beyond the grid's last column
     roi = roi_on({0.0: [square(0, 0, 10, 10)], 1.0: [square(0, 0, 10, 10)]})
     g = Grid((2, 10, 5), (1.0, 1.0, 1.0), (0.0, 0.5, 0.5))  # x centres 0.5..4.5 only
-    r = rasterize_roi(roi, g)
+    r = rasterize_roi(roi, g, end_caps="full")  # both planes whole slabs: the fraction is by columns
     assert r.mask.sum() == 2 * 10 * 5
     assert r.fraction_outside == pytest.approx(0.5)
     # and beyond the grid in z: the second plane is outside a one-slice grid
     g1 = Grid((1, 10, 10), (1.0, 1.0, 1.0), (0.0, 0.5, 0.5))
-    assert rasterize_roi(roi, g1).fraction_outside == pytest.approx(0.5)
+    assert rasterize_roi(roi, g1, end_caps="full").fraction_outside == pytest.approx(0.5)
 
 
 def test_empty_roi():

@@ -200,11 +200,15 @@ def test_basic_import_is_exact(basic):
     check_ct_and_dose(case)
     assert set(case.structures) == {"External", "Brainstem"}
     assert case.structures["External"].role == "external"
-    # Brainstem box [-2.5, 2.5] mm x [-2.5, 2.5] mm on planes 0 and 2 (slabs -1..3 mm): slices z = 0, 2
+    # Brainstem box [-2.5, 2.5] mm x [-2.5, 2.5] mm on planes 0 and 2 (half caps: 0..2 mm): slices z = 0, 2
     bs = case["Brainstem"].mask
     assert list(np.flatnonzero(bs.any(axis=(1, 2)))) == [2, 3]
-    # y centres -7 + 1.5 j in [-2.5, 2.5): -2.5 (on the lower edge: inside), -1, 0.5, 2; x centres -6 + i: -2..2
-    assert bs.sum() == 2 * 4 * 5
+    # y centres -7 + 1.5 j in [-2.5, 2.5): -2.5 (on the lower edge: inside), -1, 0.5, 2; x centres -6 + i: -2..2;
+    # with the default half end caps both planes are end planes: each slice keeps half its 20 voxels
+    assert bs.sum() == 2 * 4 * 5 // 2
+    assert case.source["end_caps"] == "half"
+    full = load_case(basic, interval_months=18, end_caps="full")
+    assert full["Brainstem"].mask.sum() == 2 * 4 * 5 and full.source["end_caps"] == "full"
     assert case.prior == case.prior.__class__(30, 18.0, "photon", 60.0, case.prior.description)
     src = case.source
     assert src["kind"] == "dicom" and src["empty_rois"] == ["Empty"]

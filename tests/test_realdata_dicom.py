@@ -121,7 +121,9 @@ def test_cli_import_without_interval_fails_and_writes_nothing(realdata, tmp_path
 
 def test_breast_heart_volume_and_mean_match_dicompyler(realdata):
     folder = require(realdata / BREAST)
-    case = load_case(folder, interval_months=12, grid="dose", assume_hu=-1000)
+    # dicompyler-core counts whole slabs at the end planes (end_caps='full'); the default half caps
+    # against the TPS's own DVHs: tests/test_rasterize_tps_volumes.py
+    case = load_case(folder, interval_months=12, grid="dose", assume_hu=-1000, end_caps="full")
     heart = case["Heart"]
     assert heart.volume_cc(case.grid) == pytest.approx(440.23, rel=0.01)
     mean = float(case.prior_dose_gy[heart.mask].mean())
@@ -213,8 +215,9 @@ def test_proton_effective_dose_import(realdata, tmp_path):
     assert any("RBE" in n for n in case.source["notes"])
     cube = case["Cube101010"]
     assert cube.role == "target"
-    # 10 x 10 cm square on 21 planes 5 mm apart: 100 cm2 x 10.5 cm slabs = 1050 cc (2 mm sampling)
-    assert cube.volume_cc(case.grid) == pytest.approx(1050.0, rel=0.015)
+    # RayStation's 10 cm cube: a 10 x 10 cm square on 21 planes 5 mm apart, 100 mm from first to
+    # last; with the default half end caps it ends at those planes: 1000 cc (full slabs: 1050 cc)
+    assert cube.volume_cc(case.grid) == pytest.approx(1000.0, rel=0.015)
     assert float(case.prior_dose_gy[cube.mask].mean()) == pytest.approx(2.0, rel=0.05)  # a 2 Gy(RBE) plan
 
 

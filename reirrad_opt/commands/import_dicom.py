@@ -90,6 +90,10 @@ def register(subparsers) -> None:
                    help="HU to assume where there is no CT (no CT series, or case grid beyond the CT)")
     p.add_argument("--allow-missing-dose", action="store_true",
                    help="accept a folder without RTDOSE (prior dose 0 Gy everywhere)")
+    p.add_argument("--end-caps", choices=["half", "full", "none"], default="half",
+                   help="how far a structure reaches beyond its first and last contour planes: half (default: it "
+                        "ends at them, as Eclipse and RayStation volumes), full (half a plane spacing beyond) or "
+                        "none (half a spacing inside); recorded in case.json (source.end_caps)")
     p.add_argument("--name", default=None, help="case name (default: Patient ID)")
     add_input_check_arguments(p)
     add_progress_arguments(p)
@@ -116,6 +120,7 @@ def run(args) -> int:
                          prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
                          relative_dose_reference_gy=args.relative_dose_gy,
                          assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
+                         end_caps=args.end_caps,
                          progress=progress, accept=accept, bounds=bounds)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)

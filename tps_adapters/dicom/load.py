@@ -26,6 +26,7 @@ from .errors import (DicomImportWarning, DoseCoverageWarning, GeometryError, Mis
 from .prior_rbe import apply_prior_dose_type
 from .rtdose import DoseGrid, check_embedded_dvhs, read_rtdose, resample_axes, resample_dose
 from .rtplan import PlanInfo, read_rtplan
+from .rasterize import DEFAULT_END_CAPS, END_CAP_TEXT, END_CAPS, grid_edge_extent, stack_extent, union_extent
 from .rtstruct import StructureSet, rasterize_roi, read_structure_set
 from .scan import DicomFolder, scan_folder
 
@@ -247,6 +248,7 @@ def load_case(
     relative_dose_reference_gy: float | None = None,
     assume_hu: float | None = None,
     allow_missing_dose: bool = False,
+    end_caps: str = DEFAULT_END_CAPS,
     name: str | None = None,
     progress: Callable[[str], None] | None = None,
     accept: Collection[str] = (),
@@ -269,6 +271,8 @@ def load_case(
         assume_hu: HU to put where there is no CT (no CT series, or a case grid beyond the CT);
             without it such a case is refused.
         allow_missing_dose: accept a folder without RTDOSE (prior dose 0 Gy everywhere, stated).
+        end_caps: how far a ROI reaches beyond its end contour planes: 'half' (default: it ends at
+            them, as Eclipse and RayStation volumes show), 'full' or 'none' (see :mod:`.rasterize`).
         name: case name (default: Patient ID).
         progress: callable receiving progress messages.
         accept: override keys the user confirmed ('zero_prior', 'prior_off_target',
@@ -281,6 +285,8 @@ def load_case(
     """
     if grid not in GRID_CHOICES:
         raise ValueError(f"grid must be one of {GRID_CHOICES}, got {grid!r}")
+    if end_caps not in END_CAPS:
+        raise ValueError(f"end_caps must be one of {END_CAPS}, got {end_caps!r}")
     say = progress or (lambda message: None)
     notes: list[str] = []
     check_options(voxel_mm, assume_hu, bounds)
@@ -398,6 +404,10 @@ def load_case(
     if folder.rtstruct:
         entry = folder.rtstruct[0]
         ss = read_structure_set(entry.path, entry.ds)
+        # contours must lie on the images present (CT, case grid) or their contoured stack in z
+        contour_extent = stack_extent(ss.rois, union_extent(grid_edge_extent(case_grid),
+                                                            *([grid_edge_extent(ct.grid)] if ct else [])))
+        notes.append(f"RTSTRUCT: end caps {end_caps!r} (a ROI {END_CAP_TEXT[end_caps]})")
         if ct is not None and ss.referenced_series_uids and ct.series_instance_uid not in ss.referenced_series_uids:
             notes.append(f"RTSTRUCT {entry.path.name} refers to CT series {ss.referenced_series_uids}, not to the "
                          f"folder's CT series {ct.series_instance_uid}; contours are used in the shared frame of reference")
@@ -409,7 +419,7 @@ def load_case(
                 empty.append(roi.name)
                 continue
             say(f"rasterising {printable(roi.name)}")
-            r = rasterize_roi(roi, case_grid)
+            r = rasterize_roi(roi, case_grid, end_caps=end_caps, extent_mm=contour_extent)
             if not r.mask.any():
                 empty.append(roi.name)
                 notes.append(f"RTSTRUCT ROI {roi.name!r}: no voxel centre of the case grid inside its contours "
@@ -459,6 +469,7 @@ def load_case(
         "dose_summation_type": summation,
         "dose_type": chosen[0].dose_type if chosen else "",
         "case_grid": grid if voxel_mm is None else f"{grid} resampled",
+        "end_caps": end_caps,
         "rois": roi_records,
         "empty_rois": empty,
         "notes": notes,
