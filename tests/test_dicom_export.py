@@ -190,9 +190,12 @@ def test_plan_command_writes_dicom_for_a_dicom_case(realdata, tmp_path):
     case_dir, plan_dir = tmp_path / "case", tmp_path / "plan"
     assert cli_main(["import-dicom", str(require(realdata / PELVIS)), "--interval-months", "24", "--voxel-mm", "6",
                      "--recurrence-near", "Rectum", "--out", str(case_dir)]) == 0
+    # the NPC protocol's head-and-neck organs are not in a pelvis: declared absent, the rGTV decides
     rc = cli_main(["plan", "--case", str(case_dir), "--out", str(plan_dir), "--quiet", "--beams", "5",
-                   "--bixel-mm", "10"])
-    assert rc in (0, 3)  # 3: a priority-1 line of the NPC protocol fails or cannot be evaluated in a pelvis
+                   "--bixel-mm", "10", "--absent", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L",
+                   "OpticNrv_R"])
+    doc = json.loads((plan_dir / "plan.json").read_text())
+    assert rc == (3 if doc["verdict"] == "fail" else 0) and doc["verdict"] != "incomplete"
     files = sorted((plan_dir / "dicom").iterdir())
     assert [f.name for f in files] == ["RD_cumulative_EQD2.dcm", "RD_new_course_physical.dcm",
                                        "RS_new_course_targets.dcm"]
