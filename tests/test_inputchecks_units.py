@@ -201,3 +201,61 @@ def test_near_miss_rule():
     assert near_miss("Lobe_Tmporl_R", ["Lobe_Temporal_R"]) == "Lobe_Temporal_R"  # 13 letters: two edits
     assert near_miss("A_Carotid_L", ["Parotid_L", "Parotid_R"]) is None  # two edits in 9 letters
     assert near_miss("Brainstem", ["BRAIN_STEM"]) is None  # the same name is not a misspelling
+
+
+SMALL_PROTOCOL = """
+[protocol]
+name = "input_overrides_test"
+
+[prescription]
+eqd2_gy = 60.0
+alpha_beta_gy = 10.0
+default_fractionation = "qd-2.0"
+
+[fractionations."qd-2.0"]
+dose_per_fraction_gy = 2.0
+n_fractions = 30
+
+[slips]
+1 = "1 %"
+
+[[goal]]
+structure = "Brainstem"
+priority = 1
+metric = "D0.03cc"
+sense = "max"
+desirable = "70.2 Gy"
+acceptable = "81 Gy"
+cumulative = true
+alpha_beta_gy = 2.5
+
+[[goal]]
+structure = "PTV"
+priority = 2
+metric = "D98%"
+sense = "min"
+desirable = "95 %Rx"
+cumulative = false
+alpha_beta_gy = 10.0
+"""
+
+
+def test_plan_json_carries_the_input_overrides_of_the_case(tmp_path):
+    from reirrad_opt.case import Case, PriorCourse
+    from reirrad_opt.geometry import Grid, Structure
+    from reirrad_opt.planning import plan
+
+    h = 5.0
+    grid = Grid((9, 17, 17), (h, h, h), (-20.0, -40.0, -40.0))
+    z, y, x = np.meshgrid(*grid.axis_coordinates_mm(), indexing="ij")
+    body = x ** 2 + y ** 2 <= 38 ** 2
+    ptv = x ** 2 + (y + 8) ** 2 + z ** 2 <= 9 ** 2
+    stem = (x ** 2 + (y - 12) ** 2 <= 6 ** 2) & (np.abs(z) <= 15)
+    structures = {"External": Structure("External", body, "external"), "PTV": Structure("PTV", ptv, "target"),
+                  "Brainstem": Structure("Brainstem", stem, "oar")}
+    record = {"flag": "--accept-zero-prior", "reason": "f.dcm: the prior dose is zero everywhere"}
+    case = Case("tiny", grid, np.where(body, 0.0, -1000.0).astype(np.float32), structures,
+                np.zeros(grid.shape, np.float32), PriorCourse(30, 24.0), {"input_overrides": [record]})
+    (tmp_path / "p.toml").write_text(SMALL_PROTOCOL)
+    result = plan(case, load_protocol(tmp_path / "p.toml"), gantry_angles_deg=[0, 120, 240], bixel_mm=10.0)
+    assert result.to_dict()["input_overrides"] == [record]

@@ -33,6 +33,7 @@ its ``--accept-...`` flag, recorded in ``case.source["input_overrides"]``).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Collection
 
@@ -59,6 +60,14 @@ class EmptyCSVError(OpenKBPFormatError):
     """An OpenKBP CSV file of 0 bytes (not even the header line)."""
 
 
+def _loadtxt(path: Path, **kwargs) -> np.ndarray:
+    """np.loadtxt without its warning for a header-only file (an empty structure or dose, which the
+    caller reports in its own words)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input contained no data")
+        return np.loadtxt(path, **kwargs)
+
+
 def read_sparse_csv(path: Path, with_values: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(flat indices, values or None) of an OpenKBP sparse CSV; OpenKBPFormatError names the file
     (EmptyCSVError for a 0-byte file); a repeated index is an error (it would overwrite a voxel)."""
@@ -70,13 +79,13 @@ def read_sparse_csv(path: Path, with_values: bool = True) -> tuple[np.ndarray, n
         if header.replace(" ", "") not in (",data", "index,data", ""):
             raise OpenKBPFormatError(f"{path}: header {header!r}; expected ',data'")
         if with_values:
-            table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            table = _loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
             if table.size and table.shape[1] != 2:
                 raise OpenKBPFormatError(f"{path}: expected two columns (index, value), found {table.shape[1]}")
             idx = table[:, 0] if table.size else np.zeros(0)
             values = table[:, 1] if table.size else np.zeros(0)
         else:
-            idx = np.loadtxt(path, delimiter=",", skiprows=1, usecols=0, ndmin=1)
+            idx = _loadtxt(path, delimiter=",", skiprows=1, usecols=0, ndmin=1)
             values = None
     except OpenKBPFormatError:
         raise
