@@ -19,7 +19,7 @@ from ..evaluate.curves import EvaluationCurve, evaluation_curves
 from ..evaluate.metrics import resolve
 from ..protocol import parse_metric
 from .case_figure import structure_colour
-from .slices import body_box_mm, mark_orientation, orthogonal_views
+from .slices import body_limits_mm, mark_orientation, orthogonal_views, view_limits
 
 # dark / light pairs (tab20): a left organ takes the dark colour, solid; its right partner the light one, dashed
 _PAIRS = ("#1f77b4", "#6baed6", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#ff7f0e",
@@ -31,7 +31,7 @@ DOSE_DPI = 100
 ISODOSE_PCT_RX = (50.0, 95.0, 107.0)
 # isodose line colours, apart from the structure outlines' and readable on the colour wash
 ISO_COLOURS_NEW = ("#b0b0b0", "white", "#ffa500")
-ISO_COLOURS_CUMULATIVE = ("white", "#ffa500", "#ffff80", "#b0b0b0", "#00ffaa", "#ff69b4")
+ISO_COLOURS_CUMULATIVE = ("white", "#ffa500", "#ff69b4", "#b0b0b0", "#00ffaa", "#8080ff")
 
 
 def plan_curves(plan) -> list[EvaluationCurve]:
@@ -217,15 +217,16 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> Figure:
         (cum, f"cumulative EQD2 ({unit})", max(float(np.percentile(cum[body], 99.9)) if body.any() else 0.0, 1.0),
          p1, [f"{v:g} {unit} EQD2" for v in p1], "priority-1 cumulative limits", ISO_COLOURS_CUMULATIVE),
     ]
-    boxes = []
-    for view in views:
-        box = body_box_mm(view, body)
-        boxes.append(box if box is not None else (*view.extent[:2], *view.extent[2:]))
-    widths = [b[1] - b[0] for b in boxes]
-    fig = Figure(figsize=(17, 10.5), facecolor="black")
+    limits = body_limits_mm(grid, body)
+    boxes = [view_limits(v, limits) for v in views]
+    # one scale (inch per mm) for every panel: the tallest view fills the row height
+    row_in = 4.4
+    scale = row_in / max(b[3] - b[2] for b in boxes)
+    widths_in = [(b[1] - b[0]) * scale for b in boxes]
+    fig = Figure(figsize=(sum(widths_in) + 6.2, 2 * row_in + 1.6), facecolor="black")
     FigureCanvasAgg(fig)
-    gs = fig.add_gridspec(2, 5, width_ratios=[*widths, 0.04 * sum(widths), 0.42 * sum(widths)], left=0.04,
-                          right=0.99, top=0.92, bottom=0.06, wspace=0.28, hspace=0.22)
+    gs = fig.add_gridspec(2, 5, width_ratios=[*widths_in, 0.25, 3.4], left=0.04,
+                          right=0.99, top=0.92, bottom=0.06, wspace=0.3, hspace=0.22)
     for row, (volume, label, vmax, levels, level_labels, legend_title, iso) in enumerate(rows_spec):
         im = None
         for col, view in enumerate(views):
