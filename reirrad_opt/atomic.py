@@ -51,7 +51,8 @@ def atomic_dir(out_dir: str | os.PathLike, overwrite: bool = True, command: str 
             output_folder.write_marker(tmp, target.command, "writing")
         yield tmp
         if not nested:
-            output_folder.write_marker(tmp, target.command, "complete")
+            previous = output_folder.read_marker(out) if out.is_dir() else None
+            output_folder.write_marker(tmp, target.command, "complete", replaces=previous)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -85,11 +85,12 @@ def read_marker(folder: Path) -> dict | None:
     return data
 
 
-def write_marker(folder: Path, command: str, state: str) -> None:
+def write_marker(folder: Path, command: str, state: str, replaces: dict | None = None) -> None:
     """Write the marker of ``folder``: ``state`` is 'writing' (a temporary folder) or 'complete'.
 
     A complete marker lists every file written (relative paths), so a later replacement can tell
-    the user's own additions from ours.
+    the user's own additions from ours. ``replaces``: the marker of the previous output this one
+    replaces (``--overwrite``); its creation time and version are recorded as ``replaced``.
     """
     from . import __version__
 
@@ -102,6 +103,8 @@ def write_marker(folder: Path, command: str, state: str) -> None:
         "pid": os.getpid(),
         "state": state,
     }
+    if replaces is not None:
+        content["replaced"] = {"created": replaces.get("created"), "version": replaces.get("version")}
     if state == "complete":
         content["files"] = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                                   if not p.is_dir() and p.name != MARKER_NAME)

@@ -85,8 +85,10 @@ def test_previous_output_needs_overwrite_and_another_commands_output_is_refused(
     assert (out / "case.json").read_text() == before
     with pytest.raises(OutputFolderError, match="is the output of reirrad-opt phantom, not of reirrad-opt plan"):
         prepare_output(out, "plan", overwrite=True)
+    first = json.loads((out / MARKER_NAME).read_text())
     assert main(["phantom", "npc", "--out", str(out), "--overwrite", "--interval-months", "12", *PHANTOM]) == 0
     assert json.loads((out / "case.json").read_text())["prior_course"]["interval_months"] == 12
+    assert json.loads((out / MARKER_NAME).read_text())["replaced"]["created"] == first["created"]  # recorded
 
 
 def test_out_dot_is_refused(tmp_path, monkeypatch, capsys):
