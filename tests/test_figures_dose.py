@@ -42,7 +42,8 @@ def test_body_box_is_the_body_extent_plus_margin():
     limits = body_limits_mm(case.grid, case.body, margin_mm=5.0)
     zc, yc, xc = case.grid.axis_coordinates_mm()
     xs = xc[np.flatnonzero(case.body.any(axis=(0, 1)))]
-    assert limits["x"] == pytest.approx((xs[0] - case.grid.spacing_mm[2] / 2 - 5, xs[-1] + case.grid.spacing_mm[2] / 2 + 5))
+    half = case.grid.spacing_mm[2] / 2
+    assert limits["x"] == pytest.approx((xs[0] - half - 5, xs[-1] + half + 5))
 
 
 def test_dose_figure_has_mm_axes_positions_orientation_and_isodoses(npc_plan, tmp_path):

@@ -239,7 +239,8 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> Figure:
             im = ax.imshow(np.ma.masked_less(d, 0.1 * vmax), cmap="jet", alpha=0.4, vmin=0, vmax=vmax,
                            origin="lower", extent=ext, interpolation="nearest")
             if levels and float(d.max()) > min(levels):
-                ax.contour(view.h_mm, view.v_mm, d, levels=levels, colors=[iso[n % len(iso)] for n in range(len(levels))],
+                ax.contour(view.h_mm, view.v_mm, d, levels=levels,
+                           colors=[iso[n % len(iso)] for n in range(len(levels))],
                            linewidths=1.6)
             for name in outlines:
                 m = view.cut(case.structures[name].mask)
