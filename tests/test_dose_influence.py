@@ -44,7 +44,7 @@ def test_particle_columns_carry_energy_and_range(small_case):
     case, target = small_case
     fields = particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=[0.0])
     inf = compute_influence(case.grid, case.ct_hu, case.body, fields)
-    assert inf.modality == "proton" and inf.rbe == pytest.approx(1.1)
+    assert inf.modality == "proton"
     np.testing.assert_allclose(inf.columns.energy_mev, fields[0].spot_energy_mev)
     np.testing.assert_allclose(inf.columns.range_r80_mm, fields[0].spot_range_mm)
 

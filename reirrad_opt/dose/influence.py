@@ -92,14 +92,8 @@ class InfluenceMatrix:
         """Column indices of one beam or field."""
         return np.flatnonzero(self.columns["beam"] == beam_index)
 
-    @property
-    def rbe(self) -> float | None:
-        """Constant RBE for converting to Gy(RBE): 1.0 photons, 1.1 protons, None for carbon
-        (whose RBE varies with LET and is not modelled)."""
-        return {"photon": 1.0, "proton": 1.1}.get(self.modality)
-
     def dose(self, weights) -> np.ndarray:
-        """Dose (Gy, float64, shape grid.shape) of non-negative column weights."""
+        """Physical dose (Gy, float64, shape grid.shape) of non-negative column weights."""
         w = np.asarray(weights, dtype=np.float64).ravel()
         if w.size != self.n_columns:
             raise ValueError(f"weights: expected {self.n_columns} values (one per column), got {w.size}")

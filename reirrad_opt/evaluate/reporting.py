@@ -16,8 +16,8 @@ import numpy as np
 
 from ..geometry import Grid
 
-SUMMATION_METHOD = ("voxel-wise EQD2 summation on the case grid: in every voxel each course's physical dose is "
-                    "converted to EQD2 with that course's own number of fractions and the structure's alpha/beta, "
+SUMMATION_METHOD = ("voxel-wise EQD2 summation on the case grid: in every voxel each course's dose (physical "
+                    "for photons, RBE-weighted Gy(RBE) for particles) is converted to EQD2 with that course's own number of fractions and the structure's alpha/beta, "
                     "the prior EQD2 is reduced by the recovered fraction, and the two are added; dose-volume "
                     "metrics are computed on the summed distribution (never sums of metrics)")
 

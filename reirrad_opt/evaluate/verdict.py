@@ -39,7 +39,8 @@ class EvaluationRow:
         structure: the protocol's (TG-263) structure name; ``case_structure`` the name in the case.
         goal_id, metric, priority, cumulative, sense: from the protocol.
         value: on the fine evaluation grid; ``value_coarse`` on the case grid; None if not evaluated.
-        unit: 'Gy' (dose metrics: new-course physical dose, or cumulative EQD2 when ``cumulative``),
+        unit: 'Gy' or 'Gy(RBE)' (dose metrics: the new course's dose, physical for photons and
+            RBE-weighted for particles, or cumulative EQD2 when ``cumulative``),
             '%' or 'cc' (V-metrics).
         desirable, acceptable: the limits in ``unit`` (None = no limit).
         verdict: 'desirable' | 'acceptable' | 'not met' | 'fail' | 'not evaluated' | 'absent'
@@ -356,7 +357,7 @@ def _reporting_block(case, protocol, frac, recovery, rows, dose, maps: EQD2Maps,
         "reirradiation_type": rtype.to_dict(),
         "prior_course": {"n_fractions": prior.n_fractions, "interval_months": prior.interval_months,
                          "modality": prior.modality, "prescription_gy": prior.prescription_gy,
-                         "description": prior.description,
+                         "description": prior.description, "dose_type": prior.dose_type, "rbe": prior.rbe,
                          "dose_per_fraction_gy": (prior.prescription_gy / prior.n_fractions
                                                   if prior.prescription_gy else None),
                          "max_dose_gy": float(np.max(case.prior_dose_gy)) if case.prior_dose_gy.size else 0.0},
