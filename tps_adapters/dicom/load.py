@@ -14,7 +14,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from reirrad_opt.case import Case, PriorCourse
-from reirrad_opt.geometry import Grid, Structure, canonical_name, default_role
+from reirrad_opt.geometry import Grid, Structure, canonical_name, default_role, non_anatomical_reason
 from reirrad_opt.safe_names import printable
 
 from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, check_voxel_count, record_overrides
@@ -43,11 +43,13 @@ _ROLE_BY_INTERPRETED_TYPE = {
 
 
 def roi_role(canonical: str, interpreted_type: str) -> str:
-    """Role of an imported ROI: target and external names (rGTV, PTV, GTV..., External) keep the
-    role of their name; otherwise the RT ROI Interpreted Type decides when it is set (PTV/CTV/GTV ->
-    target, ORGAN/AVOIDANCE -> oar, EXTERNAL -> external, others -> other), else 'oar'."""
+    """Role of an imported ROI: target and external names (rGTV, PTV, GTV..., External) and
+    non-anatomical names (isodose, opt*, z_*, rings, couch, PRVs: 'other', see
+    :func:`reirrad_opt.geometry.non_anatomical_reason`) keep the role of their name; otherwise the RT
+    ROI Interpreted Type decides when it is set (PTV/CTV/GTV -> target, ORGAN/AVOIDANCE -> oar,
+    EXTERNAL -> external, others -> other), else 'oar'."""
     by_name = default_role(canonical)
-    if by_name in ("target", "external"):
+    if by_name in ("target", "external", "other"):
         return by_name
     return _ROLE_BY_INTERPRETED_TYPE.get(interpreted_type.upper().strip(), "") or by_name
 
@@ -448,6 +450,11 @@ def load_case(
                                 "fraction_outside_dose_grid": round(outside_dose, 6)})
         if empty:
             notes.append(f"RTSTRUCT: empty ROI(s) not imported: {empty}")
+        helpers = [f"{r['exported_name']!r} ({non_anatomical_reason(r['name'])})" for r in roi_records
+                   if non_anatomical_reason(r["name"])]
+        if helpers:
+            notes.append(f"RTSTRUCT: non-anatomical structure(s), role 'other' (never an organ or a target): "
+                         f"{', '.join(helpers)}")
     else:
         notes.append("RTSTRUCT: none in the folder; the case has no structures")
 
