@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from ..report.case_figure import structure_colour  # noqa: E402
 from ..report.plan_figures import dvh_styles, format_volume_axis, plan_curves, plot_curve  # noqa: E402
-from ..report.slices import body_limits_mm, mark_orientation, orthogonal_views, view_limits  # noqa: E402
+from ..report.slices import body_box_mm, mark_orientation, orthogonal_views  # noqa: E402
 
 STYLE = {0: "-", 1: "--"}
 MARKERS = {0: "o", 1: "s"}
@@ -122,8 +122,7 @@ def slices_figure(cmp, path: Path) -> None:
     units = [getattr(cmp.plans[m], "dose_unit", "Gy") for m in mods]
     panels = [(doses[0], f"{mods[0]} ({units[0]})", "dose"), (doses[1], f"{mods[1]} ({units[1]})", "dose"),
               (diff, f"{mods[1]} - {mods[0]} (Gy(RBE))", "diff")]
-    limits = body_limits_mm(grid, case.body)
-    boxes = [view_limits(v, limits) for v in views]
+    boxes = [body_box_mm(v, case.body) or v.extent for v in views]
     fig, axes = plt.subplots(3, 3, figsize=(13.5, 12.5), layout="constrained", facecolor="black")
     iso = [0.95 * rx, 1.07 * rx]
     for row, (vol, label, kind) in enumerate(panels):

@@ -19,7 +19,7 @@ from ..evaluate.curves import EvaluationCurve, evaluation_curves
 from ..evaluate.metrics import resolve
 from ..protocol import parse_metric
 from .case_figure import structure_colour
-from .slices import body_limits_mm, mark_orientation, orthogonal_views, view_limits
+from .slices import body_box_mm, mark_orientation, orthogonal_views
 
 # dark / light pairs (tab20): a left organ takes the dark colour, solid; its right partner the light one, dashed
 _PAIRS = ("#1f77b4", "#6baed6", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#ff7f0e",
@@ -217,8 +217,8 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> Figure:
         (cum, f"cumulative EQD2 ({unit})", max(float(np.percentile(cum[body], 99.9)) if body.any() else 0.0, 1.0),
          p1, [f"{v:g} {unit} EQD2" for v in p1], "priority-1 cumulative limits", ISO_COLOURS_CUMULATIVE),
     ]
-    limits = body_limits_mm(grid, body)
-    boxes = [view_limits(v, limits) for v in views]
+    # each view cropped to the body on its own slice (a head slice of a neck case stays readable)
+    boxes = [body_box_mm(v, body) or v.extent for v in views]
     # one scale (inch per mm) for every panel: the tallest view fills the row height
     row_in = 4.4
     scale = row_in / max(b[3] - b[2] for b in boxes)

@@ -77,28 +77,6 @@ def body_box_mm(view: SliceView, body: np.ndarray, margin_mm: float = 5.0) -> tu
             float(view.v_mm[rows[0]]) - margin_mm, float(view.v_mm[rows[-1]]) + margin_mm)
 
 
-def body_limits_mm(grid: Grid, body: np.ndarray, margin_mm: float = 5.0) -> dict[str, tuple[float, float]]:
-    """The body's 3-D bounding box in patient mm plus ``margin_mm``: ``{'z': (min, max), 'y': ..., 'x': ...}``
-    (the whole grid when the body is empty). Cropping every view to the same box keeps one scale
-    across panels: the axial and coronal views share x, the axial and sagittal y."""
-    coords = grid.axis_coordinates_mm()
-    b = np.asarray(body, dtype=bool)
-    out = {}
-    for axis, name in enumerate("zyx"):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(b.any(axis=other)) if b.any() else np.array([0, grid.shape[axis] - 1])
-        c = coords[axis]
-        half = grid.spacing_mm[axis] / 2
-        out[name] = (float(c[present[0]]) - half - margin_mm, float(c[present[-1]]) + half + margin_mm)
-    return out
-
-
-def view_limits(view: SliceView, limits: dict[str, tuple[float, float]]) -> tuple[float, float, float, float]:
-    """(h_min, h_max, v_min, v_max) mm of ``view`` within the box from :func:`body_limits_mm`."""
-    h, v = {"axial": ("x", "y"), "coronal": ("x", "z"), "sagittal": ("y", "z")}[view.name]
-    return (*limits[h], *limits[v])
-
-
 def mark_orientation(ax, marks: tuple[str, str, str, str], colour: str = "yellow") -> None:
     """Write the orientation letters at the axes' left, right, top and bottom edges."""
     left, right, top, bottom = marks
