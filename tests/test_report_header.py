@@ -126,3 +126,21 @@ def test_figures_have_captions_saying_what_is_shown(tmp_path):
     assert len(captions) == 2
     assert "3x3x3 sub-voxel samples per voxel" in captions[0] and "cumulative EQD2" in captions[0]
     assert "patient LPS mm" in captions[1] and "Gy(RBE)" in captions[1] and "95" in captions[1]
+
+
+def test_comparison_page_limits_carry_their_direction_and_the_reports_colours():
+    from reirrad_opt.compare.html_page import _structures_table
+
+    c = {"structures": [
+        {"goal_id": "Brainstem_D0.03cc", "priority": 1, "structure": "Brainstem", "metric": "D0.03cc",
+         "cumulative": True, "unit": "Gy", "desirable": 70.2, "acceptable": 81.0,
+         "photon": {"value": 80.96, "verdict": "acceptable"}, "proton": {"value": 80.98, "verdict": "acceptable"}},
+        {"goal_id": "PTV_D98%", "priority": 2, "structure": "PTV", "metric": "D98%", "cumulative": False,
+         "unit": "Gy", "desirable": 61.56, "acceptable": None,
+         "photon": {"value": 36.6, "verdict": "not met"}, "proton": {"value": 35.2, "verdict": "not met"}}],
+        "plans": {"photon": {"evaluation": [{"goal_id": "Brainstem_D0.03cc", "sense": "max"},
+                                            {"goal_id": "PTV_D98%", "sense": "min"}]}}}
+    table = _structures_table(c, ["photon", "proton"])
+    assert "<td>&lt;= 70.20</td><td>&lt;= 81.00</td>" in table
+    assert "<td>new-course dose</td><td>Gy</td><td>&gt;= 61.56</td><td>-</td>" in table
+    assert f"<td style='background:{VERDICT_COLOUR['not met']}'>not met</td>" in table

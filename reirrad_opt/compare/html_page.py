@@ -5,8 +5,9 @@ import base64
 import html
 from pathlib import Path
 
-VERDICT_COLOUR = {"desirable": "#c8efc8", "acceptable": "#fff0b3", "not met": "#ffd0a0", "fail": "#f7b4b4",
-                  "not evaluated": "#e0e0e0", "absent": "#dde6f0", "incomplete": "#ffb870"}
+# one colour per verdict word on every page
+from ..report.html_report import VERDICT_COLOUR
+
 WIN_COLOUR = "#d6e9ff"
 DISCLAIMER = "For research and plan-quality studies; not for clinical use without independent verification"
 FIGURE_CAPTIONS = {
@@ -59,12 +60,29 @@ def _criteria_table(c: dict, mods: list[str]) -> str:
     return _table(["criterion", *mods, "unit", "better", "tolerance", "better plan"], rows)
 
 
+def _limit(value, sense: str | None) -> str:
+    """A limit with its direction ('&lt;=' for maximum lines, '&gt;=' for minimum lines)."""
+    if value is None:
+        return "-"
+    if sense is None:
+        return _fmt(value)
+    return f"{'&gt;=' if sense == 'min' else '&lt;='} {_fmt(value)}"
+
+
+def _senses(c: dict, mods: list[str]) -> dict[str, str]:
+    """goal_id -> 'max' | 'min', from the first plan's evaluation rows in comparison.json."""
+    plan = (c.get("plans") or {}).get(mods[0]) or {}
+    return {r["goal_id"]: r.get("sense") for r in plan.get("evaluation", []) if "goal_id" in r}
+
+
 def _structures_table(c: dict, mods: list[str]) -> str:
     rows = []
+    senses = _senses(c, mods)
     for s in c["structures"]:
+        sense = senses.get(s.get("goal_id"))
         cells = [_cell(_fmt(s["priority"])), _cell(_esc(s["structure"])), _cell(_esc(s["metric"])),
                  _cell("cumulative EQD2" if s["cumulative"] else "new-course dose"), _cell(_esc(s["unit"])),
-                 _cell(_fmt(s["desirable"])), _cell(_fmt(s["acceptable"]))]
+                 _cell(_limit(s["desirable"], sense)), _cell(_limit(s["acceptable"], sense))]
         for m in mods:
             e = s.get(m, {})
             colour = VERDICT_COLOUR.get(e.get("verdict"))
