@@ -1,6 +1,6 @@
 """Write a plan folder atomically: plan.json, dose.npz, fluence.npz, the case, figures, report.html.
 
-dose.npz holds ``new_course_gy`` (physical), ``new_course_eqd2_gy`` and ``cumulative_eqd2_gy``
+dose.npz holds ``new_course_gy`` (physical Gy for photons, RBE-weighted Gy(RBE) for particles), ``new_course_eqd2_gy`` and ``cumulative_eqd2_gy``
 (voxel-wise prior EQD2 after recovery + new EQD2, with the per-voxel alpha/beta map of the
 evaluation) on the case grid (z, y, x); evaluation_samples.npz holds, per evaluated protocol line,
 the sub-voxel samples its value was read on (see docs/plan-json.md, "Which grid"); fluence.npz holds

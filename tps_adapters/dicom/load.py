@@ -22,7 +22,7 @@ from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, check_v
 from .checks import beam_dose_override, check_options, check_prior, duplicate_name_error, storage_name
 from .ct import CTVolume, read_ct_series
 from .errors import (DicomImportWarning, DoseCoverageWarning, GeometryError, MissingDataError, MixedInputError,
-                     PriorCourseError, StructureNameError, UnsupportedDoseError)
+                     PriorCourseError, UnsupportedDoseError)
 from .prior_rbe import apply_prior_dose_type
 from .rtdose import DoseGrid, check_embedded_dvhs, read_rtdose, resample_axes, resample_dose
 from .rtplan import PlanInfo, read_rtplan
