@@ -1,0 +1,161 @@
+"""STUDY.toml: checks before any work (errors naming file, key and line), expansion and keys."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reirrad_opt.cli import main
+from reirrad_opt.study import StudyError, load_study
+
+CASE = """
+[[case]]
+name = "npc"
+phantom = "npc"
+resolution_mm = 5.0
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_sweep_is_a_cartesian_product_with_keys(tmp_path):
+    spec = load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + """
+[sweep]
+modality = ["photon", "proton"]
+fractionation = ["bid-1.2", "qd-2.0"]
+recovery = ["none", "constant:0.3", "table:12=0.1,36=0.5"]
+"""))
+    assert len(spec.variants) == 12 and len(spec.jobs) == 12
+    assert spec.swept == ("modality", "fractionation", "recovery")
+    assert len({j.key for j in spec.jobs}) == 12
+    # one influence matrix per modality: fractionation and recovery do not change it
+    assert len({j.influence_key for j in spec.jobs}) == 2
+    photon = [j for j in spec.jobs if j.variant.modality == "photon"]
+    assert photon[0].variant.beams == 9 and photon[0].variant.bixel_mm == 5.0 and photon[0].variant.rbe is None
+    proton = [j for j in spec.jobs if j.variant.modality == "proton"]
+    assert proton[0].variant.gantry_angles_deg == (90.0, 270.0, 180.0) and proton[0].variant.spot_spacing_mm == 5.0
+
+
+def test_keys_follow_content(tmp_path):
+    base = '[study]\nname = "s"\n' + CASE + '[sweep]\nbeams = [3, 4]\nrecovery = ["none", "constant:0.3"]\n'
+    a = load_study(write(tmp_path, base, "a.toml"))
+    b = load_study(write(tmp_path, base.replace('name = "s"', 'name = "renamed"'), "b.toml"))
+    assert [j.key for j in a.jobs] == [j.key for j in b.jobs]          # the study's name is not content
+    assert len({j.influence_key for j in a.jobs}) == 2                  # one per beam count
+    c = load_study(write(tmp_path, base.replace("resolution_mm = 5.0", "resolution_mm = 4.0"), "c.toml"))
+    assert not {j.key for j in a.jobs} & {j.key for j in c.jobs}
+    protocol = tmp_path / "protocol.toml"
+    from reirrad_opt.protocol import DEFAULT_PROTOCOL
+
+    protocol.write_text(DEFAULT_PROTOCOL.read_text().replace('1 = "1 %"', '1 = "2 %"'))
+    d = load_study(write(tmp_path, base.replace('name = "s"', 'name = "s"\nprotocol = "protocol.toml"'), "d.toml"))
+    assert not {j.key for j in a.jobs} & {j.key for j in d.jobs}       # another protocol, other results
+
+
+def test_photon_variants_ignore_particle_settings(tmp_path):
+    spec = load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + """
+[sweep]
+modality = ["photon", "proton"]
+rbe = [1.1, 1.2]
+"""))
+    # two photon variants would be equal (the RBE does not apply): kept once
+    assert [(v.modality, v.rbe) for v in spec.variants] == [("photon", None), ("proton", 1.1), ("proton", 1.2)]
+
+
+def test_variant_list_over_defaults(tmp_path):
+    spec = load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + """
+[defaults]
+beams = 5
+slip = "0.5Gy"
+[defaults.options]
+hold_dvh_points = false
+
+[[variant]]
+fractionation = "qd-2.0"
+
+[[variant]]
+interval_months = 12
+options = { target_homogeneity_weight = 100.0 }
+"""))
+    v1, v2 = spec.variants
+    assert v1.fractionation == "qd-2.0" and v1.beams == 5 and v1.slip == "0.5 Gy"
+    assert dict(v1.options) == {"hold_dvh_points": False}
+    assert v2.fractionation == "bid-1.2" and v2.interval_months == 12.0
+    assert dict(v2.options) == {"hold_dvh_points": False, "target_homogeneity_weight": 100.0}
+    assert spec.jobs[0].interval_months == 24.0 and spec.jobs[1].interval_months == 12.0
+
+
+BAD = [
+    # (text after [study] name, expected key text, expected line)
+    (CASE + '[sweep]\nfractionation = ["bid-1.2", "qd-9.9"]\n', "[sweep] fractionation", 9),
+    (CASE + '[sweep]\nmodality = ["photon", "electron"]\n', "[sweep] modality", 9),
+    (CASE + '[sweep]\nrecovery = ["constant:1.5"]\n', "[sweep] recovery", 9),
+    (CASE + '[sweep]\nbeams = 5\n', "[sweep] beams", 9),
+    (CASE + '[sweep]\ncolour = ["red"]\n', "[sweep] colour", 9),
+    (CASE + '[sweep.options]\nengine = ["lp", "simplex"]\n', "[sweep] options.engine", 9),
+    (CASE + '[sweep.options]\nno_such_option = [1]\n', "[sweep] options no_such_option", 9),
+    (CASE + '[[variant]]\nslip = "five"\n', "[[variant]] #1 slip", 9),
+    (CASE + '[[variant]]\nmodality = "carbon"\n', "variant 1", 8),
+    (CASE.replace("resolution_mm = 5.0", "resolution_mm = 12.0"), "[[case]] #1 resolution_mm", 7),
+    (CASE.replace("resolution_mm = 5.0", "rgtv_size = 3.0"), "[[case]] #1 rgtv_size", 7),
+    (CASE.replace("resolution_mm = 5.0", 'prior_levels_gy = { Liver = 20 }'), "[[case]] #1 prior_levels_gy", 7),
+    (CASE.replace('phantom = "npc"', 'dicom = "dicom/pt1"'), "[[case]] #1 dicom", 6),
+    (CASE.replace('phantom = "npc"', 'folder = "no/such/case"').replace("resolution_mm = 5.0", ""),
+     "[[case]] #1 folder", 6),
+    (CASE + CASE, "[[case]] #2 name", 10),
+    (CASE + '[sweep]\nbeams = [3]\n[[variant]]\nbeams = 4\n', "[sweep] and [[variant]]", 8),
+]
+
+
+@pytest.mark.parametrize("body, where, line", BAD)
+def test_bad_study_named_with_key_and_line(tmp_path, body, where, line):
+    path = write(tmp_path, '[study]\nname = "s"\n' + body)
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: line {line}: {where}:"), text
+
+
+def test_toml_syntax_error_names_line(tmp_path):
+    path = write(tmp_path, '[study]\nname = "s"\n' + CASE + '[sweep]\nbeams = [3,, 4]\nrecovery = ["none"]\n')
+    with pytest.raises(StudyError, match=r"not valid TOML: .*line 9"):
+        load_study(path)
+
+
+def test_missing_study_table(tmp_path):
+    with pytest.raises(StudyError, match=r"top level: key 'study' is missing"):
+        load_study(write(tmp_path, CASE))
+
+
+def test_cli_refuses_bad_study_before_any_work(tmp_path, capsys):
+    path = write(tmp_path, '[study]\nname = "s"\n' + CASE + '[sweep]\nfractionation = ["qd-9.9"]\n')
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"reirrad-opt study: error: .*study.toml: line 9: \[sweep\] fractionation: expected a "
+                     r"fractionation of protocol 'npc_reirradiation_2021'", err), err
+    assert not out.exists()
+
+
+def test_cli_refuses_foreign_and_other_command_folders(tmp_path, capsys):
+    path = write(tmp_path, '[study]\nname = "s"\n' + CASE)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["study", str(path), "--out", str(foreign)]) == 2
+    assert "holds 1 file(s) not written by reirrad-opt study (notes.txt)" in capsys.readouterr().err
+    from reirrad_opt.output_folder import write_marker
+
+    other = tmp_path / "plan_out"
+    other.mkdir()
+    write_marker(other, "plan", "complete")
+    assert main(["study", str(path), "--out", str(other)]) == 2
+    assert "is the output of reirrad-opt plan, not of reirrad-opt study" in capsys.readouterr().err
+    assert main(["study", str(path), "--out", str(tmp_path)]) == 2        # contains the study file
+    assert "contains the input" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "mine"
