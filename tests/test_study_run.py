@@ -201,8 +201,13 @@ fractionation = "qd-2.0"
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(planning, "plan", plan_failing_qd)
-        run = run_study(spec, tmp_path / "out", client)
+        run = run_study(spec, tmp_path / "out", client, plan_folders=True)
     assert (run.n_run, run.n_done, run.n_failed) == (4, 1, 3)
+    # --plan-folders: the one plan that ran has its folder, named by case and key
+    folders = sorted((tmp_path / "out" / "plans").iterdir())
+    assert [f.name for f in folders] == [f"npc5-{spec.jobs[0].file_stem[:12]}"]
+    assert json.loads((folders[0] / "plan.json").read_text())["prescription"][
+        "fractionation"] == "bid-1.2"
     table = pd.read_parquet(tmp_path / "out" / "results.parquet")
     status = dict(zip(zip(table["case"], table["fractionation"]), zip(table["status"], table["error_class"])))
     assert status[("npc5", "bid-1.2")][0] == "done" and pd.isna(status[("npc5", "bid-1.2")][1])
@@ -217,6 +222,32 @@ fractionation = "qd-2.0"
     assert stored["status"] == "failed" and "solver exploded on purpose" in stored["columns"]["error_message"]
     assert "plan_failing_qd" in stored["traceback"]
     assert (tmp_path / "out" / "study.html").read_text().count("<tr class='failed'>") == 3
+
+
+def test_interrupted_study_keeps_finished_results_and_resumes(client, tmp_path):
+    """Ctrl-C in the study process after the first plan: its result stays, the rest is cancelled;
+    started again, the study plans only the others."""
+    import reirrad_opt.planning as planning
+
+    spec = load_study(study_file(tmp_path, CASE + '[sweep]\nbeams = [3]\nrecovery = ["none", "constant:0.3", '
+                                           '"constant:0.5"]\n'))
+    out = tmp_path / "out"
+
+    def interrupt(message: str) -> None:
+        if message.startswith("study: 1/3 done"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, out, client, progress=interrupt)
+    have = sorted(p.stem for p in (out / "results").glob("*.json"))
+    assert len(have) == 1 and not (out / "results.parquet").exists()
+    assert json.loads((out / ".reirrad-opt-output.json").read_text())["state"] == "writing"
+    count = Count(planning.plan, lambda case, protocol, **kw: kw["recovery"].fraction)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(planning, "plan", count)
+        run = run_study(spec, out, client)
+    assert (run.n_reused, run.n_run, run.n_done) == (1, 2, 2) and sum(count.calls.values()) == 2
+    assert len(pd.read_parquet(out / "results.parquet")) == 3
 
 
 def test_command_on_a_process_cluster_and_resume(tmp_path, capsys):

@@ -46,6 +46,7 @@ def run(args) -> int:
     from ..study import ClusterSettings, load_study, open_client, run_study
     from ..study.folder import prepare_study_folder
 
+    _check_extra()
     if args.scheduler and (args.workers or args.memory_limit):
         raise InputError("--workers and --memory-limit set up the local cluster; with --scheduler the workers are "
                          "those started with 'dask worker' (give them --nworkers / --memory-limit there)")
@@ -72,6 +73,16 @@ def run(args) -> int:
           f"{result.n_failed} failed) in {result.wall_s:.0f} s; verdicts: {counts}")
     print(f"  table: {out / 'results.csv'} and results.parquet; page: {out / 'study.html'}")
     return EXIT_VARIANTS_FAILED if _any_failed(out) else EXIT_OK
+
+
+def _check_extra() -> None:
+    """The study needs dask.distributed, pandas and pyarrow (the 'study' extra)."""
+    import importlib.util
+
+    missing = [m for m in ("distributed", "pandas", "pyarrow") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"reirrad-opt study needs {', '.join(missing)}: install the 'study' extra, "
+                         f"pip install 'reirrad-opt[study]' (or -e '.[study]' in a checkout)")
 
 
 def _any_failed(out: Path) -> bool:
