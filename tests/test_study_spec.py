@@ -159,3 +159,43 @@ def test_cli_refuses_foreign_and_other_command_folders(tmp_path, capsys):
     assert main(["study", str(path), "--out", str(tmp_path)]) == 2        # contains the study file
     assert "contains the input" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def _row(structure, metric, value, unit, cumulative, goal_id=None, priority=1):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(structure=structure, metric=metric, value=value, unit=unit, cumulative=cumulative,
+                           goal_id=goal_id or f"{structure}_{metric}", verdict="desirable", priority=priority,
+                           sense="max", desirable=70.2, acceptable=81.0)
+
+
+def test_record_groups_choose_the_columns():
+    from types import SimpleNamespace
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from reirrad_opt.study.results import measured_columns
+
+    rows = [_row("Brainstem", "D0.03cc", 69.5, "Gy(RBE)", True), _row("PTV", "V107%", 1.5, "%", False, priority=2),
+            _row("PTV", "V107%", None, "%", False, goal_id="PTV_V107%_strict", priority=2)]
+    plan = SimpleNamespace(verdict="desirable", dose_unit="Gy(RBE)", rbe=1.1, evaluation=SimpleNamespace(rows=rows),
+                           optimization=SimpleNamespace(tier_by_goal={"Brainstem_D0.03cc": "acceptable"}, notes=["b"]),
+                           timing_s={"optimize": 2.0, "evaluate": 0.5}, notes=["a"])
+    influence = SimpleNamespace(meta={"seconds": 1.25}, matrix=sp.csr_matrix(np.ones((1000, 250), dtype=np.float32)))
+    cols, lines = measured_columns(plan, ("verdict",), influence)
+    assert cols == {"verdict": "desirable", "dose_unit": "Gy(RBE)", "rbe_used": 1.1} and lines == {}
+    cols, lines = measured_columns(plan, ("evaluation", "limit_tier", "timings", "notes"), influence)
+    assert cols["Brainstem_D0.03cc_cumEQD2_Gy"] == 69.5 and cols["PTV_V107%_new_pct"] == 1.5
+    assert cols["PTV_V107%_strict_new_pct"] is None        # a second line on the same metric: by goal id
+    assert cols["Brainstem_D0.03cc_tier"] == "acceptable" and cols["notes"] == "a | b"
+    assert cols["time_influence_s"] == 1.25 and cols["influence_MB"] == pytest.approx(2.0, abs=0.05)
+    assert lines["Brainstem_D0.03cc_cumEQD2_Gy"]["priority"] == 1 and "verdict" not in cols
+
+
+def test_scheduler_excludes_local_cluster_options(tmp_path, capsys):
+    path = write(tmp_path, '[study]\nname = "s"\n' + CASE)
+    code = main(["study", str(path), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"])
+    assert code == 2
+    assert "--workers and --memory-limit set up the local cluster" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

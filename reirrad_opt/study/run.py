@@ -103,18 +103,22 @@ def open_client(settings: ClusterSettings) -> Iterator:
 
 
 def dashboard_address(client) -> str | None:
-    """The Dask dashboard's address when the scheduler serves one (its HTTP port answers /status:
-    without bokeh installed there the port serves only health checks)."""
-    import urllib.request
-
+    """The Dask dashboard's address when the scheduler serves one (an HTTP port and bokeh
+    installed on the scheduler: without bokeh the port serves only a page asking for it)."""
     try:
         if "dashboard" not in client.scheduler_info().get("services", {}):
             return None
-        link = client.dashboard_link
-        with urllib.request.urlopen(link, timeout=2) as response:
-            return link if response.status == 200 else None
-    except Exception:  # no answer, 404, a scheduler out of reach: no address to show
+        if not client.run_on_scheduler(_has_bokeh):
+            return None
+        return client.dashboard_link
+    except Exception:  # a scheduler out of reach: no address to show
         return None
+
+
+def _has_bokeh() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def run_study(spec: StudySpec, out: Path, client, *, plan_folders: bool = False, retry_failed: bool = False,
