@@ -137,7 +137,8 @@ def main() -> int:
     per_modality = table.groupby("modality")["influence_MB"].first().to_dict()
     rss = table["worker_peak_rss_MB"].max()
     print()
-    print(f"plans: {len(jobs)}; matrices: {len(keys)} ({', '.join(f'{m} {mb:.0f} MB' for m, mb in per_modality.items())})")
+    sizes = ", ".join(f"{m} {mb:.0f} MB" for m, mb in per_modality.items())
+    print(f"plans: {len(jobs)}; matrices: {len(keys)} ({sizes})")
     print(f"wall time: study {wall_study:.1f} s | serial with reuse {wall_reuse:.1f} s | serial recomputing "
           f"{wall_recompute:.1f} s (of which influence {sum(influence_s):.1f} s)")
     print(f"ratios: serial recomputing / study = {wall_recompute / wall_study:.2f}; serial with reuse / study = "

@@ -37,7 +37,7 @@ def small_protocol(path: Path) -> Path:
 def study_file(folder: Path, body: str, name: str = "study.toml") -> Path:
     small_protocol(folder / "protocol.toml")
     path = folder / name
-    path.write_text(f'[study]\nname = "t"\nprotocol = "protocol.toml"\n' + body)
+    path.write_text('[study]\nname = "t"\nprotocol = "protocol.toml"\n' + body)
     return path
 
 

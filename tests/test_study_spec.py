@@ -195,7 +195,8 @@ def test_record_groups_choose_the_columns():
 
 def test_scheduler_excludes_local_cluster_options(tmp_path, capsys):
     path = write(tmp_path, '[study]\nname = "s"\n' + CASE)
-    code = main(["study", str(path), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"])
+    code = main(["study", str(path), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1",
+                 "--workers", "2"])
     assert code == 2
     assert "--workers and --memory-limit set up the local cluster" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--plan-folders", action="store_true",
                    help="also write each plan's folder (plan.json, report.html, ...) under DIR/plans; the workers "
                         "must reach DIR at the same path")
-    p.add_argument("--retry-failed", action="store_true", help="run again the variants whose stored result is a failure")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the variants whose stored result is a failure")
     p.add_argument("--overwrite", action="store_true",
                    help="run every variant again, replacing the stored results one by one as they finish")
     add_progress_arguments(p)

@@ -69,7 +69,8 @@ def _check_previous_study(path: Path, entries: list[str]) -> None:
                     and not _TEMPORARY.match(p.name)]
     figures = path / "figures"
     if figures.is_dir():
-        foreign += [f"figures/{p.name}" for p in figures.iterdir() if p.suffix != ".png" and not _TEMPORARY.match(p.name)]
+        foreign += [f"figures/{p.name}" for p in figures.iterdir()
+                    if p.suffix != ".png" and not _TEMPORARY.match(p.name)]
     if foreign:
         raise OutputFolderError(f"--out {path}: holds {len(foreign)} file(s) a study does not write "
                                 f"({', '.join(sorted(foreign)[:5])}); move them out, or give another folder")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +213,3 @@ def without_timings(table):
     """The table without the columns that change from run to run (timings, memory)."""
     drop = [c for c in table.columns if c in TIMING_COLUMNS]
     return table.drop(columns=drop)
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

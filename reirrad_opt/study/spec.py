@@ -383,7 +383,8 @@ def _phantom_case(rd: _Reader, t: dict, where: str, line: int | None, keywords: 
     except ValueError as exc:
         raise rd.fail(f"{where} resolution_mm", str(exc), rd.loc.key("resolution_mm", line)) from None
     if params.get("interval_months", 0.0) < 0:
-        raise rd.fail(f"{where} interval_months", "expected a number of months >= 0", rd.loc.key("interval_months", line))
+        raise rd.fail(f"{where} interval_months", "expected a number of months >= 0",
+                      rd.loc.key("interval_months", line))
     full = {**{k: v for k, v in keywords.items() if k not in params}, **params}
     content = V.digest({"phantom": t["phantom"], "parameters": full, "name": t["name"]})
     return CaseSpec(t["name"], t["phantom"], tuple(sorted(params.items())), None,
