@@ -17,7 +17,7 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, distance_outside_mm, recurrent_target_volumes
 from .optimize import NormalTissue, OptimizationOutcome, optimize_plan
-from .optimize.driver import DEFAULT_ENGINE
+from .optimize.engines import DEFAULT_ENGINE
 from .optimize.build import DEFAULT_POINT_SPACING_MM, build_terms
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
@@ -235,8 +235,8 @@ def roughness_operator(influence) -> sp.csr_matrix | None:
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
-         truncation: float = 0.01, engine: str | None = None, influence=None, rbe: float | None = None,
-         absent=None, progress: Progress = SILENT) -> Plan:
+         truncation: float = 0.01, engine: str | None = None, engine_settings=None, influence=None,
+         rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -251,6 +251,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         engine: how the stages are solved, 'first-order' (L-BFGS-B with an augmented Lagrangian) or
             'lp' (the exact LP optimum of every stage, slower on fine grids); default the protocol
             option ``engine``, else 'first-order'. See :func:`reirrad_opt.optimize.optimize_plan`.
+        engine_settings: the engine's constants, an instance of its settings class
+            (:class:`~reirrad_opt.optimize.FirstOrderSettings`, :class:`~reirrad_opt.optimize.LPSettings`);
+            default that class's defaults.
         influence: a precomputed :class:`~reirrad_opt.dose.InfluenceMatrix` on ``case.grid`` (Gy per unit
             weight; e.g. another dose engine's matrix, as benchmarks/optimize_tg119_peer.py builds one).
             The dose calculation is skipped and its beams are the plan's; ``modality``, the angles
@@ -337,7 +340,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             truncation=truncation,
                             calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
                             hold_dvh_points=bool(protocol.options.get("hold_dvh_points", True)),
-                            engine=engine, progress=progress)
+                            engine=engine, settings=engine_settings, progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

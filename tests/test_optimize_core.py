@@ -245,17 +245,19 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip(organ):
     level): a later stage that pushes the target dose down ends exactly at the held level, which
     is the goal's level when it was met with the slip to spare (organ far), and the achieved
     value minus the slip when an organ cap kept it short (organ adjacent)."""
-    from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LexicographicSolver
+    from reirrad_opt.optimize import LPSettings, LPSolver
 
     a = beamlet_matrix()
     t_rows, d96, terms = held_d96_terms(organ)
-    solver = LexicographicSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={})
+    safety = 0.05
+    solver = LPSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={},
+                      settings=LPSettings(hold_safety_gy=safety))
     solver.solve_priority(1)
     achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
     held = solver.holds[d96.key].level_gy
-    assert held == pytest.approx(min(0.98 * RX, achieved - 0.6) + HOLD_SAFETY_GY)
+    assert held == pytest.approx(min(0.98 * RX, achieved - 0.6) + safety)
     if organ[0] == 0:
-        assert held == pytest.approx(0.98 * RX + HOLD_SAFETY_GY)
+        assert held == pytest.approx(0.98 * RX + safety)
     else:
         assert achieved < 0.98 * RX - 1.0                  # the cap next to the target keeps it short
     mean_before = (a @ solver.weights)[t_rows].mean()
@@ -270,8 +272,9 @@ def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
     """When the evaluation reads a target D96% lower than the optimizer's points do, the hold is
     raised by that difference (as far as the achieved value and the slip allow), so a later stage
     that pushes the target dose down stops where the evaluation still reads the level."""
-    from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LexicographicSolver
+    from reirrad_opt.optimize import LPSettings, LPSolver
 
+    HOLD_SAFETY_GY = LPSettings().hold_safety_gy
     a = beamlet_matrix()
     t_rows, oar = np.arange(20, 70), np.arange(0, 6)
     level = 0.98 * RX
@@ -286,7 +289,7 @@ def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
         seen.append(t.key)
         return t.dvh_dose(dose[t.rows]) - offset
 
-    solver = LexicographicSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={}, measure=measure)
+    solver = LPSolver(a, terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={}, measure=measure)
     solver.solve_priority(1)
     assert seen == [d96.key]
     achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
@@ -357,7 +360,7 @@ def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_p
     """A lazy round's dual simplex that reaches its time cap hands the round to the interior point
     without crossover (no basis is worth it then), and every later solve goes there directly: the
     same stage optima as the plain path."""
-    from reirrad_opt.optimize import lexicographic as lex
+    from reirrad_opt.optimize import LPSettings
     from reirrad_opt.optimize.lp import LinearProgram, LPSolution
 
     plain = run(terms_for(50, 60, cap_des=20.0))
@@ -367,7 +370,7 @@ def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_p
     def slow_dual(self, method="dual", time_limit_s=None):
         calls.append(method)
         if method == "dual":        # as HiGHS reports a simplex stopped at its time limit
-            assert time_limit_s is not None and time_limit_s <= lex.DUAL_ROUND_MIN_S + 60.0
+            assert time_limit_s is not None and time_limit_s <= LPSettings().dual_round_min_s + 60.0
             return LPSolution("time limit", None, None, float("nan"), 1)
         return real_solve(self, method, time_limit_s)
 
@@ -384,23 +387,26 @@ def test_a_round_whose_dual_simplex_runs_out_of_time_is_solved_by_the_interior_p
 
 def test_a_goal_with_one_limit_for_both_tiers_is_one_term_with_both_weights():
     """rGTV D98% >= 98 % Rx is both the desirable and the acceptable limit: its two terms are one
-    surrogate, solved once (one set of CVaR rows, one hold) with the shortfall costing 1 + 10. The
+    surrogate, solved once (one set of CVaR rows, one hold) with the shortfall costing both tier weights. The
     same goal with two limits a micro-Gy apart keeps both terms; the plan is the same."""
-    from reirrad_opt.optimize.lexicographic import TIER_WEIGHT, LexicographicSolver
+    from reirrad_opt.optimize import LPSettings, LPSolver
+
+    weights = LPSettings(desirable_weight=2.0, acceptable_weight=5.0)
 
     def solved(acceptable_gy):
         ts = terms_for(60, 66, cap_des=10.0)
         d98 = next(t for t in ts.terms if t.goal_id == "rGTV_D98")
         twin = Term("rGTV_D98", "rGTV", 1, "cvar_lower", d98.rows.copy(), acceptable_gy, fraction=0.02,
                     tier="acceptable")
-        s = LexicographicSolver(beamlet_matrix(), ts.terms + [twin], rx_gy=RX, slips_gy={1: 0.6}, tier_by_goal={})
+        s = LPSolver(beamlet_matrix(), ts.terms + [twin], rx_gy=RX, slips_gy={1: 0.6}, tier_by_goal={},
+                     settings=weights)
         s.solve_priority(1)
         return s, d98
 
     merged, d98 = solved(0.98 * RX)
     apart, _ = solved(0.98 * RX - 1e-6)
     assert [t.key for t in merged.soft if t.goal_id == "rGTV_D98"] == ["rGTV_D98@desirable"]
-    assert merged.tier_weight["rGTV_D98@desirable"] == TIER_WEIGHT["desirable"] + TIER_WEIGHT["acceptable"]
+    assert merged.tier_weight["rGTV_D98@desirable"] == 7.0               # 2 + 5, the weights passed in
     assert len([t for t in apart.soft if t.goal_id == "rGTV_D98"]) == 2
     assert merged.lp.n_rows < apart.lp.n_rows - d98.rows.size      # the twin's CVaR rows (and hold) are gone
     assert len(merged.holds) == 1 and len(apart.holds) == 2
@@ -473,13 +479,13 @@ def test_roughness_in_pairs_or_split_reaches_the_same_last_stage(monkeypatch):
     """The fluence's total variation enters as two rows per pair (tv >= +-R w) on the simplex path
     and as one row per pair (R w = rise - fall) once the plan is on the interior point alone: the
     same last-stage optimum either way (the same plan otherwise)."""
-    from reirrad_opt.optimize import lexicographic as lex
+    from reirrad_opt.optimize import LPSolver
 
     n_cols = beamlet_matrix().shape[1]
     rough = sp.csr_matrix(np.eye(n_cols - 1, n_cols, 1) - np.eye(n_cols - 1, n_cols))
     nt = dict(body_rows=np.arange(0, 20), ring_rows=np.arange(48, 60), ring_reference_gy=np.full(12, 10.0),
               roughness=rough, roughness_weight=1.0)
-    real_add = lex.LexicographicSolver._add_roughness
+    real_add = LPSolver._add_roughness
     added = {}
 
     def forced(forced_split):
@@ -491,7 +497,7 @@ def test_roughness_in_pairs_or_split_reaches_the_same_last_stage(monkeypatch):
 
     plans = {}
     for split in (False, True):
-        monkeypatch.setattr(lex.LexicographicSolver, "_add_roughness", forced(split))
+        monkeypatch.setattr(LPSolver, "_add_roughness", forced(split))
         plans[split] = run(terms_for(60, 66, cap_des=10.0), normal=NormalTissue(**nt))
     assert added == {False: (n_cols - 1, 2 * (n_cols - 1)), True: (2 * (n_cols - 1), n_cols - 1)}
     a, b = plans[False].stages[-1], plans[True].stages[-1]

@@ -12,15 +12,16 @@ import pytest
 from test_optimize_core import RX, beamlet_matrix, held_d96_terms, run, terms_for
 
 from reirrad_opt.optimize import NormalTissue, Term
-from reirrad_opt.optimize.first_order import TAU_GY, FirstOrderSolver, _Surrogate, smooth_hinge
+from reirrad_opt.optimize.first_order import FirstOrderSettings, FirstOrderSolver, _Surrogate, smooth_hinge
 from reirrad_opt.optimize.terms import cvar_value, dvh_dose, dvh_tail
 
 FO = dict(engine="first-order")
+TAU_GY = FirstOrderSettings().tau_gy   # what _Surrogate smooths with by default
 
 
 def test_smooth_hinge_bounds_the_hinge_from_above_and_equals_it_past_half_its_width():
     z = np.linspace(-1.0, 1.0, 2001)
-    value, slope = smooth_hinge(z)
+    value, slope = smooth_hinge(z, TAU_GY)
     assert np.all(value >= np.maximum(z, 0.0) - 1e-15)
     far = np.abs(z) >= TAU_GY / 2
     assert np.allclose(value[far], np.maximum(z[far], 0.0))
@@ -246,11 +247,11 @@ def test_lp_engine_end_to_end_keeps_every_priority1_cap_and_plan_json_names_it(t
 
 
 def test_small_caps_are_aimed_inside_but_never_below_zero():
-    from reirrad_opt.optimize.first_order import HARD_SAFETY_GY, _aimed
+    from reirrad_opt.optimize.first_order import _aimed
 
     levels = np.array([25.0, 1.0, 0.05, 0.03, 0.015, 0.011])
-    aimed = _aimed(levels)
-    assert np.allclose(aimed[:3], levels[:3] - HARD_SAFETY_GY)
+    aimed = _aimed(levels, 0.02)
+    assert np.allclose(aimed[:3], levels[:3] - 0.02)
     assert np.all(aimed > 0) and np.all(aimed < levels)
     assert np.allclose(aimed[3:], levels[3:] / 2)
 
@@ -296,17 +297,16 @@ def test_with_no_slip_the_holds_still_admit_each_stages_own_result():
             assert out.excess_gy[key] <= max(excess, 0.0) + 5e-3, key
 
 
-def test_lazy_cap_points_that_enter_below_their_level_do_not_count_as_unsolved(monkeypatch):
-    """A large cap's points enter the stage lazily once the dose reaches LAZY_RATIO of their level. A
+def test_lazy_cap_points_that_enter_below_their_level_do_not_count_as_unsolved():
+    """A large cap's points enter the stage lazily once the dose reaches lazy_ratio of their level. A
     point that enters below its level leaves the fluence feasible (a stage may end); one that enters
     beyond it is counted as not solved for, with its excess."""
-    import reirrad_opt.optimize.first_order as fo
     from test_optimize_core import beamlet_matrix as matrix
 
-    monkeypatch.setattr(fo, "LAZY_POINTS", 10)      # the 26-point body ceiling of terms_for enters lazily
+    settings = FirstOrderSettings(lazy_points=10, hard_safety_gy=0.03)   # the 26-point body ceiling enters lazily
     ts = terms_for(60, 66, cap_des=10.0)
     solver = FirstOrderSolver(matrix(), ts.terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6, 3: 0.6},
-                              tier_by_goal={})
+                              tier_by_goal={}, settings=settings)
     (key, term), = solver.lazy.items()
     level = 1.15 * RX
     outside = np.setdiff1d(np.arange(term.n_points), solver.bounds[key].points)
@@ -316,7 +316,7 @@ def test_lazy_cap_points_that_enter_below_their_level_do_not_count_as_unsolved(m
     dose[below], dose[above] = 0.95 * level, level + 0.5
     entered, beyond, worst = solver._activate(dose)
     assert (entered, beyond) == (2, 1)
-    assert worst == pytest.approx(0.5 + fo.HARD_SAFETY_GY)
+    assert worst == pytest.approx(0.5 + 0.03)                  # beyond its level, aimed 0.03 Gy inside it
     assert {outside[0], outside[1]} <= set(solver.bounds[key].points.tolist())
 
 
@@ -325,17 +325,13 @@ def test_last_stage_reaches_close_to_its_own_optimum():
     On the coarse NPC phantom its mean body dose ends within 5 % of what the same stage reaches with a
     ten times longer first L-BFGS-B run (measured: 4.76 against 4.60 Gy; with 100 iterations in every
     outer iteration, as before, 5.39 Gy)."""
-    import reirrad_opt.optimize.first_order as fo
     from phantoms.npc import make_npc_phantom
     from reirrad_opt.planning import plan
 
     def body_mean(first_inner: int) -> float:
-        old = fo.NT_FIRST_INNER_ITERATIONS
-        fo.NT_FIRST_INNER_ITERATIONS = first_inner
-        try:
-            p = plan(make_npc_phantom(5.0), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0])
-        finally:
-            fo.NT_FIRST_INNER_ITERATIONS = old
+        settings = FirstOrderSettings(nt_first_inner_iterations=first_inner)
+        p = plan(make_npc_phantom(5.0), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0], engine_settings=settings)
         return float(p.new_dose_gy[p.case.body].mean())
 
-    assert body_mean(fo.NT_FIRST_INNER_ITERATIONS) <= 1.05 * body_mean(10 * fo.NT_FIRST_INNER_ITERATIONS)
+    default = FirstOrderSettings().nt_first_inner_iterations
+    assert body_mean(default) <= 1.05 * body_mean(10 * default)

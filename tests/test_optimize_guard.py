@@ -1,4 +1,4 @@
-"""The last safeguard of the hard organ caps (reirrad_opt.optimize.guard, LexicographicSolver.guard_caps).
+"""The last safeguard of the hard organ caps (reirrad_opt.optimize.guard, SolverBase.guard_caps).
 
 The stages accept a cap point up to their check's tolerance beyond its cap; the evaluation has none.
 Here the solver is made to leave points over on purpose (its caps aimed outside the limit and a loose
@@ -7,7 +7,7 @@ check), and the final fluence must still put every cap point at or under its cap
 import numpy as np
 import pytest
 
-import reirrad_opt.optimize.lexicographic as lexicographic
+from reirrad_opt.optimize import LPSettings
 from reirrad_opt.optimize.guard import GUARD_MARGIN_GY, cap_scale_factor
 from test_optimize_core import RX, beamlet_matrix, run, terms_for
 
@@ -37,12 +37,11 @@ def test_exhausted_points_are_left_to_the_evaluation():
     assert cap_scale_factor(np.array([0.5, 12.0]), np.array([0.0, 10.0]), margin_gy=0.0) == pytest.approx(10 / 12)
 
 
-def test_plan_whose_stages_leave_a_cap_point_over_is_scaled_under_it(monkeypatch):
+def test_plan_whose_stages_leave_a_cap_point_over_is_scaled_under_it():
     cap = 8.0
     # the LP aims 0.3 Gy beyond the cap and the check lets 0.5 Gy pass: the stages end with points over
-    monkeypatch.setattr(lexicographic, "HARD_SAFETY_GY", -0.3)
-    monkeypatch.setattr(lexicographic, "VIOLATION_TOL_GY", 0.5)
-    out = run(terms_for(49, 55, cap_des=cap))     # the organ next to the PTV (22-48): its cap binds
+    loose = LPSettings(hard_safety_gy=-0.3, violation_tol_gy=0.5)
+    out = run(terms_for(49, 55, cap_des=cap), settings=loose)     # the organ next to the PTV (22-48): its cap binds
     dose = beamlet_matrix().astype(float) @ out.weights
     assert dose[49:55].max() <= cap - GUARD_MARGIN_GY + 1e-9
     assert dose[49:55].max() >= cap - 0.01                  # scaled onto the cap, not far below it

@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from reirrad_opt.optimize import Term
-from reirrad_opt.optimize import lexicographic as lex
+from reirrad_opt.optimize import LPSettings, LPSolver, Term
 from reirrad_opt.optimize.dose_rows import DoseRows, truncate_columns
-from reirrad_opt.optimize.lexicographic import HOLD_SAFETY_GY, LAG_MARGIN_MAX_GY, LexicographicSolver
 
 N = 80
 RX = 60.0
 TAIL = 0.005
+DEFAULTS = LPSettings()
+HOLD_SAFETY_GY = DEFAULTS.hold_safety_gy
+# no cost of moving the fluence between solves: this small fixture's rounds then jump between optimal
+# fluences, and the lag puts points over, which is what the tests using it need
+NO_PROXIMITY = LPSettings(proximity_weight=0.0)
 
 
 def scatter_matrix() -> sp.csr_matrix:
@@ -34,24 +37,18 @@ def terms(cap_gy: float, organ=(46, 52)):
                  Term("T_Dmean", "T", 2, "mean_max", t_rows, 0.0)]
 
 
-def solver(truncation: float, cap_gy: float = 30.0, slip_gy: float = 0.6) -> tuple[Term, LexicographicSolver]:
+def solver(truncation: float, cap_gy: float = 30.0, slip_gy: float = 0.6,
+           settings: LPSettings | None = None) -> tuple[Term, LPSolver]:
     d96, ts = terms(cap_gy)
-    return d96, LexicographicSolver(scatter_matrix(), ts, rx_gy=RX, slips_gy={1: slip_gy, 2: 0.6}, tier_by_goal={},
-                                    truncation=truncation)
-
-
-@pytest.fixture
-def no_proximity(monkeypatch):
-    """No cost of moving the fluence between solves: this small fixture's rounds then jump between
-    optimal fluences, and the lag puts points over, which is what the tests using it need."""
-    monkeypatch.setattr(lex, "PROXIMITY_WEIGHT", 0.0)
+    return d96, LPSolver(scatter_matrix(), ts, rx_gy=RX, slips_gy={1: slip_gy, 2: 0.6}, tier_by_goal={},
+                         truncation=truncation, settings=settings)
 
 
 def count_solves(monkeypatch) -> list:
-    """Record every solve of a LexicographicSolver: the method of each stage's first solve, 'round'
+    """Record every solve of an LPSolver: the method of each stage's first solve, 'round'
     for each lazy round (dual simplex, or the interior point if that runs out of time)."""
     calls = []
-    real, real_round = LexicographicSolver._solve_logged, LexicographicSolver._dual_or_barrier
+    real, real_round = LPSolver._solve_logged, LPSolver._dual_or_barrier
 
     def counted(self, *args, **kwargs):
         calls.append(args[0])
@@ -61,8 +58,8 @@ def count_solves(monkeypatch) -> list:
         calls.append("round")
         return real_round(self, *args, **kwargs)
 
-    monkeypatch.setattr(LexicographicSolver, "_solve_logged", counted)
-    monkeypatch.setattr(LexicographicSolver, "_dual_or_barrier", counted_round)
+    monkeypatch.setattr(LPSolver, "_solve_logged", counted)
+    monkeypatch.setattr(LPSolver, "_dual_or_barrier", counted_round)
     return calls
 
 
@@ -90,19 +87,19 @@ def test_lp_dose_is_exact_at_the_correction_fluence_and_short_by_the_dropped_ent
     assert np.array_equal(pool.lp_dose(dose1, w1)[outside], dose1[outside])   # no LP row there: full dose
 
 
-def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_level(no_proximity):
+def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_level():
     """The organ next to the target sits on its cap; the truncated rows underestimate how much the
     fluence change of a round adds there. The rounds must end with the cap met in the full matrix,
     by tightening only the rows of the points that were over (by about the lag, a few hundredths
     of a Gy), without tightening the whole cap, and with the target's coverage of the exact LP."""
-    d96, s = solver(0.01)
+    d96, s = solver(0.01, settings=NO_PROXIMITY)
     s.solve_priority(1)
     dose = s.rows.dose(s.weights)
     oar = s.hard[0]
     assert dose[oar.rows].max() <= 30.0 + 1e-3
     assert dose[20:45].max() <= 1.15 * RX + 1e-3
     allowance = s.lag_margin[oar.key]
-    assert 0 < allowance.max() <= LAG_MARGIN_MAX_GY          # the lag did put points over; their rows were tightened
+    assert 0 < allowance.max() <= DEFAULTS.lag_margin_max_gy   # the lag did put points over; their rows tightened
     assert np.count_nonzero(allowance) < allowance.size        # ... only theirs
     assert not s.exact_points[oar.key].any()                   # no dense row was needed
     assert s.margin.get(oar.key, 0.0) < 0.01                   # ... and the cap itself was not tightened
@@ -112,11 +109,10 @@ def test_a_cap_the_correction_lag_breaks_gets_a_point_allowance_not_a_tighter_le
     assert d96.dvh_dose(dose[20:45]) == pytest.approx(coverage_exact, abs=0.1)
 
 
-def test_a_lag_beyond_the_allowance_gets_exact_rows(monkeypatch, no_proximity):
+def test_a_lag_beyond_the_allowance_gets_exact_rows():
     """With no allowance permitted, the points the lag puts over get exact (full-matrix) rows, and
     the cap holds in the full matrix all the same."""
-    monkeypatch.setattr(lex, "LAG_MARGIN_MAX_GY", 0.0)
-    _, s = solver(0.01)
+    _, s = solver(0.01, settings=LPSettings(proximity_weight=0.0, lag_margin_max_gy=0.0))
     s.solve_priority(1)
     oar = s.hard[0]
     assert s.exact_points[oar.key].any()
@@ -124,13 +120,13 @@ def test_a_lag_beyond_the_allowance_gets_exact_rows(monkeypatch, no_proximity):
     assert s.rows.dose(s.weights)[oar.rows].max() <= 30.0 + 1e-3
 
 
-def ceiling_solver() -> tuple[Term, LexicographicSolver]:
+def ceiling_solver(settings: LPSettings | None = None) -> tuple[Term, LPSolver]:
     """The fixture with its plan ceiling at 102 % of Rx, so that it binds over the target."""
     _, ts = terms(30.0)
     ceiling = Term("plan_Dmax", "T", 1, "voxel_max", np.arange(20, 45), 1.02 * RX, hard=True)
     ts[1] = ceiling
-    return ceiling, LexicographicSolver(scatter_matrix(), ts, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={},
-                                        truncation=0.01)
+    return ceiling, LPSolver(scatter_matrix(), ts, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={},
+                             truncation=0.01, settings=settings)
 
 
 def test_the_last_stage_may_leave_plan_ceiling_points_a_few_hundredths_of_a_gy_over_and_says_so(monkeypatch):
@@ -143,28 +139,25 @@ def test_the_last_stage_may_leave_plan_ceiling_points_a_few_hundredths_of_a_gy_o
     n_left = len(calls)
     over = s.rows.dose(s.weights)[ceiling.rows].max() - 1.02 * RX
     assert s.ceiling_left and s.unresolved > 0
-    assert lex.VIOLATION_TOL_GY < over <= lex.CEILING_LEFT_GY
+    assert DEFAULTS.violation_tol_gy < over <= DEFAULTS.ceiling_left_gy
     assert any("plan-ceiling point(s) left" in n for n in s.stages[-1].notes)
     assert s.rows.dose(s.weights)[s.hard[0].rows].max() <= 30.0 + 1e-3     # an organ cap is never left over
-    monkeypatch.setattr(lex, "CEILING_LEFT_GY", 0.0)
     calls.clear()
-    _, exact = ceiling_solver()
+    _, exact = ceiling_solver(LPSettings(ceiling_left_gy=0.0))
     exact.solve_priority(1)
     assert not exact.ceiling_left and exact.unresolved == 0 and len(calls) > n_left
     assert exact.rows.dose(exact.weights)[ceiling.rows].max() <= 1.02 * RX + 1e-3
 
 
-@pytest.mark.parametrize("ceiling_allowance", [lex.CEILING_LAG_MARGIN_MAX, 0.0])
-def test_a_plan_ceiling_point_the_lag_breaks_gets_a_wider_allowance_instead_of_a_dense_row(monkeypatch,
-                                                                                              ceiling_allowance):
+@pytest.mark.parametrize("ceiling_allowance", [DEFAULTS.ceiling_lag_margin_max, 0.0])
+def test_a_plan_ceiling_point_the_lag_breaks_gets_a_wider_allowance_instead_of_a_dense_row(ceiling_allowance):
     """With no allowance for organ caps, the organ's lagging points get exact rows; the plan ceiling
     (here 102 % of Rx, so that it binds over the target) is a safety net and its points are tightened
-    instead, by up to CEILING_LAG_MARGIN_MAX of the ceiling, and the ceiling holds in the full matrix.
+    instead, by up to ceiling_lag_margin_max of the ceiling, and the ceiling holds in the full matrix.
     With that fraction at zero the ceiling's points get exact rows like the organ's."""
-    monkeypatch.setattr(lex, "LAG_MARGIN_MAX_GY", 0.0)
-    monkeypatch.setattr(lex, "CEILING_LAG_MARGIN_MAX", ceiling_allowance)
-    monkeypatch.setattr(lex, "CEILING_LEFT_GY", 0.0)   # solved until the ceiling holds exactly
-    ceiling, s = ceiling_solver()
+    # no allowance for organ caps; solved until the ceiling holds exactly
+    ceiling, s = ceiling_solver(LPSettings(lag_margin_max_gy=0.0, ceiling_lag_margin_max=ceiling_allowance,
+                                           ceiling_left_gy=0.0))
     s.solve_priority(1)
     dose = s.rows.dose(s.weights)
     assert dose[ceiling.rows].max() <= 1.02 * RX + 1e-3
@@ -191,15 +184,15 @@ def test_held_goal_stays_within_its_slip_in_the_full_matrix_dose():
     assert dose[s.hard[0].rows].max() <= 30.0 + 1e-3
 
 
-def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_clears_them(no_proximity):
-    """Priority 1 may end with the lag's last few hundredths of a Gy over the cap (at most CARRY_GY;
+def test_a_stage_before_the_last_carries_small_violations_and_the_last_stage_clears_them():
+    """Priority 1 may end with the lag's last few hundredths of a Gy over the cap (at most carry_gy;
     the points' rows are in the LP); priority 2, the last stage, must end with the cap met in the
     full-matrix dose, and the first stage's goal within its slip."""
-    d96, s = solver(0.01)
+    d96, s = solver(0.01, settings=NO_PROXIMITY)
     s.solve_priority(1, carry=True)
     oar = s.hard[0]
     over = s.rows.dose(s.weights)[oar.rows].max() - 30.0
-    assert s.carried and 1e-3 < over <= lex.CARRY_GY + 1e-9   # this fixture's lag does leave a point over
+    assert s.carried and 1e-3 < over <= DEFAULTS.carry_gy + 1e-9   # this fixture's lag does leave a point over
     assert any("carried into the next stage" in n for n in s.stages[-1].notes)
     held = s.holds[d96.key].level_gy
     s.solve_priority(2)
@@ -217,9 +210,8 @@ def test_the_cost_of_moving_the_fluence_ends_the_rounds_sooner_at_the_same_stage
     d96, s = solver(0.01)
     s.solve_priority(1)
     with_cost = len(calls)
-    monkeypatch.setattr(lex, "PROXIMITY_WEIGHT", 0.0)
     calls.clear()
-    d96_free, free = solver(0.01)
+    d96_free, free = solver(0.01, settings=NO_PROXIMITY)
     free.solve_priority(1)
     assert free._proximity is None and s._proximity is not None
     assert with_cost < len(calls)

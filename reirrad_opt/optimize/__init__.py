@@ -1,8 +1,13 @@
-"""Lexicographic optimization: protocol goals as convex terms, solved priority by priority."""
-from .driver import OptimizationOutcome, optimize_plan
-from .lexicographic import LexicographicSolver
+"""Lexicographic optimization: protocol goals as convex terms, solved priority by priority by an
+engine chosen by name (see :mod:`.engines`)."""
+from .engine_lp import LPSettings, LPSolver
+from .engines import DEFAULT_ENGINE, engine_names, get_engine, register_engine
+from .first_order import FirstOrderSettings, FirstOrderSolver
+from .lexicographic import OptimizationOutcome, optimize_plan
+from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
 from .terms import Term, TermSet, UnsupportedGoal
 
-__all__ = ["optimize_plan", "OptimizationOutcome", "LexicographicSolver", "NormalTissue", "StageResult", "Term",
-           "TermSet", "UnsupportedGoal"]
+__all__ = ["optimize_plan", "OptimizationOutcome", "DEFAULT_ENGINE", "engine_names", "get_engine", "register_engine",
+           "SolverBase", "StageSettings", "LPSolver", "LPSettings", "FirstOrderSolver", "FirstOrderSettings",
+           "NormalTissue", "StageResult", "Term", "TermSet", "UnsupportedGoal"]

@@ -1,17 +1,17 @@
 """The lexicographic stages solved by a first-order method (engine ``"first-order"``).
 
-The stages, terms, slips and holds are those of the LP engine (:mod:`.lexicographic`); only the way
+The stages, terms, slips and holds are those of every engine (:mod:`.holds`, :mod:`.solver_base`); only the way
 each stage is solved differs. Stage p minimises, over the beamlet/spot weights w >= 0 (L-BFGS-B):
 
     sum over goals g of priority p:  W_tier * h(shortfall_g beyond its slip-tightened aim)   [Gy]
   + 0.01 * surrogate of each desirable maximum-type goal (ALARA) + 0.001 * integral dose (tie-breaker)
   + augmented-Lagrangian terms of every hard cap and every earlier goal's hold
 
-where h is a hinge smoothed over TAU_GY (never below the hinge: the penalty is conservative).
+where h is a hinge smoothed over ``settings.tau_gy`` (never below the hinge: the penalty is conservative).
 CVaR surrogates take their threshold as one more variable (Rockafellar-Uryasev), with the same
 smoothed hinge. A goal that cannot be met is therefore traded at its tier weight per Gy, while the
-caps and holds are constraints: their multipliers grow until every point holds (to FEASIBILITY_TOL_GY
-in the full-matrix dose, within MAX_OUTER outer iterations; a stage that does not get there says so);
+caps and holds are constraints: their multipliers grow until every point holds (to ``settings.feasibility_tol_gy``
+in the full-matrix dose, within ``settings.max_outer`` outer iterations; a stage that does not get there says so);
 the final safeguard (:meth:`SolverBase.guard_caps`) scales the fluence for whatever is left on an organ
 cap.
 
@@ -35,43 +35,65 @@ from threadpoolctl import threadpool_limits
 from ..progress import SILENT, Progress
 from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
-from .lexicographic import (ALARA_WEIGHT, HOLD_SAFETY_GY, INTEGRAL_DOSE_WEIGHT, SEED_RATIO, SolverBase, dvh_hold,
-                            point_levels, point_map)
+from .holds import dvh_hold, point_levels, point_map
+from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
 from .terms import Term, dvh_dose, dvh_tail
 
-TAU_GY = 0.1                 # width over which every hinge is smoothed (Gy)
-RHO_START = 10.0             # augmented-Lagrangian penalty of caps and holds (per Gy^2) at a stage's start,
-RHO_GROWTH = 3.0             # ... multiplied by this after an outer iteration that cut the worst excess by less
-                             # than 4 (a feasible stage keeps it: a large penalty zeroes the multipliers of
-                             # points a hair inside their bound, and the diagnosis reads them),
-RHO_MAX = 1e4                # ... up to this
-MAX_OUTER = 30               # outer iterations (multiplier updates, correction of the truncated rows) per stage
-STALL_REL = 5e-3             # ... a feasible stage whose L-BFGS-B ran out of iterations goes on while the objective
-STALL_GY = 1e-2              # gains more than this fraction of itself, or than this (Gy x weight), per outer
-                             # iteration (NPC phantom at 5 mm, an unreachable PTV D98%: 0.2-0.4 % per outer
-                             # iteration for 25 more of them at 1e-4)
-INNER_ITERATIONS = 100       # L-BFGS-B iterations per outer iteration
-NT_FIRST_INNER_ITERATIONS = 400   # ... in the normal-tissue stage's first one: that stage starts far from its optimum
-                             # (no earlier stage looked at normal tissue) and each outer iteration restarts L-BFGS-B;
-                             # one long first run gets most of the way (NPC phantom at 4 mm: body mean 4.61 -> 4.12 Gy,
-                             # the stage 1.5 -> 1.3 s; 300 in every outer iteration: 4.12 Gy in 3.2 s)
-FEASIBILITY_TOL_GY = 5e-3    # a stage is done when no cap or hold point is further than this beyond its bound
-HARD_SAFETY_GY = 0.02        # hard caps are aimed this far inside their limit (see _aimed)
-LAZY_POINTS = 20000          # a hard maximum with more points than this (the body ceiling) enters lazily:
-LAZY_RATIO = 0.9             # ... the points whose dose reaches this fraction of their level
-                             # ... and its seed points where the reference fluence reaches SEED_RATIO (the LP's)
-HUBER_FRACTION = 0.02        # fluence roughness: |difference| smoothed below this fraction of the mean weight
+
+@dataclass(frozen=True)
+class FirstOrderSettings(StageSettings):
+    """Constants of the first-order engine (on top of :class:`~reirrad_opt.optimize.solver_base.StageSettings`).
+
+    Attributes:
+        hard_safety_gy: hard caps are aimed this far (Gy) inside their limit (see :func:`_aimed`): the
+            stages end within ``feasibility_tol_gy`` of a bound, not at a vertex.
+        tau_gy: width over which every hinge is smoothed (Gy).
+        rho_start: augmented-Lagrangian penalty of caps and holds (per Gy^2) at a stage's start, ...
+        rho_growth: ... multiplied by this after an outer iteration that cut the worst excess by less
+            than 4 (a feasible stage keeps it: a large penalty zeroes the multipliers of points a hair
+            inside their bound, and the diagnosis reads them), ...
+        rho_max: ... up to this.
+        max_outer: outer iterations (multiplier updates, correction of the truncated rows) per stage.
+        stall_rel, stall_gy: a feasible stage whose L-BFGS-B ran out of iterations goes on while the
+            objective gains more than this fraction of itself, or than this (Gy x weight), per outer
+            iteration.
+        inner_iterations: L-BFGS-B iterations per outer iteration ...
+        nt_first_inner_iterations: ... in the normal-tissue stage's first one: that stage starts far
+            from its optimum (no earlier stage looked at normal tissue) and each outer iteration
+            restarts L-BFGS-B; one long first run gets most of the way.
+        feasibility_tol_gy: a stage is done when no cap or hold point is further than this (Gy) beyond
+            its bound.
+        lazy_points: a hard maximum with more points than this (the body ceiling) enters lazily: ...
+        lazy_ratio: ... the points whose dose reaches this fraction of their level, and its seed
+            points where the reference fluence reaches ``seed_ratio``.
+        huber_fraction: fluence roughness: |difference| smoothed below this fraction of the mean weight.
+    """
+
+    hard_safety_gy: float = 0.02
+    tau_gy: float = 0.1
+    rho_start: float = 10.0
+    rho_growth: float = 3.0
+    rho_max: float = 1e4
+    max_outer: int = 30
+    stall_rel: float = 5e-3
+    stall_gy: float = 1e-2
+    inner_iterations: int = 100
+    nt_first_inner_iterations: int = 400
+    feasibility_tol_gy: float = 5e-3
+    lazy_points: int = 20000
+    lazy_ratio: float = 0.9
+    huber_fraction: float = 0.02
 
 
-def _aimed(levels_gy: np.ndarray) -> np.ndarray:
-    """Hard cap levels aimed HARD_SAFETY_GY inside, or half-way to zero for a cap smaller than twice that
+def _aimed(levels_gy: np.ndarray, safety_gy: float) -> np.ndarray:
+    """Hard cap levels aimed ``safety_gy`` inside, or half-way to zero for a cap smaller than twice that
     (a cap between the exhausted threshold, 0.01 Gy, and 0.02 Gy must not become a negative dose bound)."""
     levels_gy = np.asarray(levels_gy, dtype=float)
-    return levels_gy - np.minimum(HARD_SAFETY_GY, 0.5 * levels_gy)
+    return levels_gy - np.minimum(safety_gy, 0.5 * levels_gy)
 
 
-def smooth_hinge(z: np.ndarray, tau: float = TAU_GY) -> tuple[np.ndarray, np.ndarray]:
+def smooth_hinge(z: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """(value, derivative) of a smooth upper bound of max(0, z): zero below -tau/2, quadratic up to
     tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read."""
     y = np.asarray(z, dtype=float) + tau / 2.0
@@ -132,6 +154,7 @@ class _Surrogate:
     GT: sp.csr_matrix | None = None
     moving: bool = False
     seeding: bool = False
+    tau_gy: float = FirstOrderSettings.tau_gy   # the hinge's smoothing width (Gy)
 
     def __post_init__(self) -> None:
         t = self.term
@@ -187,9 +210,9 @@ class _Surrogate:
             return float(self.v @ p), self.GT @ self.v, 0.0
         q = self.q
         if self.upper:
-            h, s = smooth_hinge(p - eta)
+            h, s = smooth_hinge(p - eta, self.tau_gy)
             return float(eta + self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
-        h, s = smooth_hinge(eta - p)
+        h, s = smooth_hinge(eta - p, self.tau_gy)
         return float(eta - self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
 
 
@@ -246,17 +269,21 @@ class _Stage:
 class FirstOrderSolver(SolverBase):
     """Lexicographic stages by L-BFGS-B with an augmented Lagrangian (see the module docstring).
 
-    The interface is that of :class:`~reirrad_opt.optimize.lexicographic.LexicographicSolver`:
-    ``solve_priority``, ``solve_normal_tissue``, ``guard_caps``, ``final_excess``, and the attributes
-    ``weights``, ``stages``, ``achieved``, ``hard``, ``soft``, ``hard_duals`` (here: the caps'
-    multipliers, Gy of objective per Gy of cap), ``rows``, ``tier_by_goal``.
+    The interface is :class:`~reirrad_opt.optimize.solver_base.SolverBase`'s; ``hard_duals`` holds the
+    caps' multipliers (Gy of objective per Gy of cap). ``settings``: the engine's constants
+    (:class:`FirstOrderSettings`; default its defaults).
     """
+
+    name = "first-order"
+    Settings = FirstOrderSettings
 
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], progress: Progress = SILENT, rows: DoseRows | None = None,
-                 truncation: float = 0.0, hold_dvh_points: bool = True, measure=None) -> None:
+                 truncation: float = 0.0, hold_dvh_points: bool = True, measure=None,
+                 settings: FirstOrderSettings | None = None) -> None:
         super().__init__(matrix, terms, rx_gy=rx_gy, slips_gy=slips_gy, tier_by_goal=tier_by_goal, progress=progress,
-                         rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure)
+                         rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure,
+                         settings=settings)
         self.position = np.full(self.rows.matrix.shape[0], -1, dtype=np.int64)
         self.weights = self.reference_fluence()
         dose = self.rows.dose(self.weights)
@@ -266,39 +293,46 @@ class FirstOrderSolver(SolverBase):
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
-                self.scalars[t.key] = _ScalarBound(_Surrogate(t), level - t.sign * HARD_SAFETY_GY, t.sign, True)
+                aim = level - t.sign * self.settings.hard_safety_gy
+                self.scalars[t.key] = _ScalarBound(self._surrogate(t), aim, t.sign, True)
                 continue
             levels = point_levels(t)
-            if t.n_points > LAZY_POINTS:
+            if t.n_points > self.settings.lazy_points:
                 self.lazy[t.key] = t
                 ref = t.point_values(dose[t.rows])
-                start = ref >= LAZY_RATIO * levels
+                start = ref >= self.settings.lazy_ratio * levels
                 if t.seed is not None:
-                    start |= t.seed & (ref >= SEED_RATIO * levels)
+                    start |= t.seed & (ref >= self.settings.seed_ratio * levels)
                 points = np.flatnonzero(start)
             else:
                 points = np.arange(t.n_points)
-            self.bounds[t.key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True)
+            aimed = _aimed(levels[points], self.settings.hard_safety_gy)
+            self.bounds[t.key] = _PointBounds(t, points, aimed, 1.0, True)
+
+    def _surrogate(self, t: Term, moving: bool = False) -> _Surrogate:
+        return _Surrogate(t, moving=moving, tau_gy=self.settings.tau_gy)
 
     # ---- lazy points of large caps
     def _activate(self, dose: np.ndarray) -> tuple[int, int, float]:
         """Add the lazily entering points of large caps that the full-matrix ``dose`` brings near their
         level. Returns (points entered, of those beyond their aimed level by more than
-        FEASIBILITY_TOL_GY, the largest excess among them in Gy; 0 if none). A point that entered
+        ``settings.feasibility_tol_gy``, the largest excess among them in Gy; 0 if none). A point that entered
         below its level does not make the current fluence infeasible."""
         added, beyond, worst = 0, 0, 0.0
         for key, t in self.lazy.items():
             b = self.bounds[key]
             levels = point_levels(t)
             values = t.point_values(dose[t.rows])
-            new = np.setdiff1d(np.flatnonzero(values >= LAZY_RATIO * levels), b.points, assume_unique=True)
+            near = np.flatnonzero(values >= self.settings.lazy_ratio * levels)
+            new = np.setdiff1d(near, b.points, assume_unique=True)
             if new.size:
-                excess = values[new] - _aimed(levels[new])
-                beyond += int((excess > FEASIBILITY_TOL_GY).sum())
+                excess = values[new] - _aimed(levels[new], self.settings.hard_safety_gy)
+                beyond += int((excess > self.settings.feasibility_tol_gy).sum())
                 worst = max(worst, float(excess.max()))
                 points = np.concatenate([b.points, new])
                 lam = np.concatenate([b.lam, np.zeros(new.size)])
-                self.bounds[key] = _PointBounds(t, points, _aimed(levels[points]), 1.0, True, lam)
+                aimed = _aimed(levels[points], self.settings.hard_safety_gy)
+                self.bounds[key] = _PointBounds(t, points, aimed, 1.0, True, lam)
                 added += new.size
         return added, beyond, worst
 
@@ -312,9 +346,9 @@ class FirstOrderSolver(SolverBase):
         return rows
 
     def _solve(self, stage: _Stage, label: str, deadline: float | None = None,
-               first_inner: int = INNER_ITERATIONS) -> tuple[str, int, int]:
+               first_inner: int | None = None) -> tuple[str, int, int]:
         """Solve ``stage`` from the current weights (``first_inner`` L-BFGS-B iterations in the first
-        outer iteration, INNER_ITERATIONS in the others); returns (status, outer iterations, L-BFGS-B
+        outer iteration, ``settings.inner_iterations`` in the others); returns (status, outer iterations, L-BFGS-B
         iterations)."""
         surrogates = list({id(s): s for s in [g[0] for g in stage.goals] + [a[0] for a in stage.alara]
                            + [c.surrogate for c in self.scalars.values()]}.values())
@@ -322,11 +356,13 @@ class FirstOrderSolver(SolverBase):
             s.slot = self.n_cols + i
         n = self.n_cols
         x = np.concatenate([self.weights, np.zeros(len(surrogates))])
-        rho = RHO_START
+        rho = self.settings.rho_start
+        tau = self.settings.tau_gy
+        first_inner = first_inner or self.settings.inner_iterations
         dose = self.rows.dose(self.weights)
         self._activate(dose)
         status, total, previous, previous_worst = "not converged", 0, np.inf, np.inf
-        for outer in range(1, MAX_OUTER + 1):
+        for outer in range(1, self.settings.max_outer + 1):
             for s in surrogates:
                 if s.moving:
                     s.select(dose, seed=outer == 1)
@@ -366,12 +402,12 @@ class FirstOrderSolver(SolverBase):
                 for s, aim, sign, weight in stage.goals:   # the stage's goals: exact penalty per Gy
                     if s.seeding:   # the mean shortfall of every point (see _Surrogate)
                         pv = s.G @ d
-                        h, slope = smooth_hinge(sign * (pv - aim))
+                        h, slope = smooth_hinge(sign * (pv - aim), tau)
                         value += weight * float(h.mean())
                         grad_d += weight * sign * (s.GT @ (slope / pv.size))
                         continue
                     v, gd, ge = s.value(d, x[s.slot])
-                    h, slope = smooth_hinge(sign * (v - aim))
+                    h, slope = smooth_hinge(sign * (v - aim), tau)
                     value += weight * float(h)
                     grad_d += weight * float(slope) * sign * gd
                     grad_x[s.slot] += weight * float(slope) * sign * ge
@@ -393,8 +429,8 @@ class FirstOrderSolver(SolverBase):
             # core the objective runs on (TG-119 at 3 mm: 100 iterations in 1.31 s with it, 0.35 s without)
             with threadpool_limits(limits=1, user_api="blas"):
                 res = minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds_x,
-                               options=dict(maxiter=first_inner if outer == 1 else INNER_ITERATIONS, maxcor=20,
-                                            ftol=1e-13, gtol=1e-10))
+                               options=dict(maxiter=first_inner if outer == 1 else self.settings.inner_iterations,
+                                            maxcor=20, ftol=1e-13, gtol=1e-10))
             x = res.x
             total += int(res.nit)
             self.weights = np.maximum(x[:n], 0.0)
@@ -403,13 +439,13 @@ class FirstOrderSolver(SolverBase):
             excess = stack.excess(d_full)               # multipliers from the full-matrix dose
             stack.update(excess, rho)
             worst = float(excess.max(initial=0.0))
-            over = int((excess > FEASIBILITY_TOL_GY).sum())
+            over = int((excess > self.settings.feasibility_tol_gy).sum())
             for c in scalars:
                 s = c.surrogate
                 beyond = c.sign * (s.value(d_full, x[s.slot])[0] - c.bound_gy)
                 c.mu = max(0.0, c.mu + rho * beyond)
                 worst = max(worst, beyond)
-                over += int(beyond > FEASIBILITY_TOL_GY)
+                over += int(beyond > self.settings.feasibility_tol_gy)
             added, added_beyond, added_worst = self._activate(dose)
             worst = max(worst, added_worst)
             self.unresolved = over + added_beyond    # entered beyond their bound: not solved for
@@ -421,17 +457,19 @@ class FirstOrderSolver(SolverBase):
             # done when feasible and converged: L-BFGS-B stopped on its own, or the objective (without the
             # constraints' terms, whose multipliers move) no longer improves (a stage that stopped on its
             # iteration count with a goal far from its aim is not done)
-            stalled = res.status == 0 or previous - goal_value <= max(STALL_REL * abs(goal_value), STALL_GY)
+            gain = previous - goal_value
+            stalled = res.status == 0 or gain <= max(self.settings.stall_rel * abs(goal_value), self.settings.stall_gy)
             previous = goal_value
             seeding = any(s.seeding for s in surrogates)   # the seed iteration is never the last
-            if worst <= FEASIBILITY_TOL_GY and added_beyond == 0 and stalled and not seeding:
+            if worst <= self.settings.feasibility_tol_gy and added_beyond == 0 and stalled and not seeding:
                 status = "optimal"
                 break
             if deadline is not None and time.perf_counter() > deadline:
                 status = "time limit"
                 break
-            if worst > FEASIBILITY_TOL_GY and worst > 0.25 * previous_worst:   # too slow to feasibility: more penalty
-                rho = min(rho * RHO_GROWTH, RHO_MAX)
+            # too slow to feasibility: more penalty
+            if worst > self.settings.feasibility_tol_gy and worst > 0.25 * previous_worst:
+                rho = min(rho * self.settings.rho_growth, self.settings.rho_max)
             previous_worst = worst
         for key, b in self.bounds.items():
             if b.hard:
@@ -441,13 +479,13 @@ class FirstOrderSolver(SolverBase):
     def _goal_part(self, t: Term, slip: float, stage: _Stage) -> None:
         """Put goal ``t`` into ``stage``'s objective, aimed at its level tightened by ``slip``."""
         weight = self.tier_weight[t.key]
-        s = _Surrogate(t, moving=t.kind in ("cvar_lower", "cvar_upper"))
+        s = self._surrogate(t, moving=t.kind in ("cvar_lower", "cvar_upper"))
         if t.kind == "voxel_max":   # the largest excess over the points' levels, aimed at -slip
             stage.goals.append((s, -slip, 1.0, weight))
         else:
             stage.goals.append((s, float(np.max(t.level_gy)) - t.sign * slip, t.sign, weight))
         if t.sense == "max" and t.tier == "desirable":
-            stage.alara.append((s, ALARA_WEIGHT))
+            stage.alara.append((s, self.settings.alara_weight))
 
     def _release(self, t: Term) -> None:
         """Drop the hold of ``t`` (its stage is solved again)."""
@@ -460,25 +498,27 @@ class FirstOrderSolver(SolverBase):
         self._release(t)
         if t.kind in ("cvar_lower", "cvar_upper") and self.hold_dvh_points:
             evaluated = self.measure(t, dose) if self.measure is not None else None
-            hold, keep = dvh_hold(t, dose[t.rows], slip, evaluated)
+            hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             kept = np.flatnonzero(keep)
             if kept.size:
                 self.bounds["hold " + t.key] = _PointBounds(t, kept, np.full(kept.size, hold), t.sign, False)
             return
-        # HOLD_SAFETY_GY inside what is allowed (the stages end within FEASIBILITY_TOL_GY of a bound), but
+        # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
+        # bound), but
         # never inside what the stage reached: a slip under the safety must not rule out the stage's own
-        # result (the smoothed CVaR reads up to TAU_GY / 2 above the exact one)
-        reached = t.excess_gy(dose[t.rows]) + (TAU_GY / 2 if t.kind in ("cvar_lower", "cvar_upper") else 0.0)
-        allowed = max(self.achieved[t.key] - HOLD_SAFETY_GY, reached)   # Gy beyond the level
+        # result (the smoothed CVaR reads up to settings.tau_gy / 2 above the exact one)
+        smoothing = self.settings.tau_gy / 2 if t.kind in ("cvar_lower", "cvar_upper") else 0.0
+        reached = t.excess_gy(dose[t.rows]) + smoothing
+        allowed = max(self.achieved[t.key] - self.settings.hold_safety_gy, reached)   # Gy beyond the level
         if t.kind == "voxel_max":
             self.bounds["hold " + t.key] = _PointBounds(t, np.arange(t.n_points), point_levels(t) + allowed, 1.0, False)
         else:
-            self.scalars["hold " + t.key] = _ScalarBound(_Surrogate(t), float(np.max(t.level_gy)) + t.sign * allowed,
-                                                         t.sign, False)
+            bound = float(np.max(t.level_gy)) + t.sign * allowed
+            self.scalars["hold " + t.key] = _ScalarBound(self._surrogate(t), bound, t.sign, False)
 
     def solve_priority(self, p: int, label: str | None = None, carry: bool = False) -> StageResult | None:
         """Solve the stage of priority ``p`` (None if it has no soft goals). ``carry`` is accepted for
-        the LP engine's interface; every stage here ends within FEASIBILITY_TOL_GY or its notes say how
+        the LP engine's interface; every stage here ends within ``settings.feasibility_tol_gy`` or its notes say how
         many points (or mean / CVaR bounds) are beyond and by how much."""
         stage_terms = [t for t in self.soft if t.priority == p]
         if not stage_terms:
@@ -486,7 +526,7 @@ class FirstOrderSolver(SolverBase):
         t0 = time.perf_counter()
         slip = float(self.slips_gy.get(p, 0.0))
         name = label or f"priority {p}"
-        stage = _Stage(linear=INTEGRAL_DOSE_WEIGHT * self.integral_per_weight)
+        stage = _Stage(linear=self.settings.integral_dose_weight * self.integral_per_weight)
         for t in stage_terms:
             self._release(t)     # solved again: its own hold goes
             self.achieved.pop(t.key, None)
@@ -515,11 +555,11 @@ class FirstOrderSolver(SolverBase):
         """The last stage: mean dose of the sampled body voxels, dose above the ring's fall-off, fluence
         roughness (total variation, smoothed) and target dose outside the window [``target_floor_gy``,
         ``target_reference_gy``] (quadratic, ``normal.hot_weight``), within all earlier results. The
-        time limit is checked between outer iterations (the first at most NT_FIRST_INNER_ITERATIONS
-        L-BFGS-B iterations, the others INNER_ITERATIONS)."""
+        time limit is checked between outer iterations (the first at most ``settings.nt_first_inner_iterations``
+        L-BFGS-B iterations, the others ``settings.inner_iterations``)."""
         t0 = time.perf_counter()
         body = np.asarray(normal.body_rows)
-        linear = INTEGRAL_DOSE_WEIGHT * self.integral_per_weight
+        linear = self.settings.integral_dose_weight * self.integral_per_weight
         if body.size:
             linear = linear + np.asarray(self.rows.matrix[body].mean(axis=0), dtype=float).ravel()
         ring = np.asarray(normal.ring_rows, dtype=np.int64)
@@ -527,7 +567,7 @@ class FirstOrderSolver(SolverBase):
         roughness = normal.roughness if normal.roughness is not None and normal.roughness.shape[0] else None
         w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
         tv_weight = 0.0 if roughness is None else self.rx_gy * normal.roughness_weight / (roughness.shape[0] * w_scale)
-        delta = HUBER_FRACTION * w_scale
+        delta = self.settings.huber_fraction * w_scale
 
         hot = np.asarray(normal.target_rows if normal.target_rows is not None and normal.hot_weight > 0 else [],
                          dtype=np.int64)
@@ -543,7 +583,7 @@ class FirstOrderSolver(SolverBase):
                 np.add.at(grad_d, at, 2.0 * normal.hot_weight * excess / hot.size)
             if ring.size:
                 at = position[ring]
-                h, slope = smooth_hinge(d[at] - reference)
+                h, slope = smooth_hinge(d[at] - reference, self.settings.tau_gy)
                 value += float(h.mean())
                 np.add.at(grad_d, at, slope / ring.size)
             if roughness is not None:
@@ -557,9 +597,9 @@ class FirstOrderSolver(SolverBase):
         deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
         stage = _Stage(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
         status, outer, iterations = self._solve(stage, "normal tissue", deadline,
-                                                first_inner=NT_FIRST_INNER_ITERATIONS)
+                                                first_inner=self.settings.nt_first_inner_iterations)
         notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
-        if status != "optimal" and self.worst_gy > FEASIBILITY_TOL_GY:
+        if status != "optimal" and self.worst_gy > self.settings.feasibility_tol_gy:
             self.weights = before
             notes.append(f"normal-tissue stage ended '{status}' with {self.unresolved} point(s) up to "
                          f"{self.worst_gy:.3f} Gy beyond an earlier bound; the fluence of the previous stage is kept")
