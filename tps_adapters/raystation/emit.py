@@ -36,6 +36,7 @@ class ScriptSettings:
     absent: tuple[str, ...] = ()
     limit_level: str = "planned"
     voxel_mm: float | None = None
+    synthetic_recurrence: dict | None = None
     export_prior_plan: bool = False
     use_generated_rois: bool = False
     optimization_index: int = 0
@@ -52,6 +53,7 @@ _COMMENTS = {
     "ROI_MAP": "ROI name in this case -> TG-263 name used by the protocol",
     "ABSENT": "protocol organs not contoured because they lie outside the field",
     "LIMIT_LEVEL": "'planned' (the tier reirrad-opt held each limit to), 'desirable' or 'acceptable'",
+    "SYNTHETIC_RECURRENCE": "research/test only: {'near': ORGAN} places a spherical rGTV in the prior target",
     "USE_GENERATED_ROIS": "True once result/dicom/RS_new_course_targets.dcm (rCTV, PTV) is imported",
     "OPTIMIZATION_INDEX": "which PlanOptimizations entry receives the functions",
     "WEIGHT_BY_PRIORITY": "objective weight by protocol priority",
@@ -70,6 +72,7 @@ def emit(settings: ScriptSettings) -> str:
         "PRIOR_MODALITY": settings.prior_modality, "INTERVAL_MONTHS": settings.interval_months, "RBE": settings.rbe,
         "PRIOR_RBE": settings.prior_rbe, "ROI_MAP": dict(settings.roi_map), "ABSENT": list(settings.absent),
         "LIMIT_LEVEL": settings.limit_level, "VOXEL_MM": settings.voxel_mm,
+        "SYNTHETIC_RECURRENCE": None if settings.synthetic_recurrence is None else dict(settings.synthetic_recurrence),
         "EXPORT_PRIOR_PLAN": bool(settings.export_prior_plan), "USE_GENERATED_ROIS": bool(settings.use_generated_rois),
         "OPTIMIZATION_INDEX": int(settings.optimization_index),
         "WEIGHT_BY_PRIORITY": {int(k): float(v) for k, v in settings.weight_by_priority.items()},

@@ -69,6 +69,8 @@ def write_request(folder, patient, examination):
         request["prior_course"]["rbe"] = PRIOR_RBE
     if VOXEL_MM is not None:
         request["voxel_mm"] = VOXEL_MM
+    if SYNTHETIC_RECURRENCE is not None:
+        request["synthetic_recurrence"] = dict(SYNTHETIC_RECURRENCE)
     with open(os.path.join(folder, "request.json"), "w") as f:
         json.dump(request, f, indent=2)
 
