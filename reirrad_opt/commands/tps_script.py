@@ -2,7 +2,8 @@
 hands the open case to ``reirrad-opt tps-run`` and brings the goals back (see docs/tps-exchange.md).
 
 Targets: ``raystation`` (a self-contained CPython 3 RayStation script; its settings are constants at
-its top, to be edited there or set here).
+its top, to be edited there or set here); ``eclipse`` (an ESAPI single-file plug-in, ReirradOpt.cs,
+that adds the goals of tps_goals.json to the open plan's optimization objectives).
 
 Example::
 
@@ -20,6 +21,7 @@ from typing import Callable
 
 from ._args import non_negative_float, positive_float, positive_int
 from ._help import plain_description
+from ._tps_eclipse import eclipse_arguments, eclipse_emit
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ def _raystation_emit(args: argparse.Namespace) -> str:
 TARGETS: dict[str, Target] = {
     "raystation": Target("a CPython 3 RayStation script (clinical goals and optimization functions)",
                          _raystation_arguments, _raystation_emit),
+    "eclipse": Target("an ESAPI 15.6-18 single-file C# plug-in (optimization objectives from tps_goals.json)",
+                      eclipse_arguments, eclipse_emit),
 }
 
 
