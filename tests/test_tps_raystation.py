@@ -60,7 +60,8 @@ from reirrad_opt.tps.request import load_request
 folder = Path(sys.argv[2])
 assert sys.argv[1] == "tps-run", sys.argv
 request = load_request(folder)             # the real validator: the script's request must pass it
-assert sorted(p.name for p in (folder / "dicom").iterdir()) == ["CT1.dcm", "RS1.dcm"], list((folder / "dicom").iterdir())
+exported = sorted(p.name for p in (folder / "dicom").iterdir())
+assert exported == ["CT1.dcm", "RS1.dcm"], exported
 (folder / "result").mkdir()
 goals = json.loads(Path(os.environ["FAKE_GOALS"]).read_text())
 (folder / "result" / "tps_goals.json").write_text(json.dumps(goals))

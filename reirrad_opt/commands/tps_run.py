@@ -71,7 +71,7 @@ def _plan_request(request, progress, cache_dir, engine):
     return result, imported, warned
 
 
-def _write_result(folder: Path, result, imported, request, warned, started: str) -> tuple[str, ...]:
+def _write_result(folder: Path, result, imported, request) -> tuple[str, ...]:
     """Everything of result/ but status.json, into ``folder``; returns the files written (relative)."""
     from tps_adapters.dicom import export_plan
     from tps_adapters.exchange import write_cap_rtdose, tps_roi_names
@@ -138,7 +138,7 @@ def run(args) -> int:
             print(f"warning: {w}", file=sys.stderr)
         code = exit_code([result.verdict])
         with atomic_dir(target) as tmp:
-            files = _write_result(tmp, result, imported, request, warned, started)
+            files = _write_result(tmp, result, imported, request)
             message = f"plan {result.verdict}: {result.evaluation.to_dict().get('verdict_detail', '')}".strip()
             write_status(tmp, RunStatus("complete", code, message, started, verdict=result.verdict,
                                         files=tuple(sorted(files + ("status.json",))), tps=tps))

@@ -28,7 +28,7 @@ def _cgy(value_gy: float | None) -> float | None:
     return round(float(value_gy) * CGY_PER_GY, 2)
 
 
-def _level_gy(goal, row: dict, rx_gy: float) -> float | None:
+def _level_gy(goal, rx_gy: float) -> float | None:
     """A non-cumulative dose line's level (Gy): its desirable limit, else its acceptable one."""
     for tier in ("desirable", "acceptable"):
         value = goal.limit_gy(tier, rx_gy)
@@ -108,10 +108,11 @@ def tps_goals(plan, caps: CapMap, roi_names: dict[str, str | None], *, limit_lev
                 continue
             entry.update(level_cgy=_cgy(threshold_gy), level_basis="new_course_limit", volume_pct=float(limit.value),
                          cumulative_limit_gy=None, cap_max_cgy=None, protocol_level_cgy=_cgy(threshold_gy),
-                         achieved_cgy=None, achieved_pct=None if row["value"] is None else round(float(row["value"]), 3),
+                         achieved_cgy=None,
+                         achieved_pct=None if row["value"] is None else round(float(row["value"]), 3),
                          note=f"% of {case_name} receiving at least {threshold_gy:.2f} Gy: at most {limit.value:g} %")
         else:
-            level = _level_gy(goal, row, rx_gy)
+            level = _level_gy(goal, rx_gy)
             if level is None:
                 unmapped.append({"line_id": goal.id, "canonical_name": canonical, "reason": "the line has no limit"})
                 continue

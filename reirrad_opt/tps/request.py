@@ -184,7 +184,8 @@ def parse_request(doc: Any, folder: str | os.PathLike) -> TpsRequest:
     else:
         raw = beams["gantry_angles_deg"]
         if not isinstance(raw, list) or not raw:
-            raise RequestError("beams.gantry_angles_deg", f"expected a non-empty list of angles in degrees, got {raw!r}")
+            raise RequestError("beams.gantry_angles_deg",
+                               f"expected a non-empty list of angles in degrees, got {raw!r}")
         angles = tuple(_number(a, f"beams.gantry_angles_deg[{i}]", "a gantry angle in degrees (0-360)", minimum=0.0,
                                maximum=360.0) for i, a in enumerate(raw))
 

@@ -96,7 +96,8 @@ def run_reirrad(folder):
         process.wait(timeout=max(1, TIMEOUT_S - (datetime.datetime.now() - started).total_seconds()))
     except subprocess.TimeoutExpired:
         process.kill()
-        return {"state": "failed", "exit_code": -1, "message": "reirrad-opt did not finish within " + str(TIMEOUT_S) + " s"}
+        return {"state": "failed", "exit_code": -1,
+                "message": "reirrad-opt did not finish within " + str(TIMEOUT_S) + " s (TIMEOUT_S)"}
     path = os.path.join(folder, "result", "status.json")
     if not os.path.isfile(path):
         return {"state": "failed", "exit_code": process.returncode,
@@ -169,7 +170,8 @@ def apply_goals(plan, case, goals_doc):
         kwargs = clinical_goal_kwargs(goal)
         evaluation.AddClinicalGoal(**kwargs)
         done.append("clinical goal " + label + ": " + kwargs["GoalCriteria"] + " " + kwargs["GoalType"] + " "
-                    + str(kwargs[CALLS["goal_level_keyword"]]) + " (ParameterValue " + str(kwargs["ParameterValue"]) + ")")
+                    + str(kwargs[CALLS["goal_level_keyword"]])
+                    + " (ParameterValue " + str(kwargs["ParameterValue"]) + ")")
         spec = optimization_function(goal)
         if isinstance(spec, str):
             skipped.append(label + ": " + spec)
