@@ -77,3 +77,52 @@ def test_acceptable_tier_and_rbe(case):
     assert np.allclose(caps.physical_cap_gy[0, 0], caps.cap_gy[0, 0] / 1.1)
     with pytest.raises(ValueError, match="default_tier"):
         cap_map(case, protocol, N_NEW, default_tier="planned")
+
+
+MEAN_PROTOCOL = """
+[protocol]
+name = "mean_test"
+schema_version = 1
+description = "a cumulative mean-dose limit next to a D0.03cc one"
+
+[prescription]
+eqd2_gy = 60.0
+eqd2_range_gy = [60.0, 66.0]
+alpha_beta_gy = 10.0
+default_fractionation = "bid-1.2"
+
+[fractionations."bid-1.2"]
+dose_per_fraction_gy = 1.2
+n_fractions = 54
+fractions_per_day = 2
+min_interval_h = 6.0
+
+[slips]
+1 = "1 %"
+
+[[goal]]
+structure = "Brainstem"
+priority = 1
+metric = "Dmean"
+sense = "max"
+desirable = "40 Gy"
+cumulative = true
+alpha_beta_gy = 2.5
+
+[[goal]]
+structure = "SpinalCord"
+priority = 1
+metric = "D0.03cc"
+sense = "max"
+desirable = "58.5 Gy"
+cumulative = true
+alpha_beta_gy = 2.5
+"""
+
+
+def test_a_cumulative_mean_limit_is_no_voxel_cap(case, tmp_path):
+    path = tmp_path / "mean.toml"
+    path.write_text(MEAN_PROTOCOL)
+    caps = cap_map(case, load_protocol(path), N_NEW)
+    assert [c.goal_id for c in caps.lines] == ["SpinalCord_D0.03cc"]
+    assert np.all(np.isnan(caps.cap_gy[0, 0]))          # brainstem-only row: no cap

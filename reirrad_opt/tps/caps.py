@@ -75,9 +75,13 @@ class CapMap:
         return next((c for c in self.lines if c.goal_id == goal_id), None)
 
 
+VOXEL_CAP_KINDS = ("Dmax", "D_cc")   # metrics a voxel maximum bounds (D0.03cc as the optimizer holds it)
+
+
 def cumulative_max_lines(protocol) -> list:
-    """The protocol lines a voxel cap expresses: cumulative, sense 'max', on a dose metric."""
-    return [g for g in protocol.goals if g.cumulative and g.sense == "max" and not g.metric_spec.is_volume]
+    """The protocol lines a voxel cap expresses: cumulative upper limits on Dmax or D<x>cc. A
+    cumulative Dmean or D<x>% limit is no voxel cap (the optimizer evaluates it, does not hold it)."""
+    return [g for g in protocol.goals if g.cumulative and g.sense == "max" and g.metric_spec.kind in VOXEL_CAP_KINDS]
 
 
 def cap_map(case: Case, protocol, n_fractions: int, *, tiers: dict[str, str] | None = None,

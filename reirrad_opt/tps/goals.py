@@ -13,7 +13,7 @@ import math
 
 from ..evaluate.metrics import metric_value
 from ..protocol import parse_metric
-from .caps import CapMap
+from .caps import VOXEL_CAP_KINDS, CapMap
 
 SCHEMA_VERSION = 1
 CGY_PER_GY = 100.0
@@ -68,9 +68,10 @@ def tps_goals(plan, caps: CapMap, roi_names: dict[str, str | None], *, limit_lev
             unmapped.append({"line_id": goal.id, "canonical_name": canonical,
                              "reason": f"metric {goal.metric} has no TPS goal form"})
             continue
-        if goal.cumulative and (goal.sense != "max" or spec.is_volume):
+        if goal.cumulative and (goal.sense != "max" or spec.kind not in VOXEL_CAP_KINDS):
             unmapped.append({"line_id": goal.id, "canonical_name": canonical,
-                             "reason": f"a cumulative {goal.metric} {goal.sense} limit has no new-course dose level"})
+                             "reason": f"a cumulative {goal.metric} {goal.sense} limit is no voxel cap of the new "
+                                       f"course; it is evaluated on the cumulative dose, not mapped"})
             continue
         roi = roi_names.get(case_name)
         entry: dict = {"line_id": goal.id, "roi_name": roi if roi else case_name, "roi_generated": roi is None,
