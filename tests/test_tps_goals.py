@@ -84,3 +84,27 @@ def test_target_goals_carry_the_protocol_level_and_the_evaluation(planned):
         ("volume_at_dose", 5.0, True, "PTV")
     assert hot["level_cgy"] == pytest.approx(1.07 * 6480.0, abs=0.01)
     assert hot["achieved_pct"] == pytest.approx(rows["PTV_V107%"]["value"], abs=1e-3)
+
+
+def test_a_proton_plan_states_cgy_rbe(planned):
+    """Limits hold on the RBE-weighted dose: a proton plan's caps are the photon plan's caps (same prior,
+    same fractions), stated as cGy(RBE) with the RBE (about 17 s)."""
+    photon, _, photon_doc = planned
+    result = plan(make_npc_phantom(5.0), None, modality="proton", spot_spacing_mm=10.0)
+    tiers = dict(result.optimization.tier_by_goal)
+    caps = cap_map(result.case, result.protocol, result.fractionation.n_fractions, tiers=tiers, rbe=result.rbe,
+                   unit=result.dose_unit)
+    doc = tps_goals(result, caps, {n: n for n in result.case.structures})
+    assert (doc["dose_kind"], doc["rbe"], doc["modality"]) == ("rbe_weighted", 1.1, "proton")
+    photon_goals = {g["line_id"]: g for g in photon_doc["goals"]}
+    compared = 0
+    for g in doc["goals"]:
+        if g["level_basis"] == "cumulative_cap_min" and tiers.get(g["line_id"], "desirable") == \
+                dict(photon.optimization.tier_by_goal).get(g["line_id"], "desirable"):
+            assert g["level_cgy"] == photon_goals[g["line_id"]]["level_cgy"]
+            compared += 1
+    assert compared >= 5
+    rows = {r["goal_id"]: r for r in result.evaluation.to_dict()["rows"]}
+    assert rows["rGTV_D98%"]["unit"] == "Gy(RBE)"
+    rgtv = next(g for g in doc["goals"] if g["line_id"] == "rGTV_D98%")
+    assert rgtv["achieved_cgy"] == pytest.approx(100 * rows["rGTV_D98%"]["value"], abs=0.006)
