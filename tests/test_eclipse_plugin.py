@@ -170,3 +170,39 @@ def test_emitter_refuses_bad_settings(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="exchange_dir"):
         EclipseSettings(exchange_dir="a\nb")
+
+
+def test_plugin_maps_every_goal_of_a_real_plans_tps_goals(stubs, tmp_path):
+    """tps_goals.json of a lexicographic plan of the NPC phantom (5 mm, 7 beams; about 8 s) as
+    tps-run writes it: every goal on a ROI of the structure set becomes one objective at its level
+    (cGy), every other goal and every unmapped line is named in the message."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.planning import plan
+    from reirrad_opt.tps.caps import cap_map
+    from reirrad_opt.tps.goals import tps_goals
+
+    result = plan(make_npc_phantom(5.0), None, n_beams=7, bixel_mm=10.0)
+    caps = cap_map(result.case, result.protocol, result.fractionation.n_fractions,
+                   tiers=dict(result.optimization.tier_by_goal))
+    names = {n: n for n in result.case.structures}
+    names.update({"Brainstem": "BS (tps)", "rCTV": None, "PTV": None})
+    doc = json.loads(json.dumps(tps_goals(result, caps, names)))
+    exchange = _exchange(tmp_path, {"state": "ok", "exit_code": 0, "message": ""}, doc)
+    plugin = _emit(tmp_path, "--exchange-dir", str(exchange), "--no-nto")
+    grid = result.case.grid
+    rois = {names[n]: s.volume_cc(grid) for n, s in result.case.structures.items() if names.get(n)}
+    calls, message = _run(_build(stubs, plugin), *(f"{k}={v}" for k, v in rois.items()))
+
+    in_set = [g for g in doc["goals"] if g["roi_name"] in rois and not
+              (g["goal_type"] == "average_dose" and g["direction"] == "at_least")]
+    assert len(in_set) >= 5 and len(calls) == len(in_set)
+    for goal, call in zip(in_set, calls):
+        assert call["structure"] == goal["roi_name"] and call["dose"] == goal["level_cgy"] and call["unit"] == "cGy"
+        if goal["role"] == "constraint":
+            assert call["priority"] == 500 and call["operator"] == "Upper"
+    assert any(c["structure"] == "BS (tps)" for c in calls)
+    for goal in doc["goals"]:
+        if goal not in in_set:
+            assert f"{goal['line_id']}: " in message
+    for u in doc["unmapped"]:
+        assert f"{u['line_id']}: {u['reason']}" in message
