@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -197,3 +198,22 @@ def test_tps_script_command_writes_a_script_for_the_version(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["tps-script", "raystation", "--out", str(out), "--raystation-version", "7"])
+
+
+def test_script_stops_a_silent_run_at_the_timeout(setup, capsys, tmp_path):
+    hang = tmp_path / "hang.py"
+    hang.write_text("import time\ntime.sleep(60)\n")
+    out, _ = _run_script(setup, "2024B", capsys, reirrad_command=(sys.executable, str(hang)), timeout_s=1)
+    assert "did not finish within 1 s (TIMEOUT_S); stopped" in out
+    assert [name for name, _ in fake.CALLS] == ["ScriptableDicomExport"]
+
+
+def test_script_reports_a_missing_program_and_a_run_without_status(setup, capsys, tmp_path):
+    out, _ = _run_script(setup, "2024B", capsys, reirrad_command=(str(tmp_path / "no-such-program"),))
+    assert "cannot start" in out and "(set REIRRAD_COMMAND)" in out
+    for folder in setup["root"].iterdir():
+        shutil.rmtree(folder)
+    crash = tmp_path / "crash.py"
+    crash.write_text("import sys\nprint('boom')\nsys.exit(1)\n")
+    out, _ = _run_script(setup, "2024B", capsys, reirrad_command=(sys.executable, str(crash)))
+    assert "boom" in out and "ended with exit code 1 and wrote no status.json" in out

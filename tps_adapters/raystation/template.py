@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 from connect import get_current
 
@@ -85,19 +86,23 @@ def run_reirrad(folder):
     except OSError as exc:
         return {"state": "failed", "exit_code": -1,
                 "message": "cannot start " + str(command[0]) + ": " + str(exc) + " (set REIRRAD_COMMAND)"}
-    started = datetime.datetime.now()
-    for line in process.stdout:
-        print(line.rstrip())
-        if (datetime.datetime.now() - started).total_seconds() > TIMEOUT_S:
-            process.kill()
-            return {"state": "failed", "exit_code": -1,
-                    "message": "reirrad-opt did not finish within " + str(TIMEOUT_S) + " s (TIMEOUT_S)"}
-    try:
-        process.wait(timeout=max(1, TIMEOUT_S - (datetime.datetime.now() - started).total_seconds()))
-    except subprocess.TimeoutExpired:
+    timed_out = []
+
+    def stop():   # a watchdog: the run may also hang without printing anything
+        timed_out.append(True)
         process.kill()
+
+    watchdog = threading.Timer(TIMEOUT_S, stop)
+    watchdog.start()
+    try:
+        for line in process.stdout:
+            print(line.rstrip())
+        process.wait()
+    finally:
+        watchdog.cancel()
+    if timed_out:
         return {"state": "failed", "exit_code": -1,
-                "message": "reirrad-opt did not finish within " + str(TIMEOUT_S) + " s (TIMEOUT_S)"}
+                "message": "reirrad-opt did not finish within " + str(TIMEOUT_S) + " s (TIMEOUT_S); stopped"}
     path = os.path.join(folder, "result", "status.json")
     if not os.path.isfile(path):
         return {"state": "failed", "exit_code": process.returncode,
