@@ -17,8 +17,8 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, distance_outside_mm, recurrent_target_volumes
 from .optimize import NormalTissue, OptimizationOutcome, optimize_plan
-from .optimize.engines import DEFAULT_ENGINE
 from .optimize.build import DEFAULT_POINT_SPACING_MM, build_terms
+from .planning_settings import PlanningSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
@@ -55,6 +55,7 @@ class Plan:
         dose_unit: 'Gy' (photons) or 'Gy(RBE)' (particles), the unit of ``new_dose_gy`` and of the
             evaluation's dose rows.
         rbe_source: where the RBE came from (default, protocol option, --rbe).
+        settings: how the plan was computed (engine, its constants, truncation, ...).
     """
 
     case: Case
@@ -72,6 +73,7 @@ class Plan:
     rbe: float = 1.0
     dose_unit: str = "Gy"
     rbe_source: str = "photon: RBE 1 by definition"
+    settings: PlanningSettings | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -234,9 +236,10 @@ def roughness_operator(influence) -> sp.csr_matrix | None:
 
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
-         bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str = "HIGHS",
-         truncation: float = 0.01, engine: str | None = None, engine_settings=None, influence=None,
-         rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Plan:
+         bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
+         truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
+         rbe: float | None = None, absent=None, settings: PlanningSettings | None = None,
+         progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Args:
@@ -248,12 +251,16 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         fractionation: the protocol's fractionation name (e.g. 'bid-1.2', 'qd-2.0'); default the protocol's.
         recovery: a RecoveryModel overriding the protocol's.
         optic_nerve_rule: 'bilateral' or 'unilateral' (overrides the protocol option).
+        settings: how the plan is computed (:class:`~reirrad_opt.planning_settings.PlanningSettings`:
+            engine, its constants, truncation, holds, homogeneity window); default the defaults with
+            what the protocol's deprecated options (``engine``, ``hold_dvh_points``,
+            ``target_homogeneity_weight``, ``target_floor_pct_rx``) set. The keywords below override it.
         engine: how the stages are solved, 'first-order' (L-BFGS-B with an augmented Lagrangian) or
-            'lp' (the exact LP optimum of every stage, slower on fine grids); default the protocol
-            option ``engine``, else 'first-order'. See :func:`reirrad_opt.optimize.optimize_plan`.
+            'lp' (the exact LP optimum of every stage, slower on fine grids). See
+            :func:`reirrad_opt.optimize.optimize_plan`.
         engine_settings: the engine's constants, an instance of its settings class
-            (:class:`~reirrad_opt.optimize.FirstOrderSettings`, :class:`~reirrad_opt.optimize.LPSettings`);
-            default that class's defaults.
+            (:class:`~reirrad_opt.optimize.FirstOrderSettings`, :class:`~reirrad_opt.optimize.LPSettings`).
+        truncation, solver: the settings' ``truncation`` and ``lp_solver``.
         influence: a precomputed :class:`~reirrad_opt.dose.InfluenceMatrix` on ``case.grid`` (Gy per unit
             weight; e.g. another dose engine's matrix, as benchmarks/optimize_tg119_peer.py builds one).
             The dose calculation is skipped and its beams are the plan's; ``modality``, the angles
@@ -321,7 +328,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         shape=influence.matrix.shape)
 
     t0 = time.perf_counter()
-    engine = engine or str(protocol.options.get("engine", DEFAULT_ENGINE))
+    how = (settings if settings is not None else PlanningSettings.from_protocol_options(protocol.options)) \
+        .with_overrides(engine=engine, engine_settings=engine_settings, truncation=truncation, lp_solver=solver)
+    engine = how.engine
     # dose-volume goals on every voxel for the first-order engine (a gradient costs little more; held on
     # 5 mm cell points, TG-119's PTV D95% read 0.45 Gy below its hold once the last stage pushed the dose
     # down to it), on cell points for the LP (each point is a dense row)
@@ -334,13 +343,12 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
                             normal=normal_tissue_setup(
                                 case, ptv, rx_gy, influence,
-                                homogeneity_weight=float(protocol.options.get("target_homogeneity_weight", 1.0)),
-                                floor_pct_rx=float(protocol.options.get("target_floor_pct_rx", 0.0))),
-                            solver=solver,
-                            truncation=truncation,
-                            calibrate_targets=bool(protocol.options.get("calibrate_target_aim", False)),
-                            hold_dvh_points=bool(protocol.options.get("hold_dvh_points", True)),
-                            engine=engine, settings=engine_settings, progress=progress)
+                                homogeneity_weight=how.target_homogeneity_weight,
+                                floor_pct_rx=how.target_floor_pct_rx),
+                            solver=how.lp_solver,
+                            truncation=how.truncation,
+                            hold_dvh_points=how.hold_dvh_points,
+                            engine=engine, settings=how.engine_settings, progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -353,7 +361,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
               "total": time.perf_counter() - t_start}
     return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
                 new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
-                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source)
+                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how)
 
 
 def _check_influence(influence, case: Case, modality: str) -> None:

@@ -15,11 +15,13 @@ import dataclasses
 import math
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .absent import check_absent_names
+from .planning_settings import LEGACY_PROTOCOL_OPTIONS, PlanningSettings
 from .geometry.names import TG263_ALIASES, canonical_name
 from .radiobiology import RecoveryModel, eqd2
 from .rbe import PROTON_RBE, RBE_MAX, RBE_MIN
@@ -300,10 +302,11 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "default_alpha_beta_gy": 3.0,
     "type1_prior_dose_threshold_gy": 20.0,
     "max_dose_pct_rx": 115.0,
-    "hold_dvh_points": True,
-    "engine": "first-order",   # how the stages are solved (reirrad_opt.optimize.driver.ENGINES)
-    "target_homogeneity_weight": 1.0,   # first-order engine, last stage: PTV dose outside the window (1/Gy^2)
-    "target_floor_pct_rx": 0.0,         # ... the window's lower edge, % of Rx (0: none; the upper edge is Rx)
+    # planning settings, deprecated here (PlanningSettings holds them and their defaults)
+    "hold_dvh_points": PlanningSettings.hold_dvh_points,
+    "engine": PlanningSettings.engine,
+    "target_homogeneity_weight": PlanningSettings.target_homogeneity_weight,
+    "target_floor_pct_rx": PlanningSettings.target_floor_pct_rx,
     "evaluation_fine_factor": 3,        # sub-voxel samples per axis of the evaluation and of the caps' points
     "absent_structures": (),            # protocol structures declared not contoured (outside the field)
     "rbe_proton": PROTON_RBE,           # constant RBE of proton plans (Gy(RBE) = RBE x physical dose)
@@ -680,6 +683,12 @@ class _Loader:
         out = dict(OPTION_DEFAULTS)
         for key, value in t.items():
             kline = self.loc.key(key, line)
+            if key in LEGACY_PROTOCOL_OPTIONS:
+                at = f" (line {kline})" if kline else ""
+                warnings.warn(f"{self.path}: [options] {key}{at} is a planning setting, not clinical "
+                              f"content: set it in a settings file's [settings] table (reirrad-opt plan --settings "
+                              f"FILE) or plan(settings=PlanningSettings(...)); the protocol option is read for now "
+                              f"and will be refused in a later version", FutureWarning, stacklevel=3)
             if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
                 raise self.fail(f"{where} {key}", f"expected one of {_OPTION_CHOICES[key]}, got {value!r}", kline)
             if key in ("d003cc_as_voxel_max", "hold_dvh_points") and not isinstance(value, bool):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..planning_settings import DEFAULT_ENGINE
 from .engine_lp import LPSolver
 from .first_order import FirstOrderSolver
 from .solver_base import SolverBase, StageSettings
 
-DEFAULT_ENGINE = "first-order"
+__all__ = ["DEFAULT_ENGINE", "register_engine", "get_engine", "engine_names"]
 
 _ENGINES: dict[str, type[SolverBase]] = {}
 

@@ -112,46 +112,10 @@ def _organs_near(terms, targets, hard_goal_ids, masks, grid: Grid, within_voxels
     return near
 
 
-CALIBRATION_ROUNDS = 2
-
-
-def _calibrate_targets(solver: SolverBase, priority: int, masks: dict[str, np.ndarray], grid: Grid,
-                       rx_gy: float, carry: bool = False) -> list[str]:
-    """Aim first-priority target goals at what the evaluation measures.
-
-    The LP reaches a coverage goal on voxel centres; the evaluation samples sub-voxel points with
-    interpolated dose, which reads lower at a steep edge (next to an organ cap). When the goal's
-    metric measured that way falls short while the voxel-centre surrogate is met, the term's aim is
-    raised by the shortfall and the stage solved again (at most CALIBRATION_ROUNDS times)."""
-    from ..evaluate import metric_value
-
-    notes = []
-    for _ in range(CALIBRATION_ROUNDS):
-        dose = (solver.rows.matrix @ solver.weights).reshape(grid.shape)
-        raised = []
-        for t in solver.soft:
-            if t.priority != priority or t.sense != "min" or not t.metric or t.structure not in masks:
-                continue
-            if t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > solver.settings.met_tol_gy:
-                continue  # not met even on voxel centres: the diagnosis deals with it
-            value = metric_value(t.metric, dose, masks[t.structure], grid, rx_gy).value
-            shortfall = float(np.max(t.level_gy)) - value if np.isfinite(value) else 0.0
-            if shortfall > 0.05:
-                t.level_gy = np.asarray(t.level_gy, dtype=float) + shortfall + 0.05
-                solver.achieved.pop(t.key, None)
-                raised.append(f"{t.goal_id} aimed {shortfall + 0.05:.2f} Gy higher (evaluated {value:.2f} Gy on "
-                              f"the supersampled grid while met on voxel centres)")
-        if not raised:
-            break
-        notes.extend(raised)
-        solver.solve_priority(priority, label=f"priority {priority} (target aim raised)", carry=carry)
-    return notes
-
-
 def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
                   grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
-                  calibrate_targets: bool = False, hold_dvh_points: bool = True, first_method: str = "ipm",
+                  hold_dvh_points: bool = True, first_method: str = "ipm",
                   engine: str = DEFAULT_ENGINE, settings: StageSettings | None = None,
                   progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
@@ -159,9 +123,6 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
     are left out of the LP rows and added back as a per-row constant at the previous fluence,
     re-evaluated until it converges (0 disables); every check uses the full matrix.
-    ``calibrate_targets``: re-aim first-priority target goals at the evaluator's supersampled
-    measurement (experimental, off by default: on the NPC phantom the raised aim made the stage
-    infeasible and slower without improving the evaluated coverage).
     ``hold_dvh_points``: after its stage, hold each dose-volume goal at its points (all but its
     tail) instead of by its CVaR (see :class:`~reirrad_opt.optimize.engine_lp.LPSolver`).
     ``first_method``: how each stage's first LP is solved, 'ipm' (interior point + crossover) or
@@ -192,8 +153,6 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     label = "priority %d (%s limits)" % (first, start)
     last = priorities[-1] if normal is None else None   # the plan's last stage must end clean
     main.solve_priority(first, label=label, carry=first != last)
-    if calibrate_targets:
-        notes.extend(_calibrate_targets(main, first, masks, grid, rx_gy, carry=first != last))
     unmet = _unmet_targets(main, first)
     unmet_eval = [] if unmet else _unmet_as_evaluated(main, first, masks, grid, rx_gy)
     if (unmet or unmet_eval) and limit_choice == "desirable_then_acceptable":
@@ -205,25 +164,18 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
             unmet = unmet or unmet_eval
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
             before = _shortfall(main, unmet, masks, grid, rx_gy)
-            saved_levels = {id(t): t.level_gy for t in termset.terms if t.sense == "min"}
             alt = Solver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
             alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})",
                                carry=first != last)
-            alt_notes = _calibrate_targets(alt, first, masks, grid, rx_gy, carry=first != last) \
-                if calibrate_targets else []
             after = _shortfall(alt, unmet, masks, grid, rx_gy)
             if after < before - main.settings.met_tol_gy:
                 notes.append(f"priority {first}: desirable limits leave the target goal(s) "
                              f"{', '.join(t.goal_id for t in unmet)} short by {before:.2f} Gy; acceptable limits "
                              f"used for {', '.join(binding)} (short by {after:.2f} Gy)")
-                notes.extend(alt_notes)
                 alt.stages = main.stages + alt.stages
                 main = alt
                 unmet = _unmet_targets(main, first)
             else:
-                for t in termset.terms:  # undo the aims raised while calibrating the rejected solve
-                    if id(t) in saved_levels:
-                        t.level_gy = saved_levels[id(t)]
                 notes.append(f"priority {first}: relaxing {', '.join(binding)} to acceptable does not improve the "
                              f"target; desirable limits kept")
                 main.stages.extend(alt.stages)

@@ -1,0 +1,176 @@
+"""How a plan is computed, apart from what the clinic asks for.
+
+The protocol says what the clinic wants (structures, priorities, limits, alpha/beta, fractionations,
+recovery, slips, evaluation rules); :class:`PlanningSettings` says how the optimizer gets there: the
+engine and its constants, the truncation of the dose rows, how solved goals are held, the last
+stage's homogeneity window. Defaults live here and nowhere else; a value is validated once, when
+the settings are made.
+
+Where they come from, later overriding earlier: these defaults; the protocol options that used to
+carry them (``engine``, ``hold_dvh_points``, ``target_homogeneity_weight``, ``target_floor_pct_rx``;
+deprecated there, see :data:`LEGACY_PROTOCOL_OPTIONS`); a settings file's ``[settings]`` table
+(``reirrad-opt plan --settings FILE``, :func:`load_settings`); the ``settings=`` argument of
+``plan()``; and its single keywords (``engine=``, ``engine_settings=``, ``truncation=``, ``solver=``)
+or the CLI's ``--engine``.
+
+A ``[settings]`` table, every key optional::
+
+    [settings]
+    engine = "first-order"            # or "lp", or any registered engine
+    truncation = 0.01                 # dose-row entries below this fraction of their column's maximum
+    hold_dvh_points = true
+    target_homogeneity_weight = 1.0   # 1/Gy^2
+    target_floor_pct_rx = 0.0         # % of Rx
+
+    [settings.first-order]            # the chosen engine's constants (its Settings dataclass fields)
+    max_outer = 30
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ENGINE = "first-order"   # TG-119 at 3 mm: 18 s for the whole plan against 408 s with the LP engine
+LP_SOLVERS = ("HIGHS",)
+
+# protocol [options] keys that are planning settings (accepted there with a deprecation warning)
+LEGACY_PROTOCOL_OPTIONS = ("engine", "hold_dvh_points", "target_homogeneity_weight", "target_floor_pct_rx")
+
+
+class SettingsError(ValueError):
+    """Invalid planning settings; the message names the key (and the file) and what was expected."""
+
+
+@dataclass(frozen=True)
+class PlanningSettings:
+    """Engine and numerical settings of a plan (never clinical content).
+
+    Attributes:
+        engine: the registered engine that solves the stages ('first-order', 'lp', ...; see
+            :mod:`reirrad_opt.optimize.engines`).
+        engine_settings: that engine's constants, an instance of its ``Settings`` dataclass (None: its
+            defaults).
+        truncation: influence entries below this fraction of their column's maximum are left out of
+            the optimizer's dose rows and added back as a per-row correction (0 disables; 0 to < 1).
+        lp_solver: the LP engine's solver ('HIGHS').
+        hold_dvh_points: after its stage, hold each dose-volume goal at its points (all but its tail)
+            instead of by its CVaR.
+        target_homogeneity_weight: last stage, first-order engine: weight (1/Gy^2) of the PTV's squared
+            dose outside [target_floor_pct_rx % of Rx, Rx]; >= 0.
+        target_floor_pct_rx: that window's lower edge, % of Rx (0 to 100; 0: no floor).
+    """
+
+    engine: str = DEFAULT_ENGINE
+    engine_settings: Any = None
+    truncation: float = 0.01
+    lp_solver: str = "HIGHS"
+    hold_dvh_points: bool = True
+    target_homogeneity_weight: float = 1.0
+    target_floor_pct_rx: float = 0.0
+
+    def __post_init__(self) -> None:
+        from .optimize.engines import get_engine
+
+        try:
+            engine_cls = get_engine(self.engine)
+        except ValueError as exc:
+            raise SettingsError(f"settings engine: {exc}") from None
+        if self.engine_settings is not None and not isinstance(self.engine_settings, engine_cls.Settings):
+            raise SettingsError(f"settings engine_settings: engine {self.engine!r} takes "
+                                f"{engine_cls.Settings.__name__}, got {type(self.engine_settings).__name__}")
+        _number(self.truncation, "truncation", lo=0.0, hi=1.0, hi_open=True)
+        if str(self.lp_solver).upper() not in LP_SOLVERS:
+            raise SettingsError(f"settings lp_solver: expected one of {LP_SOLVERS}, got {self.lp_solver!r}")
+        if not isinstance(self.hold_dvh_points, bool):
+            raise SettingsError(f"settings hold_dvh_points: expected true or false, got {self.hold_dvh_points!r}")
+        _number(self.target_homogeneity_weight, "target_homogeneity_weight", lo=0.0)
+        _number(self.target_floor_pct_rx, "target_floor_pct_rx", lo=0.0, hi=100.0)
+
+    def with_overrides(self, **values: Any) -> PlanningSettings:
+        """A copy with the given fields replaced; None values are ignored (not given). A new engine
+        drops engine settings that belong to another engine."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if "engine" in given and given["engine"] != self.engine and "engine_settings" not in given:
+            given["engine_settings"] = None
+        return dataclasses.replace(self, **given)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for plan.json and study rows): the engine's constants as a table."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "engine_settings"}
+        if self.engine_settings is not None:
+            out["engine_settings"] = dataclasses.asdict(self.engine_settings)
+        return out
+
+    @classmethod
+    def from_table(cls, table: Any, where: str = "[settings]", base: PlanningSettings | None = None
+                   ) -> PlanningSettings:
+        """Settings from a ``[settings]`` TOML table (keys as the fields; a sub-table named after the
+        chosen engine holds its constants), over ``base`` (default: the defaults). ``where`` names
+        the source in errors (e.g. 'settings.toml: [settings]')."""
+        from .optimize.engines import engine_names, get_engine
+
+        base = base or cls()
+        if not isinstance(table, dict):
+            raise SettingsError(f"{where}: expected a table, got {type(table).__name__}")
+        scalars = {f.name for f in dataclasses.fields(cls)} - {"engine_settings"}
+        engines = set(engine_names())
+        unknown = sorted(set(table) - scalars - engines)
+        if unknown:
+            raise SettingsError(f"{where} {unknown[0]}: unknown key; expected one of {sorted(scalars)} or an engine's "
+                                f"table {sorted(engines)}")
+        values = {k: table[k] for k in scalars if k in table}
+        try:
+            out = base.with_overrides(**values)
+        except SettingsError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+        for name in sorted(engines & set(table)):   # every engine's table is checked; the chosen one's is used
+            sub = table[name]
+            settings_cls = get_engine(name).Settings
+            if not isinstance(sub, dict):
+                raise SettingsError(f"{where} {name}: expected a table of {settings_cls.__name__} fields")
+            known = {f.name for f in dataclasses.fields(settings_cls)}
+            for key, value in sub.items():
+                if key not in known:
+                    raise SettingsError(f"{where} {name}.{key}: unknown key; expected one of {sorted(known)}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise SettingsError(f"{where} {name}.{key}: expected a finite number, got {value!r}")
+            if name == out.engine:
+                current = out.engine_settings or settings_cls()
+                out = dataclasses.replace(out, engine_settings=dataclasses.replace(current, **sub))
+        return out
+
+    @classmethod
+    def from_protocol_options(cls, options: dict[str, Any]) -> PlanningSettings:
+        """The settings a protocol's (deprecated) options carry; the defaults for the others."""
+        return cls().with_overrides(**{k: options[k] for k in LEGACY_PROTOCOL_OPTIONS if k in options})
+
+
+def load_settings(path: str | Path, base: PlanningSettings | None = None) -> PlanningSettings:
+    """The ``[settings]`` table of the TOML file ``path`` over ``base`` (default: the defaults).
+    SettingsError names the file and the key; FileNotFoundError if there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: settings file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: not a TOML file ({exc})") from None
+    if "settings" not in data:
+        raise SettingsError(f"{path}: no [settings] table (found {sorted(data) or 'nothing'})")
+    extra = sorted(set(data) - {"settings"})
+    if extra:
+        raise SettingsError(f"{path}: unknown table(s) {extra}; a settings file holds [settings] only")
+    return PlanningSettings.from_table(data["settings"], f"{path}: [settings]", base)
+
+
+def _number(value: Any, key: str, lo: float, hi: float | None = None, hi_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SettingsError(f"settings {key}: expected a finite number, got {value!r}")
+    too_high = hi is not None and (value >= hi if hi_open else value > hi)
+    if value < lo or too_high:
+        upper = "" if hi is None else f" {'below' if hi_open else 'up to'} {hi:g}"
+        raise SettingsError(f"settings {key}: expected a number from {lo:g}{upper}, got {value!r}")

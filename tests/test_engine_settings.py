@@ -1,0 +1,95 @@
+"""Planning settings apart from the protocol (reirrad_opt.planning_settings): validated once, defaults
+in one place, read from a [settings] table, the CLI and plan()'s keywords; the protocol's old options
+still read with a deprecation warning."""
+import dataclasses
+import warnings
+
+import pytest
+
+from phantoms.npc import make_npc_phantom
+from reirrad_opt.optimize import FirstOrderSettings, LPSettings
+from reirrad_opt.planning import plan
+from reirrad_opt.planning_settings import PlanningSettings, SettingsError, load_settings
+from reirrad_opt.protocol import load_protocol
+
+ANGLES = [0.0, 72.0, 144.0, 216.0, 288.0]
+
+
+@pytest.mark.parametrize("kwargs, patterns", [
+    (dict(engine="simplex"), ["settings engine", "first-order", "'simplex'"]),
+    (dict(truncation=1.0), ["settings truncation", "below 1"]),
+    (dict(truncation=-0.1), ["settings truncation", "from 0"]),
+    (dict(target_floor_pct_rx=120.0), ["target_floor_pct_rx", "up to 100"]),
+    (dict(target_homogeneity_weight=-1.0), ["target_homogeneity_weight", "from 0"]),
+    (dict(hold_dvh_points="yes"), ["hold_dvh_points", "true or false"]),
+    (dict(lp_solver="GLPK"), ["lp_solver", "HIGHS"]),
+    (dict(engine="lp", engine_settings=FirstOrderSettings()), ["engine 'lp' takes LPSettings, got FirstOrderSettings"]),
+])
+def test_bad_settings_are_refused_naming_the_key(kwargs, patterns):
+    with pytest.raises(SettingsError) as info:
+        PlanningSettings(**kwargs)
+    for pat in patterns:
+        assert pat in str(info.value), str(info.value)
+
+
+def test_a_settings_table_maps_onto_the_settings_and_the_engines_constants(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[settings]\nengine = "lp"\ntruncation = 0.0\ntarget_floor_pct_rx = 95\n\n'
+                    '[settings.lp]\nmax_rounds = 3\n\n[settings.first-order]\nmax_outer = 5\n')
+    s = load_settings(path)
+    assert (s.engine, s.truncation, s.target_floor_pct_rx, s.hold_dvh_points) == ("lp", 0.0, 95, True)
+    assert s.engine_settings == LPSettings(max_rounds=3)          # the chosen engine's table only
+    assert s.to_dict()["engine_settings"]["max_rounds"] == 3
+
+
+@pytest.mark.parametrize("text, patterns", [
+    ('[settings]\nengin = "lp"\n', ["[settings] engin", "unknown key"]),
+    ('[settings]\ntruncation = 2\n', ["[settings]", "settings truncation"]),
+    ('[settings]\n[settings.lp]\nmax_round = 3\n', ["lp.max_round", "unknown key", "max_rounds"]),
+    ('[settings]\nengine = "lp"\n[settings.lp]\nmax_rounds = "3"\n', ["lp.max_rounds", "finite number"]),
+    ('[options]\nengine = "lp"\n', ["no [settings] table"]),
+    ('[settings]\n[goal]\n', ["unknown table", "goal"]),
+    ('[settings\n', ["not a TOML file"]),
+])
+def test_a_bad_settings_file_is_refused_naming_the_file_and_key(tmp_path, text, patterns):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+    for pat in patterns:
+        assert pat in str(info.value), str(info.value)
+
+
+def test_keywords_override_and_a_new_engine_drops_the_old_engines_constants():
+    base = PlanningSettings(engine_settings=FirstOrderSettings(max_outer=5), truncation=0.02)
+    assert base.with_overrides(truncation=None).truncation == 0.02        # None: not given
+    lp = base.with_overrides(engine="lp")
+    assert lp.engine == "lp" and lp.engine_settings is None and lp.truncation == 0.02
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        base.truncation = 0.5
+
+
+def test_the_protocols_old_planning_options_are_read_with_a_deprecation_warning(tmp_path):
+    shipped = load_protocol(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # the shipped protocol no longer sets any of them
+        load_protocol(None)
+    assert PlanningSettings.from_protocol_options(shipped.options) == PlanningSettings()
+    text = shipped.path.read_text()
+    path = tmp_path / "old.toml"
+    path.write_text(text.replace("[options]\n", "[options]\ntarget_homogeneity_weight = 100.0\n", 1))
+    with pytest.warns(FutureWarning, match=r"old.toml: \[options\] target_homogeneity_weight .*\[settings\]"):
+        old = load_protocol(path)
+    assert PlanningSettings.from_protocol_options(old.options).target_homogeneity_weight == 100.0
+
+
+def test_plan_takes_its_settings_apart_from_the_protocol(tmp_path):
+    """settings= chooses the engine and its constants; the plan records them; the protocol is not asked."""
+    case = make_npc_phantom(5.0)
+    p = plan(case, gantry_angles_deg=ANGLES, settings=PlanningSettings(engine="lp", engine_settings=LPSettings(
+        max_rounds=2)))
+    assert p.optimization.engine == "lp" and p.settings.engine_settings.max_rounds == 2
+    q = plan(make_npc_phantom(5.0), gantry_angles_deg=ANGLES, settings=PlanningSettings(engine="lp"),
+             engine="first-order")                                      # a keyword overrides the settings
+    assert q.optimization.engine == "first-order" and q.settings.engine_settings is None
