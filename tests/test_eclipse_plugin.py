@@ -206,3 +206,14 @@ def test_plugin_maps_every_goal_of_a_real_plans_tps_goals(stubs, tmp_path):
             assert f"{goal['line_id']}: " in message
     for u in doc["unmapped"]:
         assert f"{u['line_id']}: {u['reason']}" in message
+
+
+def test_plugin_gives_doses_in_gy_when_the_plan_is_in_gy(stubs, tmp_path):
+    goals = json.loads(GOALS.read_text())
+    exchange = _exchange(tmp_path, {"state": "ok", "exit_code": 0, "message": ""}, goals)
+    plugin = _emit(tmp_path, "--exchange-dir", str(exchange), "--no-nto")
+    calls, _ = _run(_build(stubs, plugin), *(f"{k}={v}" for k, v in STRUCTURES.items()), "gy")
+    by_roi = {g["roi_name"]: g for g in goals["goals"]}
+    assert len(calls) == 4
+    for c in calls:
+        assert c["unit"] == "Gy" and c["dose"] == pytest.approx(by_roi[c["structure"]]["level_cgy"] / 100)

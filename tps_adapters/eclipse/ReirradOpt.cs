@@ -104,7 +104,7 @@ namespace VMS.TPS
             foreach (object item in Json.AsList(doc["goals"], "tps_goals.json goals"))
             {
                 Dictionary<string, object> goal = Json.AsObject(item, "tps_goals.json goal");
-                string outcome = AddGoal(setup, structures, goal, notMapped);
+                string outcome = AddGoal(setup, structures, goal, plan.TotalDose.Unit, notMapped);
                 if (outcome != null)
                     added.Add(outcome);
             }
@@ -162,8 +162,16 @@ namespace VMS.TPS
         }
 
         // One tps_goals.json goal -> one ESAPI objective; returns its description, or null (reason in notMapped).
+        // The level in cGy, or in Gy when the plan's doses are in Gy (Eclipse's dose unit is a system
+        // setting; a DoseValue in the other unit is refused by some ESAPI calls)
+        static DoseValue DoseIn(double levelCgy, DoseValue.DoseUnit unit)
+        {
+            if (unit == DoseValue.DoseUnit.Gy) return new DoseValue(levelCgy / 100.0, DoseValue.DoseUnit.Gy);
+            return new DoseValue(levelCgy, DoseValue.DoseUnit.cGy);
+        }
+
         static string AddGoal(OptimizationSetup setup, StructureSet structures, Dictionary<string, object> goal,
-                              List<string> notMapped)
+                              DoseValue.DoseUnit unit, List<string> notMapped)
         {
             string line = Json.Str(goal, "line_id", "goal");
             string roi = Json.Str(goal, "roi_name", "goal " + line);
@@ -179,7 +187,7 @@ namespace VMS.TPS
             bool atMost = Json.Str(goal, "direction", "goal " + line) == "at_most";
             OptimizationObjectiveOperator op = atMost ? OptimizationObjectiveOperator.Upper : OptimizationObjectiveOperator.Lower;
             double levelCgy = Json.Num(goal, "level_cgy", "goal " + line);
-            DoseValue dose = new DoseValue(levelCgy, DoseValue.DoseUnit.cGy);
+            DoseValue dose = DoseIn(levelCgy, unit);
             double priority = PriorityOf(goal);
             double volumePct;
             if (type == "dose_at_absolute_volume")
