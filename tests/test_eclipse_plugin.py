@@ -39,7 +39,8 @@ def stubs(tmp_path_factory) -> Path:
             pytest.fail("REIRRAD_REQUIRE_MCS=1 but mcs/mono is missing (apt-get install mono-mcs)")
         pytest.skip("mcs (Debian package mono-mcs) is not installed")
     d = tmp_path_factory.mktemp("esapi_stubs")
-    for args in (["-target:library", "-out:VMS.TPS.Common.Model.Types.dll", str(STUBS / "VMS.TPS.Common.Model.Types.cs")],
+    for args in (["-target:library", "-out:VMS.TPS.Common.Model.Types.dll",
+                  str(STUBS / "VMS.TPS.Common.Model.Types.cs")],
                  ["-target:library", "-out:VMS.TPS.Common.Model.API.dll", "-r:VMS.TPS.Common.Model.Types.dll",
                   str(STUBS / "VMS.TPS.Common.Model.API.cs")],
                  ["-target:library", "-out:PresentationFramework.dll", str(STUBS / "PresentationFramework.cs")]):

@@ -35,18 +35,18 @@ from .matfile import MatFileError, field, first_cell, has_field, load_mat
 CST_TYPES = {"TARGET": "target", "OAR": "oar", "IGNORED": "other"}
 
 
-def matrad_axes_mm(ct, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(x, y, z) voxel-centre coordinates (mm) of a matRad ct, and notes."""
+def matrad_axes_mm(ct, shape_yxz: tuple[int, int, int], where: str
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(x, y, z) voxel-centre coordinates (mm) of a matRad ct whose cubes are (Ny, Nx, Nz), and notes."""
     res = field(ct, "resolution", where)
     spacing = [float(field(res, a, f"{where}.resolution")) for a in ("x", "y", "z")]
     check_spacing_mm(spacing, f"{where}.resolution (x, y, z)")
-    cube = _cube(ct, where)
-    ny, nx, nz = cube.shape
+    ny, nx, nz = shape_yxz
     if all(has_field(ct, a) for a in ("x", "y", "z")):
         axes = [np.atleast_1d(np.asarray(field(ct, a, where), dtype=float)).ravel() for a in ("x", "y", "z")]
         if tuple(a.size for a in axes) != (nx, ny, nz):
             raise MatFileError(f"{where}.x/y/z have {tuple(a.size for a in axes)} values; expected (Nx, Ny, Nz) = "
-                               f"{(nx, ny, nz)} from cubeHU's shape (Ny, Nx, Nz) = {cube.shape}")
+                               f"{(nx, ny, nz)} from cubeHU's shape (Ny, Nx, Nz) = {tuple(shape_yxz)}")
         for a, s, name in zip(axes, spacing, "xyz"):
             if a.size > 1 and not np.allclose(np.diff(a), s, atol=1e-3 * s):
                 raise MatFileError(f"{where}.{name}: voxel centres not equally spaced by resolution.{name} = {s:g} mm")
@@ -115,7 +115,7 @@ def load_matrad_case(path: str | os.PathLike, *, interval_months: float, prior_f
                                f"{', '.join(k for k in mat if not k.startswith('__')) or 'nothing'})")
     ct, where = mat["ct"], f"{path}: ct"
     cube = _cube(ct, where)
-    x, y, z, axis_notes = matrad_axes_mm(ct, where)
+    x, y, z, axis_notes = matrad_axes_mm(ct, cube.shape, where)
     ny, nx, nz = cube.shape
     res = field(ct, "resolution", where)
     spacing = tuple(float(field(res, a, f"{where}.resolution")) for a in ("z", "y", "x"))
