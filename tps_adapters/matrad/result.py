@@ -5,8 +5,8 @@ fraction, ``physicalDose = (plan dose, Gy) / n_fractions``, on the CT cube of th
 indexed (Ny, Nx, Nz) like ``ct.cubeHU``, and ``w`` as a column vector, per fraction: for a plan
 computed on a matRad ``dij`` (``plan --influence``, a per-fraction matrix) the plan's weights as
 they are, so ``dij.physicalDose{1} * w`` reproduces ``physicalDose`` on the dose grid; for a
-whole-course matrix (reirrad-opt's own) the plan's weights / n_fractions. A particle plan also gets ``RBExDose`` (constant RBE
-x physical dose, as matRad_calcCubes names it). A case grid different from the CT cube (cropped
+whole-course matrix (reirrad-opt's own) the plan's weights / n_fractions. A particle plan also
+gets ``RBExDose`` (constant RBE x physical dose, as matRad_calcCubes names it). A case grid different from the CT cube (cropped
 or coarsened at import) is interpolated trilinearly onto the CT voxel centres, as matRad itself
 interpolates its dose grid onto the CT grid; voxels more than half a voxel outside the case grid
 get 0 Gy.
