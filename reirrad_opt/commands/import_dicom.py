@@ -23,6 +23,7 @@ from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
 from ._help import plain_description
 from ._output import add_output_arguments, prepare
+from ._prior_import import add_prior_arguments, load_two_ct
 
 
 def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,6 +99,7 @@ def register(subparsers) -> None:
     add_input_check_arguments(p)
     add_progress_arguments(p)
     add_recurrence_arguments(p)
+    add_prior_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -109,22 +111,27 @@ def run(args) -> int:
     voxel = args.voxel_mm
     if voxel is not None and len(voxel) not in (1, 3):
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
-    target = prepare(args, "import-dicom", inputs=[args.folder])
+    target = prepare(args, "import-dicom", inputs=[args.folder, args.prior])
     progress = progress_from_args(args)
     accept, bounds = input_checks_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DicomImportWarning)
-        case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
-                         structure_map=parse_structure_map(args.structure_map), grid=args.grid,
-                         voxel_mm=(voxel[0] if voxel and len(voxel) == 1 else voxel),
-                         prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
-                         relative_dose_reference_gy=args.relative_dose_gy,
-                         assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
-                         end_caps=args.end_caps,
-                         progress=progress, accept=accept, bounds=bounds)
+        write_qa = None
+        if args.prior is not None:
+            case, write_qa = load_two_ct(args, (voxel[0] if voxel and len(voxel) == 1 else voxel),
+                                         parse_structure_map(args.structure_map), progress, accept, bounds)
+        else:
+            case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
+                             structure_map=parse_structure_map(args.structure_map), grid=args.grid,
+                             voxel_mm=(voxel[0] if voxel and len(voxel) == 1 else voxel),
+                             prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
+                             relative_dose_reference_gy=args.relative_dose_gy,
+                             assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
+                             end_caps=args.end_caps,
+                             progress=progress, accept=accept, bounds=bounds)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     case = apply_recurrence(case, args)
-    save_case(case, target)
+    save_case(case, target, extra=write_qa)
     print(case_summary(case, args.out))
     return 0
