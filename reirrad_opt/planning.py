@@ -5,10 +5,12 @@ This is the Python API behind ``reirrad-opt plan``; it writes no files (see
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +24,11 @@ from .planning_settings import PlanningSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
+
+if TYPE_CHECKING:   # annotations only: these modules import the planner's neighbours
+    from .dose import InfluenceMatrix
+    from .evaluate.verdict import PlanEvaluation
+    from .protocol import Fractionation, Protocol
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
@@ -59,16 +66,16 @@ class Plan:
     """
 
     case: Case
-    protocol: object
-    fractionation: object
+    protocol: Protocol
+    fractionation: Fractionation
     modality: str
     beams: list
-    influence: object
+    influence: InfluenceMatrix
     weights: np.ndarray
     new_dose_gy: np.ndarray
     optimization: OptimizationOutcome
-    evaluation: object
-    timing_s: dict
+    evaluation: PlanEvaluation
+    timing_s: dict[str, float]
     notes: list[str] = field(default_factory=list)
     rbe: float = 1.0
     dose_unit: str = "Gy"
@@ -242,6 +249,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
+    Neither ``case`` nor ``protocol`` is modified: the plan's ``case`` is a copy with rCTV/PTV added when
+    they were derived, its ``protocol`` one with ``recovery`` applied.
+
     Args:
         case: the case (its prior course and structures).
         protocol: a Protocol, a path to a protocol TOML, or None for the shipped NPC protocol.
@@ -276,7 +286,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     """
     from .dose import compute_influence, particle_fields, photon_beams
     from .absent import declared_absent
-    from .evaluate import check_absent_not_contoured, evaluate_plan
+    from .evaluate import check_absent_not_contoured, evaluate_plan, metric_value
     from .protocol import Protocol, load_protocol
     from .protocol_names import check_protocol_names
 
@@ -294,9 +304,10 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     absent = declared_absent(protocol, absent)
     check_absent_not_contoured(case, protocol.goals, absent)
     if recovery is not None:
-        protocol.recovery = recovery
+        protocol = dataclasses.replace(protocol, recovery=recovery)
     frac = protocol.prescription.fractionation
     rx_gy = float(frac.total_gy)
+    case = dataclasses.replace(case, structures=dict(case.structures))   # the caller's case stays as it was
     notes = ensure_target_volumes(case)
     ptv = case.structures["PTV"].mask
     if gantry_angles_deg is None:
@@ -337,6 +348,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     termset = build_terms(case, protocol, frac.n_fractions, rx_gy, protocol.recovery,
                           point_spacing_mm=None if engine == "first-order" else DEFAULT_POINT_SPACING_MM)
     masks = {name: s.mask for name, s in case.structures.items()}
+
+    def read_metric(metric: str, dose_gy: np.ndarray, structure: str) -> float:
+        """A goal's metric as the evaluation reads it (the optimizer aims its holds and limit tier at it)."""
+        return metric_value(metric, dose_gy, masks[structure], case.grid, rx_gy).value
+
     slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
              for p, slip in protocol.slips.items()}
     outcome = optimize_plan(matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
@@ -348,7 +364,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             solver=how.lp_solver,
                             truncation=how.truncation,
                             hold_dvh_points=how.hold_dvh_points,
-                            engine=engine, settings=how.engine_settings, progress=progress)
+                            engine=engine, settings=how.engine_settings, read_metric=read_metric,
+                            progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from reirrad_opt.geometry import Grid
+from reirrad_opt.evaluate import metric_value
 from reirrad_opt.optimize import NormalTissue, Term, TermSet, optimize_plan
 
 N = 80
@@ -70,6 +71,8 @@ def run(termset, **kw):
     kw.setdefault("truncation", 0.0)
     kw.setdefault("engine", "lp")   # these tests are the LP engine's (test_optimize_first_order: the other)
     kw.setdefault("slips_gy", {1: 0.6, 2: 0.6, 3: 0.6})
+    kw.setdefault("read_metric", lambda metric, dose, structure: metric_value(metric, dose, masks[structure], GRID,
+                                                                             RX).value)
     return optimize_plan(beamlet_matrix(), termset, rx_gy=RX, grid=GRID, masks=masks, **kw)
 
 
@@ -195,14 +198,14 @@ def test_coverage_points_sample_the_target_as_the_evaluation_does():
     """Edge points carry the evaluation's interpolated dose; the weights add up to its sample count."""
     from scipy import ndimage
 
-    from reirrad_opt.evaluate.sampling import sample_points
+    from reirrad_opt.geometry.sampling import sample_points
     from reirrad_opt.optimize.build import coverage_stencil
 
     grid = Grid((12, 12, 12), (3.0, 3.0, 3.0), (0.0, 0.0, 0.0))
     kk, jj, ii = np.indices(grid.shape)
     mask = (kk - 5.5) ** 2 + (jj - 6) ** 2 + (ii - 5) ** 2 <= 3.2 ** 2
     dose = np.random.default_rng(3).uniform(40, 60, grid.shape)
-    rows, interp, weights = coverage_stencil(mask, grid)
+    rows, interp, weights = coverage_stencil(mask, grid, 3)   # the evaluation's default: 3 per axis
     pts = sample_points(mask, grid, 3)
     assert weights.sum() == pytest.approx(pts.n)
     point_dose = interp @ dose.ravel()[rows]

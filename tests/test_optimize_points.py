@@ -1,7 +1,7 @@
 """The optimizer's point stencils reproduce the evaluator's interpolated dose exactly."""
 import numpy as np
 
-from reirrad_opt.evaluate.sampling import sample_points
+from reirrad_opt.geometry.sampling import sample_points
 from reirrad_opt.geometry import Grid
 from reirrad_opt.optimize.build import cluster_points
 from reirrad_opt.optimize.points import trilinear_stencil

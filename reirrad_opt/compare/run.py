@@ -183,8 +183,9 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
-    Like :func:`~reirrad_opt.planning.plan`, adds rCTV and PTV to ``case`` when it has none (once,
-    before either plan, so both plans see the same targets).
+    Like :func:`~reirrad_opt.planning.plan`, derives rCTV and PTV when the case has none (once, before
+    either plan, so both plans see the same targets), on a copy: the caller's ``case`` and ``protocol``
+    are not modified (the comparison's ``case`` holds the derived volumes).
 
     Args:
         case: the case.
@@ -228,6 +229,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     if recovery is not None:
         protocol = dataclasses.replace(protocol, recovery=recovery)
     rbe_setting = resolve_rbe(particle, rbe, protocol.options)   # refuses carbon without an RBE before planning
+    case = dataclasses.replace(case, structures=dict(case.structures))   # the caller's case stays as it was
     notes = ensure_target_volumes(case)
     kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, absent=absent,
                   progress=progress)

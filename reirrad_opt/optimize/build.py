@@ -19,8 +19,8 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from .. import radiobiology as rb
-from ..evaluate.metrics import DEFAULT_FINE_FACTOR
-from ..evaluate.sampling import sample_points
+from ..geometry.sampling import sample_points
+from ..protocol import OPTION_DEFAULTS
 from ..case import Case
 from ..geometry import canonical_name
 from .points import trilinear_stencil
@@ -66,8 +66,7 @@ def _reaches_outside(interp: "sp.csr_matrix", rows: np.ndarray, mask: np.ndarray
     return np.asarray(interp[:, ~mask.ravel()[rows]].sum(axis=1)).ravel() > 1e-12
 
 
-def sample_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTOR
-                   ) -> tuple[np.ndarray, "sp.csr_matrix"]:
+def sample_stencil(mask: np.ndarray, grid, fine_factor: int) -> tuple[np.ndarray, "sp.csr_matrix"]:
     """The evaluator's sample points of ``mask`` (``fine_factor`` per axis, as the evaluation's) that
     a cap must hold at, as (rows, trilinear interpolation matrix).
 
@@ -100,8 +99,7 @@ def _depth_mm(mask: np.ndarray, grid) -> np.ndarray:
     return depth
 
 
-def coverage_stencil(mask: np.ndarray, grid, fine_factor: int = DEFAULT_FINE_FACTOR
-                     ) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
+def coverage_stencil(mask: np.ndarray, grid, fine_factor: int) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
     """Points at which a target's coverage (a lower CVaR) is optimized, as (rows, trilinear
     interpolation matrix, relative volume per point); the evaluation's samples (``fine_factor`` per
     axis) where they matter.
@@ -196,7 +194,7 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
     out = TermSet(terms=[])
     stencils: dict[str, tuple] = {}   # structure name -> coverage_stencil (the two tiers share it)
     # the points where the evaluation reads the plan (protocol option; 1 = voxel centres)
-    fine_factor = int(protocol.options.get("evaluation_fine_factor", DEFAULT_FINE_FACTOR))
+    fine_factor = int(protocol.options.get("evaluation_fine_factor", OPTION_DEFAULTS["evaluation_fine_factor"]))
     for goal in protocol.goals:
         name = find_structure(case, goal.structure, tuple(getattr(goal, "aliases", ()) or ()))
         if name is None:

@@ -11,6 +11,7 @@ planning carries on with the caps honoured.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,46 +56,50 @@ def _unmet_targets(solver: SolverBase, priority: int) -> list:
             and t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > solver.settings.met_tol_gy]
 
 
-def _shortfall(solver: SolverBase, terms, masks=None, grid=None, rx_gy=None) -> float:
-    """Total shortfall (Gy) of target terms: by the evaluator's measurement of the goal's metric when
-    masks are given, else by the optimizer's surrogate."""
+MetricReader = Callable[[str, np.ndarray, str], float]
+"""``read(metric, dose_gy, structure) -> Gy``: a goal's dose metric ('D98%', 'D0.03cc', ...) of the
+dose on the case grid (shape grid.shape) in a structure, as the evaluation reads it (supersampled,
+interpolated); nan where it is undefined. The caller wires the evaluation in (``plan()`` does)."""
+
+
+def _shortfall(solver: SolverBase, terms, read: MetricReader | None, masks, grid: Grid) -> float:
+    """Total shortfall (Gy) of target terms: by the optimizer's surrogate, plus the evaluator's
+    measurement of the goal's metric when ``read`` is given."""
     total = 0.0
     for t in terms:
         total += max(0.0, t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights))
-        if masks is not None and t.metric and t.structure in masks:
-            total += max(0.0, float(np.max(t.level_gy)) - _evaluated(solver, t, masks, grid, rx_gy))
+        if read is not None and t.metric and t.structure in masks:
+            total += max(0.0, float(np.max(t.level_gy)) - _evaluated(solver, t, read, grid))
     return total
 
 
-def _evaluated(solver: SolverBase, t, masks, grid: Grid, rx_gy: float) -> float:
-    """The goal's metric as the evaluation measures it (supersampled, interpolated dose)."""
-    from ..evaluate import metric_value
-
+def _evaluated(solver: SolverBase, t, read: MetricReader, grid: Grid) -> float:
+    """The goal's metric as the evaluation measures it (-inf where it is undefined)."""
     dose = (solver.rows.matrix @ solver.weights).reshape(grid.shape)
-    value = metric_value(t.metric, dose, masks[t.structure], grid, rx_gy).value
+    value = read(t.metric, dose, t.structure)
     return float(value) if np.isfinite(value) else float("-inf")
 
 
-def goal_reader(masks: dict[str, np.ndarray], grid: Grid, rx_gy: float):
+def goal_reader(read: MetricReader | None, masks: dict[str, np.ndarray], grid: Grid):
     """``measure(term, dose) -> Gy or None``: a dose-volume goal's dose metric (D<x>%, D<x>cc,
-    near-min) as the evaluation reads it on the full-grid ``dose`` (supersampled, every voxel of
-    the structure); None for volume metrics (V<D>) and structures not in ``masks``."""
-    from ..evaluate import metric_value
-
+    near-min) as the evaluation reads it on the full-grid ``dose``; None for volume metrics (V<D>),
+    structures not in ``masks``, or without a reader."""
     def measure(t, dose: np.ndarray) -> float | None:
-        if not t.metric or t.structure not in masks or t.metric.startswith("V"):
+        if read is None or not t.metric or t.structure not in masks or t.metric.startswith("V"):
             return None
-        value = metric_value(t.metric, np.asarray(dose).reshape(grid.shape), masks[t.structure], grid, rx_gy).value
+        value = read(t.metric, np.asarray(dose).reshape(grid.shape), t.structure)
         return float(value) if np.isfinite(value) else None
 
     return measure
 
 
-def _unmet_as_evaluated(solver: SolverBase, priority: int, masks, grid, rx_gy) -> list:
+def _unmet_as_evaluated(solver: SolverBase, priority: int, read: MetricReader | None, masks, grid) -> list:
     """First-priority target terms met by the surrogate but not by the evaluator's measurement."""
+    if read is None:
+        return []
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
             and t.metric and t.structure in masks
-            and _evaluated(solver, t, masks, grid, rx_gy) < float(np.max(t.level_gy)) - solver.settings.met_tol_gy]
+            and _evaluated(solver, t, read, grid) < float(np.max(t.level_gy)) - solver.settings.met_tol_gy]
 
 
 def _organs_near(terms, targets, hard_goal_ids, masks, grid: Grid, within_voxels: float = 2.0) -> list[str]:
@@ -117,7 +122,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   hold_dvh_points: bool = True, first_method: str = "ipm",
                   engine: str = DEFAULT_ENGINE, settings: StageSettings | None = None,
-                  progress: Progress = SILENT) -> OptimizationOutcome:
+                  read_metric: MetricReader | None = None, progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
@@ -131,7 +136,9 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     L-BFGS-B with an augmented Lagrangian: every stage within a tolerance, much faster on fine grids) or
     'lp' (:class:`~reirrad_opt.optimize.engine_lp.LPSolver`, the exact LP optimum of every stage); any
     engine registered in :mod:`.engines`. ``solver`` and ``first_method`` are the LP engine's.
-    ``settings``: the engine's constants (an instance of its ``Settings`` class; default its defaults)."""
+    ``settings``: the engine's constants (an instance of its ``Settings`` class; default its defaults).
+    ``read_metric``: how the evaluation reads a goal's metric (:data:`MetricReader`); without it the goals
+    are read at the optimizer's points only (no hold shifted, no tier chosen, by the evaluation's reading)."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -142,7 +149,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     rows = DoseRows(matrix, truncation)
     Solver = get_engine(engine)
     kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, progress=progress, rows=rows, hold_dvh_points=hold_dvh_points,
-                  measure=goal_reader(masks, grid, rx_gy), settings=settings)
+                  measure=goal_reader(read_metric, masks, grid), settings=settings)
     if engine == "lp":
         kwargs.update(solver=solver, first_method=first_method)
     main = Solver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
@@ -154,7 +161,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     last = priorities[-1] if normal is None else None   # the plan's last stage must end clean
     main.solve_priority(first, label=label, carry=first != last)
     unmet = _unmet_targets(main, first)
-    unmet_eval = [] if unmet else _unmet_as_evaluated(main, first, masks, grid, rx_gy)
+    unmet_eval = [] if unmet else _unmet_as_evaluated(main, first, read_metric, masks, grid)
     if (unmet or unmet_eval) and limit_choice == "desirable_then_acceptable":
         binding = [t.goal_id for t, _ in binding_goals(main.hard, main.hard_duals)
                    if t.goal_id in has_acceptable and t.goal_id not in CEILING_IDS]
@@ -163,11 +170,11 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
         if binding:
             unmet = unmet or unmet_eval
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
-            before = _shortfall(main, unmet, masks, grid, rx_gy)
+            before = _shortfall(main, unmet, read_metric, masks, grid)
             alt = Solver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
             alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})",
                                carry=first != last)
-            after = _shortfall(alt, unmet, masks, grid, rx_gy)
+            after = _shortfall(alt, unmet, read_metric, masks, grid)
             if after < before - main.settings.met_tol_gy:
                 notes.append(f"priority {first}: desirable limits leave the target goal(s) "
                              f"{', '.join(t.goal_id for t in unmet)} short by {before:.2f} Gy; acceptable limits "
@@ -187,11 +194,11 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
         for t in unmet:
             diagnosis.extend(diagnose_target(t, dose, main.hard, main.hard_duals, masks, grid))
     else:
-        for t in _unmet_as_evaluated(main, first, masks, grid, rx_gy):
+        for t in _unmet_as_evaluated(main, first, read_metric, masks, grid):
             near = _organs_near(main.hard, [t], {h.goal_id for h in main.hard} - set(CEILING_IDS), masks, grid)
             diagnosis.append(
                 f"{t.structure}: {t.metric} reaches its goal ({np.max(t.level_gy):.1f} Gy) on the voxel centres but "
-                f"the supersampled evaluation reads {_evaluated(main, t, masks, grid, rx_gy):.1f} Gy: the dose falls "
+                f"the supersampled evaluation reads {_evaluated(main, t, read_metric, grid):.1f} Gy: the dose falls "
                 f"off inside the edge voxels next to {', '.join(near) or 'an organ cap'} (grid "
                 f"{max(grid.spacing_mm):g} mm); a finer dose grid or a larger gap is needed to cover that edge")
     main.stages[-1].notes.extend(diagnosis)
