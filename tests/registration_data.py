@@ -161,11 +161,11 @@ def new_grid_box(ct, voxel_mm: float = NEW_VOXEL_MM, inset_mm: float = 20.0):
 
 
 def write_new_course(root: Path, prior_dir: Path, ct, transform: sitk.Transform, matrix_for_contours: np.ndarray,
-                     patient_id: str | None = None) -> tuple[Path, str]:
+                     patient_id: str | None = None, voxel_mm: float = NEW_VOXEL_MM) -> tuple[Path, str]:
     """Write a new CT (the prior CT seen through ``transform``) and the moved RTSTRUCT into ``root``."""
     from tps_adapters.dicom import scan_folder as scan
 
-    origin, spacing, size = new_grid_box(ct)
+    origin, spacing, size = new_grid_box(ct, voxel_mm)
     hu = resample_ct(ct, transform, origin, spacing, size)
     frame = generate_uid()
     template = scan(prior_dir).ct[0].path

@@ -115,3 +115,25 @@ def test_one_folder_import_records_no_mapping(realdata, tmp_path):
         warnings.simplefilter("error")
         case = load_case(realdata / PELVIS, interval_months=24, voxel_mm=6)
     assert "prior_mapping" not in case.source and "registration" not in case.source
+
+
+def test_plan_of_a_two_ct_case_reports_the_registration(with_reg, known_truth_case, tmp_path):
+    """End to end: two-CT import with a REG (6 mm, synthetic recurrence next to the rectum) -> plan:
+    plan.json's reporting block and report.html carry the registration line; the DICOM export of
+    the plan refers to the new CT."""
+    folder, _ = with_reg
+    case_dir, plan_dir = tmp_path / "case", tmp_path / "plan"
+    assert cli_main(["import-dicom", str(folder), "--prior", str(known_truth_case.prior_dir), "--interval-months", "24",
+                     "--voxel-mm", "6", "--recurrence-near", "Rectum", "--out", str(case_dir), "--quiet"]) == 0
+    rc = cli_main(["plan", "--case", str(case_dir), "--out", str(plan_dir), "--quiet", "--beams", "5",
+                   "--bixel-mm", "10", "--absent", "Brainstem", "SpinalCord", "OpticChiasm", "OpticNrv_L",
+                   "OpticNrv_R"])
+    doc = json.loads((plan_dir / "plan.json").read_text())
+    assert rc == (3 if doc["verdict"] == "fail" else 0)
+    line = doc["reporting"]["registration"]
+    assert line.startswith("DICOM Spatial Registration reg.dcm") and "rotation" in line and "margin 0 mm" in line
+    assert "DICOM Spatial Registration reg.dcm" in (plan_dir / "report.html").read_text()
+    import pydicom
+
+    rd = pydicom.dcmread(plan_dir / "dicom" / "RD_new_course_physical.dcm")
+    assert rd.FrameOfReferenceUID == known_truth_case.new_frame
