@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydicom.uid import generate_uid
 
-from registration_data import PELVIS, known_truth_case, read_prior_ct, write_new_course, write_reg  # noqa: F401
+from registration_data import PELVIS, known_truth_case, write_new_course, write_reg  # noqa: F401 (fixture)
 from reirrad_opt.case import load_case as load_case_folder
 from reirrad_opt.cli import main as cli_main
 from tps_adapters.dicom import MixedInputError, PriorCourseError, scan_folder
@@ -137,3 +137,30 @@ def test_plan_of_a_two_ct_case_reports_the_registration(with_reg, known_truth_ca
 
     rd = pydicom.dcmread(plan_dir / "dicom" / "RD_new_course_physical.dcm")
     assert rd.FrameOfReferenceUID == known_truth_case.new_frame
+
+
+def test_one_frame_in_two_folders_maps_like_the_one_folder_import(realdata, tmp_path):
+    """auto with one shared frame of reference is the identity: the prior dose on the case grid is
+    the one-folder import's (same trilinear resampling of the same RTDOSE), to float precision."""
+    from tps_adapters.dicom import load_case
+
+    pelvis = realdata / PELVIS
+    new = tmp_path / "new"
+    for sub in ("CT", "RS"):
+        _linked_copy(pelvis / sub, new / sub)
+    prior = _linked_copy(pelvis, tmp_path / "prior")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = load_two_ct_case(new, prior, interval_months=24, voxel_mm=6)
+        one = load_case(pelvis, interval_months=24, voxel_mm=6)
+    assert two.registration.method == "identity"
+    assert two.case.source["prior_mapping"]["margin_mm"] == 0.0
+    assert two.case.grid == one.grid and set(two.case.structures) == set(one.structures)
+    assert np.allclose(two.case.prior_dose_gy, one.prior_dose_gy, atol=1e-4)
+    assert float(one.prior_dose_gy.max()) > 55
+
+
+def test_cli_refuses_two_prior_courses(known_truth_case, tmp_path, capsys):
+    rc = cli_main(["import-dicom", str(known_truth_case.new_dir), "--prior", str(known_truth_case.prior_dir),
+                   "--prior", str(known_truth_case.prior_dir), "--interval-months", "24", "--out", str(tmp_path / "c")])
+    assert rc == 2 and "--prior given 2 times" in capsys.readouterr().err and not (tmp_path / "c").exists()

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from registration_data import PELVIS, known_truth_case, truth_dose
+from registration_data import known_truth_case, truth_dose  # noqa: F401 (fixture)
 from tps_adapters.dicom.two_ct import load_two_ct_case
 
 pytestmark = pytest.mark.realdata

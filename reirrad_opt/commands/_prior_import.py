@@ -23,9 +23,10 @@ def registration_option(text: str) -> str:
 
 def add_prior_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("prior course on its own CT (two-CT import)")
-    g.add_argument("--prior", type=Path, default=None, metavar="PRIOR_DIR",
+    g.add_argument("--prior", type=Path, action="append", default=None, metavar="PRIOR_DIR",
                    help="folder of the prior course (its CT, RTDOSE, optional RTSTRUCT and RTPLAN); DIR then holds "
-                        "the new CT and RTSTRUCT. The prior dose is registered and mapped onto the new CT")
+                        "the new CT and RTSTRUCT. The prior dose is registered and mapped onto the new CT. One prior "
+                        "course: several are refused (sum them in the TPS as one plan dose)")
     g.add_argument("--registration", type=registration_option, default="auto", metavar="METHOD",
                    help="auto (default: a DICOM REG linking the two frames of reference, else identity for one "
                         "shared frame, else rigid), rigid, deformable, identity, or a REG file")
@@ -47,9 +48,12 @@ def load_two_ct(args, voxel, structure_map, progress, accept, bounds):
     from tps_adapters.dicom.two_ct import load_two_ct_case
     from tps_adapters.registration.qa_figure import write_qa_figure
 
+    if len(args.prior) > 1:
+        raise ValueError(f"--prior given {len(args.prior)} times ({', '.join(str(p) for p in args.prior)}); one prior "
+                         "course can be imported: summing several courses in EQD2 is not supported yet")
     if args.grid != "ct":
         raise ValueError("--grid dose: with --prior the case grid is the new CT's (the RTDOSE is in the prior folder)")
-    result = load_two_ct_case(args.folder, args.prior, interval_months=args.interval_months,
+    result = load_two_ct_case(args.folder, args.prior[0], interval_months=args.interval_months,
                               registration=args.registration, prior_dose_margin_mm=args.prior_dose_margin_mm,
                               region_names=priority_one_structures(), prior_fractions=args.prior_fractions,
                               prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,

@@ -111,7 +111,7 @@ def run(args) -> int:
     voxel = args.voxel_mm
     if voxel is not None and len(voxel) not in (1, 3):
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
-    target = prepare(args, "import-dicom", inputs=[args.folder, args.prior])
+    target = prepare(args, "import-dicom", inputs=[args.folder, *(args.prior or [])])
     progress = progress_from_args(args)
     accept, bounds = input_checks_from_args(args)
     with warnings.catch_warnings(record=True) as caught:

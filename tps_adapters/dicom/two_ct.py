@@ -15,6 +15,7 @@ transform, metric, margin, software versions) and, as one readable line, in
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ def load_two_ct_case(
             notes.append(f"registration: {DEFORMABLE_WARNING}")
             warnings.warn(f"{prior_folder.root}: {DEFORMABLE_WARNING}", RegistrationWarning, stacklevel=2)
         if box is not None:
-            reg.details["region_structures"] = box_names
+            reg = dataclasses.replace(reg, details={**reg.details, "region_structures": box_names})
 
     margin = prior_dose_margin_mm
     if margin is None:
