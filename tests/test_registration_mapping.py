@@ -95,3 +95,26 @@ def test_rotation_angles_of_known_matrices():
     m = np.eye(4)
     m[:3, :3] = rotation_z(4.0) @ rx
     assert _rigid(m).rotation_angle_deg == pytest.approx(np.degrees(np.arccos((np.trace(m[:3, :3]) - 1) / 2)))
+
+
+def test_deformable_spatial_registration_is_recognised_and_refused(tmp_path):
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    new, prior = generate_uid(), generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.3"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(tmp_path / "dsr.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.FrameOfReferenceUID = "REG", "P1", new
+    item = Dataset()
+    item.SourceFrameOfReferenceUID = prior
+    ds.DeformableRegistrationSequence = Sequence([item])
+    ds.save_as(tmp_path / "dsr.dcm", enforce_file_format=True)
+    reg = read_registration(tmp_path / "dsr.dcm")
+    assert reg.deformable and reg.links(new, prior)
+    with pytest.raises(RegistrationError, match=r"dsr\.dcm: a Deformable Spatial Registration.*not supported"):
+        reg.new_to_prior(new, prior)
