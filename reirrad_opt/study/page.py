@@ -4,7 +4,8 @@
 - for each swept variable (and the case, when there are several), the evaluated metrics of
   priority 1 and 2 against its values, one panel per metric, points coloured by modality, the
   desirable (dashed) and acceptable (dotted) limits drawn where every plan shares them;
-- the table of every plan: variables, verdict and the metrics (units in the column names).
+- the table of every plan: variables, verdict and the metrics (units in the column names), each
+  metric's cell coloured by its line's verdict.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from ..atomic import atomic_file
 
 MODALITY_COLOURS = {"photon": "#1f77b4", "proton": "#d62728", "carbon": "#2ca02c"}
 MAX_PANELS = 8
+# a metric cell's background from its line's verdict (as in report.html: met green, acceptable amber)
+VERDICT_COLOURS = {"desirable": "#e3f4e3", "acceptable": "#fff3cd", "not met": "#fde2e2", "fail": "#f8c8c8",
+                   "absent": "#eeeeee", "not evaluated": "#eeeeee"}
 
 
 def write_page(out: Path, spec, table, lines: dict, run) -> Path:
@@ -188,7 +192,10 @@ def _table_html(table) -> str:
             v = row[c]
             if isinstance(v, float):
                 text = "" if math.isnan(v) else f"{v:.2f}"
-                cells.append(f"<td>{text}</td>")
+                line_verdict = row.get(f"{c.rsplit('_', 2)[0]}_verdict")
+                colour = VERDICT_COLOURS.get(str(line_verdict), "")
+                style = f" style='background:{colour}' title='{e(str(line_verdict))}'" if colour else ""
+                cells.append(f"<td{style}>{text}</td>")
             else:
                 cells.append(f"<td class='t'>{'' if v is None else e(str(v))}</td>")
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
