@@ -245,7 +245,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
-         rbe: float | None = None, absent=None, settings: PlanningSettings | None = None,
+         rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
          progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
@@ -271,6 +271,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         engine_settings: the engine's constants, an instance of its settings class
             (:class:`~reirrad_opt.optimize.FirstOrderSettings`, :class:`~reirrad_opt.optimize.LPSettings`).
         truncation, solver: the settings' ``truncation`` and ``lp_solver``.
+        extra_terms: user terms for the ``'cvxpy'`` engine: functions of the cvxpy expression of the new-course
+            dose on the case grid (Gy, flat C order) returning constraints (kept in every stage) or convex
+            scalar expressions (added to the last stage); see :mod:`reirrad_opt.optimize.engine_cvxpy`.
         influence: a precomputed :class:`~reirrad_opt.dose.InfluenceMatrix` on ``case.grid`` (Gy per unit
             weight; e.g. another dose engine's matrix, as benchmarks/optimize_tg119_peer.py builds one).
             The dose calculation is skipped and its beams are the plan's; ``modality``, the angles
@@ -365,7 +368,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                             truncation=how.truncation,
                             hold_dvh_points=how.hold_dvh_points,
                             engine=engine, settings=how.engine_settings, read_metric=read_metric,
-                            progress=progress)
+                            extra_terms=extra_terms, progress=progress)
     t_optimize = time.perf_counter() - t0
 
     t0 = time.perf_counter()

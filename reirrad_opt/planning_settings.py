@@ -136,7 +136,10 @@ class PlanningSettings:
             for key, value in sub.items():
                 if key not in known:
                     raise SettingsError(f"{where} {name}.{key}: unknown key; expected one of {sorted(known)}")
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                if isinstance(getattr(settings_cls, key), str):   # a name (the cvxpy engine's solver)
+                    if not isinstance(value, str):
+                        raise SettingsError(f"{where} {name}.{key}: expected a name (a string), got {value!r}")
+                elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise SettingsError(f"{where} {name}.{key}: expected a finite number, got {value!r}")
             if name == out.engine:
                 current = out.engine_settings or settings_cls()

@@ -93,3 +93,14 @@ def test_plan_takes_its_settings_apart_from_the_protocol(tmp_path):
     q = plan(make_npc_phantom(5.0), gantry_angles_deg=ANGLES, settings=PlanningSettings(engine="lp"),
              engine="first-order")                                      # a keyword overrides the settings
     assert q.optimization.engine == "first-order" and q.settings.engine_settings is None
+
+
+def test_an_engines_named_setting_is_read_as_a_name(tmp_path):
+    from reirrad_opt.optimize import CvxpySettings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[settings]\nengine = "cvxpy"\n\n[settings.cvxpy]\nsolver = "OSQP"\n')
+    assert load_settings(path).engine_settings == CvxpySettings(solver="OSQP")
+    path.write_text('[settings]\nengine = "cvxpy"\n\n[settings.cvxpy]\nsolver = 3\n')
+    with pytest.raises(SettingsError, match=r"cvxpy.solver: expected a name \(a string\), got 3"):
+        load_settings(path)

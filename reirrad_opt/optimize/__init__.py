@@ -1,5 +1,6 @@
 """Lexicographic optimization: protocol goals as convex terms, solved priority by priority by an
 engine chosen by name (see :mod:`.engines`)."""
+from .engine_cvxpy import CvxpySettings, CvxpySolver
 from .engine_lp import LPSettings, LPSolver
 from .engines import DEFAULT_ENGINE, engine_names, get_engine, register_engine
 from .first_order import FirstOrderSettings, FirstOrderSolver
@@ -10,4 +11,5 @@ from .terms import Term, TermSet, UnsupportedGoal
 
 __all__ = ["optimize_plan", "OptimizationOutcome", "DEFAULT_ENGINE", "engine_names", "get_engine", "register_engine",
            "SolverBase", "StageSettings", "LPSolver", "LPSettings", "FirstOrderSolver", "FirstOrderSettings",
+           "CvxpySolver", "CvxpySettings",
            "NormalTissue", "StageResult", "Term", "TermSet", "UnsupportedGoal"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..planning_settings import DEFAULT_ENGINE
+from .engine_cvxpy import CvxpySolver
 from .engine_lp import LPSolver
 from .first_order import FirstOrderSolver
 from .solver_base import SolverBase, StageSettings
@@ -47,3 +48,4 @@ def engine_names() -> tuple[str, ...]:
 
 register_engine("lp", LPSolver)
 register_engine("first-order", FirstOrderSolver)
+register_engine("cvxpy", CvxpySolver)

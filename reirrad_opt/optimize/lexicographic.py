@@ -122,7 +122,8 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                   normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   hold_dvh_points: bool = True, first_method: str = "ipm",
                   engine: str = DEFAULT_ENGINE, settings: StageSettings | None = None,
-                  read_metric: MetricReader | None = None, progress: Progress = SILENT) -> OptimizationOutcome:
+                  read_metric: MetricReader | None = None, extra_terms=(),
+                  progress: Progress = SILENT) -> OptimizationOutcome:
     """Solve all priorities of ``termset`` lexicographically and return the outcome.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
@@ -138,7 +139,9 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     engine registered in :mod:`.engines`. ``solver`` and ``first_method`` are the LP engine's.
     ``settings``: the engine's constants (an instance of its ``Settings`` class; default its defaults).
     ``read_metric``: how the evaluation reads a goal's metric (:data:`MetricReader`); without it the goals
-    are read at the optimizer's points only (no hold shifted, no tier chosen, by the evaluation's reading)."""
+    are read at the optimizer's points only (no hold shifted, no tier chosen, by the evaluation's reading).
+    ``extra_terms``: user terms on the dose expression, for an engine that takes them (``'cvxpy'``, see
+    :mod:`.engine_cvxpy`); ValueError for another engine."""
     if limit_choice not in LIMIT_CHOICES:
         raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
     hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
@@ -152,6 +155,10 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
                   measure=goal_reader(read_metric, masks, grid), settings=settings)
     if engine == "lp":
         kwargs.update(solver=solver, first_method=first_method)
+    if extra_terms:
+        if not Solver.takes_extra_terms:
+            raise ValueError(f"extra_terms: the {engine!r} engine takes no user terms; use engine='cvxpy'")
+        kwargs.update(extra_terms=list(extra_terms))
     main = Solver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:

@@ -71,6 +71,7 @@ class SolverBase(ABC):
 
     name = ""                 # the engine's registered name
     Settings = StageSettings  # the engine's frozen settings class
+    takes_extra_terms = False  # True: the engine takes user terms (``extra_terms=``, see engine_cvxpy)
 
     def __init__(self, matrix: sp.csr_matrix, terms: list[Term], *, rx_gy: float, slips_gy: dict[int, float],
                  tier_by_goal: dict[str, str], progress: Progress = SILENT, rows: DoseRows | None = None,
