@@ -6,22 +6,27 @@ Sub-commands live in :mod:`reirrad_opt.commands`, one module each; a module prov
 priority-1 line fails its acceptable limit, or misses a level that has no acceptable limit
 (outputs still written), 4 an incomplete plan: a priority-1 organ is not contoured, so its line
 could not be evaluated (outputs still written; contour it, or declare it with ``--absent`` if it
-lies outside the field), 130 interrupted (Ctrl-C).
+lies outside the field), 1 the system refused an operation (disk full, permission denied: the
+message names the file; nothing partial is left), 130 interrupted (Ctrl-C), 141 standard output
+closed early (e.g. ``| head``: the outputs were written, the summary was cut).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from . import __version__
 
 EXIT_OK = 0
+EXIT_SYSTEM_ERROR = 1   # the operating system refused a write or read (disk full, permission)
 EXIT_BAD_INPUT = 2
 EXIT_PRIORITY1_FAIL = 3
 EXIT_INCOMPLETE = 4     # a priority-1 line could not be evaluated (organ not contoured, not declared absent)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports when a reader such as `head` stops early
 
 
 class InputError(ValueError):
@@ -64,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"reirrad-opt {args.command}: {_interrupted_line(args)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of stdout is gone; later writes (and Python's own flush at exit) must not raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"reirrad-opt {args.command}: error: {exc.strerror or exc}{where}; nothing partial was left",
+              file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
 
 
 def _interrupted_line(args: argparse.Namespace) -> str:
