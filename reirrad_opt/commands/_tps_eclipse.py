@@ -1,5 +1,5 @@
 """The ``eclipse`` target of ``reirrad-opt tps-script``: options and emitter of the ESAPI plug-in
-(tps_adapters/eclipse). Example::
+(tps_adapters/eclipse), and of ``pyesapi``, the same objectives from a PyESAPI stand-alone script. Example::
 
     reirrad-opt tps-script eclipse --out ReirradOpt.cs --exchange-dir "\\\\server\\reirrad\\case42"
 """
@@ -44,6 +44,17 @@ def eclipse_emit(args: argparse.Namespace) -> str:
     if args.out.suffix.lower() != ".cs":
         raise ValueError(f"--out {args.out}: an Eclipse single-file plug-in is a .cs file (e.g. ReirradOpt.cs)")
     return render_plugin(EclipseSettings(
+        exchange_dir=args.exchange_dir, constraint_priority=args.constraint_priority,
+        objective_priorities=tuple(args.objective_priorities), add_nto=not args.no_nto,
+        nto_priority=args.nto_priority, nto_fall_off_per_mm=args.nto_fall_off, remove_existing=args.remove_existing))
+
+
+def pyesapi_emit(args: argparse.Namespace) -> str:
+    from tps_adapters.eclipse import EclipseSettings, render_pyesapi
+
+    if args.out.suffix.lower() != ".py":
+        raise ValueError(f"--out {args.out}: the PyESAPI variant is a Python script (e.g. reirrad_pyesapi.py)")
+    return render_pyesapi(EclipseSettings(
         exchange_dir=args.exchange_dir, constraint_priority=args.constraint_priority,
         objective_priorities=tuple(args.objective_priorities), add_nto=not args.no_nto,
         nto_priority=args.nto_priority, nto_fall_off_per_mm=args.nto_fall_off, remove_existing=args.remove_existing))

@@ -21,7 +21,7 @@ from typing import Callable
 
 from ._args import non_negative_float, positive_float, positive_int
 from ._help import plain_description
-from ._tps_eclipse import eclipse_arguments, eclipse_emit
+from ._tps_eclipse import eclipse_arguments, eclipse_emit, pyesapi_emit
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ TARGETS: dict[str, Target] = {
                          _raystation_arguments, _raystation_emit),
     "eclipse": Target("an ESAPI 15.6-18 single-file C# plug-in (optimization objectives from tps_goals.json)",
                       eclipse_arguments, eclipse_emit),
+    "pyesapi": Target("the Eclipse plug-in's objectives from a PyESAPI (pythonnet) stand-alone Python script",
+                      eclipse_arguments, pyesapi_emit),
 }
 
 

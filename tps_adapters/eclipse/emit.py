@@ -87,12 +87,37 @@ def render_plugin(settings: EclipseSettings = EclipseSettings()) -> str:
         "NTO_FALL_OFF": _num(settings.nto_fall_off_per_mm),
         "REMOVE_EXISTING": "true" if settings.remove_existing else "false",
     }
-    text = TEMPLATE.read_text(encoding="utf-8")
+    return _fill(TEMPLATE, values)
+
+
+PYESAPI_TEMPLATE = Path(__file__).with_name("reirrad_pyesapi.py.in")
+
+
+def render_pyesapi(settings: EclipseSettings = EclipseSettings()) -> str:
+    """The PyESAPI (pythonnet) stand-alone variant with ``settings`` filled in: the same objectives as
+    the plug-in, for a patient, course and plan named on its command line."""
+    values = {
+        "EXCHANGE_DIR": repr(str(settings.exchange_dir)),
+        "CONSTRAINT_PRIORITY": _num(settings.constraint_priority),
+        "OBJECTIVE_PRIORITIES": ", ".join(_num(p) for p in settings.objective_priorities),
+        "ADD_NTO": repr(bool(settings.add_nto)),
+        "NTO_PRIORITY": _num(settings.nto_priority),
+        "NTO_DISTANCE_MM": _num(settings.nto_distance_mm),
+        "NTO_START_PCT": _num(settings.nto_start_pct),
+        "NTO_END_PCT": _num(settings.nto_end_pct),
+        "NTO_FALL_OFF": _num(settings.nto_fall_off_per_mm),
+        "REMOVE_EXISTING": repr(bool(settings.remove_existing)),
+    }
+    return _fill(PYESAPI_TEMPLATE, values)
+
+
+def _fill(template: Path, values: dict[str, str]) -> str:
+    text = template.read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", value)
     left = re.findall(r"\{\{[A-Z_]+\}\}", text)
     if left:
-        raise RuntimeError(f"{TEMPLATE}: placeholders without a setting: {sorted(set(left))}")
+        raise RuntimeError(f"{template}: placeholders without a setting: {sorted(set(left))}")
     return text
 
 
