@@ -1,0 +1,87 @@
+"""Record reference plans' evaluation rows, or compare two records (a change to the optimizer must keep
+the plans: every dose value within 0.05 Gy, every volume within 0.1 %, the same verdicts).
+
+    python3 benchmarks/plan_rows.py record OUT.json [npc-5-first-order,npc-5-lp,npc-4-first-order,tg119-4]
+    python3 benchmarks/plan_rows.py compare BEFORE.json AFTER.json
+
+A plan key is ``npc-<mm>-<engine>`` (the NPC phantom, 5 photon beams at 0, 72, ... 288 deg) or
+``tg119-<mm>`` (the CORT TG-119 C-shape, benchmarks/tg119_protocol.toml, 9 beams; needs
+REIRRAD_REALDATA). Each record holds the verdict, every evaluation row (value, verdict) and the
+optimization time (s; a fair figure only on a quiet machine).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_KEYS = "npc-5-first-order,npc-5-lp,npc-4-first-order,tg119-4"
+DOSE_TOL_GY = 0.05
+VOLUME_TOL_PCT = 0.1
+
+
+def plan_for(key: str, cache_dir: str | None = None):
+    from reirrad_opt.planning import plan
+
+    if key.startswith("npc-"):
+        from phantoms.npc import make_npc_phantom
+
+        _, mm, engine = key.split("-", 2)
+        return plan(make_npc_phantom(float(mm)), gantry_angles_deg=[0.0, 72.0, 144.0, 216.0, 288.0], engine=engine,
+                    cache_dir=cache_dir)
+    if key.startswith("tg119-"):
+        from benchmarks.tg119 import load_tg119, resample_case
+
+        case = resample_case(load_tg119(), float(key.split("-")[1]))
+        return plan(case, ROOT / "benchmarks" / "tg119_protocol.toml",
+                    gantry_angles_deg=[40.0 * k for k in range(9)], cache_dir=cache_dir)
+    raise ValueError(f"plan key {key!r}: expected npc-<mm>-<engine> or tg119-<mm>")
+
+
+def record(path: str, keys: str = DEFAULT_KEYS) -> None:
+    out = {}
+    for key in keys.split(","):
+        t0 = time.perf_counter()
+        p = plan_for(key)
+        out[key] = {"verdict": p.verdict, "engine": p.optimization.engine, "optimize_s": p.timing_s["optimize"],
+                    "rows": {r.goal_id: [None if r.value is None else float(r.value), r.verdict, r.unit]
+                             for r in p.evaluation.rows}}
+        print(f"{key}: {p.verdict}, optimize {p.timing_s['optimize']:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    Path(path).write_text(json.dumps(out, indent=1))
+
+
+def compare(before_path: str, after_path: str) -> int:
+    """Print every difference beyond the tolerances; returns their number."""
+    before, after = json.loads(Path(before_path).read_text()), json.loads(Path(after_path).read_text())
+    bad = 0
+    for key in sorted(set(before) & set(after)):
+        a, b = before[key], after[key]
+        if a["verdict"] != b["verdict"]:
+            print(f"{key}: verdict {a['verdict']} -> {b['verdict']}")
+            bad += 1
+        for goal, (value, verdict, unit) in a["rows"].items():
+            value2, verdict2, _ = b["rows"][goal]
+            tol = {"%": VOLUME_TOL_PCT, "cc": VOLUME_TOL_PCT / 100.0 * abs(value or 0.0)}.get(unit, DOSE_TOL_GY)
+            if verdict != verdict2 or (value is None) != (value2 is None) or \
+                    (value is not None and abs(value - value2) > tol):
+                print(f"{key} {goal}: {value} {verdict} -> {value2} {verdict2}")
+                bad += 1
+        worst = max((abs(v - b["rows"][g][0]) for g, (v, _, u) in a["rows"].items()
+                     if v is not None and b["rows"][g][0] is not None), default=0.0)
+        print(f"{key}: largest change {worst:.4g}; optimize {a['optimize_s']:.1f} s -> {b['optimize_s']:.1f} s")
+    print(f"{bad} difference(s) beyond {DOSE_TOL_GY} Gy / {VOLUME_TOL_PCT} %")
+    return bad
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "record":
+        record(*sys.argv[2:4])
+    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
+        sys.exit(1 if compare(sys.argv[2], sys.argv[3]) else 0)
+    else:
+        sys.exit(__doc__)
