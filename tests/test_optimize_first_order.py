@@ -12,11 +12,12 @@ import pytest
 from test_optimize_core import RX, beamlet_matrix, held_d96_terms, run, terms_for
 
 from reirrad_opt.optimize import NormalTissue, Term
-from reirrad_opt.optimize.first_order import FirstOrderSettings, FirstOrderSolver, _Surrogate, smooth_hinge
+from reirrad_opt.optimize.first_order import FirstOrderSettings, FirstOrderSolver
+from reirrad_opt.optimize.smooth_terms import Surrogate, smooth_hinge
 from reirrad_opt.optimize.terms import cvar_value, dvh_dose, dvh_tail
 
 FO = dict(engine="first-order")
-TAU_GY = FirstOrderSettings().tau_gy   # what _Surrogate smooths with by default
+TAU_GY = FirstOrderSettings().tau_gy   # what the engine smooths its surrogates with
 
 
 def test_smooth_hinge_bounds_the_hinge_from_above_and_equals_it_past_half_its_width():
@@ -40,7 +41,7 @@ def test_smoothed_cvar_at_its_best_threshold_is_within_the_smoothing_of_the_exac
     d = rng.normal(50.0, 3.0, 400)
     q = 0.05
     t = Term("g", "T", 2, "cvar_upper" if upper else "cvar_lower", np.arange(d.size), 50.0, fraction=q)
-    s = _Surrogate(t)
+    s = Surrogate(t, TAU_GY)
     s.bind(np.arange(d.size))
     etas = np.linspace(d.min() - 1, d.max() + 1, 4001)
     values = np.array([s.value(d, e)[0] for e in etas])
@@ -68,7 +69,7 @@ def test_a_stages_own_dose_volume_goal_is_read_at_its_dvh_point_not_at_the_tail_
     d = rng.normal(50.0, 3.0, 500)
     q = 0.05
     t = Term("g", "T", 2, "cvar_upper" if upper else "cvar_lower", np.arange(d.size), 50.0, fraction=q)
-    s = _Surrogate(t, moving=True)
+    s = Surrogate(t, TAU_GY, moving=True)
     s.select(d)
     assert not s.seeding
     s.bind(np.arange(d.size))
@@ -87,7 +88,7 @@ def test_a_stages_own_dose_volume_goal_is_read_at_its_dvh_point_not_at_the_tail_
     s.select(d, seed=True)
     assert s.seeding and s.point_map.shape[0] == d.size
     with pytest.raises(ValueError, match="dose-volume"):
-        _Surrogate(Term("m", "T", 2, "mean_max", np.arange(4), 1.0), moving=True)
+        Surrogate(Term("m", "T", 2, "mean_max", np.arange(4), 1.0), TAU_GY, moving=True)
 
 
 def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():
@@ -247,10 +248,10 @@ def test_lp_engine_end_to_end_keeps_every_priority1_cap_and_plan_json_names_it(t
 
 
 def test_small_caps_are_aimed_inside_but_never_below_zero():
-    from reirrad_opt.optimize.first_order import _aimed
+    from reirrad_opt.optimize.smooth_terms import aimed_levels
 
     levels = np.array([25.0, 1.0, 0.05, 0.03, 0.015, 0.011])
-    aimed = _aimed(levels, 0.02)
+    aimed = aimed_levels(levels, 0.02)
     assert np.allclose(aimed[:3], levels[:3] - 0.02)
     assert np.all(aimed > 0) and np.all(aimed < levels)
     assert np.allclose(aimed[3:], levels[3:] / 2)

@@ -25,7 +25,7 @@ diagnosis. The verdict comes from the evaluation of the final dose either way.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,10 +35,12 @@ from threadpoolctl import threadpool_limits
 from ..progress import SILENT, Progress
 from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
-from .holds import dvh_hold, point_levels, point_map
+from .holds import dvh_hold, point_levels
+from .smooth_terms import (BoundStack, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
+                           smooth_hinge)
 from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
-from .terms import Term, dvh_dose, dvh_tail
+from .terms import Term
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,9 @@ class FirstOrderSettings(StageSettings):
     """Constants of the first-order engine (on top of :class:`~reirrad_opt.optimize.solver_base.StageSettings`).
 
     Attributes:
-        hard_safety_gy: hard caps are aimed this far (Gy) inside their limit (see :func:`_aimed`): the
-            stages end within ``feasibility_tol_gy`` of a bound, not at a vertex.
+        hard_safety_gy: hard caps are aimed this far (Gy) inside their limit (see
+            :func:`~.smooth_terms.aimed_levels`): the stages end within ``feasibility_tol_gy`` of a bound,
+            not at a vertex.
         tau_gy: width over which every hinge is smoothed (Gy).
         rho_start: augmented-Lagrangian penalty of caps and holds (per Gy^2) at a stage's start, ...
         rho_growth: ... multiplied by this after an outer iteration that cut the worst excess by less
@@ -86,185 +89,6 @@ class FirstOrderSettings(StageSettings):
     huber_fraction: float = 0.02
 
 
-def _aimed(levels_gy: np.ndarray, safety_gy: float) -> np.ndarray:
-    """Hard cap levels aimed ``safety_gy`` inside, or half-way to zero for a cap smaller than twice that
-    (a cap between the exhausted threshold, 0.01 Gy, and 0.02 Gy must not become a negative dose bound)."""
-    levels_gy = np.asarray(levels_gy, dtype=float)
-    return levels_gy - np.minimum(safety_gy, 0.5 * levels_gy)
-
-
-def smooth_hinge(z: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """(value, derivative) of a smooth upper bound of max(0, z): zero below -tau/2, quadratic up to
-    tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read."""
-    y = np.asarray(z, dtype=float) + tau / 2.0
-    quad = (y > 0) & (y < tau)
-    value = np.where(y >= tau, y - tau / 2.0, np.where(quad, y * y / (2.0 * tau), 0.0))
-    slope = np.where(y >= tau, 1.0, np.where(quad, y / tau, 0.0))
-    return value, slope
-
-
-def _rebase(mapping: sp.csr_matrix, voxels: np.ndarray, position: np.ndarray) -> sp.csr_matrix:
-    """``mapping`` (points x ``voxels``) as a map from the working rows (``position``: voxel -> row)."""
-    m = sp.csr_matrix(mapping)
-    return sp.csr_matrix((m.data, position[voxels][m.indices], m.indptr), shape=(m.shape[0], int(position.max()) + 1))
-
-
-@dataclass
-class _PointBounds:
-    """``sign * (dose at point - bound_gy) <= 0`` at chosen points of a term (a hard cap, a plan
-    ceiling, a held goal), held through an augmented Lagrangian with one multiplier per point."""
-
-    term: Term
-    points: np.ndarray
-    bound_gy: np.ndarray
-    sign: float
-    hard: bool
-    lam: np.ndarray | None = None
-    G: sp.csr_matrix | None = None
-
-    def __post_init__(self) -> None:
-        self.point_map, self.voxels = point_map(self.term, self.points)
-        if self.lam is None:
-            self.lam = np.zeros(self.points.size)
-
-    def bind(self, position: np.ndarray) -> None:
-        self.G = _rebase(self.point_map, self.voxels, position)
-
-
-@dataclass
-class _Surrogate:
-    """A goal's smooth surrogate on the working rows: the mean, or the CVaR (the mean of the hottest
-    or coldest fraction q) with its threshold as variable ``eta`` (index ``slot`` in the variables).
-    A soft maximum (``voxel_max``) is the upper CVaR of its points' excess over their levels at
-    q = one point: its largest excess, as the LP engine minimises it.
-
-    ``moving``: a stage's own dose-volume goal, read exactly. At the start of every outer iteration
-    (:meth:`select`) the points outside the DVH's free tail are chosen from the full-matrix dose (the
-    warmest 95 % for a D95% minimum), and the surrogate is their smallest dose (largest, for a
-    maximum), the CVaR of that set at one point: the DVH point itself. The CVaR of the tail reads
-    lower than the DVH point for a minimum, and aiming it at the level overdoses the rest (TG-119 at
-    3 mm: PTV D95% 51.5 Gy and Dmax 57.4 Gy for a 50 Gy goal). Which points form the tail is not
-    convex; the first outer iteration of a stage (``seeding``) penalises the mean shortfall of every
-    point instead, so the points that are dear to raise (next to a capped organ) end in the tail,
-    where a set taken from the stage's starting dose keeps whatever points were cold there."""
-
-    term: Term
-    slot: int = -1
-    G: sp.csr_matrix | None = None
-    GT: sp.csr_matrix | None = None
-    moving: bool = False
-    seeding: bool = False
-    tau_gy: float = FirstOrderSettings.tau_gy   # the hinge's smoothing width (Gy)
-
-    def __post_init__(self) -> None:
-        t = self.term
-        self.cvar = t.kind in ("cvar_upper", "cvar_lower", "voxel_max")
-        self.upper = t.kind in ("cvar_upper", "voxel_max")
-        if self.moving and t.kind not in ("cvar_upper", "cvar_lower"):
-            raise ValueError(f"term {t.key}: only a dose-volume (CVaR) term is read on a moving set of points")
-        n = t.n_points if self.cvar else t.rows.size
-        v = np.asarray(t.point_weights, dtype=float) if t.point_weights is not None and t.kind != "voxel_max" \
-            else np.ones(n)
-        self.v = v / v.sum()
-        self.q = 1.0 / n if t.kind == "voxel_max" else t.fraction
-        self.offset = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (n,)) if t.kind == "voxel_max" \
-            else np.zeros(n)
-        if self.cvar:
-            self.point_map, self.voxels = point_map(t, np.arange(n))
-        else:
-            self.point_map, self.voxels = sp.identity(n, format="csr"), t.rows
-
-    def select(self, dose: np.ndarray, seed: bool = False) -> None:
-        """(moving only) Choose the points outside the free tail of the DVH at the full-grid ``dose``
-        (Gy); ``seed``: every point, whose mean shortfall the stage then penalises (see the class)."""
-        t = self.term
-        values = t.point_values(dose[t.rows])
-        self.seeding = bool(seed)
-        if seed:
-            points = np.arange(values.size)
-        else:
-            points = np.flatnonzero(~dvh_tail(values, t.fraction, self.upper, t.point_weights))
-        if points.size == 0:   # a tail of the whole structure (fraction ~ 1): its extreme point
-            points = np.array([int(np.argmax(values) if self.upper else np.argmin(values))])
-        self.point_map, self.voxels = point_map(t, points)
-        self.v = np.full(points.size, 1.0 / points.size)
-        self.q = 1.0 / points.size
-        self.offset = np.zeros(points.size)
-
-    def bind(self, position: np.ndarray) -> None:
-        self.G = _rebase(self.point_map, self.voxels, position)
-        self.GT = self.G.T.tocsr()   # a transposed view costs more to build than its product, per call
-
-    def start(self, d: np.ndarray) -> float:
-        """A threshold to start from: the DVH point at the dose ``d``."""
-        if not self.cvar:
-            return 0.0
-        return dvh_dose(self.G @ d - self.offset, self.q, self.upper, self.v)
-
-    def value(self, d: np.ndarray, eta: float) -> tuple[float, np.ndarray, float]:
-        """(surrogate in Gy, its gradient in d, its derivative in eta). Upper CVaR:
-        eta + sum v h(p - eta) / q (its minimum over eta is the CVaR, convex); lower:
-        eta - sum v h(eta - p) / q (maximum over eta, concave)."""
-        p = self.G @ d - self.offset
-        if not self.cvar:
-            return float(self.v @ p), self.GT @ self.v, 0.0
-        q = self.q
-        if self.upper:
-            h, s = smooth_hinge(p - eta, self.tau_gy)
-            return float(eta + self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
-        h, s = smooth_hinge(eta - p, self.tau_gy)
-        return float(eta - self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
-
-
-@dataclass
-class _ScalarBound:
-    """``sign * (surrogate - bound_gy) <= 0`` for a mean or a CVaR: a hard organ limit on a mean or a
-    dose-volume metric, or an earlier goal's hold, through an augmented Lagrangian (multiplier ``mu``)."""
-
-    surrogate: _Surrogate
-    bound_gy: float
-    sign: float
-    hard: bool
-    mu: float = 0.0
-
-
-class _Stack:
-    """Every point bound of a stage as one signed map (rows ``sign * G``, bounds ``sign * bound``): one
-    product per gradient instead of one per organ (NPC phantom at 2.5 mm: the per-organ products and
-    their full-length sums were 40 % of the stage time)."""
-
-    def __init__(self, bounds: list[_PointBounds], n_rows: int) -> None:
-        self.bounds = bounds
-        self.cuts = np.cumsum([0] + [b.points.size for b in bounds])
-        if bounds:
-            self.S = sp.vstack([b.sign * b.G for b in bounds], format="csr")
-            self.rhs = np.concatenate([b.sign * b.bound_gy for b in bounds])
-            self.lam = np.concatenate([b.lam for b in bounds])
-        else:
-            self.S, self.rhs, self.lam = sp.csr_matrix((0, n_rows)), np.zeros(0), np.zeros(0)
-        self.ST = self.S.T.tocsr()
-
-    def excess(self, d: np.ndarray) -> np.ndarray:
-        """Gy beyond its bound at every point (<= 0: held)."""
-        return self.S @ d - self.rhs
-
-    def update(self, excess: np.ndarray, rho: float) -> None:
-        """Multiplier step ``lam <- max(0, lam + rho * excess)``, written back to each bound."""
-        self.lam = np.maximum(0.0, self.lam + rho * excess)
-        for b, lo, hi in zip(self.bounds, self.cuts[:-1], self.cuts[1:]):
-            b.lam = self.lam[lo:hi]
-
-
-@dataclass
-class _Stage:
-    """One stage's smooth problem: its objective's parts (constraints are the solver's bounds)."""
-
-    linear: np.ndarray                                   # Gy per unit weight
-    goals: list = field(default_factory=list)            # (surrogate, aim_gy, sign, weight): weight * h(sign*(s - aim))
-    alara: list = field(default_factory=list)            # (surrogate, weight): weight * s
-    extra: object = None                                 # callable(d, w, position) -> (value, grad_d, grad_w)
-    extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
 
 class FirstOrderSolver(SolverBase):
     """Lexicographic stages by L-BFGS-B with an augmented Lagrangian (see the module docstring).
@@ -287,14 +111,14 @@ class FirstOrderSolver(SolverBase):
         self.position = np.full(self.rows.matrix.shape[0], -1, dtype=np.int64)
         self.weights = self.reference_fluence()
         dose = self.rows.dose(self.weights)
-        self.bounds: dict[str, _PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
-        self.scalars: dict[str, _ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
+        self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
+        self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.lazy: dict[str, Term] = {}
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
                 aim = level - t.sign * self.settings.hard_safety_gy
-                self.scalars[t.key] = _ScalarBound(self._surrogate(t), aim, t.sign, True)
+                self.scalars[t.key] = ScalarBound(self._surrogate(t), aim, t.sign, True)
                 continue
             levels = point_levels(t)
             if t.n_points > self.settings.lazy_points:
@@ -306,11 +130,11 @@ class FirstOrderSolver(SolverBase):
                 points = np.flatnonzero(start)
             else:
                 points = np.arange(t.n_points)
-            aimed = _aimed(levels[points], self.settings.hard_safety_gy)
-            self.bounds[t.key] = _PointBounds(t, points, aimed, 1.0, True)
+            aimed = aimed_levels(levels[points], self.settings.hard_safety_gy)
+            self.bounds[t.key] = PointBounds(t, points, aimed, 1.0, True)
 
-    def _surrogate(self, t: Term, moving: bool = False) -> _Surrogate:
-        return _Surrogate(t, moving=moving, tau_gy=self.settings.tau_gy)
+    def _surrogate(self, t: Term, moving: bool = False) -> Surrogate:
+        return Surrogate(t, moving=moving, tau_gy=self.settings.tau_gy)
 
     # ---- lazy points of large caps
     def _activate(self, dose: np.ndarray) -> tuple[int, int, float]:
@@ -326,18 +150,18 @@ class FirstOrderSolver(SolverBase):
             near = np.flatnonzero(values >= self.settings.lazy_ratio * levels)
             new = np.setdiff1d(near, b.points, assume_unique=True)
             if new.size:
-                excess = values[new] - _aimed(levels[new], self.settings.hard_safety_gy)
+                excess = values[new] - aimed_levels(levels[new], self.settings.hard_safety_gy)
                 beyond += int((excess > self.settings.feasibility_tol_gy).sum())
                 worst = max(worst, float(excess.max()))
                 points = np.concatenate([b.points, new])
                 lam = np.concatenate([b.lam, np.zeros(new.size)])
-                aimed = _aimed(levels[points], self.settings.hard_safety_gy)
-                self.bounds[key] = _PointBounds(t, points, aimed, 1.0, True, lam)
+                aimed = aimed_levels(levels[points], self.settings.hard_safety_gy)
+                self.bounds[key] = PointBounds(t, points, aimed, 1.0, True, lam)
                 added += new.size
         return added, beyond, worst
 
     # ---- one stage
-    def _working_rows(self, surrogates: list[_Surrogate], stage: _Stage) -> np.ndarray:
+    def _working_rows(self, surrogates: list[Surrogate], stage: StageObjective) -> np.ndarray:
         parts = [b.voxels for b in self.bounds.values()] + [s.voxels for s in surrogates]
         parts += [stage.extra_rows]
         rows = np.unique(np.concatenate(parts))
@@ -345,7 +169,7 @@ class FirstOrderSolver(SolverBase):
         self.position[rows] = np.arange(rows.size)
         return rows
 
-    def _solve(self, stage: _Stage, label: str, deadline: float | None = None,
+    def _solve(self, stage: StageObjective, label: str, deadline: float | None = None,
                first_inner: int | None = None) -> tuple[str, int, int]:
         """Solve ``stage`` from the current weights (``first_inner`` L-BFGS-B iterations in the first
         outer iteration, ``settings.inner_iterations`` in the others); returns (status, outer iterations, L-BFGS-B
@@ -377,7 +201,7 @@ class FirstOrderSolver(SolverBase):
             for s in surrogates:
                 x[s.slot] = s.start(d_now)
             scalars = list(self.scalars.values())
-            stack = _Stack(bounds, rows.size)
+            stack = BoundStack(bounds, rows.size)
 
             def objective(x: np.ndarray, augmented: bool = True) -> tuple[float, np.ndarray]:
                 """The stage's objective and gradient; ``augmented=False``: without the constraints' terms
@@ -400,7 +224,7 @@ class FirstOrderSolver(SolverBase):
                         grad_d += mc * c.sign * gd
                         grad_x[s.slot] += mc * c.sign * ge
                 for s, aim, sign, weight in stage.goals:   # the stage's goals: exact penalty per Gy
-                    if s.seeding:   # the mean shortfall of every point (see _Surrogate)
+                    if s.seeding:   # the mean shortfall of every point (see Surrogate)
                         pv = s.G @ d
                         h, slope = smooth_hinge(sign * (pv - aim), tau)
                         value += weight * float(h.mean())
@@ -476,7 +300,7 @@ class FirstOrderSolver(SolverBase):
                 self.hard_duals[key] = (b.points, b.lam.copy())
         return status, outer, total
 
-    def _goal_part(self, t: Term, slip: float, stage: _Stage) -> None:
+    def _goal_part(self, t: Term, slip: float, stage: StageObjective) -> None:
         """Put goal ``t`` into ``stage``'s objective, aimed at its level tightened by ``slip``."""
         weight = self.tier_weight[t.key]
         s = self._surrogate(t, moving=t.kind in ("cvar_lower", "cvar_upper"))
@@ -501,7 +325,7 @@ class FirstOrderSolver(SolverBase):
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             kept = np.flatnonzero(keep)
             if kept.size:
-                self.bounds["hold " + t.key] = _PointBounds(t, kept, np.full(kept.size, hold), t.sign, False)
+                self.bounds["hold " + t.key] = PointBounds(t, kept, np.full(kept.size, hold), t.sign, False)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
         # bound), but
@@ -511,10 +335,10 @@ class FirstOrderSolver(SolverBase):
         reached = t.excess_gy(dose[t.rows]) + smoothing
         allowed = max(self.achieved[t.key] - self.settings.hold_safety_gy, reached)   # Gy beyond the level
         if t.kind == "voxel_max":
-            self.bounds["hold " + t.key] = _PointBounds(t, np.arange(t.n_points), point_levels(t) + allowed, 1.0, False)
+            self.bounds["hold " + t.key] = PointBounds(t, np.arange(t.n_points), point_levels(t) + allowed, 1.0, False)
         else:
             bound = float(np.max(t.level_gy)) + t.sign * allowed
-            self.scalars["hold " + t.key] = _ScalarBound(self._surrogate(t), bound, t.sign, False)
+            self.scalars["hold " + t.key] = ScalarBound(self._surrogate(t), bound, t.sign, False)
 
     def solve_priority(self, p: int, label: str | None = None, carry: bool = False) -> StageResult | None:
         """Solve the stage of priority ``p`` (None if it has no soft goals). ``carry`` is accepted for
@@ -526,7 +350,7 @@ class FirstOrderSolver(SolverBase):
         t0 = time.perf_counter()
         slip = float(self.slips_gy.get(p, 0.0))
         name = label or f"priority {p}"
-        stage = _Stage(linear=self.settings.integral_dose_weight * self.integral_per_weight)
+        stage = StageObjective(linear=self.settings.integral_dose_weight * self.integral_per_weight)
         for t in stage_terms:
             self._release(t)     # solved again: its own hold goes
             self.achieved.pop(t.key, None)
@@ -595,7 +419,7 @@ class FirstOrderSolver(SolverBase):
 
         before = self.weights.copy()
         deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
-        stage = _Stage(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
+        stage = StageObjective(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
         status, outer, iterations = self._solve(stage, "normal tissue", deadline,
                                                 first_inner=self.settings.nt_first_inner_iterations)
         notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]

@@ -1,0 +1,194 @@
+"""The first-order engine's pieces (:mod:`.first_order`): the smoothed hinge, a goal's smooth surrogate
+(mean or CVaR with its threshold as a variable), point and scalar bounds held by an augmented
+Lagrangian, and what a stage's objective is made of. Pure numerics on the working dose rows; the engine
+passes its settings in (the hinge's width, the caps' safety).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .holds import point_map
+from .terms import Term, dvh_dose, dvh_tail
+
+
+def aimed_levels(levels_gy: np.ndarray, safety_gy: float) -> np.ndarray:
+    """Hard cap levels aimed ``safety_gy`` inside, or half-way to zero for a cap smaller than twice that
+    (a cap between the exhausted threshold, 0.01 Gy, and 0.02 Gy must not become a negative dose bound)."""
+    levels_gy = np.asarray(levels_gy, dtype=float)
+    return levels_gy - np.minimum(safety_gy, 0.5 * levels_gy)
+
+
+def smooth_hinge(z: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """(value, derivative) of a smooth upper bound of max(0, z): zero below -tau/2, quadratic up to
+    tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read."""
+    y = np.asarray(z, dtype=float) + tau / 2.0
+    quad = (y > 0) & (y < tau)
+    value = np.where(y >= tau, y - tau / 2.0, np.where(quad, y * y / (2.0 * tau), 0.0))
+    slope = np.where(y >= tau, 1.0, np.where(quad, y / tau, 0.0))
+    return value, slope
+
+
+def rebase(mapping: sp.csr_matrix, voxels: np.ndarray, position: np.ndarray) -> sp.csr_matrix:
+    """``mapping`` (points x ``voxels``) as a map from the working rows (``position``: voxel -> row)."""
+    m = sp.csr_matrix(mapping)
+    return sp.csr_matrix((m.data, position[voxels][m.indices], m.indptr), shape=(m.shape[0], int(position.max()) + 1))
+
+
+@dataclass
+class PointBounds:
+    """``sign * (dose at point - bound_gy) <= 0`` at chosen points of a term (a hard cap, a plan
+    ceiling, a held goal), held through an augmented Lagrangian with one multiplier per point."""
+
+    term: Term
+    points: np.ndarray
+    bound_gy: np.ndarray
+    sign: float
+    hard: bool
+    lam: np.ndarray | None = None
+    G: sp.csr_matrix | None = None
+
+    def __post_init__(self) -> None:
+        self.point_map, self.voxels = point_map(self.term, self.points)
+        if self.lam is None:
+            self.lam = np.zeros(self.points.size)
+
+    def bind(self, position: np.ndarray) -> None:
+        self.G = rebase(self.point_map, self.voxels, position)
+
+
+@dataclass
+class Surrogate:
+    """A goal's smooth surrogate on the working rows: the mean, or the CVaR (the mean of the hottest
+    or coldest fraction q) with its threshold as variable ``eta`` (index ``slot`` in the variables).
+    A soft maximum (``voxel_max``) is the upper CVaR of its points' excess over their levels at
+    q = one point: its largest excess, as the LP engine minimises it.
+
+    ``moving``: a stage's own dose-volume goal, read exactly. At the start of every outer iteration
+    (:meth:`select`) the points outside the DVH's free tail are chosen from the full-matrix dose (the
+    warmest 95 % for a D95% minimum), and the surrogate is their smallest dose (largest, for a
+    maximum), the CVaR of that set at one point: the DVH point itself. The CVaR of the tail reads
+    lower than the DVH point for a minimum, and aiming it at the level overdoses the rest (TG-119 at
+    3 mm: PTV D95% 51.5 Gy and Dmax 57.4 Gy for a 50 Gy goal). Which points form the tail is not
+    convex; the first outer iteration of a stage (``seeding``) penalises the mean shortfall of every
+    point instead, so the points that are dear to raise (next to a capped organ) end in the tail,
+    where a set taken from the stage's starting dose keeps whatever points were cold there."""
+
+    term: Term
+    tau_gy: float         # the hinge's smoothing width (Gy): the engine's settings.tau_gy
+    slot: int = -1
+    G: sp.csr_matrix | None = None
+    GT: sp.csr_matrix | None = None
+    moving: bool = False
+    seeding: bool = False
+
+    def __post_init__(self) -> None:
+        t = self.term
+        self.cvar = t.kind in ("cvar_upper", "cvar_lower", "voxel_max")
+        self.upper = t.kind in ("cvar_upper", "voxel_max")
+        if self.moving and t.kind not in ("cvar_upper", "cvar_lower"):
+            raise ValueError(f"term {t.key}: only a dose-volume (CVaR) term is read on a moving set of points")
+        n = t.n_points if self.cvar else t.rows.size
+        v = np.asarray(t.point_weights, dtype=float) if t.point_weights is not None and t.kind != "voxel_max" \
+            else np.ones(n)
+        self.v = v / v.sum()
+        self.q = 1.0 / n if t.kind == "voxel_max" else t.fraction
+        self.offset = np.broadcast_to(np.asarray(t.level_gy, dtype=float), (n,)) if t.kind == "voxel_max" \
+            else np.zeros(n)
+        if self.cvar:
+            self.point_map, self.voxels = point_map(t, np.arange(n))
+        else:
+            self.point_map, self.voxels = sp.identity(n, format="csr"), t.rows
+
+    def select(self, dose: np.ndarray, seed: bool = False) -> None:
+        """(moving only) Choose the points outside the free tail of the DVH at the full-grid ``dose``
+        (Gy); ``seed``: every point, whose mean shortfall the stage then penalises (see the class)."""
+        t = self.term
+        values = t.point_values(dose[t.rows])
+        self.seeding = bool(seed)
+        if seed:
+            points = np.arange(values.size)
+        else:
+            points = np.flatnonzero(~dvh_tail(values, t.fraction, self.upper, t.point_weights))
+        if points.size == 0:   # a tail of the whole structure (fraction ~ 1): its extreme point
+            points = np.array([int(np.argmax(values) if self.upper else np.argmin(values))])
+        self.point_map, self.voxels = point_map(t, points)
+        self.v = np.full(points.size, 1.0 / points.size)
+        self.q = 1.0 / points.size
+        self.offset = np.zeros(points.size)
+
+    def bind(self, position: np.ndarray) -> None:
+        self.G = rebase(self.point_map, self.voxels, position)
+        self.GT = self.G.T.tocsr()   # a transposed view costs more to build than its product, per call
+
+    def start(self, d: np.ndarray) -> float:
+        """A threshold to start from: the DVH point at the dose ``d``."""
+        if not self.cvar:
+            return 0.0
+        return dvh_dose(self.G @ d - self.offset, self.q, self.upper, self.v)
+
+    def value(self, d: np.ndarray, eta: float) -> tuple[float, np.ndarray, float]:
+        """(surrogate in Gy, its gradient in d, its derivative in eta). Upper CVaR:
+        eta + sum v h(p - eta) / q (its minimum over eta is the CVaR, convex); lower:
+        eta - sum v h(eta - p) / q (maximum over eta, concave)."""
+        p = self.G @ d - self.offset
+        if not self.cvar:
+            return float(self.v @ p), self.GT @ self.v, 0.0
+        q = self.q
+        if self.upper:
+            h, s = smooth_hinge(p - eta, self.tau_gy)
+            return float(eta + self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
+        h, s = smooth_hinge(eta - p, self.tau_gy)
+        return float(eta - self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
+
+
+@dataclass
+class ScalarBound:
+    """``sign * (surrogate - bound_gy) <= 0`` for a mean or a CVaR: a hard organ limit on a mean or a
+    dose-volume metric, or an earlier goal's hold, through an augmented Lagrangian (multiplier ``mu``)."""
+
+    surrogate: Surrogate
+    bound_gy: float
+    sign: float
+    hard: bool
+    mu: float = 0.0
+
+
+class BoundStack:
+    """Every point bound of a stage as one signed map (rows ``sign * G``, bounds ``sign * bound``): one
+    product per gradient instead of one per organ (NPC phantom at 2.5 mm: the per-organ products and
+    their full-length sums were 40 % of the stage time)."""
+
+    def __init__(self, bounds: list[PointBounds], n_rows: int) -> None:
+        self.bounds = bounds
+        self.cuts = np.cumsum([0] + [b.points.size for b in bounds])
+        if bounds:
+            self.S = sp.vstack([b.sign * b.G for b in bounds], format="csr")
+            self.rhs = np.concatenate([b.sign * b.bound_gy for b in bounds])
+            self.lam = np.concatenate([b.lam for b in bounds])
+        else:
+            self.S, self.rhs, self.lam = sp.csr_matrix((0, n_rows)), np.zeros(0), np.zeros(0)
+        self.ST = self.S.T.tocsr()
+
+    def excess(self, d: np.ndarray) -> np.ndarray:
+        """Gy beyond its bound at every point (<= 0: held)."""
+        return self.S @ d - self.rhs
+
+    def update(self, excess: np.ndarray, rho: float) -> None:
+        """Multiplier step ``lam <- max(0, lam + rho * excess)``, written back to each bound."""
+        self.lam = np.maximum(0.0, self.lam + rho * excess)
+        for b, lo, hi in zip(self.bounds, self.cuts[:-1], self.cuts[1:]):
+            b.lam = self.lam[lo:hi]
+
+
+@dataclass
+class StageObjective:
+    """One stage's smooth problem: its objective's parts (constraints are the solver's bounds)."""
+
+    linear: np.ndarray                                   # Gy per unit weight
+    goals: list = field(default_factory=list)            # (surrogate, aim_gy, sign, weight): weight * h(sign*(s - aim))
+    alara: list = field(default_factory=list)            # (surrogate, weight): weight * s
+    extra: object = None                                 # callable(d, w, position) -> (value, grad_d, grad_w)
+    extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
