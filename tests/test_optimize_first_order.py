@@ -6,6 +6,8 @@ stages keep earlier goals within their slip, an unreachable first-priority goal 
 acceptable tier only where the desirable one blocks the target, determinism; and the smooth
 surrogates against their exact values.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -287,9 +289,8 @@ def test_with_no_slip_the_holds_still_admit_each_stages_own_result():
     """Slip 0 and an unmet mean goal: the hold of each goal is at what its stage reached, not 0.02 Gy
     inside it, so every later stage (the last included) can still be solved."""
     ts = terms_for(60, 66, cap_des=10.0)
-    for t in ts.terms:
-        if t.goal_id == "Other_Dmean":
-            t.level_gy = 0.0            # unreachable: the stage leaves it short
+    # the mean goal made unreachable: the stage leaves it short
+    ts.terms[:] = [dataclasses.replace(t, level_gy=0.0) if t.goal_id == "Other_Dmean" else t for t in ts.terms]
     out = run(ts, slips_gy={1: 0.0, 2: 0.0, 3: 0.0},
               normal=NormalTissue(np.arange(66, 80), np.array([], int), np.array([])), **FO)
     assert all(s.status == "optimal" for s in out.stages), [(s.name, s.status, s.notes) for s in out.stages]

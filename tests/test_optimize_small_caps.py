@@ -6,6 +6,8 @@
 * An exhausted point (cap 0: the prior dose alone reaches the limit) cannot be held by any cap that is
   aimed inside it: its new dose is minimised first instead, and the rest of the organ stays capped.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def exhausted_terms(lo, hi, point=3, cap_gy=10.0):
     ts = terms_for(lo, hi, cap_des=cap_gy)
     levels = np.full(hi - lo, cap_gy)
     levels[point] = 0.0
-    ts.terms[0].level_gy = levels
+    ts.terms[0] = dataclasses.replace(ts.terms[0], level_gy=levels)
     return ts
 
 

@@ -32,9 +32,10 @@ class UnsupportedGoal(ValueError):
     """A protocol goal the optimizer cannot represent as a convex term (it is still evaluated)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Term:
-    """One goal's convex surrogate.
+    """One goal's convex surrogate (frozen: the stages read it, none changes it; a changed term is a new
+    one, ``dataclasses.replace``).
 
     Attributes:
         goal_id: the protocol goal's id.
@@ -77,7 +78,7 @@ class Term:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"term {self.goal_id}: unknown kind {self.kind!r}")
-        self.sense = "min" if self.kind in ("mean_min", "cvar_lower") else "max"
+        object.__setattr__(self, "sense", "min" if self.kind in ("mean_min", "cvar_lower") else "max")
 
     @property
     def n_points(self) -> int:
