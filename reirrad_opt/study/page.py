@@ -59,11 +59,11 @@ def _save(out: Path, name: str, fig) -> str:
 
 
 def _plotted_variables(spec, table) -> list[str]:
-    """Swept variables as table columns, plus 'case' and varying case parameters."""
+    """Swept variables as table columns, plus the varying case parameters (or the case)."""
     names = []
     if table["case"].nunique() > 1:
-        names.append("case")
-        names += [c for c in table.columns if c.startswith("case_") and table[c].nunique() > 1]
+        params = [c for c in table.columns if c.startswith("case_") and table[c].nunique() > 1]
+        names += params or ["case"]   # a varying phantom parameter says more than the case's name
     for s in spec.swept:
         col = "option_" + s[len("options."):] if s.startswith("options.") else s
         if col in table.columns and col not in ("gantry_angles_deg",) and table[col].nunique(dropna=False) > 1:
