@@ -12,6 +12,7 @@ from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
+from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
 
 
 def parse_recovery_spec(spec: str | None):
@@ -110,15 +111,20 @@ def register(subparsers) -> None:
                    help="photon beamlet size at the isocentre in mm (default 5)")
     p.add_argument("--spot-spacing-mm", type=positive_float, default=5.0,
                    help="particle spot spacing in mm (default 5)")
-    p.add_argument("--engine", choices=["lp", "first-order"], default=None,
-                   help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian) or lp "
-                        "(the exact LP optimum per stage, slower on fine grids); default the protocol's option, "
-                        "else first-order")
+    p.add_argument("--engine", choices=["lp", "first-order", "cvxpy"], default=None,
+                   help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian), lp "
+                        "(the exact LP optimum per stage, slower on fine grids) or cvxpy (the exact reference, "
+                        "small problems); default the settings' engine, else first-order")
+    p.add_argument("--settings", type=Path, default=None, metavar="FILE",
+                   help="planning settings: a TOML file with a [settings] table (engine, truncation, "
+                        "hold_dvh_points, target_homogeneity_weight, target_floor_pct_rx, and a table named after "
+                        "the engine with its constants; see docs/optimization.md); --engine overrides its engine")
     p.add_argument("--rbe", type=float, default=None, metavar="X",
                    help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
                         "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
                         "an error for photons")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
@@ -127,19 +133,23 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..planning import plan
+    from ..planning_settings import load_settings
     from ..report.plan_folder import write_plan_folder
 
     progress = progress_from_args(args)
     case = load_case_from_args(args)
-    target = prepare(args, "plan", inputs=[args.case, args.protocol, args.cache_dir,
+    settings = load_settings(args.settings) if args.settings else None
+    target = prepare(args, "plan", inputs=[args.case, args.protocol, args.settings, args.cache_dir, args.influence,
                                            case.source.get("reference_dir")])
+    influence = influence_from_args(args, case)
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
                   n_beams=args.beams, fractionation=args.fractionation, recovery=parse_recovery_spec(args.recovery),
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
-                  rbe=args.rbe, absent=absent_from_args(args), progress=progress)
-    extra = None
+                  rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
+                  progress=progress)
+    extra = matrad_result_writer(result)
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def extra(folder: Path) -> None:
             from tps_adapters.dicom import export_plan
