@@ -149,12 +149,13 @@ def run(args) -> int:
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
                   progress=progress)
-    extra = matrad_result_writer(result)
+    extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
-        def extra(folder: Path) -> None:
+        def dicom_export(folder: Path) -> None:
             from tps_adapters.dicom import export_plan
 
             export_plan(folder, case.source["reference_dir"], folder / "dicom")
+        extra = dicom_export
     write_plan_folder(result, target, extra=extra)
     print(summary_text(result, args.out))
     return exit_code([result.verdict])
