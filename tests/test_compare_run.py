@@ -114,7 +114,6 @@ def run(tmp_path_factory):
 
 def test_outputs_written(run):
     code, out, c, _ = run
-    assert code in (0, 3)
     assert code == (3 if "fail" in c["verdicts"].values() else 0)
     for name in ("comparison.json", "comparison.png", "falloff.png", "slices.png", "comparison.html",
                  "photon/plan.json", "photon/dose.npz", "proton/plan.json", "proton/dose.npz"):
