@@ -265,3 +265,15 @@ def test_command_on_a_process_cluster_and_resume(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "2 plans (2 kept, 0 run, 0 failed)" in captured.out and captured.err == ""
     assert len(pd.read_parquet(out / "results.parquet")) == 2
+
+
+def test_command_exit_code_when_plans_fail(tmp_path, capsys):
+    """Every plan of a case that cannot be built fails: rows written, exit code 5."""
+    from reirrad_opt.cli import main
+
+    body = CASE.replace("rgtv_gap_to_brainstem_mm = 4.0", "rgtv_radius_mm = 30.0\nrgtv_centre_z_mm = 0.0")
+    path = study_file(tmp_path, body + '[sweep]\nbeams = [3]\n')
+    assert main(["study", str(path), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 5
+    assert "1 plans (0 kept, 1 run, 1 failed)" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(table["status"]) == ["failed"] and list(table["error_class"]) == ["ValueError"]

@@ -1,7 +1,7 @@
 """``reirrad-opt study``: a plan-quality study (cases x variants) on Dask, a local cluster by
 default or an existing scheduler. One row per plan in results.parquet and results.csv, the page
 study.html, the record study.json. A study started again with the same --out runs only the
-variants without a result. Exit 0 when every variant has planned, 1 when some failed (their rows
+variants without a result. Exit 0 when every variant has planned, 5 when some failed (their rows
 hold the error), 2 for a bad study file or output folder, 130 when interrupted (finished
 variants are kept). See docs/study.md."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ._args import positive_float, positive_int
 from ._help import plain_description
 from ._progress import add_progress_arguments, progress_from_args
 
-EXIT_VARIANTS_FAILED = 1
+EXIT_VARIANTS_FAILED = 5   # some plans failed (1 is the operating system refusing a read or write)
 
 
 def register(subparsers) -> None:
