@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from ..report.case_figure import structure_colour  # noqa: E402
 from ..report.plan_figures import dvh_styles, format_volume_axis, plan_curves, plot_curve  # noqa: E402
-from ..report.slices import body_box_mm, mark_orientation, orthogonal_views  # noqa: E402
+from ..report.slices import body_box_mm, draw_outlines_and_frame, orthogonal_views  # noqa: E402
 
 STYLE = {0: "-", 1: "--"}
 MARKERS = {0: "o", 1: "s"}
@@ -141,19 +141,8 @@ def slices_figure(cmp, path: Path) -> None:
             else:
                 im = ax.imshow(np.ma.masked_where(~view.cut(case.body), sl), cmap="RdBu_r", alpha=0.8,
                                vmin=-dmax, vmax=dmax, origin="lower", extent=ext, interpolation="nearest")
-            for name in outlines:
-                m = view.cut(case.structures[name].mask)
-                if m.any():
-                    ax.contour(view.h_mm, view.v_mm, m.astype(float), levels=[0.5], colors=[colours[name]],
-                               linewidths=0.9, linestyles="dashed" if name.endswith("_R") else "solid")
-            box = boxes[col]
-            ax.set_xlim(box[0], box[1])
-            ax.set_ylim((box[3], box[2]) if view.flip_v else (box[2], box[3]))
-            ax.set_aspect("equal")
-            mark_orientation(ax, view.marks)
-            ax.set_title(f"{view.name}, {view.position}: {label}", fontsize=9.5, color="white")
-            ax.set_xlabel(view.h_label, fontsize=7.5, color="#cccccc")
-            ax.set_ylabel(view.v_label, fontsize=7.5, color="#cccccc")
+            draw_outlines_and_frame(ax, view, {n: case.structures[n].mask for n in outlines}, colours, boxes[col],
+                                    f"{view.name}, {view.position}: {label}", fontsize=9.5)
             ax.tick_params(colors="#aaaaaa", labelsize=7)
         cb = fig.colorbar(im, ax=axes[row, :].tolist(), shrink=0.85, extend="both" if kind == "diff" else "max")
         cb.set_label(label, color="white")

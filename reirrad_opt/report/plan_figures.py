@@ -19,7 +19,7 @@ from ..evaluate.curves import EvaluationCurve, evaluation_curves
 from ..evaluate.metrics import resolve
 from ..protocol import parse_metric
 from .case_figure import structure_colour
-from .slices import body_box_mm, mark_orientation, orthogonal_views
+from .slices import body_box_mm, draw_outlines_and_frame, orthogonal_views
 
 # dark / light pairs (tab20): a left organ takes the dark colour, solid; its right partner the light one, dashed
 _PAIRS = ("#1f77b4", "#6baed6", "#d62728", "#ff9896", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#ff7f0e",
@@ -242,19 +242,8 @@ def dose_figure(plan, path: Path, cumulative_eqd2_gy: np.ndarray) -> Figure:
                 ax.contour(view.h_mm, view.v_mm, d, levels=levels,
                            colors=[iso[n % len(iso)] for n in range(len(levels))],
                            linewidths=1.6)
-            for name in outlines:
-                m = view.cut(case.structures[name].mask)
-                if m.any():
-                    ax.contour(view.h_mm, view.v_mm, m.astype(float), levels=[0.5], colors=[colours[name]],
-                               linewidths=0.9, linestyles="dashed" if name.endswith("_R") else "solid")
-            box = boxes[col]
-            ax.set_xlim(box[0], box[1])
-            ax.set_ylim((box[3], box[2]) if view.flip_v else (box[2], box[3]))
-            ax.set_aspect("equal")
-            mark_orientation(ax, view.marks)
-            ax.set_title(f"{view.name}, {view.position}", color="white", fontsize=10)
-            ax.set_xlabel(view.h_label, color="#cccccc", fontsize=8)
-            ax.set_ylabel(view.v_label, color="#cccccc", fontsize=8)
+            draw_outlines_and_frame(ax, view, {n: case.structures[n].mask for n in outlines}, colours, boxes[col],
+                                    f"{view.name}, {view.position}")
             ax.tick_params(colors="#aaaaaa", labelsize=7)
             for spine in ax.spines.values():
                 spine.set_color("#555555")

@@ -83,3 +83,22 @@ def mark_orientation(ax, marks: tuple[str, str, str, str], colour: str = "yellow
     for text, xy, ha, va in ((left, (0.01, 0.5), "left", "center"), (right, (0.99, 0.5), "right", "center"),
                              (top, (0.5, 0.99), "center", "top"), (bottom, (0.5, 0.01), "center", "bottom")):
         ax.text(*xy, text, transform=ax.transAxes, color=colour, fontsize=10, fontweight="bold", ha=ha, va=va)
+
+
+def draw_outlines_and_frame(ax, view: SliceView, masks: dict[str, np.ndarray], colours: dict, box,
+                            title: str, fontsize: float = 10.0) -> None:
+    """Outline each structure of ``masks`` on the slice (right-sided organs, names ending in _R,
+    dashed, so left and right are told apart), crop the axes to ``box`` (h0, h1, v0, v1 in mm),
+    keep mm equal on both axes, and write the orientation letters, the title and the mm labels."""
+    for name, mask in masks.items():
+        m = view.cut(mask)
+        if m.any():
+            ax.contour(view.h_mm, view.v_mm, m.astype(float), levels=[0.5], colors=[colours[name]],
+                       linewidths=0.9, linestyles="dashed" if name.endswith("_R") else "solid")
+    ax.set_xlim(box[0], box[1])
+    ax.set_ylim((box[3], box[2]) if view.flip_v else (box[2], box[3]))
+    ax.set_aspect("equal")
+    mark_orientation(ax, view.marks)
+    ax.set_title(title, fontsize=fontsize, color="white")
+    ax.set_xlabel(view.h_label, fontsize=fontsize - 2, color="#cccccc")
+    ax.set_ylabel(view.v_label, fontsize=fontsize - 2, color="#cccccc")

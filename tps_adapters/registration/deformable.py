@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from .errors import RegistrationError
 from .result import Registration, affine_transform
-from .rigid import box_mask, prepare
+from .rigid import box_mask, mutual_information_method, prepare
 
 DEFORMABLE_WARNING = ("deformable registration: mapping a prior course's dose through a deformation is uncertain "
                       "(anatomy changed, tissue lost or gained has no true correspondence); review the QA figure and "
@@ -77,14 +77,7 @@ def register_deformable(fixed_ct: sitk.Image, moving_ct: sitk.Image, rigid: Regi
     extent = np.array(fixed.GetSize()) * np.array(fixed.GetSpacing())
     mesh = [max(1, int(round(e / settings.control_point_spacing_mm))) for e in extent]
     bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
-    mask = box_mask(fixed, region_xyz_mm)
-    if mask is not None:
-        method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
+    method = mutual_information_method(fixed, region_xyz_mm, settings)
     method.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=settings.iterations,
                                 maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=4 * settings.iterations)
     method.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
@@ -99,7 +92,7 @@ def register_deformable(fixed_ct: sitk.Image, moving_ct: sitk.Image, rigid: Regi
         raise RegistrationError(f"deformable registration of the prior CT onto the new CT failed: {exc}") from exc
     # a point x of the new CT goes first through the B-spline, then through the rigid transform
     composite = sitk.CompositeTransform([rigid_t, bspline])
-    jac = _checked_jacobian(bspline, fixed, mask)
+    jac = _checked_jacobian(bspline, fixed, box_mask(fixed, region_xyz_mm))
     details = {"rigid_metric_value": rigid.metric_value, "control_point_spacing_mm": settings.control_point_spacing_mm,
                "mesh_size_xyz": mesh, "iterations": int(method.GetOptimizerIteration()),
                "stop": method.GetOptimizerStopConditionDescription(), "working_voxel_mm": settings.working_voxel_mm,

@@ -69,6 +69,22 @@ def box_mask(fixed: sitk.Image, box_xyz_mm: tuple[tuple[float, float, float], tu
     return image
 
 
+def mutual_information_method(fixed: sitk.Image, region_xyz_mm, settings) -> sitk.ImageRegistrationMethod:
+    """A registration method with Mattes mutual information (``settings.histogram_bins``), a seeded
+    random sample of ``settings.sampling_fraction`` of the fixed voxels, restricted to the region
+    (low xyz, high xyz in LPS mm, or None for the whole image), and linear interpolation; the
+    caller adds the transform and the optimizer."""
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
+    mask = box_mask(fixed, region_xyz_mm)
+    if mask is not None:
+        method.SetMetricFixedMask(mask)
+    method.SetInterpolator(sitk.sitkLinear)
+    return method
+
+
 def prepare(image: sitk.Image, voxel_mm: float) -> sitk.Image:
     """CT (HU) -> float32 working image (HU + 1000, isotropic ``voxel_mm``)."""
     shifted = sitk.Cast(image, sitk.sitkFloat32) + HU_OFFSET
@@ -84,14 +100,7 @@ def register_rigid(fixed_ct: sitk.Image, moving_ct: sitk.Image, *, settings: Rig
     moving = prepare(moving_ct, settings.working_voxel_mm)
     initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                                 sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
-    mask = box_mask(fixed, region_xyz_mm)
-    if mask is not None:
-        method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
+    method = mutual_information_method(fixed, region_xyz_mm, settings)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3,
                                                     numberOfIterations=settings.iterations,
                                                     relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
