@@ -72,12 +72,18 @@ class Count:
 def client():
     from dask.distributed import Client, LocalCluster
 
-    # threads, so that the test's counters see every call; the command uses processes (tested below)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    c = Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
+    from threadpoolctl import threadpool_limits
+
+    # threads, so that the test's counters see every call; the command uses processes (tested below).
+    # BLAS is limited to one thread for the whole module: the first-order engine limits BLAS while it
+    # optimizes, and that limit is process-wide, so two plans in two threads of one process would
+    # otherwise change each other's BLAS threading (and summation order) mid-run.
+    with threadpool_limits(limits=1):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+        c = Client(cluster)
+        yield c
+        c.close()
+        cluster.close()
 
 
 @pytest.fixture(scope="module")
