@@ -6,8 +6,8 @@ RayStation: the RayStation Alderson pelvis export (CT, RTPLAN, RTDOSE as the pri
 name, mapped to TG-263 'Rectum' in request.json). No recurrence is contoured, so the request asks
 for a synthetic rGTV next to the rectum (12 mm sphere in the prior PTV). The protocol is a small
 pelvic one with cumulative-EQD2 limits on rectum and bladder (alpha/beta 3 Gy), so the cap map and
-the cumulative goals have organs to act on. An OpenKBP patient is not used: the project has no
-exporter that writes a CT series and RTSTRUCT from OpenKBP data.
+the cumulative goals have organs to act on. A head-and-neck case (an OpenKBP patient exported as a
+TPS would) is in tests/test_tps_run_openkbp.py.
 """
 from __future__ import annotations
 
