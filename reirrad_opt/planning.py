@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import __version__
 from .case import Case
-from .geometry import Structure, distance_outside_mm, recurrent_target_volumes
-from .optimize import NormalTissue, OptimizationOutcome, optimize_plan
-from .optimize.build import DEFAULT_POINT_SPACING_MM, build_terms
+from .geometry import Structure, recurrent_target_volumes
+from .optimize import OptimizationOutcome, build_problem, optimize_plan
+from .optimize.normal_tissue import (MAX_NORMAL_SAMPLES, MAX_RING_SAMPLES, RING_HALF_DOSE_MM, RING_MM,  # noqa: F401
+                                     normal_tissue_setup, roughness_operator)  # (re-exported: planning's names before)
 from .planning_settings import PlanningSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
@@ -32,10 +32,6 @@ if TYPE_CHECKING:   # annotations only: these modules import the planner's neigh
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
-RING_MM = 30.0               # ring around the PTV whose dose fall-off is shaped in the last stage
-RING_HALF_DOSE_MM = 10.0     # reference fall-off: Rx at the PTV surface, Rx/2 at 10 mm, >= 25 % of Rx
-MAX_NORMAL_SAMPLES = 6000    # body voxels of the mean-dose term (deterministic stride sample; one cost vector)
-MAX_RING_SAMPLES = 2500      # ring voxels of the fall-off term (one LP row each, deterministic stride sample)
 MODALITIES = ("photon", "proton", "particle", "carbon")
 
 
@@ -182,65 +178,6 @@ def ensure_target_volumes(case: Case, *, ctv_margin_mm: float = 5.0, ptv_margin_
             f"critical organs + {oar_curtail_mm:g} mm); PTV = rCTV + {ptv_margin_mm:g} mm within the body"]
 
 
-def _stride_sample(indices: np.ndarray, n_max: int) -> np.ndarray:
-    if indices.size <= n_max:
-        return indices
-    return indices[:: int(np.ceil(indices.size / n_max))]
-
-
-def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence, *, homogeneity_weight: float = 1.0,
-                        floor_pct_rx: float = 0.0) -> NormalTissue:
-    """Sampled body voxels, the fall-off ring around the PTV, the fluence-roughness operator, and the
-    PTV's homogeneity term: ``homogeneity_weight`` (1/Gy^2) on its dose outside [``floor_pct_rx`` % of
-    Rx, Rx] (the protocol options ``target_homogeneity_weight`` and ``target_floor_pct_rx``)."""
-    grid = case.grid
-    dist = distance_outside_mm(ptv, grid).ravel()
-    body = case.body.ravel()
-    ring = np.flatnonzero(body & (dist > 0) & (dist <= RING_MM))
-    ring = _stride_sample(ring, MAX_RING_SAMPLES)
-    reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / RING_HALF_DOSE_MM)
-    far = _stride_sample(np.flatnonzero(body & (dist > 0)), MAX_NORMAL_SAMPLES)
-    return NormalTissue(far, ring, reference, roughness_operator(influence), target_rows=np.flatnonzero(ptv.ravel()),
-                        target_reference_gy=rx_gy, hot_weight=float(homogeneity_weight),
-                        target_floor_gy=float(floor_pct_rx) / 100.0 * rx_gy)
-
-
-def roughness_operator(influence) -> sp.csr_matrix | None:
-    """Differences between laterally neighbouring bixels/spots of the same beam and energy layer."""
-    cols = getattr(influence, "columns", None)
-    if cols is None:
-        return None
-    get = (lambda k: cols[k]) if isinstance(cols, dict) else (lambda k: getattr(cols, k))
-    try:
-        beam = np.asarray(get("beam"))
-        u = np.asarray(get("u_mm"), dtype=float)
-        v = np.asarray(get("v_mm"), dtype=float)
-    except (KeyError, AttributeError):
-        return None
-    try:
-        layer = np.asarray(get("energy_mev"), dtype=float)
-    except (KeyError, AttributeError):
-        layer = np.zeros_like(u)
-    pairs = []
-    for key in np.unique(np.stack([beam, layer], axis=1), axis=0):
-        idx = np.flatnonzero((beam == key[0]) & (layer == key[1]))
-        if idx.size < 2:
-            continue
-        pu, pv = u[idx], v[idx]
-        step = np.min(np.diff(np.unique(pu))) if np.unique(pu).size > 1 else np.inf
-        for a_pos, a in enumerate(idx):
-            near = idx[(np.abs(pu - pu[a_pos]) + np.abs(pv - pv[a_pos]) > 0) &
-                       (np.abs(pu - pu[a_pos]) + np.abs(pv - pv[a_pos]) <= step * 1.01)]
-            pairs.extend((a, b) for b in near if b > a)
-    if not pairs:
-        return None
-    p = np.asarray(pairs)
-    n = len(p)
-    data = np.concatenate([np.ones(n), -np.ones(n)])
-    rows = np.concatenate([np.arange(n), np.arange(n)])
-    return sp.csr_matrix((data, (rows, np.concatenate([p[:, 0], p[:, 1]]))), shape=(n, beam.size))
-
-
 def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_deg=None, n_beams: int | None = None,
          fractionation: str | None = None, recovery=None, optic_nerve_rule: str | None = None,
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
@@ -336,38 +273,18 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     progress(f"influence: ready for {len(beams)} {'beams' if ion is None else 'fields'} ({t_influence:.1f} s); "
              f"optimizing")
 
-    # the optimizer and the evaluation see the RBE-weighted dose; the cached matrix stays physical
-    matrix = influence.matrix if rbe_setting.rbe == 1.0 else sp.csr_matrix(
-        (influence.matrix.data * np.float32(rbe_setting.rbe), influence.matrix.indices, influence.matrix.indptr),
-        shape=influence.matrix.shape)
-
     t0 = time.perf_counter()
     how = (settings if settings is not None else PlanningSettings.from_protocol_options(protocol.options)) \
         .with_overrides(engine=engine, engine_settings=engine_settings, truncation=truncation, lp_solver=solver)
     engine = how.engine
-    # dose-volume goals on every voxel for the first-order engine (a gradient costs little more; held on
-    # 5 mm cell points, TG-119's PTV D95% read 0.45 Gy below its hold once the last stage pushed the dose
-    # down to it), on cell points for the LP (each point is a dense row)
-    termset = build_terms(case, protocol, frac.n_fractions, rx_gy, protocol.recovery,
-                          point_spacing_mm=None if engine == "first-order" else DEFAULT_POINT_SPACING_MM)
-    masks = {name: s.mask for name, s in case.structures.items()}
+    problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe)
 
     def read_metric(metric: str, dose_gy: np.ndarray, structure: str) -> float:
         """A goal's metric as the evaluation reads it (the optimizer aims its holds and limit tier at it)."""
-        return metric_value(metric, dose_gy, masks[structure], case.grid, rx_gy).value
+        return metric_value(metric, dose_gy, problem.masks[structure], case.grid, rx_gy).value
 
-    slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
-             for p, slip in protocol.slips.items()}
-    outcome = optimize_plan(matrix, termset, rx_gy=rx_gy, slips_gy=slips, grid=case.grid, masks=masks,
-                            limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
-                            normal=normal_tissue_setup(
-                                case, ptv, rx_gy, influence,
-                                homogeneity_weight=how.target_homogeneity_weight,
-                                floor_pct_rx=how.target_floor_pct_rx),
-                            solver=how.lp_solver,
-                            truncation=how.truncation,
-                            hold_dvh_points=how.hold_dvh_points,
-                            engine=engine, settings=how.engine_settings, read_metric=read_metric,
+    outcome = optimize_plan(problem, engine=engine, settings=how.engine_settings, solver=how.lp_solver,
+                            truncation=how.truncation, hold_dvh_points=how.hold_dvh_points, read_metric=read_metric,
                             extra_terms=extra_terms, progress=progress)
     t_optimize = time.perf_counter() - t0
 
@@ -396,12 +313,3 @@ def _check_influence(influence, case: Case, modality: str) -> None:
         raise ValueError(f"influence matrix: modality {influence.modality!r}, but the plan is {modality!r}")
     if influence.matrix.nnz and float(influence.matrix.data.min()) < 0:
         raise ValueError("influence matrix: negative entries (dose per unit weight must be >= 0 Gy)")
-
-
-def _slip_gy(slip, rx_gy: float) -> float:
-    value, unit = float(slip.value), str(slip.unit)
-    if unit == "Gy":
-        return value
-    if unit in ("%", "%Rx"):
-        return value / 100.0 * rx_gy
-    raise ValueError(f"slip unit must be 'Gy' or '%', got {unit!r}")

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from reirrad_opt.geometry import Grid
 from reirrad_opt.evaluate import metric_value
-from reirrad_opt.optimize import NormalTissue, Term, TermSet, optimize_plan
+from reirrad_opt.optimize import LexicographicProblem, NormalTissue, Term, TermSet, optimize_plan
 
 N = 80
 GRID = Grid((1, 1, N), (1.0, 1.0, 1.0))
@@ -73,7 +73,10 @@ def run(termset, **kw):
     kw.setdefault("slips_gy", {1: 0.6, 2: 0.6, 3: 0.6})
     kw.setdefault("read_metric", lambda metric, dose, structure: metric_value(metric, dose, masks[structure], GRID,
                                                                              RX).value)
-    return optimize_plan(beamlet_matrix(), termset, rx_gy=RX, grid=GRID, masks=masks, **kw)
+    problem = LexicographicProblem.from_termset(
+        beamlet_matrix(), termset, rx_gy=RX, grid=GRID, masks=masks, slips_gy=kw.pop("slips_gy"),
+        normal=kw.pop("normal", None), limit_choice=kw.pop("limit_choice", "desirable_then_acceptable"))
+    return optimize_plan(problem, **kw)
 
 
 def test_feasible_plan_meets_every_goal_and_never_exceeds_caps():

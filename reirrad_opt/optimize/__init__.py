@@ -5,11 +5,13 @@ from .engine_lp import LPSettings, LPSolver
 from .engines import DEFAULT_ENGINE, engine_names, get_engine, register_engine
 from .first_order import FirstOrderSettings, FirstOrderSolver
 from .lexicographic import OptimizationOutcome, optimize_plan
+from .problem import LexicographicProblem, build_problem
 from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
 from .terms import Term, TermSet, UnsupportedGoal
 
-__all__ = ["optimize_plan", "OptimizationOutcome", "DEFAULT_ENGINE", "engine_names", "get_engine", "register_engine",
+__all__ = ["build_problem", "LexicographicProblem", "optimize_plan", "OptimizationOutcome",
+           "DEFAULT_ENGINE", "engine_names", "get_engine", "register_engine",
            "SolverBase", "StageSettings", "LPSolver", "LPSettings", "FirstOrderSolver", "FirstOrderSettings",
            "CvxpySolver", "CvxpySettings",
            "NormalTissue", "StageResult", "Term", "TermSet", "UnsupportedGoal"]

@@ -14,18 +14,16 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..geometry import Grid
 from ..progress import SILENT, Progress
-from .terms import CEILING_IDS, TermSet
+from .terms import CEILING_IDS
 from .diagnosis import binding_goals, diagnose_target
 from .dose_rows import DoseRows
 from .engines import DEFAULT_ENGINE, get_engine
+from .problem import LexicographicProblem
 from .solver_base import SolverBase, StageSettings
-from .stage import NormalTissue, StageResult
-
-LIMIT_CHOICES = ("desirable_then_acceptable", "desirable", "acceptable")
+from .stage import StageResult
 
 
 @dataclass
@@ -117,14 +115,13 @@ def _organs_near(terms, targets, hard_goal_ids, masks, grid: Grid, within_voxels
     return near
 
 
-def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slips_gy: dict[int, float],
-                  grid: Grid, masks: dict[str, np.ndarray], limit_choice: str = "desirable_then_acceptable",
-                  normal: NormalTissue | None = None, solver: str = "HIGHS", truncation: float = 0.01,
+def optimize_plan(problem: LexicographicProblem, *, engine: str = DEFAULT_ENGINE,
+                  settings: StageSettings | None = None, solver: str = "HIGHS", truncation: float = 0.01,
                   hold_dvh_points: bool = True, first_method: str = "ipm",
-                  engine: str = DEFAULT_ENGINE, settings: StageSettings | None = None,
                   read_metric: MetricReader | None = None, extra_terms=(),
                   progress: Progress = SILENT) -> OptimizationOutcome:
-    """Solve all priorities of ``termset`` lexicographically and return the outcome.
+    """Solve all priorities of ``problem`` (:class:`~.problem.LexicographicProblem`, see
+    :func:`~.problem.build_problem`) lexicographically and return the outcome; ``problem`` is left as it was.
 
     ``truncation``: entries of the influence matrix below this fraction of their column's maximum
     are left out of the LP rows and added back as a per-row constant at the previous fluence,
@@ -142,24 +139,24 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
     are read at the optimizer's points only (no hold shifted, no tier chosen, by the evaluation's reading).
     ``extra_terms``: user terms on the dose expression, for an engine that takes them (``'cvxpy'``, see
     :mod:`.engine_cvxpy`); ValueError for another engine."""
-    if limit_choice not in LIMIT_CHOICES:
-        raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {limit_choice!r}")
-    hard_goals = sorted({t.goal_id for t in termset.terms if t.hard})
-    has_acceptable = {t.goal_id for t in termset.terms if t.hard and t.tier == "acceptable"}
+    matrix, grid, masks, normal = problem.matrix, problem.grid, problem.masks, problem.normal
+    limit_choice = problem.limit_choice
+    hard_goals = list(problem.caps)
+    has_acceptable = set(problem.relaxable)
     start = "acceptable" if limit_choice == "acceptable" else "desirable"
     tiers = {g: (start if (start == "desirable" or g in has_acceptable) else "desirable") for g in hard_goals}
-    notes = list(termset.skipped) + list(termset.exhausted)
+    notes = list(problem.skipped) + list(problem.exhausted)
     rows = DoseRows(matrix, truncation)
     Solver = get_engine(engine)
-    kwargs = dict(rx_gy=rx_gy, slips_gy=slips_gy, progress=progress, rows=rows, hold_dvh_points=hold_dvh_points,
-                  measure=goal_reader(read_metric, masks, grid), settings=settings)
+    kwargs = dict(rx_gy=problem.rx_gy, slips_gy=dict(problem.slips_gy), progress=progress, rows=rows,
+                  hold_dvh_points=hold_dvh_points, measure=goal_reader(read_metric, masks, grid), settings=settings)
     if engine == "lp":
         kwargs.update(solver=solver, first_method=first_method)
     if extra_terms:
         if not Solver.takes_extra_terms:
             raise ValueError(f"extra_terms: the {engine!r} engine takes no user terms; use engine='cvxpy'")
         kwargs.update(extra_terms=list(extra_terms))
-    main = Solver(matrix, termset.terms, tier_by_goal=tiers, **kwargs)
+    main = Solver(matrix, list(problem.terms), tier_by_goal=tiers, **kwargs)
     priorities = main.priorities()
     if not priorities:
         raise ValueError("the protocol has no goal the optimizer can use on this case (see the skipped goals)")
@@ -178,7 +175,7 @@ def optimize_plan(matrix: sp.csr_matrix, termset: TermSet, *, rx_gy: float, slip
             unmet = unmet or unmet_eval
             relaxed = dict(tiers, **{g: "acceptable" for g in binding})
             before = _shortfall(main, unmet, read_metric, masks, grid)
-            alt = Solver(matrix, termset.terms, tier_by_goal=relaxed, **kwargs)
+            alt = Solver(matrix, list(problem.terms), tier_by_goal=relaxed, **kwargs)
             alt.solve_priority(first, label=f"priority {first} (acceptable limits for {', '.join(binding)})",
                                carry=first != last)
             after = _shortfall(alt, unmet, read_metric, masks, grid)

@@ -39,7 +39,7 @@ class StageResult:
                 "notes": self.notes}
 
 
-@dataclass
+@dataclass(frozen=True)
 class NormalTissue:
     """Voxels and settings of the last (normal-tissue) stage.
 
