@@ -297,7 +297,6 @@ MAX_EVALUATION_FINE_FACTOR = 6    # sub-voxel samples per axis (6^3 = 216 per vo
 OPTION_DEFAULTS: dict[str, Any] = {
     "optic_nerve_rule": "bilateral",
     "limit_choice": "desirable_then_acceptable",
-    "d003cc_as_voxel_max": True,
     "near_min_metric": "D98%",
     "default_alpha_beta_gy": 3.0,
     "type1_prior_dose_threshold_gy": 20.0,
@@ -691,7 +690,16 @@ class _Loader:
                               f"and will be refused in a later version", FutureWarning, stacklevel=3)
             if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
                 raise self.fail(f"{where} {key}", f"expected one of {_OPTION_CHOICES[key]}, got {value!r}", kline)
-            if key in ("d003cc_as_voxel_max", "hold_dvh_points") and not isinstance(value, bool):
+            if key == "d003cc_as_voxel_max":
+                # a retired option: the optimizer always holds D0.03cc (and Dmax) limits as voxel maxima,
+                # the conservative reading; 'false' was accepted and silently ignored
+                if value is not True:
+                    raise self.fail(f"{where} {key}", "only true is possible: the optimizer always holds D0.03cc "
+                                    "limits as voxel maxima (delete the line)", kline)
+                warnings.warn(f"{self.path}: [options] {key} (line {kline}) is no longer an option (D0.03cc limits "
+                              f"are always held as voxel maxima): delete the line", FutureWarning, stacklevel=3)
+                continue
+            if key == "hold_dvh_points" and not isinstance(value, bool):
                 raise self.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
             if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
                 self.number(value, f"{where} {key}", kline, positive=True)
@@ -862,7 +870,7 @@ def load_protocol(path=None, *, optic_nerve_rule: str | None = None, fractionati
     seen: dict[str, int] = {}
     for i, g in enumerate(goals):
         if g.id in seen:
-            raise ld.fail(f"goal id {g.id!r}", f"duplicate id (also used by an earlier goal)", ld.loc.goal(i))
+            raise ld.fail(f"goal id {g.id!r}", "duplicate id (also used by an earlier goal)", ld.loc.goal(i))
         seen[g.id] = i
     if not goals:
         raise ld.fail("[[goal]]", "no goal is in force for the selected options")

@@ -100,7 +100,7 @@ def test_slips_and_options():
     assert Slip(0.5, "Gy").to_gy(64.8) == 0.5
     assert p.options["optic_nerve_rule"] == "bilateral"
     assert p.options["limit_choice"] == "desirable_then_acceptable"
-    assert p.options["d003cc_as_voxel_max"] is True
+    assert "d003cc_as_voxel_max" not in p.options   # retired: D0.03cc limits are always voxel maxima
     assert p.recovery.kind == "none"
 
 
@@ -284,6 +284,12 @@ def test_bad_toml_and_missing_sections(tmp_path):
 def test_options_and_recovery_validation(tmp_path):
     expect_error(tmp_path, MINIMAL + '\n[options]\nlimit_choice = "whatever"\n', "limit_choice", "desirable_then_acceptable")
     expect_error(tmp_path, MINIMAL + '\n[options]\nfoo = 1\n', "unknown option")
+    # the retired d003cc_as_voxel_max: false was silently ignored before; now refused, true only warned
+    expect_error(tmp_path, MINIMAL + '\n[options]\nd003cc_as_voxel_max = false\n', "d003cc_as_voxel_max",
+                 "voxel maxima")
+    (tmp_path / "retired.toml").write_text(MINIMAL + '\n[options]\nd003cc_as_voxel_max = true\n')
+    with pytest.warns(FutureWarning, match="no longer an option"):
+        assert "d003cc_as_voxel_max" not in load_protocol(tmp_path / "retired.toml").options
     expect_error(tmp_path, MINIMAL + '\n[options]\nengine = "simplex"\n', "engine", "first-order")
     (tmp_path / "engine.toml").write_text(MINIMAL + '\n[options]\nengine = "lp"\n')
     assert load_protocol(tmp_path / "engine.toml").options["engine"] == "lp"
