@@ -25,6 +25,7 @@ from .planning_settings import LEGACY_PROTOCOL_OPTIONS, PlanningSettings
 from .geometry.names import TG263_ALIASES, canonical_name
 from .radiobiology import RecoveryModel, eqd2
 from .rbe import PROTON_RBE, RBE_MAX, RBE_MIN
+from .toml_lines import TomlLines
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -405,32 +406,12 @@ class Protocol:
 
 # ----------------------------------------------------------------------------- loading
 
-class _Locator:
-    """Find the line of a table header or key in the protocol text, for error messages."""
+class _Locator(TomlLines):
+    """Find the line of a table header, key or goal in the protocol text, for error messages."""
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        super().__init__(text)
         self.goal_lines = [i + 1 for i, line in enumerate(self.lines) if re.match(r"^\s*\[\[\s*goal\s*\]\]", line)]
-
-    def header(self, section: str) -> int | None:
-        pat = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
-        for i, line in enumerate(self.lines):
-            if pat.match(line):
-                return i + 1
-        return None
-
-    def key(self, key: str, start: int | None) -> int | None:
-        """Line of ``key = `` in the table whose header is on line ``start`` (1-based), i.e.
-        before the next table header; ``start`` itself if the key is not found there."""
-        if start is None:
-            return None
-        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for i in range(start, len(self.lines)):
-            if re.match(r"^\s*\[", self.lines[i]):
-                break
-            if pat.match(self.lines[i]):
-                return i + 1
-        return start
 
     def goal(self, index: int) -> int | None:
         return self.goal_lines[index] if index < len(self.goal_lines) else None

@@ -29,6 +29,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from ..protocol import Protocol, load_protocol
+from ..toml_lines import TomlLines
 from . import variants as V
 
 RECORD_GROUPS = ("evaluation", "verdict", "limit_tier", "timings", "notes")
@@ -112,39 +113,10 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-class _Lines:
-    """Lines of table headers and keys in the TOML text, for error messages."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def header(self, name: str, index: int | None = None) -> int | None:
-        """Line of ``[name]`` (index None) or of the index-th ``[[name]]``."""
-        if index is None:
-            pat = re.compile(rf"^\s*\[\s*{re.escape(name)}\s*\]")
-        else:
-            pat = re.compile(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]")
-        hits = [i + 1 for i, line in enumerate(self.lines) if pat.match(line)]
-        k = 0 if index is None else index
-        return hits[k] if k < len(hits) else None
-
-    def key(self, key: str, start: int | None) -> int | None:
-        """Line of ``key =`` in the table starting on line ``start``; ``start`` if not found."""
-        if start is None:
-            return None
-        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for i in range(start, len(self.lines)):
-            if re.match(r"^\s*\[", self.lines[i]):
-                break
-            if pat.match(self.lines[i]):
-                return i + 1
-        return start
-
-
 class _Reader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.loc = _Lines(text)
+        self.loc = TomlLines(text)
 
     def fail(self, where: str, what: str, line: int | None) -> StudyError:
         at = f"line {line}: " if line else ""
