@@ -124,6 +124,7 @@ class Plan:
             "modality": self.modality,
             "dose": self.dose_info,
             "beams": [_beam_dict(b) for b in self.beams],
+            "beam_model": _beam_model_dict(self.beams),
             "engine": self.optimization.engine,
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
@@ -139,6 +140,12 @@ class Plan:
             "versions": {"reirrad_opt": __version__, "python": platform.python_version(),
                          "numpy": np.__version__},
         }
+
+
+def _beam_model_dict(beams) -> dict | None:
+    """The particle machine model of the plan's fields (None for photons)."""
+    models = [b.beam_model for b in beams if getattr(b, "beam_model", None) is not None]
+    return models[0].to_dict() if models else None
 
 
 def _beam_dict(beam) -> dict:
@@ -183,7 +190,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
          rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
-         progress: Progress = SILENT) -> Plan:
+         beam_model=None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Neither ``case`` nor ``protocol`` is modified: the plan's ``case`` is a copy with rCTV/PTV added when
@@ -223,8 +230,12 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
             (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
             structure the case contours is a ValueError.
+        beam_model: the particle machine (spot size, energy spread): a
+            :class:`~reirrad_opt.dose.beam_model.BeamModel` or a path to its TOML file (the CLI's
+            ``--beam-model``); None: the shipped generic model. An error for photons.
     """
     from .dose import compute_influence, particle_fields, photon_beams
+    from .dose.beam_model import BeamModel, load_beam_model
     from .absent import declared_absent
     from .evaluate import check_absent_not_contoured, evaluate_plan, metric_value
     from .protocol import Protocol, load_protocol
@@ -233,6 +244,13 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     ion = {"particle": "proton", "proton": "proton", "carbon": "carbon"}.get(modality)
+    if beam_model is not None:
+        if ion is None:
+            raise ValueError("beam_model: a beam model describes a particle machine; this is a photon plan")
+        if not isinstance(beam_model, BeamModel):
+            beam_model = load_beam_model(beam_model)
+        if beam_model.ion != ion:
+            raise ValueError(f"beam model {beam_model.source}: it is for {beam_model.ion}, the plan is {ion}")
     t_start = time.perf_counter()
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol, optic_nerve_rule=optic_nerve_rule, fractionation=fractionation)
@@ -265,7 +283,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         beams = photon_beams(case.grid, ptv, gantry_angles_deg=gantry_angles_deg, bixel_mm=bixel_mm)
     else:
         beams = particle_fields(case.grid, ptv, case.ct_hu, gantry_angles_deg=gantry_angles_deg,
-                                spot_spacing_mm=spot_spacing_mm, ion=ion)
+                                spot_spacing_mm=spot_spacing_mm, ion=ion, beam_model=beam_model)
     if influence is None:
         influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv, cache_dir=cache_dir,
                                       progress=progress)

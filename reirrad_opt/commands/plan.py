@@ -13,6 +13,7 @@ from ._progress import add_progress_arguments, progress_from_args
 from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
+from ._beam_model import add_beam_model_argument, beam_model_from_args
 
 
 def parse_recovery_spec(spec: str | None):
@@ -123,6 +124,7 @@ def register(subparsers) -> None:
                    help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
                         "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
                         "an error for photons")
+    add_beam_model_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
@@ -139,8 +141,9 @@ def run(args) -> int:
     progress = progress_from_args(args)
     case = load_case_from_args(args)
     settings = load_settings(args.settings) if args.settings else None
+    beam_model = beam_model_from_args(args)
     target = prepare(args, "plan", inputs=[args.case, args.protocol, args.settings, args.cache_dir, args.influence,
-                                           case.source.get("reference_dir")])
+                                           args.beam_model, case.source.get("reference_dir")])
     influence = influence_from_args(args, case)
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
@@ -148,7 +151,7 @@ def run(args) -> int:
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
-                  progress=progress)
+                  beam_model=beam_model, progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def dicom_export(folder: Path) -> None:

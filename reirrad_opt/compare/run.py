@@ -180,7 +180,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
             min_spot_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, ci_level_pct: float = DEFAULT_CI_LEVEL_PCT,
             brain_structure: str = "Brain", brain_alpha_beta_gy: float = DEFAULT_BRAIN_ALPHA_BETA_GY,
-            rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Comparison:
+            rbe: float | None = None, absent=None, beam_model=None, progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
     Like :func:`~reirrad_opt.planning.plan`, derives rCTV and PTV when the case has none (once, before
@@ -196,6 +196,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         particle: 'proton' or 'carbon'.
         fractionation, recovery, optic_nerve_rule: as for ``plan`` (applied once, to both plans).
         bixel_mm, spot_spacing_mm, cache_dir, solver: passed to ``plan``.
+        beam_model: the particle plan's beam model (a BeamModel or a TOML path; None: generic).
         distal_margin_mm: depth beyond R80 (mm, water-equivalent) checked at the distal end.
         range_error_pct: range error of the distal-end scenarios (%).
         min_spot_weight_fraction: a spot counts for the distal-end check from this fraction of its
@@ -240,7 +241,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     plans["photon"] = plan(case, protocol, modality="photon", gantry_angles_deg=photon_angles_deg,
                            n_beams=photon_n_beams, **kwargs)
     progress(f"compare: {particle} plan")
-    plans[particle] = plan(case, protocol, modality=particle, gantry_angles_deg=particle_angles_deg, rbe=rbe, **kwargs)
+    plans[particle] = plan(case, protocol, modality=particle, gantry_angles_deg=particle_angles_deg, rbe=rbe,
+                           beam_model=beam_model, **kwargs)
     params = {"photon_angles_deg": [float(b.gantry_deg) for b in plans["photon"].beams],
               "particle": particle, "particle_angles_deg": [float(b.gantry_deg) for b in plans[particle].beams],
               "bixel_mm": float(bixel_mm), "spot_spacing_mm": float(spot_spacing_mm),

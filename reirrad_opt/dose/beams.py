@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import Grid
+from .beam_model import BeamModel, default_beam_model
 from .geometry import BeamFrame
 from .hu_tables import SPR_CURVE, HUCurve
 from .particle import csda_range_mm, energy_for_range, ion_species, range_table, straggling_sigma_mm
@@ -84,6 +85,10 @@ class ParticleField:
         spot_u_mm, spot_v_mm: BEV positions of the spots (mm).
         spot_energy_mev: energy of each spot (MeV for protons, MeV/u for carbon).
         spot_range_mm: CSDA range in water of each spot (mm) = R80 of its pristine peak.
+        beam_model: the machine's spot size and energy spread (:mod:`.beam_model`); None: the
+            shipped generic model of the ion.
+        spot_rs_wet_mm: water-equivalent thickness (mm) of the range shifter in front of each spot
+            (0: none; otherwise the beam model's); None: all 0.
     """
 
     gantry_deg: float
@@ -96,9 +101,16 @@ class ParticleField:
     spot_energy_mev: np.ndarray
     spot_range_mm: np.ndarray = None  # type: ignore[assignment]
     sad_mm: float | None = None
+    beam_model: BeamModel | None = None
+    spot_rs_wet_mm: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         ion_species(self.ion)
+        if self.beam_model is None:
+            self.beam_model = default_beam_model(self.ion)
+        elif self.beam_model.ion != self.ion:
+            raise ValueError(f"ParticleField: beam model {self.beam_model.name!r} ({self.beam_model.source}) is for "
+                             f"{self.beam_model.ion}, the field is {self.ion}")
         self.isocenter_xyz_mm = tuple(float(c) for c in self.isocenter_xyz_mm)
         self.spot_u_mm = np.asarray(self.spot_u_mm, dtype=np.float64).ravel()
         self.spot_v_mm = np.asarray(self.spot_v_mm, dtype=np.float64).ravel()
@@ -106,8 +118,20 @@ class ParticleField:
         n = self.spot_u_mm.size
         if self.spot_v_mm.size != n or self.spot_energy_mev.size != n:
             raise ValueError("ParticleField: spot_u_mm, spot_v_mm and spot_energy_mev must have the same length")
+        self.spot_rs_wet_mm = np.zeros(n) if self.spot_rs_wet_mm is None else \
+            np.asarray(self.spot_rs_wet_mm, dtype=np.float64).ravel()
+        if self.spot_rs_wet_mm.size != n:
+            raise ValueError("ParticleField: spot_rs_wet_mm must have one value per spot")
+        shifted = self.spot_rs_wet_mm > 0
+        if shifted.any():
+            rs = self.beam_model.range_shifter
+            if rs is None or not np.allclose(self.spot_rs_wet_mm[shifted], rs.wet_mm):
+                raise ValueError(f"ParticleField: spot_rs_wet_mm must be 0 or the beam model's range shifter "
+                                 f"({'none' if rs is None else f'{rs.wet_mm:g} mm'}), got "
+                                 f"{sorted(set(self.spot_rs_wet_mm[shifted].tolist()))}")
         if self.spot_range_mm is None:
-            self.spot_range_mm = csda_range_mm(self.spot_energy_mev, self.ion) if n else np.zeros(0)
+            self.spot_range_mm = (csda_range_mm(self.spot_energy_mev, self.ion) - self.spot_rs_wet_mm) if n \
+                else np.zeros(0)
         self.spot_range_mm = np.asarray(self.spot_range_mm, dtype=np.float64).ravel()
         if self.sad_mm is not None:
             raise ValueError("ParticleField: only parallel fields (sad_mm=None) are modelled")
@@ -133,7 +157,8 @@ class ParticleField:
                 "isocenter_xyz_mm": list(self.isocenter_xyz_mm), "ion": self.ion,
                 "spot_spacing_mm": float(self.spot_spacing_mm), "spot_u_mm": self.spot_u_mm.tolist(),
                 "spot_v_mm": self.spot_v_mm.tolist(), "spot_energy_mev": self.spot_energy_mev.tolist(),
-                "spot_range_mm": self.spot_range_mm.tolist()}
+                "spot_range_mm": self.spot_range_mm.tolist(), "spot_rs_wet_mm": self.spot_rs_wet_mm.tolist(),
+                "beam_model": self.beam_model.to_dict()}
 
 
 def beam_from_dict(d: dict) -> PhotonBeam | ParticleField:
@@ -143,7 +168,9 @@ def beam_from_dict(d: dict) -> PhotonBeam | ParticleField:
                           np.asarray(d["bixel_u_mm"]), np.asarray(d["bixel_v_mm"]), d["sad_mm"], d.get("energy", "6MV"))
     return ParticleField(d["gantry_deg"], d["couch_deg"], tuple(d["isocenter_xyz_mm"]), d["ion"],
                          d["spot_spacing_mm"], np.asarray(d["spot_u_mm"]), np.asarray(d["spot_v_mm"]),
-                         np.asarray(d["spot_energy_mev"]), np.asarray(d["spot_range_mm"]))
+                         np.asarray(d["spot_energy_mev"]), np.asarray(d["spot_range_mm"]),
+                         beam_model=BeamModel.from_dict(d["beam_model"]) if d.get("beam_model") else None,
+                         spot_rs_wet_mm=np.asarray(d["spot_rs_wet_mm"]) if "spot_rs_wet_mm" in d else None)
 
 
 def _check_target(grid: Grid, target_mask: np.ndarray) -> np.ndarray:
@@ -238,7 +265,7 @@ def default_layer_spacing_mm(range_mm: float, ion: str = "proton") -> float:
 def particle_fields(grid: Grid, target_mask: np.ndarray, ct_hu: np.ndarray, gantry_angles_deg,
                     couch_angles_deg=None, spot_spacing_mm: float = 5.0, layer_spacing_mm: float | None = None,
                     margin_mm: float = 5.0, ion: str = "proton", isocenter_xyz_mm=None,
-                    spr_curve: HUCurve = SPR_CURVE) -> list[ParticleField]:
+                    spr_curve: HUCurve = SPR_CURVE, beam_model: BeamModel | None = None) -> list[ParticleField]:
     """Particle fields with spots covering the target laterally and in depth, plus a margin.
 
     Args:
@@ -251,6 +278,7 @@ def particle_fields(grid: Grid, target_mask: np.ndarray, ct_hu: np.ndarray, gant
         margin_mm: lateral and (water-equivalent) depth margin around the target (mm).
         ion: 'proton' or 'carbon'.
         isocenter_xyz_mm: isocentre (LPS mm); default: the target's centroid.
+        beam_model: the machine (spot size, energy spread); None: the shipped generic model.
     """
     target_mask = _check_target(grid, target_mask)
     grid.check_array(np.asarray(ct_hu), "ct_hu")
@@ -298,15 +326,22 @@ def particle_fields(grid: Grid, target_mask: np.ndarray, ct_hu: np.ndarray, gant
         if not layers or layers[-1] > r_bottom + 1e-6:
             layers.append(r_bottom)
         layers = np.asarray(layers)
-        energies = np.round(energy_for_range(layers, species.name), 3)
-        ranges = csda_range_mm(energies, species.name)
-        su, sv, se, sr = [], [], [], []
-        for e, rng in zip(energies, ranges):
+        # layers shallower than the machine's lowest energy reaches go through the range shifter
+        model = beam_model if beam_model is not None else default_beam_model(species.name)
+        wet = np.zeros(layers.size)
+        if model.range_shifter is not None:
+            wet[layers < float(csda_range_mm(min(model.energies_mev), species.name))] = model.range_shifter.wet_mm
+        energies = np.round(energy_for_range(layers + wet, species.name), 3)
+        ranges = csda_range_mm(energies, species.name) - wet
+        su, sv, se, sr, sw = [], [], [], [], []
+        for e, rng, t in zip(energies, ranges, wet):
             sel = (lo <= rng + 1e-9) & (rng <= hi + 1e-9)
             su.append(i[sel] * spot_spacing_mm)
             sv.append(j[sel] * spot_spacing_mm)
             se.append(np.full(int(sel.sum()), e))
             sr.append(np.full(int(sel.sum()), rng))
+            sw.append(np.full(int(sel.sum()), t))
         fields.append(ParticleField(g, c, iso, species.name, float(spot_spacing_mm), np.concatenate(su),
-                                    np.concatenate(sv), np.concatenate(se), np.concatenate(sr)))
+                                    np.concatenate(sv), np.concatenate(se), np.concatenate(sr),
+                                    beam_model=model, spot_rs_wet_mm=np.concatenate(sw)))
     return fields

@@ -9,6 +9,7 @@ from ..geometry import Grid
 from .beams import ParticleField, PhotonBeam
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import spot_dose
+from .particle_engine import PARALLEL_SOURCE_MM
 from .photon import SIX_MV, PhotonKernelParams, bixel_dose
 from .raytrace import radiological_depth
 
@@ -37,7 +38,8 @@ def direct_dose(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam: Phot
                                       rt.w_mm, beam.bixel_mm, photon_params)
         else:
             r = np.hypot(rt.a_mm - beam.spot_u_mm[j], rt.b_mm - beam.spot_v_mm[j])
-            dose += w[j] * spot_dose(r, rt.depth_mm, beam.spot_energy_mev[j], beam.ion)
+            dose += w[j] * spot_dose(r, rt.depth_mm, beam.spot_energy_mev[j], beam.ion, beam.beam_model,
+                                      distance_mm=rt.w_mm - PARALLEL_SOURCE_MM, rs_wet_mm=beam.spot_rs_wet_mm[j])
     out = np.zeros(grid.n_voxels)
     out[voxels] = dose
     return out.reshape(grid.shape)

@@ -38,7 +38,7 @@ from .particle_engine import particle_block
 from .photon import SIX_MV, PhotonKernelParams
 from .photon_engine import photon_block
 
-ENGINE_VERSION = "reirrad-dose-2"
+ENGINE_VERSION = "reirrad-dose-3"
 FILE_FORMAT = "reirrad-influence-1"
 
 

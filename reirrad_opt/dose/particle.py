@@ -7,19 +7,22 @@
   residual range. For protons this agrees with the PSTAR CSDA ranges to better than 0.2 % from
   70 to 230 MeV. Heavier ions use the same formula with charge ``z`` (ranges scale as
   ``(M/M_p) / z^2`` at equal velocity).
-* **Integrated depth dose (IDD)**: Bortfeld's analytical Bragg curve (Bortfeld 1997, Med. Phys.
-  24:2024, eqs. 26-29): parabolic-cylinder functions ``D_v`` for the straggled peak, with
-  exponent p = 1.77, nuclear fluence loss ``beta`` = 0.012 /cm, locally absorbed fraction
-  ``gamma`` = 0.6 of the nuclear-interaction energy and low-energy fluence fraction ``epsilon``.
-  ``R0`` is the Bethe CSDA range; the local power law ``alpha = R0 / E0^p`` only shapes the curve.
-* **Range straggling**: ``sigma_mono = 0.012 cm * R0^0.935`` (R0 in cm; Bortfeld 1997, eq. 18),
-  combined in quadrature with the range spread from the beam's energy spread.
+* **Proton integrated depth dose (IDD)**: Monte Carlo curves (MCsquare) of mono-energetic pencil
+  beams in water, interpolated in range (:mod:`.proton_idd`); R80 follows the CSDA range.
+* **Energy spread**: the mono-energetic IDD convolved in depth with a Gaussian of the range spread
+  ``sigma_R = sigma_E / S(E)`` (``S`` the Bethe mass stopping power), ``sigma_E`` from the beam
+  model (:mod:`.beam_model`).
+* **Range straggling** (layer spacing, carbon): ``sigma_mono = 0.012 cm * R0^0.935`` (R0 in cm;
+  Bortfeld 1997, eq. 18).
 * **Lateral spread**: Gaussian with ``sigma^2(z) = sigma_air^2 + sigma_MCS^2(z)``; ``sigma_MCS``
-  from Fermi-Eyges theory, ``sigma_MCS^2(z) = int_0^z (z - z')^2 T(z') dz'`` with the scattering
-  power ``T = (14.1 MeV z / (p v))^2 / X0`` (Highland's constant, X0 = 36.08 cm for water), using
-  the residual energy at each depth. ``sigma_air`` is the spot size at the isocentre in air of a
-  generic scanning nozzle (protons 6.0 mm at 70 MeV to 3.0 mm at 230 MeV, linear in energy).
-* **Carbon ions** (12C): the same primary-ion Bragg curve with ion-specific range, straggling
+  from Highland's formula with its logarithmic term in the thick-target form of Gottschalk et al.
+  (1993, Nucl. Instrum. Methods B 74:467, eq. for the rms displacement):
+  ``sigma_MCS(z) = 14.1 MeV z_ion (1 + log10(z / X0) / 9) [int_0^z ((z - z') / pv(z'))^2 dz' / X0]^(1/2)``
+  (X0 = 36.08 cm for water), ``pv`` from the residual energy at each depth. ``sigma_air`` is the
+  in-air spot sigma at the isocentre from the beam model.
+* **Carbon ions** (12C): Bortfeld's analytical Bragg curve (Bortfeld 1997, Med. Phys. 24:2024,
+  eqs. 26-29: parabolic-cylinder functions for the straggled peak, p = 1.77) with ion-specific
+  range, straggling
   reduced by ``sqrt(M_p / M)`` and nuclear fluence loss ``beta`` = 0.04 /cm with no local
   absorption, plus a fragment component: energy carried by fragments produced along the path,
   deposited as a dose that builds up to the peak and falls linearly to zero at twice the range
@@ -35,8 +38,12 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.integrate import cumulative_trapezoid
+from scipy.ndimage import gaussian_filter1d
 from scipy.special import gamma as gamma_fn
 from scipy.special import pbdv
+
+from .beam_model import BeamModel, default_beam_model
+from .proton_idd import proton_idd
 
 MEV_PER_G_TO_GY = 1.602176634e-10   # 1 MeV/g in Gy
 ME_MEV = 0.51099895                 # electron rest energy
@@ -65,7 +72,6 @@ class IonSpecies:
         fragment_fraction: fraction of the energy lost in nuclear reactions that fragments deposit
             (tail model; 0 for protons).
         particles_per_unit_weight: number of primary particles of one unit of spot weight.
-        sigma_air_mm: (energy, sigma) anchors of the spot size in air at the isocentre.
     """
 
     name: str
@@ -78,19 +84,17 @@ class IonSpecies:
     straggling_scale: float
     fragment_fraction: float
     particles_per_unit_weight: float
-    sigma_air_mm: tuple[tuple[float, float], tuple[float, float]]
-    energy_spread_rel: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+# proton beta/gamma/epsilon are used by bortfeld_idd only (the proton kernel is the Monte Carlo table)
 PROTON = IonSpecies("proton", 1, 1, 938.272088, beta_per_cm=0.012, gamma_local=0.6, epsilon=0.0,
-                    straggling_scale=1.0, fragment_fraction=0.0, particles_per_unit_weight=1e8,
-                    sigma_air_mm=((70.0, 6.0), (230.0, 3.0)))
+                    straggling_scale=1.0, fragment_fraction=0.0, particles_per_unit_weight=1e8)
 CARBON = IonSpecies("carbon", 6, 12, 11174.86, beta_per_cm=0.04, gamma_local=0.0, epsilon=0.0,
                     straggling_scale=float(np.sqrt(938.272088 / 11174.86)), fragment_fraction=0.5,
-                    particles_per_unit_weight=1e7, sigma_air_mm=((100.0, 4.0), (430.0, 2.5)))
+                    particles_per_unit_weight=1e7)
 IONS = {"proton": PROTON, "carbon": CARBON}
 
 
@@ -159,15 +163,19 @@ def energy_for_range(range_mm, ion: str = "proton") -> np.ndarray:
     return range_table(ion).energy_at_range(range_mm)
 
 
-def straggling_sigma_mm(range_mm: float, ion: IonSpecies = PROTON, energy_mev_u: float | None = None) -> float:
-    """Range straggling sigma (mm): Bortfeld's ``0.012 R0^0.935`` (cm) scaled for the ion, plus
-    the range spread of the beam's relative energy spread (quadrature)."""
-    r_cm = range_mm / 10.0
-    s_mono = ion.straggling_scale * 0.012 * r_cm ** 0.935
-    s_e = 0.0
-    if ion.energy_spread_rel > 0 and energy_mev_u is not None:
-        s_e = BRAGG_KLEEMAN_P * ion.energy_spread_rel * r_cm
-    return 10.0 * float(np.hypot(s_mono, s_e))
+def straggling_sigma_mm(range_mm: float, ion: IonSpecies = PROTON) -> float:
+    """Range straggling sigma (mm) of a mono-energetic beam: Bortfeld's ``0.012 R0^0.935`` (cm)
+    scaled for the ion."""
+    return 10.0 * ion.straggling_scale * 0.012 * (range_mm / 10.0) ** 0.935
+
+
+def range_spread_mm(energy_mev_u: float, spread_rel: float, ion: IonSpecies = PROTON) -> float:
+    """Range sigma (mm) in water of a beam with relative 1-sigma energy spread ``spread_rel``:
+    ``sigma_E / S(E)`` with the Bethe mass stopping power ``S`` (MeV cm^2/g) of the whole ion."""
+    if spread_rel <= 0:
+        return 0.0
+    t = float(energy_mev_u) * ion.nucleons
+    return 10.0 * spread_rel * t / float(bethe_mass_stopping_power(t, ion))
 
 
 def bortfeld_idd(depth_mm: np.ndarray, energy_mev_u: float, ion: IonSpecies = PROTON) -> np.ndarray:
@@ -181,7 +189,7 @@ def bortfeld_idd(depth_mm: np.ndarray, energy_mev_u: float, ion: IonSpecies = PR
     e0 = float(energy_mev_u) * ion.nucleons                      # MeV per ion
     p = BRAGG_KLEEMAN_P
     alpha = r0 / e0 ** p
-    sigma = straggling_sigma_mm(r0 * 10.0, ion, energy_mev_u) / 10.0
+    sigma = straggling_sigma_mm(r0 * 10.0, ion) / 10.0
     beta, gam, eps = ion.beta_per_cm, ion.gamma_local, ion.epsilon
     coef = beta / p + gam * beta + eps / r0
     pre = 1.0 / ((1.0 + beta * r0) * p * alpha ** (1.0 / p))
@@ -235,15 +243,15 @@ def _fragment_idd(z_cm: np.ndarray, r0: float, e0: float, sigma: float, ion: Ion
     return np.where(z_cm >= 0, energy / integral * shape, 0.0)
 
 
-def sigma_air_mm(energy_mev_u: np.ndarray, ion: IonSpecies = PROTON) -> np.ndarray:
-    """Spot size (sigma, mm) in air at the isocentre: linear between the ion's two anchors and
-    constant outside them (a property of the nozzle model, not of the input data)."""
-    (e1, s1), (e2, s2) = ion.sigma_air_mm
-    return np.interp(np.asarray(energy_mev_u, dtype=np.float64), [e1, e2], [s1, s2])
+HIGHLAND_MIN_X0 = 1e-3     # below this thickness (in X0) the log term is held at its value there
 
 
 def mcs_sigma_mm(depth_mm: np.ndarray, energy_mev_u: float, ion: IonSpecies = PROTON) -> np.ndarray:
-    """Fermi-Eyges multiple-Coulomb-scattering sigma (mm) at water depths; constant beyond the range."""
+    """Multiple-Coulomb-scattering sigma (mm, projected) at water depths (mm); constant beyond the range.
+
+    Highland's formula with its logarithmic term in Gottschalk's thick-target form (module
+    docstring): ``sigma(z) = E_s z_ion (1 + log10(z/X0)/9) sqrt(int_0^z (z - z')^2 / (pv)^2 dz'/X0)``,
+    E_s = 14.1 MeV, the residual energy at z' from the range-energy relation."""
     r0 = float(csda_range_mm(energy_mev_u, ion.name))
     tab = range_table(ion.name)
     zp = np.linspace(0.0, r0 * (1 - 1e-4), 2001)                   # mm
@@ -251,13 +259,16 @@ def mcs_sigma_mm(depth_mm: np.ndarray, energy_mev_u: float, ion: IonSpecies = PR
     t = energy_for_range(resid, ion.name) * ion.nucleons             # MeV per ion
     pc = np.sqrt(t ** 2 + 2 * t * ion.mass_mev)
     pv = pc ** 2 / (t + ion.mass_mev)
-    tscat = (HIGHLAND_ES_MEV * ion.charge / pv) ** 2 / (WATER_X0_CM * 10.0)   # rad^2 / mm
+    x0_mm = WATER_X0_CM * 10.0
+    tscat = (ion.charge / pv) ** 2 / x0_mm                            # 1/(MeV^2 mm)
     a0 = cumulative_trapezoid(tscat, zp, initial=0.0)
     a1 = cumulative_trapezoid(tscat * zp, zp, initial=0.0)
     a2 = cumulative_trapezoid(tscat * zp ** 2, zp, initial=0.0)
     z = np.clip(np.asarray(depth_mm, dtype=np.float64), 0.0, zp[-1])
     A0, A1, A2 = (np.interp(z, zp, a) for a in (a0, a1, a2))
-    return np.sqrt(np.maximum(z ** 2 * A0 - 2 * z * A1 + A2, 0.0))
+    integral = np.sqrt(np.maximum(z ** 2 * A0 - 2 * z * A1 + A2, 0.0))
+    log_term = 1.0 + np.log10(np.maximum(z / x0_mm, HIGHLAND_MIN_X0)) / 9.0
+    return HIGHLAND_ES_MEV * log_term * integral
 
 
 @dataclass
@@ -265,13 +276,17 @@ class SpotKernel:
     """Tabulated depth kernel of one energy (see :func:`spot_kernel`).
 
     ``idd[k]`` is the laterally integrated dose (Gy mm^2 per unit weight) and ``sigma[k]`` the
-    lateral sigma (mm) at water depth ``k * step_mm``; zero dose beyond the table."""
+    lateral sigma (mm) at water depth ``k * step_mm``; zero dose beyond the table. ``range_mm``
+    is the CSDA range in the patient (behind the range shifter, if any), ``sigma_air_mm`` the
+    in-air sigma at the isocentre included in ``sigma`` (with the range shifter's scattering)."""
 
     energy_mev_u: float
     range_mm: float
     step_mm: float
     idd: np.ndarray
     sigma: np.ndarray
+    sigma_air_mm: float = 0.0
+    rs_wet_mm: float = 0.0
     peak_axis_gy: float = field(default=0.0)
 
     def __post_init__(self) -> None:
@@ -279,26 +294,83 @@ class SpotKernel:
 
 
 @lru_cache(maxsize=512)
-def spot_kernel(energy_mev_u: float, ion_name: str = "proton", step_mm: float = 0.05) -> SpotKernel:
-    """Tabulate IDD (Gy mm^2 per unit weight) and lateral sigma (mm) versus water depth."""
+def spot_kernel(energy_mev_u: float, ion_name: str = "proton", step_mm: float = 0.05,
+                beam: BeamModel | None = None, rs_wet_mm: float = 0.0) -> SpotKernel:
+    """Tabulate IDD (Gy mm^2 per unit weight) and lateral sigma (mm) versus water depth.
+
+    Protons: the Monte Carlo IDD (:mod:`.proton_idd`); carbon: :func:`bortfeld_idd`. Both are
+    convolved in depth with the range spread of the beam model's energy spread; the lateral sigma
+    adds the model's in-air spot sigma at the isocentre and the scattering sigma in quadrature.
+    ``beam`` None: the shipped generic model of the ion. ``rs_wet_mm`` > 0: the beam crosses the
+    model's range shifter of that water-equivalent thickness first (the depth dose is shifted by
+    it; its scattering widens the spot as a water slab would, see :func:`range_shifter_sigma_mm`)."""
     ion = ion_species(ion_name)
-    r0 = float(csda_range_mm(energy_mev_u, ion_name))
-    s = straggling_sigma_mm(r0, ion, energy_mev_u)
-    zmax = (2.0 * r0) if ion.fragment_fraction > 0 else (r0 + 6.0 * s + 1.0)
+    beam = default_beam_model(ion_name) if beam is None else beam
+    if beam.ion != ion_name:
+        raise ValueError(f"beam model {beam.name!r} is for {beam.ion}, not {ion_name}")
+    r_nozzle = float(csda_range_mm(energy_mev_u, ion_name))
+    r0 = r_nozzle - rs_wet_mm
+    if rs_wet_mm > 0 and (beam.range_shifter is None or r0 <= float(range_table(ion_name).range_mm[0])):
+        raise ValueError(f"a {energy_mev_u:g} MeV spot behind a {rs_wet_mm:g} mm range shifter: the beam model "
+                         f"{beam.name!r} has {'no' if beam.range_shifter is None else 'not enough'} range for it")
+    s = straggling_sigma_mm(r_nozzle, ion)
+    s_e = range_spread_mm(energy_mev_u, float(beam.energy_spread_rel(energy_mev_u)), ion)
+    zmax = (2.0 * r0) if ion.fragment_fraction > 0 else (r0 + 6.0 * float(np.hypot(s, s_e)) + 1.0)
     z = step_mm * np.arange(int(np.ceil(zmax / step_mm)) + 2)
-    idd = bortfeld_idd(z, energy_mev_u, ion) * 100.0 * MEV_PER_G_TO_GY * ion.particles_per_unit_weight
-    sig = np.hypot(sigma_air_mm(energy_mev_u, ion), mcs_sigma_mm(z, energy_mev_u, ion))
-    return SpotKernel(float(energy_mev_u), r0, step_mm, idd.astype(np.float32), sig.astype(np.float32))
+    if ion_name == "proton":
+        per_primary = proton_idd(z + rs_wet_mm, energy_mev_u)
+    else:
+        per_primary = bortfeld_idd(z + rs_wet_mm, energy_mev_u, ion)
+    if s_e > 0:
+        # the entrance plateau continues before the surface ('nearest'); zero beyond the table
+        per_primary = gaussian_filter1d(per_primary, s_e / step_mm, mode="nearest", truncate=5.0)
+        per_primary[-1] = 0.0
+    idd = per_primary * 100.0 * MEV_PER_G_TO_GY * ion.particles_per_unit_weight
+    s_air = float(beam.sigma_air_mm(energy_mev_u))
+    e_in = float(energy_mev_u)
+    if rs_wet_mm > 0:
+        s_air = float(np.hypot(s_air, range_shifter_sigma_mm(energy_mev_u, rs_wet_mm,
+                                                             beam.range_shifter.isocenter_distance_mm, ion)))
+        e_in = float(energy_for_range(r0, ion_name))
+    sig = np.hypot(s_air, mcs_sigma_mm(z, e_in, ion))
+    return SpotKernel(float(energy_mev_u), r0, step_mm, idd.astype(np.float32), sig.astype(np.float32),
+                      sigma_air_mm=s_air, rs_wet_mm=float(rs_wet_mm))
 
 
-def spot_dose(r_mm: np.ndarray, depth_mm: np.ndarray, energy_mev_u: float, ion: str = "proton") -> np.ndarray:
+def range_shifter_sigma_mm(energy_mev_u: float, wet_mm: float, isocenter_distance_mm: float,
+                           ion: IonSpecies = PROTON) -> float:
+    """Spot sigma (mm) added at the isocentre by scattering in a range shifter, taken as a water
+    slab of thickness ``wet_mm`` whose downstream face is ``isocenter_distance_mm`` upstream:
+    Highland's angle with its logarithmic term (Gottschalk 1993 thick-target form),
+    ``theta0 = 14.1 MeV z (1 + log10(L/X0)/9) sqrt(int_0^L dx / (pv)^2 / X0)``, and the
+    Fermi-Eyges displacement of a uniform slab followed by a drift D,
+    ``sigma = theta0 sqrt(D^2 + D L + L^2/3)``."""
+    r_in = float(csda_range_mm(energy_mev_u, ion.name))
+    x = np.linspace(0.0, wet_mm, 401)
+    t = energy_for_range(np.maximum(r_in - x, range_table(ion.name).range_mm[0] * 1.0001), ion.name) * ion.nucleons
+    pv = (t ** 2 + 2 * t * ion.mass_mev) / (t + ion.mass_mev)
+    x0_mm = WATER_X0_CM * 10.0
+    theta0 = HIGHLAND_ES_MEV * ion.charge * (1.0 + np.log10(max(wet_mm / x0_mm, HIGHLAND_MIN_X0)) / 9.0) * \
+        np.sqrt(np.trapezoid(1.0 / pv ** 2, x) / x0_mm)
+    d, l_mm = isocenter_distance_mm, wet_mm
+    return float(theta0 * np.sqrt(d * d + d * l_mm + l_mm * l_mm / 3.0))
+
+
+def spot_dose(r_mm: np.ndarray, depth_mm: np.ndarray, energy_mev_u: float, ion: str = "proton",
+              beam: BeamModel | None = None, distance_mm=0.0, rs_wet_mm: float = 0.0) -> np.ndarray:
     """Dose (Gy) per unit weight of one spot at lateral distance ``r_mm`` from its axis and water
-    depth ``depth_mm`` (direct evaluation from the tabulated kernel)."""
-    k = spot_kernel(float(energy_mev_u), ion)
+    depth ``depth_mm`` (direct evaluation from the tabulated kernel); ``distance_mm``: the points'
+    distance downstream of the isocentre (the beam model's spot-size growth); ``rs_wet_mm``: the
+    range shifter in front of the spot (see :func:`spot_kernel`)."""
+    beam = default_beam_model(ion) if beam is None else beam
+    k = spot_kernel(float(energy_mev_u), ion, beam=beam, rs_wet_mm=float(rs_wet_mm))
     idx = np.rint(np.asarray(depth_mm) / k.step_mm).astype(np.int64)
     ok = (idx >= 0) & (idx < k.idd.size)
     idx = np.clip(idx, 0, k.idd.size - 1)
     sig = k.sigma[idx].astype(np.float64)
+    if beam.sigma_growth_mm_per_mm != 0.0:
+        s_w = k.sigma_air_mm + beam.sigma_growth_mm_per_mm * np.asarray(distance_mm, dtype=np.float64)
+        sig = np.sqrt(np.maximum(sig ** 2 - k.sigma_air_mm ** 2, 0.0) + s_w ** 2)
     g = np.exp(-0.5 * (np.asarray(r_mm) / sig) ** 2) / (2 * np.pi * sig ** 2)
     return np.where(ok, k.idd[idx] * g, 0.0)
 

@@ -9,6 +9,8 @@ Voxels farther from a spot's axis than sqrt(2 ln 1e4) = 4.3 lateral sigmas (plus
 spacing) are not visited: at most 0.01 % of the spot's dose lies there."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..geometry import Grid
@@ -19,8 +21,9 @@ from .raytrace import radiological_depth
 
 BOUND_BLOCK = 20        # depth samples per block when bounding a kernel over depth
 DEPTH_KEY_MM = 1.0      # depth resolution of the per-cell depth index (mm)
-SEGMENT_EDGES_MM = (60.0, 20.0)
-LATERAL_TAIL = 1e-4     # fraction of a spot's dose (at any depth) outside the lateral reach, neglected   # depth segments end this far before the range (bounded separately)
+SEGMENT_EDGES_MM = (60.0, 20.0)   # depth segments end this far before the range (bounded separately)
+LATERAL_TAIL = 1e-4     # fraction of a spot's dose (at any depth) outside the lateral reach, neglected
+PARALLEL_SOURCE_MM = 1000.0   # a parallel field's virtual source lies this far upstream of the isocentre (geometry)
 
 
 def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.ndarray, voxels: np.ndarray,
@@ -39,25 +42,40 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     empty = ColumnBlock([], [], np.zeros(n_cols, np.int64), np.zeros(0, np.int64))
     if n_cols == 0:
         return empty
-    energies, layer_of_col = np.unique(field.spot_energy_mev, return_inverse=True)
-    kernels = [spot_kernel(float(e), field.ion) for e in energies]
+    # one kernel per energy layer (an energy with and without the range shifter: two layers)
+    pairs, layer_of_col = np.unique(np.stack([field.spot_energy_mev, field.spot_rs_wet_mm], axis=1), axis=0,
+                                    return_inverse=True)
+    layer_of_col = layer_of_col.ravel()
+    energies = pairs[:, 0]
+    model = field.beam_model
+    kernels = [spot_kernel(float(e), field.ion, beam=model, rs_wet_mm=float(r)) for e, r in pairs]
     step = kernels[0].step_mm
-    # lateral reach: beyond it a Gaussian spot carries less than LATERAL_TAIL of its dose
-    sig_max = max(float(k.sigma.max()) for k in kernels)
-    reach = sig_max * np.sqrt(2.0 * np.log(1.0 / LATERAL_TAIL)) + field.spot_spacing_mm
-    zmax = max(k.idd.size * k.step_mm for k in kernels)
     frame = field.frame
     a, b, w = frame.fan_coordinates(grid.voxel_centres_xyz(voxels))
+    growth = model.sigma_growth_mm_per_mm
+    if growth != 0.0:
+        # in-air sigma varies with the distance downstream of the isocentre: per-layer kernels
+        # with the smallest and largest in-air sigma over the body bound the dose (see bounds below)
+        w_iso = w - PARALLEL_SOURCE_MM
+        kernels_lo, kernels_hi = _air_sigma_variants(kernels, energies, model, float(w_iso.min()), float(w_iso.max()))
+    else:
+        kernels_lo = kernels_hi = kernels
+    # lateral reach: beyond it a Gaussian spot carries less than LATERAL_TAIL of its dose
+    sig_max = max(float(k.sigma.max()) for k in kernels_hi)
+    reach = sig_max * np.sqrt(2.0 * np.log(1.0 / LATERAL_TAIL)) + field.spot_spacing_mm
+    zmax = max(k.idd.size * k.step_mm for k in kernels)
     near = ((a >= field.spot_u_mm.min() - reach) & (a <= field.spot_u_mm.max() + reach)
             & (b >= field.spot_v_mm.min() - reach) & (b <= field.spot_v_mm.max() + reach))
     vox = voxels[near]
     if vox.size == 0:
         return empty
     rt = radiological_depth(frame, grid, spr, vox, (a[near], b[near], w[near]))
+    w_near = w[near]
     del a, b, w
     within = rt.depth_mm < zmax
     vox, a_v, b_v, d_v = vox[within], rt.a_mm[within], rt.b_mm[within], rt.depth_mm[within]
-    del rt
+    w_v = w_near[within] - PARALLEL_SOURCE_MM
+    del rt, w_near
     if vox.size == 0:
         return empty
     h = field.spot_spacing_mm
@@ -72,7 +90,8 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     a_s = _pad(a_v[o].astype(np.float32))
     b_s = _pad(b_v[o].astype(np.float32))
     k_s = _pad(np.rint(d_v[o] / step).astype(np.int32), np.iinfo(np.int32).max // 2)
-    del a_v, b_v, d_v, dkey
+    w_s = _pad(w_v[o].astype(np.float32)) if growth != 0.0 else None
+    del a_v, b_v, d_v, dkey, w_v
     # concatenated per-layer tables: amplitude idd/(2 pi sigma^2) and 1/(2 sigma^2); one zero
     # entry after each layer's table is where depths beyond the table point
     lengths = np.array([k.idd.size for k in kernels], dtype=np.int64)
@@ -80,6 +99,13 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     amp = np.concatenate([np.append(k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2), 0.0)
                           for k in kernels]).astype(np.float32)
     inv2s2 = np.concatenate([np.append(0.5 / k.sigma.astype(np.float64) ** 2, 0.0) for k in kernels]).astype(np.float32)
+    if growth != 0.0:
+        # per entry: the IDD and the scattering variance; the in-air sigma is added per voxel
+        idd_t = np.concatenate([np.append(k.idd.astype(np.float64), 0.0) for k in kernels]).astype(np.float32)
+        s_air = np.array([k.sigma_air_mm for k in kernels])
+        mcs2_t = np.concatenate([np.append(np.maximum(k.sigma.astype(np.float64) ** 2 - s_air[i] ** 2, 0.0), 1.0)
+                                 for i, k in enumerate(kernels)]).astype(np.float32)
+        s_air_c = s_air[layer_of_col].astype(np.float32)
     # offsets and per-layer lateral bounds (maximum over depth)
     di, dj = np.mgrid[-kk:kk + 1, -kk:kk + 1]
     rmin2 = (np.maximum(np.abs(di) * h - 0.5 * h - slack, 0.0) ** 2
@@ -96,12 +122,12 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
                               limit_l[:, None]], axis=1)                               # (n_layers, S + 1)
     n_seg = edges_l.shape[1] - 1
     lat_bound = np.zeros((len(kernels), n_seg, offsets.shape[0]), dtype=np.float32)
-    for li, k in enumerate(kernels):
+    for li, (k, k_lo, k_hi) in enumerate(zip(kernels, kernels_lo, kernels_hi)):
         n = k.idd.size
         nb = int(np.ceil(n / BOUND_BLOCK))
         pad = nb * BOUND_BLOCK - n
-        a_blk = np.pad(k.idd / (2 * np.pi * k.sigma.astype(np.float64) ** 2), (0, pad)).reshape(nb, -1).max(axis=1)
-        s_blk = np.pad(0.5 / k.sigma.astype(np.float64) ** 2, (0, pad), mode="edge").reshape(nb, -1).min(axis=1)
+        a_blk = np.pad(k.idd / (2 * np.pi * k_lo.sigma.astype(np.float64) ** 2), (0, pad)).reshape(nb, -1).max(axis=1)
+        s_blk = np.pad(0.5 / k_hi.sigma.astype(np.float64) ** 2, (0, pad), mode="edge").reshape(nb, -1).min(axis=1)
         blk_lo = np.arange(nb) * BOUND_BLOCK * step / DEPTH_KEY_MM        # depth key at each block start
         blk_hi = (np.arange(nb) + 1) * BOUND_BLOCK * step / DEPTH_KEY_MM
         per_blk = a_blk[:, None] * np.exp(-rmin2[None, :] * s_blk[:, None])          # (nb, n_off)
@@ -139,13 +165,43 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         da *= da
         db *= db
         da += db
+        if w_s is not None:
+            return _evaluate_with_growth(da, flat, pos, col)
         da *= -np.take(inv2s2, flat)
         np.exp(da, out=da)
         da *= np.take(amp, flat)
         return da
 
+    def _evaluate_with_growth(r2, flat, pos, col):
+        sa = w_s[pos] * np.float32(growth)
+        sa += s_air_c[col][:, None]
+        s2 = sa * sa
+        s2 += np.take(mcs2_t, flat)
+        s2 *= 2.0
+        r2 /= -s2
+        np.exp(r2, out=r2)
+        r2 *= np.take(idd_t, flat)
+        r2 /= np.float32(np.pi) * s2
+        return r2
+
     rng = np.random.default_rng(2_000_003 * (beam_index + 1))
     return assemble(rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng, depth_edges=depth_edges)
+
+
+def _air_sigma_variants(kernels, energies, model, w_min: float, w_max: float):
+    """Copies of the kernels with the smallest and the largest in-air sigma that the beam model's
+    growth gives between ``w_min`` and ``w_max`` mm downstream of the isocentre (dose bounds)."""
+    lo, hi = [], []
+    for k, e in zip(kernels, energies):
+        mcs2 = np.maximum(k.sigma.astype(np.float64) ** 2 - k.sigma_air_mm ** 2, 0.0)
+        ends = [k.sigma_air_mm + model.sigma_growth_mm_per_mm * w for w in (w_min, w_max)]
+        if min(ends) <= 0:
+            raise ValueError(f"beam model {model.source}: sigma_growth_mm_per_mm {model.sigma_growth_mm_per_mm:g} "
+                             f"makes the {e:g} MeV spot sigma {min(ends):.2f} mm within the body "
+                             f"({w_min:.0f} to {w_max:.0f} mm from the isocentre); expected > 0")
+        lo.append(dataclasses.replace(k, sigma=np.sqrt(mcs2 + min(ends) ** 2).astype(np.float32)))
+        hi.append(dataclasses.replace(k, sigma=np.sqrt(mcs2 + max(ends) ** 2).astype(np.float32)))
+    return lo, hi
 
 
 def _pad(arr: np.ndarray, value=0) -> np.ndarray:

@@ -111,6 +111,9 @@ def _header(plan: dict) -> str:
                               f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
              ("dose grid", grid_txt), ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
              ("versions", versions)]
+    bm = plan.get("beam_model")
+    if bm:
+        items.insert(-1, ("beam model", f"{bm.get('name')} ({bm.get('source')})"))
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
     return f"<table class='header'>{body}</table>"
 
