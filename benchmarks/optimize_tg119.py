@@ -1,7 +1,10 @@
 """Benchmark: the whole lexicographic solve on the CORT TG-119 C-shape (9 photon beams).
 
 Usage: REIRRAD_REALDATA=../shared/realdata python benchmarks/optimize_tg119.py [--grid-mm 3] [--json]
-       [--engine first-order|lp]
+       [--engine first-order|lp] [--modality photon|proton]
+
+``--modality proton``: 3 proton fields (0, 120, 240 deg, 5 mm spots, the setup of
+benchmarks/influence_tg119.py), doses in Gy(RBE) (constant RBE 1.1); the pyRadPlan figures are photon figures.
 
 Prints wall time (influence, optimization per stage, evaluation) and the TG-119 metrics, next to
 pyRadPlan's figures measured on this kind of 2-core machine (IPOPT weighted sum, 500 iterations,
@@ -43,12 +46,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--engine", choices=["lp", "first-order"], default="first-order",
                     help="how the stages are solved (default first-order; lp: exact LP optimum per stage)")
+    ap.add_argument("--modality", choices=["photon", "proton"], default="photon",
+                    help="9 photon beams (default) or 3 proton fields at 0, 120, 240 deg")
     args = ap.parse_args(argv)
+    angles = [40.0 * k for k in range(9)] if args.modality == "photon" else [0.0, 120.0, 240.0]
     case = load_tg119()
     if abs(case.grid.spacing_mm[2] - args.grid_mm) > 1e-6 or abs(case.grid.spacing_mm[0] - args.grid_mm) > 1e-6:
         case = resample_case(case, args.grid_mm)
     t0 = time.perf_counter()
-    result = plan(case, HERE / "tg119_protocol.toml", gantry_angles_deg=[40.0 * k for k in range(9)],
+    result = plan(case, HERE / "tg119_protocol.toml", gantry_angles_deg=angles, modality=args.modality,
                   engine=args.engine, progress=Progress(None if not args.json else False))
     seconds = time.perf_counter() - t0
     grid, dose = case.grid, result.new_dose_gy
@@ -61,14 +67,15 @@ def main(argv=None) -> int:
            "optimize_s": round(result.timing_s["optimize"], 2),
            "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "status": s.status}
                       for s in result.optimization.stages],
-           "grid_mm": args.grid_mm, "engine": args.engine, "n_columns": int(result.influence.matrix.shape[1]),
+           "grid_mm": args.grid_mm, "engine": args.engine, "modality": args.modality, "n_columns": int(result.influence.matrix.shape[1]),
            "nnz": int(result.influence.matrix.nnz), "verdict": result.verdict,
            **{k: round(float(v), 3) for k, v in metrics.items()},
            "evaluated": evaluated, "peer": PEER, "ratio_to_peer_time": round(seconds / PEER["seconds"], 3)}
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"TG-119 C-shape, 9 photon beams, {args.grid_mm:g} mm grid: {out['n_columns']} bixels, "
+    beams = "9 photon beams" if args.modality == "photon" else "3 proton fields"
+    print(f"TG-119 C-shape, {beams}, {args.grid_mm:g} mm grid: {out['n_columns']} bixels/spots, "
           f"{out['nnz'] / 1e6:.1f} M non-zeros")
     print(f"  influence {out['influence_s']:.1f} s, optimization {out['optimize_s']:.1f} s, total {seconds:.1f} s "
           f"(pyRadPlan {PEER['seconds']:.0f} s; ratio {out['ratio_to_peer_time']:.3f})")

@@ -90,9 +90,10 @@ def test_spot_size_and_energy_spread_come_from_the_model(tmp_path):
     assert k.idd.max() < 0.95 * k_gen.idd.max()
 
 
-def _one_spot_dose(model, energy=120.0, spacing=(2.0, 2.0, 2.0)):
+def _one_spot_dose(model, energy=150.0, spacing=(2.0, 2.0, 2.0)):
     case = water_box(120.0, 200.0, 120.0, spacing_mm=spacing)
-    f = ParticleField(0.0, 0.0, (0.0, 0.0, 0.0), "proton", 5.0, [0.0], [0.0], [energy], beam_model=model)
+    # the water spans y = 0 to 200 mm; gantry 0 runs towards +y; the isocentre at y = 100 mm
+    f = ParticleField(0.0, 0.0, (0.0, 100.0, 0.0), "proton", 5.0, [0.0], [0.0], [energy], beam_model=model)
     inf = compute_influence(case.grid, case.ct_hu, case.body, [f], rel_cutoff=1e-6)
     return case, f, inf.dose(np.ones(1))
 
@@ -112,13 +113,12 @@ def test_spot_size_growth_with_distance_reaches_the_matrix_exactly(tmp_path):
     ref = direct_dose(case.grid, case.ct_hu, case.body, field)
     assert np.max(np.abs(dose - ref)) <= 2e-3 * ref.max()
     flat_case, _, flat = _one_spot_dose(load_beam_model(_write(tmp_path, GOOD, "flat.toml")))
-    # the field enters at y = -100 mm (gantry 0 runs towards +y); the isocentre is at y = 0
-    y = case.grid.axis_coordinates_mm()[1]
+    y = case.grid.axis_coordinates_mm()[1] - 100.0                # distance downstream of the isocentre
     x = case.grid.axis_coordinates_mm()[2]
-    for w in (-60.0, 40.0):
+    for w in (-60.0, 20.0):                                       # 40 and 120 mm deep (range 158 mm)
         j = int(np.argmin(np.abs(y - w)))
         s_g, s_0 = _sigma_lateral(dose[:, j, :], x), _sigma_lateral(flat[:, j, :], x)
-        s_air = float(m.sigma_air_mm(120.0))
+        s_air = float(m.sigma_air_mm(150.0))
         expected = np.sqrt(s_0 ** 2 - s_air ** 2 + (s_air + 0.02 * w) ** 2)
         assert s_g == pytest.approx(expected, rel=0.02)
 
@@ -151,7 +151,7 @@ def test_particle_fields_put_the_shifter_in_for_layers_the_machine_cannot_reach(
     m = load_beam_model(_write(tmp_path, GOOD + "\n[range_shifter]\nwet_mm = 40.0\nisocenter_distance_mm = 300.0\n"))
     case = water_box(60.0, 120.0, 60.0, spacing_mm=(3.0, 3.0, 3.0))
     y = case.grid.voxel_centres_xyz(np.arange(case.grid.n_voxels))[:, 1].reshape(case.grid.shape)
-    target = (np.abs(y + 40.0) < 10.0) & case.body          # 10-30 mm deep from the entrance at y = -60
+    target = (np.abs(y - 20.0) < 10.0) & case.body          # 10-30 mm deep (the water starts at y = 0)
     target &= np.abs(case.grid.voxel_centres_xyz(np.arange(case.grid.n_voxels))[:, 0].reshape(case.grid.shape)) < 8
     (field,) = particle_fields(case.grid, target, case.ct_hu, [0.0], beam_model=m)
     r70 = float(csda_range_mm(70.0))

@@ -133,7 +133,7 @@ def write_phantom(work: Path, depth_n: int, geo: Geometry) -> None:
     (work / "HU_Material_Conversion.txt").write_text(f"-5000 {WATER_LABEL}\n")
 
 
-def write_beam(work: Path, energy_mev: float, depth_n: int, geo: Geometry) -> None:
+def write_beam(work: Path, energy_mev: float, depth_n: int, geo: Geometry, spread_percent: float = 0.0) -> None:
     """BDL and plan of one mono-energetic spot (1 proton per MU) on the central axis, starting
     1 um inside the phantom's y = max face (MCsquare's gantry-0 beam runs towards -y): no air gap
     (MCsquare would take an air energy loss over it).
@@ -143,7 +143,7 @@ def write_beam(work: Path, energy_mev: float, depth_n: int, geo: Geometry) -> No
     correlation; 1 mrad and 0.1 leave the IDD unchanged in a 305 mm wide box (spot sigma: ``geo``)."""
     def row(e: float) -> str:
         g = [geo.spot_sigma_mm, 0.001, 0.1, geo.spot_sigma_mm, 0.001, 0.1]
-        return " ".join(f"{c:.6f}" for c in [e, e, 0.0, 1.0, 1.0, *g, 0.0, *g])
+        return " ".join(f"{c:.6f}" for c in [e, e, spread_percent, 1.0, 1.0, *g, 0.0, *g])
     (work / "BDL.txt").write_text(
         "--UPenn beam model (double gaussian)--\n# mono-energetic pencil beam\n\n"
         f"Nozzle exit to Isocenter distance\n{NOZZLE_MM}\n\nSMX to Isocenter distance\n2000.0\n\n"
@@ -220,8 +220,8 @@ def lateral_sigma(dose: np.ndarray, geo: Geometry) -> np.ndarray:
     return out
 
 
-def simulate(binary: Path, mats: Path, energy_mev: float, primaries: int, batches: int, seed: int,
-             csda_mm: float, geo: Geometry, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate(binary: Path, mats: Path, energy_mev: float, primaries: int, batches: int, seed: int, csda_mm: float,
+             geo: Geometry, score, spread_percent: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Depth bin centres (mm), the mean of ``score(dose, geo)`` over the batches and its standard
     error (relative for the IDD, in mm for the lateral sigma)."""
     depth_n = int(np.ceil((csda_mm + 30.0) / geo.dy))
@@ -229,7 +229,7 @@ def simulate(binary: Path, mats: Path, energy_mev: float, primaries: int, batche
     with tempfile.TemporaryDirectory(prefix="mc_idd_") as tmp:
         work = Path(tmp)
         write_phantom(work, depth_n, geo)
-        write_beam(work, energy_mev, depth_n, geo)
+        write_beam(work, energy_mev, depth_n, geo, spread_percent)
         for k in range(batches):
             runs.append(score(run_batch(binary, mats, work, primaries // batches, seed + k), geo))
             print(f"  {energy_mev:g} MeV batch {k + 1}/{batches}", file=sys.stderr, flush=True)
@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=10, help="independent runs per energy (>= 2)")
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first batch of each energy")
     ap.add_argument("--water-stopping", choices=("pstar", "g4"), default="pstar")
+    ap.add_argument("--energy-spread-percent", type=float, default=0.0,
+                    help="1-sigma energy spread of the beam, %% of the energy (MCsquare's Gaussian; default 0)")
     ap.add_argument("--lateral", action="store_true",
                     help="score the lateral spread instead: sigma of the Gaussian core of the projected profile "
                          "per 2 mm depth bin (0.5 mm lateral bins, a 0.05 mm pencil)")
@@ -275,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         runnable.chmod(0o755)
         for e in args.energies:
             csda = _csda_mm(e)
-            depth, val, unc = simulate(runnable, mats, e, args.primaries, args.batches, args.seed, csda, geo, score)
+            depth, val, unc = simulate(runnable, mats, e, args.primaries, args.batches, args.seed, csda, geo, score,
+                                       args.energy_spread_percent)
             if args.lateral:
                 keep = np.isfinite(val) & (depth < csda)
                 unc_text.append(f"{e:g} MeV {np.nanmax(unc[keep]):.3f} mm")
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         "alphas local, neutrons and gammas escape); E_Cut_Pro 0.5 MeV, D_Max 0.2 cm, Epsilon_Max 0.25",
         f"geometry: {geo.nx * geo.dx:g} x {geo.nz * geo.dz:g} mm water box ({geo.dx:g} x {geo.dz:g} mm lateral "
         f"voxels), depth bins {geo.dy:g} mm; one spot at the surface, sigma {geo.spot_sigma_mm:g} mm, 1 mrad, "
-        f"no energy spread",
+        + (f"energy spread {args.energy_spread_percent:g} % (1 sigma, Gaussian)" if args.energy_spread_percent
+           else "no energy spread"),
         ("statistical uncertainty (max standard error of sigma before the range): " if args.lateral else
          "statistical uncertainty (max rel. standard error where IDD >= 50 % of its peak): ") + "; ".join(unc_text),
         f"date: {dt.date.today().isoformat()}",

@@ -138,13 +138,13 @@ def _parse(data: dict, lines: TomlLines, path: Path, source: str) -> BeamModel:
         line = lines.key(key, start) if key else start
         return f"beam model {path}, [{table}]" + (f" {key}" if key else "") + (f" (line {line})" if line else "")
 
-    unknown = set(data) - {"beam_model", "range_shifter"}
-    if unknown:
-        raise BeamModelError(f"beam model {path}: unknown table(s) {sorted(unknown)}; expected [beam_model] and "
-                             f"optionally [range_shifter]")
     bm = data.get("beam_model")
     if not isinstance(bm, dict):
         raise BeamModelError(f"beam model {path}: the [beam_model] table is missing")
+    unknown = set(data) - {"beam_model", "range_shifter"}
+    if unknown:
+        raise BeamModelError(f"beam model {path}: unknown entries {sorted(unknown)} outside the tables; expected "
+                             f"[beam_model] and optionally [range_shifter]")
     keys = {"name", "ion", "energies_mev", "spot_sigma_mm", "energy_spread_percent", "sigma_growth_mm_per_mm"}
     extra = set(bm) - keys
     if extra:
