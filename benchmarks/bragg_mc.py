@@ -103,7 +103,8 @@ def main(argv=None) -> int:
             diff = 100 * (np.interp(z_ref, z, d) - d_ref) / d_ref.max()
             axes[1].plot(z_ref[keep], diff[keep], "-", lw=0.8, color=col)
         axes[0].set_ylabel("IDD per proton (MeV cm$^2$/g)")
-        axes[0].set_title("Proton depth doses in water: engine (lines), MCsquare (dots), analytical model before (dotted)")
+        axes[0].set_title("Proton depth doses in water: engine (lines), MCsquare (dots), "
+                          "analytical model before (dotted)")
         axes[0].legend(fontsize=7, ncol=2)
         axes[1].set_ylabel("engine - MC (% of MC peak)")
         axes[1].set_xlabel("depth in water (mm)")
