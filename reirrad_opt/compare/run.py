@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..case import Case
+from ..prior_eqd2 import describe_recovery
 from ..progress import SILENT, Progress
 from ..rbe import resolve_rbe
 from .distal import (DEFAULT_DISTAL_MARGIN_MM, DEFAULT_MIN_WEIGHT_FRACTION, DEFAULT_RANGE_ERROR_PCT, DistalReport,
@@ -94,7 +95,7 @@ class Comparison:
             "case": self.case.name,
             "protocol": {"name": self.protocol.name, "path": str(getattr(self.protocol, "path", "") or ""),
                          "fractionation": frac.name, "rx_gy": frac.total_gy,
-                         "recovery": self.protocol.recovery.describe(self.case.prior.interval_months)},
+                         "recovery": describe_recovery(self.protocol.recovery, self.case.prior_courses)},
             "modalities": mods,
             "verdicts": {m: self.plans[m].verdict for m in mods},
             "dose": {m: self.plans[m].dose_info for m in mods},
@@ -130,8 +131,8 @@ def definitions(params: dict) -> dict:
                 "directly",
         "structures": "per protocol line: the evaluated value (cumulative EQD2 at the line's alpha/beta for "
                       "cumulative lines, else the new course's dose; Gy for photons, Gy(RBE) for particles) with "
-                      "its verdict and margin; cumulative_eqd2 = (1 - f) EQD2(prior) + EQD2(new) summed voxel by "
-                      "voxel",
+                      "its verdict and margin; cumulative_eqd2 = sum over the prior courses of (1 - f_k) "
+                      "EQD2(prior course k) + EQD2(new) summed voxel by voxel",
         "priority1_budget": "cumulative limit (desirable / acceptable, EQD2 at the line's alpha/beta) minus the "
                             "evaluated cumulative D0.03cc: EQD2 left at the organ's hottest 0.03 cc for a future "
                             "course, crediting the protocol's recovery of the prior course; negative = exceeded",

@@ -20,6 +20,7 @@ from scipy import ndimage
 
 from .. import radiobiology as rb
 from ..geometry.sampling import sample_points
+from ..prior_eqd2 import prior_eqd2_at, recovered_fractions
 from ..protocol import OPTION_DEFAULTS
 from ..case import Case
 from ..geometry import canonical_name
@@ -230,23 +231,22 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                 prior_here = None
             elif kind == "voxel_max":
                 rows, interp = sample_stencil(mask, grid, fine_factor)
-                prior_here = interp @ case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows, interp)
             elif kind in ("cvar_upper", "cvar_lower") and not hard:
                 rows, weights = cluster_points(mask, grid, point_spacing_mm)
                 weights = None if np.all(weights == 1.0) else weights
-                prior_here = case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows)
             else:
                 rows = np.flatnonzero(mask)
-                prior_here = case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows)
             if threshold is not None:
                 level: float | np.ndarray = threshold
             else:
                 limit_gy = goal.limit_gy(tier, rx_gy)
                 if goal.cumulative:
-                    f_rec = recovery.fraction_for(name, case.prior.interval_months)
-                    prior = rb.prior_eqd2(np.maximum(prior_here, 0.0), case.prior.n_fractions,
-                                          goal.alpha_beta_gy)
-                    prior_eff = rb.effective_prior_eqd2(prior, f_rec)
+                    # every prior course at these points, each with its own fractions and interval
+                    prior_eff = prior_eqd2_at(case.prior_courses, prior_here, goal.alpha_beta_gy,
+                                              recovered_fractions(recovery, name, case.prior_courses))
                     cap = rb.new_course_dose_cap(limit_gy, prior_eff, n_fractions, goal.alpha_beta_gy)
                     level = np.asarray(cap.cap_gy, dtype=float)
                     exhausted = np.asarray(cap.exhausted, dtype=bool)
@@ -286,6 +286,14 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                           hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the body",
                           seed=seed))
     return out
+
+
+def _reader(rows: np.ndarray, interp=None):
+    """Reads a dose grid at the optimizer's points: its voxels ``rows``, interpolated by ``interp``
+    (sample stencil rows x ``rows``) when given."""
+    if interp is None:
+        return lambda dose_gy: dose_gy.ravel()[rows]
+    return lambda dose_gy: interp @ dose_gy.ravel()[rows]
 
 
 def near(mask: np.ndarray, grid, distance_mm: float) -> np.ndarray:

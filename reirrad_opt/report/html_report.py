@@ -127,8 +127,45 @@ def _flat(value, digits: int = 2) -> str:
 
 def _reporting_table(reporting: dict) -> str:
     rows = "".join(f"<tr><th>{_esc(k.replace('_', ' '))}</th><td>{_flat(v)}</td></tr>"
-                   for k, v in reporting.items() if k != "per_structure")
+                   for k, v in reporting.items() if k not in ("per_structure", "prior_courses"))
     return f"<table class='reporting'>{rows}</table>"
+
+
+PRIOR_COURSE_COLUMNS = [("course", "course"), ("n_fractions", "fractions"), ("interval_months", "interval (months)"),
+                        ("modality", "modality"), ("dose_type", "dose type"), ("rbe", "RBE"),
+                        ("prescription_gy", "prescription (Gy)"), ("max_dose_gy", "max dose (Gy)"),
+                        ("description", "description"), ("mapping", "mapping onto the case grid")]
+COURSE_METRICS = (("D0.03cc_gy", "D0.03cc"), ("Dmax_gy", "Dmax"), ("Dmean_gy", "Dmean"))
+
+
+def _prior_courses_section(reporting: dict) -> str:
+    """Several prior courses: each course, and the priority-1 organs' effective prior EQD2 per course
+    and summed (plan.json ``reporting.prior_courses`` and ``per_structure[*].prior_eqd2_by_course``)."""
+    courses = reporting.get("prior_courses")
+    if not courses:
+        return ""
+    head = "".join(f"<th>{_esc(t)} (Gy)</th>" for _, t in COURSE_METRICS)
+    body = []
+    for name, entry in (reporting.get("per_structure") or {}).items():
+        for c in entry.get("prior_eqd2_by_course") or []:
+            label = (f"course {c.get('course')}: {c.get('n_fractions')} fx, {_fmt(c.get('interval_months'), 1)} "
+                     f"months, recovered {_fmt(c.get('recovered_fraction'), 3)}")
+            body.append(f"<tr><td>{_esc(name)}</td><td>{_fmt(entry.get('alpha_beta_gy'))}</td><td>{_esc(label)}</td>"
+                        + "".join(f"<td>{_fmt(c.get(m))}</td>" for m, _ in COURSE_METRICS) + "</tr>")
+        if entry.get("prior_eqd2_by_course"):
+            for kind, label in (("prior_eqd2_after_recovery", "all prior courses (voxel-wise sum)"),
+                                ("cumulative_eqd2", "cumulative: prior courses + new course")):
+                values = entry.get(kind) or {}
+                body.append(f"<tr><td>{_esc(name)}</td><td>{_fmt(entry.get('alpha_beta_gy'))}</td><td><b>"
+                            f"{_esc(label)}</b></td>" + "".join(f"<td>{_fmt(values.get(m))}</td>"
+                                                                for m, _ in COURSE_METRICS) + "</tr>")
+    organs = (f"<table><thead><tr><th>priority-1 organ</th><th>a/b (Gy)</th><th>EQD2 after recovery of</th>{head}"
+              f"</tr></thead><tbody>{''.join(body)}</tbody></table>") if body else ""
+    return (f"<h2>Prior courses ({len(courses)})</h2><p>Each course's EQD2 is computed voxel by voxel with its own "
+            "number of fractions and reduced by the recovered fraction at its own interval; the courses are then "
+            "added voxel by voxel. A metric of the sum (e.g. its D0.03cc) is not the sum of the courses' metrics: "
+            "their hottest voxels need not coincide.</p>"
+            + _table(courses, PRIOR_COURSE_COLUMNS) + organs)
 
 
 DOSE_KINDS = (("cumulative_eqd2", "cumulative EQD2"), ("prior_eqd2_after_recovery", "prior EQD2 (after recovery)"),
@@ -250,6 +287,7 @@ verdict is decided by the priority-1 lines.</p>
 <h2>Optimization stages</h2><p>Engine: {_esc(plan.get('engine', ''))}.</p>{stages}
 <h2>Figures</h2>{_figures(figures, plan)}
 <h2>Reporting (ESTRO-EORTC re-irradiation consensus)</h2>{_reporting_table(reporting)}
+{_prior_courses_section(reporting)}
 {_per_structure_table(reporting.get('per_structure', {}) or {})}
 <h2>Notes</h2><ul>{notes}</ul>
 <p>Time: {_esc(timing)}.</p>
