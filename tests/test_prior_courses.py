@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -138,6 +139,22 @@ def test_reporting_block_lists_the_courses_and_their_contributions(qd):
     page = render_report_html({"verdict": "desirable", "evaluation": [], "reporting": rep}, [])
     assert "Prior courses (2)" in page and "course 2: 4 fx, 12.0 months" in page
     assert "all prior courses (voxel-wise sum)" in page
+
+
+def test_the_optimizer_s_brainstem_cap_is_the_hand_computed_one(qd):
+    """The cap on the new dose where both courses' full dose lies: limit L (cumulative EQD2), prior
+    E = 30 + 45.3333 Gy (above), n = 30 new fractions, a/b 2.5 Gy:
+    d = (n/2) (-(a/b) + sqrt((a/b)^2 + 4 (L - E)(2 + a/b) / n))."""
+    from reirrad_opt.optimize.build import build_terms
+
+    case, _ = blocks([(COURSE_A, {"Brainstem": 30.0}), (COURSE_B, {"Brainstem": 24.0})])
+    terms = [t for t in build_terms(case, qd, 30, 60.0).terms if t.goal_id == "Brainstem_D0.03cc"]
+    prior = 30.0 + 24.0 * 8.5 / 4.5
+    for t in terms:
+        limit = {"desirable": 70.2, "acceptable": 81.0}[t.tier]
+        expected = 0.0 if limit <= prior else 15.0 * (-2.5 + math.sqrt(2.5 ** 2 + 4 * (limit - prior) * 4.5 / 30))
+        assert float(np.min(t.level_gy)) == pytest.approx(expected, abs=1e-5), t.tier
+    assert {t.tier for t in terms} == {"desirable", "acceptable"}
 
 
 def test_type1_counts_a_volume_irradiated_by_two_courses(qd):

@@ -21,7 +21,7 @@ from .checks import check_prior
 from .ct import CTVolume, read_ct_series
 from .errors import DoseCoverageWarning, MissingDataError, MixedInputError, PriorCourseError
 from .load import load_case
-from .scan import DicomFolder, scan_folder
+from .scan import DicomFolder
 
 REGISTRATION_CHOICES = ("auto", "rigid", "deformable", "identity")
 #: prior dose margin (mm) when the registration was computed from the images (rigid, deformable)
@@ -153,15 +153,15 @@ def _resolve(registration: str, new_uid: str, prior_uid: str, found: list, notes
     return ("identity" if new_uid == prior_uid else "rigid"), None
 
 
-def open_prior(new_folder: DicomFolder, spec: PriorSource, *, end_caps: str,
+def open_prior(new_folder: DicomFolder, prior_folder: DicomFolder, spec: PriorSource, *, end_caps: str,
                progress: Callable[[str], None] | None = None, accept: Collection[str] = (),
                bounds: PlausibilityBounds = DEFAULT_BOUNDS) -> OpenedPrior:
-    """Read and check one prior folder against the new folder (same patient, an RTDOSE, a REG that
-    fits, a CT when the registration needs one) and read its dose on its own grid."""
+    """Read and check one prior folder (``spec.folder``, scanned: ``prior_folder``) against the new
+    folder (same patient, an RTDOSE, a REG that fits, a CT when the registration needs one) and read
+    its dose on its own grid."""
     from tps_adapters.registration import RegistrationWarning, find_registrations
 
     say = progress or (lambda message: None)
-    prior_folder = scan_folder(spec.folder)
     if new_folder.root == prior_folder.root:
         raise MixedInputError(f"{new_folder.root}: given both as the new CT folder and as the prior folder; for one "
                               "frame of reference import the folder alone (without --prior)")

@@ -158,11 +158,12 @@ def load_prior_courses_case(
                               "only. Move the dose into the prior folder")
     if not new_folder.ct:
         raise MissingDataError(f"{new_folder.root}: no CT series; the new planning CT defines the case")
-    opened = []
+    scanned = []
     for spec in priors:
-        o = open_prior(new_folder, spec, end_caps=end_caps, progress=progress, accept=accept, bounds=bounds)
-        _check_distinct(o, opened)
-        opened.append(o)
+        scanned.append(scan_folder(spec.folder))
+        _check_distinct(scanned)
+    opened = [open_prior(new_folder, f, spec, end_caps=end_caps, progress=progress, accept=accept, bounds=bounds)
+              for f, spec in zip(scanned, priors)]
     first = opened[0].case.prior
     say(f"reading the new CT and structures from {new_folder.root}")
     new_case = load_case(new_folder.root, grid="ct", voxel_mm=voxel_mm, interval_months=priors[0].interval_months,
@@ -176,13 +177,15 @@ def load_prior_courses_case(
     return PriorCoursesImport(_assemble(new_case, mapped), tuple(mapped))
 
 
-def _check_distinct(o, earlier) -> None:
-    """Two prior folders must be two courses: not one folder, not the same RTDOSE."""
-    uids = {str(e.ds.SOPInstanceUID): e.path for e in o.folder.rtdose}
-    for k, e in enumerate(earlier, 1):
-        if e.folder.root == o.folder.root:
-            raise MixedInputError(f"{o.folder.root}: given twice as a prior folder (courses {k} and {len(earlier) + 1})")
-        same = [(uids[str(d.ds.SOPInstanceUID)], d.path) for d in e.folder.rtdose if str(d.ds.SOPInstanceUID) in uids]
+def _check_distinct(folders) -> None:
+    """The last of the scanned prior folders must be another course: not an earlier folder, not
+    holding an earlier folder's RTDOSE."""
+    last, k_last = folders[-1], len(folders)
+    uids = {str(e.ds.SOPInstanceUID): e.path for e in last.rtdose}
+    for k, f in enumerate(folders[:-1], 1):
+        if f.root == last.root:
+            raise MixedInputError(f"{last.root}: given twice as a prior folder (courses {k} and {k_last})")
+        same = [(uids[str(d.ds.SOPInstanceUID)], d.path) for d in f.rtdose if str(d.ds.SOPInstanceUID) in uids]
         if same:
             raise MixedInputError(f"{same[0][0]}: the same RTDOSE (SOP Instance UID) as {same[0][1]} of prior course "
                                   f"{k}; one course would be counted twice. Give each prior course's own dose")
