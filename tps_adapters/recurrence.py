@@ -128,7 +128,8 @@ def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str
     }
     notes.append(f"synthetic recurrence: rGTV = {radius_mm:g} mm sphere in {target_name} at the point nearest "
                  f"{near} (centre {info['centre_xyz_mm']} mm, {info['centre_to_organ_mm']} mm from {near}), "
-                 f"{info['volume_cc']} cc, mean prior dose {info['rgtv_mean_prior_dose_gy']} Gy")
+                 f"{info['volume_cc']} cc, mean prior dose {info['rgtv_mean_prior_dose_gy']} Gy"
+                 + (f" (the {len(case.prior_courses)} prior courses' doses added)" if case.further_priors else ""))
     source = copy.deepcopy(case.source)
     source.setdefault("notes", []).extend(notes)
     source["synthetic_recurrence"] = info
