@@ -18,8 +18,6 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, recurrent_target_volumes
 from .optimize import OptimizationOutcome, build_problem, optimize_plan
-from .optimize.normal_tissue import (MAX_NORMAL_SAMPLES, MAX_RING_SAMPLES, RING_HALF_DOSE_MM, RING_MM,  # noqa: F401
-                                     normal_tissue_setup, roughness_operator)  # (re-exported: planning's names before)
 from .planning_settings import PlanningSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
@@ -125,6 +123,7 @@ class Plan:
             "dose": self.dose_info,
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
+            "settings": self.settings.to_dict() if self.settings is not None else None,
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
             "diagnosis": self.optimization.diagnosis,

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..case import Case
 from ..geometry import Grid
-from .build import DEFAULT_POINT_SPACING_MM, build_terms
+from .build import build_terms
 from .normal_tissue import normal_tissue_setup
 from .stage import NormalTissue
 from .terms import CEILING_IDS, Term, TermSet
@@ -129,13 +129,13 @@ def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0
     # 5 mm cell points, TG-119's PTV D95% read 0.45 Gy below its hold once the last stage pushed the dose
     # down to it), on cell points for the LP (each point is a dense row)
     termset = build_terms(case, protocol, frac.n_fractions, rx_gy, protocol.recovery,
-                          point_spacing_mm=None if settings.engine == "first-order" else DEFAULT_POINT_SPACING_MM)
+                          every_voxel=settings.engine == "first-order", sampling=settings.problem)
     masks = {name: s.mask for name, s in case.structures.items()}
     slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
              for p, slip in protocol.slips.items()}
     normal = normal_tissue_setup(case, case.structures["PTV"].mask, rx_gy, influence,
                                  homogeneity_weight=settings.target_homogeneity_weight,
-                                 floor_pct_rx=settings.target_floor_pct_rx)
+                                 floor_pct_rx=settings.target_floor_pct_rx, sampling=settings.problem)
     return LexicographicProblem.from_termset(
         matrix, termset, rx_gy=rx_gy, grid=case.grid, masks=masks, slips_gy=slips, normal=normal,
         limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"))

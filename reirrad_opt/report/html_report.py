@@ -110,9 +110,26 @@ def _header(plan: dict) -> str:
                               f"{_fmt(rx.get('dose_per_fraction_gy'))} ({rx.get('fractionation')}); "
                               f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
              ("dose grid", grid_txt), ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
+             ("planning settings", _settings_text(plan.get("settings"))),
              ("versions", versions)]
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
     return f"<table class='header'>{body}</table>"
+
+
+def _settings_text(settings) -> str:
+    """The planning settings that differ from the defaults (plan.json ``settings``), or 'defaults'."""
+    if not isinstance(settings, dict):
+        return "not recorded"
+    from ..planning_settings import PlanningSettings
+
+    defaults = PlanningSettings(engine=settings.get("engine", PlanningSettings.engine)).to_dict()
+    changed = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            changed += [f"{key}.{k} = {v}" for k, v in value.items() if defaults.get(key, {}).get(k) != v]
+        elif defaults.get(key) != value:
+            changed.append(f"{key} = {value}")
+    return "; ".join(changed) if changed else "defaults (see plan.json settings)"
 
 
 def _flat(value, digits: int = 2) -> str:
