@@ -19,6 +19,7 @@ from .case import Case
 from .geometry import Structure, recurrent_target_volumes
 from .optimize import OptimizationOutcome, build_problem, optimize_plan
 from .planning_settings import PlanningSettings
+from .robust.scenarios import ScenarioSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
@@ -27,6 +28,7 @@ if TYPE_CHECKING:   # annotations only: these modules import the planner's neigh
     from .dose import InfluenceMatrix
     from .evaluate.verdict import PlanEvaluation
     from .protocol import Fractionation, Protocol
+    from .robust import RobustEvaluation
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
@@ -57,6 +59,7 @@ class Plan:
             evaluation's dose rows.
         rbe_source: where the RBE came from (default, protocol option, --rbe).
         settings: how the plan was computed (engine, its constants, truncation, ...).
+        robust: the robust evaluation (every line in every setup / range scenario), when asked for.
     """
 
     case: Case
@@ -75,6 +78,7 @@ class Plan:
     dose_unit: str = "Gy"
     rbe_source: str = "photon: RBE 1 by definition"
     settings: PlanningSettings | None = None
+    robust: RobustEvaluation | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -124,6 +128,7 @@ class Plan:
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
             "settings": self.settings.to_dict() if self.settings is not None else None,
+            "robust": self.robust.to_dict() if self.robust is not None else None,
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
             "diagnosis": self.optimization.diagnosis,
@@ -182,7 +187,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
          rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
-         progress: Progress = SILENT) -> Plan:
+         robust: ScenarioSettings | None = None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Neither ``case`` nor ``protocol`` is modified: the plan's ``case`` is a copy with rCTV/PTV added when
@@ -222,6 +227,9 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
             (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
             structure the case contours is a ValueError.
+        robust: evaluate the plan in the setup / range scenarios of these settings too
+            (:func:`reirrad_opt.robust.robust_evaluation`; ``Plan.robust``); None: not (the CLI evaluates
+            particle plans robustly by default). The verdict stays the nominal evaluation's.
     """
     from .dose import compute_influence, particle_fields, photon_beams
     from .absent import declared_absent
@@ -293,11 +301,20 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                                dose_unit=rbe_setting.dose_unit, absent=absent)
     t_evaluate = time.perf_counter() - t0
     progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
-    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,
-              "total": time.perf_counter() - t_start}
-    return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
-                new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
-                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how)
+    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate}
+    result = Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
+                  new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
+                  dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how)
+    if robust is not None:
+        from .robust import robust_evaluation
+
+        result.robust = robust_evaluation(result, robust, cache_dir=cache_dir, progress=progress)
+        timing["robust_evaluation"] = result.robust.seconds
+        progress(f"robust evaluation: {len(result.robust.scenarios)} scenarios, priority 1 "
+                 f"{'holds in every one' if result.robust.priority1_holds else 'FAILS in some'} "
+                 f"({result.robust.seconds:.1f} s)")
+    timing["total"] = time.perf_counter() - t_start
+    return result
 
 
 def _check_influence(influence, case: Case, modality: str) -> None:

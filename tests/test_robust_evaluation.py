@@ -113,3 +113,31 @@ def test_robust_evaluation_of_a_nominal_proton_plan(proton_plan):
     assert robust.priority1_holds == all(r.verdict_worst in ("desirable", "acceptable", "absent")
                                          for r in robust.rows if r.priority == 1)
     assert robust.to_dict()["scenario_verdicts"]["nominal"] == p.verdict
+
+
+def test_the_plan_command_evaluates_particle_plans_robustly_by_default(tmp_path, capsys):
+    """plan --modality proton: plan.json 'robust', report.html's section and the terminal's worst cases;
+    photons and --no-robust-evaluation: none."""
+    import json
+
+    from reirrad_opt.cli import main
+
+    assert main(["phantom", "npc", "--resolution-mm", "5", "--out", str(tmp_path / "case")]) == 0
+    code = main(["plan", "--case", str(tmp_path / "case"), "--modality", "proton", "--beams", "2",
+                 "--setup-error-mm", "2", "--out", str(tmp_path / "p")])
+    out = capsys.readouterr().out
+    content = json.loads((tmp_path / "p" / "plan.json").read_text())
+    robust = content["robust"]
+    assert robust["settings"]["setup_mm"] == 2.0 and len(robust["scenarios"]) == 9
+    assert robust["scenario_verdicts"]["nominal"] == content["verdict"]
+    assert code == {"desirable": 0, "acceptable": 0, "fail": 3, "incomplete": 4}[content["verdict"]]
+    assert "robust evaluation (8 scenarios: setup 2 mm, range 3.5 % + 1 mm)" in out
+    holds = robust["priority1_holds"]
+    assert ("priority 1 holds in every scenario" in out) == holds
+    assert ("PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO" in out) == (not holds)
+    html = (tmp_path / "p" / "report.html").read_text()
+    assert "<h2>Robust evaluation</h2>" in html and "worst scenario" in html
+    main(["plan", "--case", str(tmp_path / "case"), "--modality", "proton", "--beams", "2", "--no-robust-evaluation",
+          "--out", str(tmp_path / "q")])
+    assert "robust evaluation" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "q" / "plan.json").read_text())["robust"] is None

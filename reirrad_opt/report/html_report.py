@@ -263,6 +263,7 @@ img {{ max-width: 100%; border: 1px solid #ccc; }}
 verdict is decided by the priority-1 lines.</p>
 <h2>Evaluation against the protocol</h2>{evaluation}
 {_declared(plan)}
+{_robust_section(plan.get("robust"))}
 {diagnosis}
 <h2>Optimization stages</h2><p>Engine: {_esc(plan.get('engine', ''))}.</p>{stages}
 <h2>Figures</h2>{_figures(figures, plan)}
@@ -272,6 +273,28 @@ verdict is decided by the priority-1 lines.</p>
 <p>Time: {_esc(timing)}.</p>
 </body></html>
 """
+
+
+def _robust_section(robust) -> str:
+    """The robust evaluation (plan.json ``robust``): every line's nominal and worst value with its scenario."""
+    if not robust:
+        return ""
+    s = robust.get("settings", {})
+    head = (f"<h2>Robust evaluation</h2><p>{len(robust.get('scenarios', [])) - 1} scenarios besides the nominal "
+            f"one: setup {_fmt(s.get('setup_mm'))} mm along &plusmn;x, &plusmn;y, &plusmn;z"
+            + (f"; range {_fmt(s.get('range_pct'))} % + {_fmt(s.get('range_mm'))} mm over- and undershoot"
+               if any(sc.get("range_error", {}).get("relative") for sc in robust.get("scenarios", [])) else "")
+            + (", every range error at every setup position" if s.get("combined") else "")
+            + ". The prior course's dose stays fixed in the patient; the new course's dose is recomputed per "
+              "scenario with the plan's weights. The overall verdict above is the nominal plan's.</p>")
+    alarm = "" if robust.get("priority1_holds") else \
+        "<div class='alarm'>PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO: see the worst cases below.</div>"
+    table = _table([dict(r, verdict=r.get("verdict_worst")) for r in robust.get("rows", [])],
+                   [("priority", "priority"), ("structure", "structure"), ("metric", "metric"), ("unit", "unit"),
+                    ("nominal", "nominal"), ("verdict_nominal", "nominal verdict"), ("worst", "worst case"),
+                    ("worst_scenario", "worst scenario"), ("verdict_worst", "worst-case verdict")],
+                   colour_key="verdict")
+    return head + alarm + table
 
 
 def write_report_html(plan: dict, path: Path, figures: list[Path]) -> None:
