@@ -127,7 +127,7 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
-    add_robust_arguments(p)
+    add_robust_arguments(p, default_text="on for particle plans, off for photons")
     add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
@@ -150,7 +150,7 @@ def run(args) -> int:
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
-                  robust=robust_from_args(args, args.modality), progress=progress)
+                  robust=robust_from_args(args, default=args.modality != "photon"), progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def dicom_export(folder: Path) -> None:
