@@ -25,6 +25,23 @@ def add_robust_arguments(p: argparse.ArgumentParser, *, default_text: str, range
                    help="every range error at every setup position (15 particle scenarios instead of 9)")
 
 
+def add_robust_optimization_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--robust", action="store_true",
+                   help="robust optimization: hold every priority-1 organ cap in each scenario of the robust-evaluation "
+                        "options too (minimax); target coverage and lower priorities on the nominal scenario; the plan "
+                        "is then evaluated in the same scenarios (docs/robustness.md)")
+
+
+def robust_optimization_from_args(args):
+    """The ScenarioSettings of ``--robust``, or None."""
+    if not getattr(args, "robust", False):
+        return None
+    from ..robust import ScenarioSettings
+
+    return ScenarioSettings(setup_mm=args.setup_error_mm, range_pct=args.range_error_pct, range_mm=args.range_error_mm,
+                            combined=args.combined_scenarios)
+
+
 def robust_from_args(args, default: bool):
     """The ScenarioSettings the options ask for, or None (no robust evaluation); ``default``: whether the
     command evaluates robustly when neither option is given."""

@@ -13,7 +13,8 @@ from ._progress import add_progress_arguments, progress_from_args
 from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
-from ._robust import add_robust_arguments, robust_from_args
+from ._robust import (add_robust_arguments, add_robust_optimization_argument, robust_from_args,
+                      robust_optimization_from_args)
 
 
 def parse_recovery_spec(spec: str | None):
@@ -128,6 +129,7 @@ def register(subparsers) -> None:
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     add_robust_arguments(p, default_text="on for particle plans, off for photons")
+    add_robust_optimization_argument(p)
     add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
@@ -150,7 +152,8 @@ def run(args) -> int:
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
-                  robust=robust_from_args(args, default=args.modality != "photon"), progress=progress)
+                  robust=robust_from_args(args, default=args.modality != "photon"),
+                  robust_optimization=robust_optimization_from_args(args), progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def dicom_export(folder: Path) -> None:

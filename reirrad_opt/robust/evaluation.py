@@ -82,22 +82,32 @@ class RobustEvaluation:
 VERDICT_ORDER = ("desirable", "acceptable", "incomplete", "fail")   # better to worse
 
 
-def scenario_dose(plan, scenario: Scenario, *, cache_dir=None, progress: Progress = SILENT):
-    """(new-course dose of ``plan`` in ``scenario``, in the plan's dose unit; the scenario's matrix)."""
-    influence = plan.influence
-    if not scenario.is_nominal:
-        beams = shifted_beams(plan.beams, scenario.shift_xyz_mm)
-        case = plan.case
-        influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=case.structures["PTV"].mask,
-                                      rel_cutoff=plan.influence.rel_cutoff, cache_dir=cache_dir, progress=progress,
-                                      range_shift=None if scenario.range_shift.is_zero else scenario.range_shift)
+def scenario_influence(case, beams, scenario: Scenario, *, rel_cutoff: float, cache_dir=None,
+                       progress: Progress = SILENT):
+    """The physical influence matrix of ``beams`` on ``case`` in ``scenario`` (same columns as the nominal
+    one): the isocentre moved against the patient's shift, the range error applied."""
+    return compute_influence(case.grid, case.ct_hu, case.body, shifted_beams(beams, scenario.shift_xyz_mm),
+                             target_mask=case.structures["PTV"].mask, rel_cutoff=rel_cutoff, cache_dir=cache_dir,
+                             progress=progress,
+                             range_shift=None if scenario.range_shift.is_zero else scenario.range_shift)
+
+
+def scenario_dose(plan, scenario: Scenario, *, cache_dir=None, progress: Progress = SILENT, influence=None):
+    """(new-course dose of ``plan`` in ``scenario``, in the plan's dose unit; the scenario's matrix).
+    ``influence``: the scenario's matrix when it is already computed."""
+    if scenario.is_nominal:
+        influence = plan.influence
+    elif influence is None:
+        influence = scenario_influence(plan.case, plan.beams, scenario, rel_cutoff=plan.influence.rel_cutoff,
+                                       cache_dir=cache_dir, progress=progress)
     dose = (influence.dose(plan.weights) * plan.rbe).astype(np.float32)
     return dose, influence
 
 
 def robust_evaluation(plan, settings: ScenarioSettings | None = None, *, cache_dir=None,
-                      progress: Progress = SILENT) -> RobustEvaluation:
-    """Evaluate ``plan`` (a :class:`~reirrad_opt.planning.Plan`) in every scenario of ``settings``."""
+                      influences: dict | None = None, progress: Progress = SILENT) -> RobustEvaluation:
+    """Evaluate ``plan`` (a :class:`~reirrad_opt.planning.Plan`) in every scenario of ``settings``.
+    ``influences``: scenario name -> its influence matrix where already computed (robust optimization)."""
     settings = settings or ScenarioSettings()
     scenarios = scenario_set(settings, plan.modality)
     t0 = time.perf_counter()
@@ -109,7 +119,8 @@ def robust_evaluation(plan, settings: ScenarioSettings | None = None, *, cache_d
             evaluations[scenario.name] = plan.evaluation
             continue
         progress(f"robust evaluation: scenario {k}/{len(scenarios) - 1}: {scenario.name}")
-        dose, influence = scenario_dose(plan, scenario, cache_dir=cache_dir)
+        dose, influence = scenario_dose(plan, scenario, cache_dir=cache_dir,
+                                        influence=(influences or {}).get(scenario.name))
         m = influence.matrix
         peak_mb = max(peak_mb, (m.data.nbytes + m.indices.nbytes + m.indptr.nbytes) / 1e6)
         del influence, m
