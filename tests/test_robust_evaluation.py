@@ -137,10 +137,12 @@ def test_the_plan_command_evaluates_particle_plans_robustly_by_default(tmp_path,
     assert ("PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO" in out) == (not holds)
     html = (tmp_path / "p" / "report.html").read_text()
     assert "<h2>Robust evaluation</h2>" in html and "worst scenario" in html
+    assert (tmp_path / "p" / "dvh_bands.png").is_file() and "alt='dvh_bands.png'" in html
     main(["plan", "--case", str(tmp_path / "case"), "--modality", "proton", "--beams", "2", "--no-robust-evaluation",
           "--out", str(tmp_path / "q")])
     assert "robust evaluation" not in capsys.readouterr().out
     assert json.loads((tmp_path / "q" / "plan.json").read_text())["robust"] is None
+    assert not (tmp_path / "q" / "dvh_bands.png").exists()
 
 
 def test_robust_optimization_holds_every_priority1_cap_in_every_scenario(proton_plan):
@@ -162,3 +164,13 @@ def test_robust_optimization_holds_every_priority1_cap_in_every_scenario(proton_
             assert r.verdict_worst in ("desirable", "acceptable"), (r.goal_id, r.worst, r.worst_scenario)
     stem = {r.goal_id: r for r in fresh.rows}["Brainstem_D0.03cc"]
     assert stem.worst < nominal_rows["Brainstem_D0.03cc"].worst - 5.0
+
+
+def test_the_dvh_band_spans_the_scenarios_dvhs():
+    """_volume_pct_above is a cumulative DVH: checked on samples with known volumes."""
+    from reirrad_opt.report.robust_figure import _volume_pct_above
+
+    dose = np.array([10.0, 20.0, 30.0, 40.0])
+    volume = np.array([1.0, 1.0, 1.0, 1.0])
+    assert np.allclose(_volume_pct_above(dose, volume, np.array([0.0, 10.0, 15.0, 40.0, 41.0])),
+                       [100.0, 100.0, 75.0, 25.0, 0.0])

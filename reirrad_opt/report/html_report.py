@@ -24,6 +24,9 @@ FIGURE_CAPTIONS = {
                 "feet: patient right on the image left), cropped to the body. Top: new-course dose ({unit}) with "
                 "isodose lines at 50 / 95 / 107 % of Rx; bottom: cumulative EQD2 ({unit}) with isodose lines at the "
                 "priority-1 cumulative limits.",
+    "dvh_bands.png": "DVH bands of the robust evaluation, from the samples the evaluation read in each scenario. Left: "
+                     "cumulative EQD2 ({unit}) of the priority-1 organ lines; right: new-course dose of the targets. "
+                     "The line is the nominal DVH, the band the lowest to the highest DVH over the scenarios.",
 }
 
 

@@ -58,6 +58,8 @@ class RobustEvaluation:
             none) in every scenario.
         seconds: time for the scenario matrices and evaluations (s); ``peak_matrix_mb``: the largest
             scenario matrix (MB; one is held at a time).
+        doses: scenario name -> its new-course dose (the plan's dose unit, case grid; float32), for the
+            DVH bands; not written to plan.json.
     """
 
     settings: ScenarioSettings
@@ -69,6 +71,7 @@ class RobustEvaluation:
     seconds: float
     peak_matrix_mb: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    doses: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         return {"settings": self.settings.to_dict(), "scenarios": [s.to_dict() for s in self.scenarios],
@@ -112,15 +115,18 @@ def robust_evaluation(plan, settings: ScenarioSettings | None = None, *, cache_d
     scenarios = scenario_set(settings, plan.modality)
     t0 = time.perf_counter()
     evaluations: dict[str, PlanEvaluation] = {}
+    doses: dict[str, np.ndarray] = {}
     peak_mb = 0.0
     absent = plan.evaluation.absent if hasattr(plan.evaluation, "absent") else None
     for k, scenario in enumerate(scenarios):
         if scenario.is_nominal:
             evaluations[scenario.name] = plan.evaluation
+            doses[scenario.name] = plan.new_dose_gy
             continue
         progress(f"robust evaluation: scenario {k}/{len(scenarios) - 1}: {scenario.name}")
         dose, influence = scenario_dose(plan, scenario, cache_dir=cache_dir,
                                         influence=(influences or {}).get(scenario.name))
+        doses[scenario.name] = dose
         m = influence.matrix
         peak_mb = max(peak_mb, (m.data.nbytes + m.indices.nbytes + m.indptr.nbytes) / 1e6)
         del influence, m
@@ -134,7 +140,7 @@ def robust_evaluation(plan, settings: ScenarioSettings | None = None, *, cache_d
              "scenario doses are recomputed by the dose engine with the plan's weights; rigid setup errors only, "
              "no CT-number-specific range errors")
     return RobustEvaluation(settings, scenarios, evaluations, rows, verdict, holds, time.perf_counter() - t0, peak_mb,
-                            notes)
+                            notes, doses)
 
 
 def _robust_row(nominal: PlanEvaluation, evaluations: dict[str, PlanEvaluation], i: int) -> RobustRow:
