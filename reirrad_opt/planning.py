@@ -310,7 +310,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         t0 += time.perf_counter() - t1   # the scenario matrices count as influence time, not optimization
         robust = robust if robust is not None else robust_optimization
     problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe,
-                            scenario_matrices=[m.matrix for m in scenario_influences.values()])
+                            scenario_matrices=[m.matrix for m in scenario_influences.values()],
+                            scenario_names=list(scenario_influences))
 
     def read_metric(metric: str, dose_gy: np.ndarray, structure: str) -> float:
         """A goal's metric as the evaluation reads it (the optimizer aims its holds and limit tier at it)."""

@@ -164,6 +164,10 @@ def test_robust_optimization_holds_every_priority1_cap_in_every_scenario(proton_
             assert r.verdict_worst in ("desirable", "acceptable"), (r.goal_id, r.worst, r.worst_scenario)
     stem = {r.goal_id: r for r in fresh.rows}["Brainstem_D0.03cc"]
     assert stem.worst < nominal_rows["Brainstem_D0.03cc"].worst - 5.0
+    names = {s.name for s in scenario_set(settings, "proton")}
+    for line in robust_plan.optimization.diagnosis:      # a binding robust cap names its scenarios
+        if "binding in " in line:
+            assert set(line.split("binding in ", 1)[1].split(", ")) <= names
 
 
 def test_the_dvh_band_spans_the_scenarios_dvhs():
@@ -174,3 +178,28 @@ def test_the_dvh_band_spans_the_scenarios_dvhs():
     volume = np.array([1.0, 1.0, 1.0, 1.0])
     assert np.allclose(_volume_pct_above(dose, volume, np.array([0.0, 10.0, 15.0, 40.0, 41.0])),
                        [100.0, 100.0, 75.0, 25.0, 0.0])
+
+
+def test_a_robust_cap_reads_each_scenarios_rows():
+    """robust_cap_rows: the cap's points repeated per scenario, each copy's dose that scenario's matrix's dose
+    (with the same sub-voxel interpolation), the levels repeated, other terms untouched."""
+    import scipy.sparse as sp
+
+    from reirrad_opt.optimize.robust_caps import robust_cap_rows
+    from reirrad_opt.optimize.terms import Term
+
+    rng = np.random.default_rng(3)
+    nominal, shifted = (sp.csr_matrix(rng.random((12, 5))) for _ in range(2))
+    interp = sp.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]]))
+    cap = Term("Brainstem_D0.03cc", "Brainstem", 1, "voxel_max", np.array([2, 3, 7]), np.array([9.0, 8.0]),
+               hard=True, interp=interp)
+    soft = Term("PTV_D98%", "PTV", 2, "cvar_lower", np.array([0, 1]), 50.0, fraction=0.02)
+    matrix, terms, voxels = robust_cap_rows(nominal, [cap, soft], [shifted], ["setup +x 3 mm"])
+    assert matrix.shape == (12 + 3, 5) and list(voxels) == [2, 3, 7]
+    robust, kept = terms
+    assert kept is soft and robust.n_points == 4 and list(robust.level_gy) == [9.0, 8.0, 9.0, 8.0]
+    w = rng.random(5)
+    points = robust.point_values((matrix @ w)[robust.rows])
+    assert np.allclose(points[:2], interp @ (nominal @ w)[[2, 3, 7]])
+    assert np.allclose(points[2:], interp @ (shifted @ w)[[2, 3, 7]])
+    assert robust.scenario_of(np.array([0, 3])) == ["nominal", "setup +x 3 mm"]

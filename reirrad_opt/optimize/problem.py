@@ -113,7 +113,8 @@ class LexicographicProblem:
 
 
 def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0,
-                  scenario_matrices: Sequence[sp.csr_matrix] = ()) -> LexicographicProblem:
+                  scenario_matrices: Sequence[sp.csr_matrix] = (),
+                  scenario_names: Sequence[str] | None = None) -> LexicographicProblem:
     """The lexicographic problem of ``case`` under ``protocol`` (its fractionation and recovery model).
 
     Args:
@@ -124,7 +125,8 @@ def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0
             dose-volume goals' points; its homogeneity window the normal-tissue stage).
         rbe: constant RBE; the problem's matrix is ``rbe`` x the influence matrix (Gy(RBE)).
         scenario_matrices: physical influence matrices of uncertainty scenarios (same columns): every
-            priority-1 organ cap is then held in each of them too (:mod:`.robust_caps`).
+            priority-1 organ cap is then held in each of them too (:mod:`.robust_caps`); ``scenario_names``
+            names them for the diagnosis.
     """
     matrix = _times(influence.matrix, rbe)
     frac = protocol.prescription.fractionation
@@ -141,7 +143,8 @@ def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0
                                  homogeneity_weight=settings.target_homogeneity_weight,
                                  floor_pct_rx=settings.target_floor_pct_rx, sampling=settings.problem)
     if scenario_matrices:
-        matrix, terms, _ = robust_cap_rows(matrix, termset.terms, [_times(m, rbe) for m in scenario_matrices])
+        matrix, terms, _ = robust_cap_rows(matrix, termset.terms, [_times(m, rbe) for m in scenario_matrices],
+                                           scenario_names)
         termset = dataclasses.replace(termset, terms=list(terms))
     return LexicographicProblem.from_termset(
         matrix, termset, rx_gy=rx_gy, grid=case.grid, masks=masks, slips_gy=slips, normal=normal,

@@ -24,15 +24,20 @@ def is_robust_cap(t: Term) -> bool:
     return t.hard and t.kind == "voxel_max" and t.goal_id not in CEILING_IDS
 
 
-def robust_cap_rows(matrix: sp.csr_matrix, terms: Sequence[Term], scenario_matrices: Sequence[sp.csr_matrix]
-                    ) -> tuple[sp.csr_matrix, tuple[Term, ...], np.ndarray]:
+def robust_cap_rows(matrix: sp.csr_matrix, terms: Sequence[Term], scenario_matrices: Sequence[sp.csr_matrix],
+                    scenario_names: Sequence[str] | None = None) -> tuple[sp.csr_matrix, tuple[Term, ...], np.ndarray]:
     """(the matrix with every scenario's cap rows appended, the terms with each robust cap extended to every
     scenario, the voxel rows that were appended per scenario). ``matrix`` and the scenario matrices are in the
-    same unit (Gy or Gy(RBE) per unit weight) with the same columns."""
+    same unit (Gy or Gy(RBE) per unit weight) with the same columns; ``scenario_names`` name them (the
+    diagnosis says which scenario binds)."""
     n_vox = matrix.shape[0]
     for k, m in enumerate(scenario_matrices):
         if m.shape != matrix.shape:
             raise ValueError(f"scenario matrix {k}: shape {m.shape}, expected the nominal {matrix.shape}")
+    names = tuple(scenario_names) if scenario_names is not None else tuple(
+        f"scenario {k + 1}" for k in range(len(scenario_matrices)))
+    if len(names) != len(scenario_matrices):
+        raise ValueError(f"{len(names)} scenario names for {len(scenario_matrices)} scenario matrices")
     caps = [t for t in terms if is_robust_cap(t)]
     if not scenario_matrices or not caps:
         return matrix, tuple(terms), np.zeros(0, dtype=np.int64)
@@ -50,7 +55,7 @@ def robust_cap_rows(matrix: sp.csr_matrix, terms: Sequence[Term], scenario_matri
         interp = None if t.interp is None else sp.block_diag([t.interp] * copies, format="csr")
         n_points = t.n_points
         level = np.tile(np.broadcast_to(np.asarray(t.level_gy, dtype=float), (n_points,)), copies)
-        out.append(dataclasses.replace(t, rows=rows, interp=interp, level_gy=level,
+        out.append(dataclasses.replace(t, rows=rows, interp=interp, level_gy=level, scenarios=("nominal", *names),
                                        description=f"{t.description}, in each of {copies} scenarios"))
     return stacked, tuple(out), voxels
 
