@@ -18,9 +18,8 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, recurrent_target_volumes
 from .optimize import OptimizationOutcome, build_problem, optimize_plan
-from .optimize.normal_tissue import (MAX_NORMAL_SAMPLES, MAX_RING_SAMPLES, RING_HALF_DOSE_MM, RING_MM,  # noqa: F401
-                                     normal_tissue_setup, roughness_operator)  # (re-exported: planning's names before)
 from .planning_settings import PlanningSettings
+from .robust.scenarios import ScenarioSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
@@ -29,6 +28,7 @@ if TYPE_CHECKING:   # annotations only: these modules import the planner's neigh
     from .dose import InfluenceMatrix
     from .evaluate.verdict import PlanEvaluation
     from .protocol import Fractionation, Protocol
+    from .robust import RobustEvaluation
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
@@ -59,6 +59,8 @@ class Plan:
             evaluation's dose rows.
         rbe_source: where the RBE came from (default, protocol option, --rbe).
         settings: how the plan was computed (engine, its constants, truncation, ...).
+        robust: the robust evaluation (every line in every setup / range scenario), when asked for.
+        robust_optimization: the scenarios whose priority-1 caps the optimizer held (None: nominal only).
     """
 
     case: Case
@@ -77,6 +79,8 @@ class Plan:
     dose_unit: str = "Gy"
     rbe_source: str = "photon: RBE 1 by definition"
     settings: PlanningSettings | None = None
+    robust: RobustEvaluation | None = None
+    robust_optimization: ScenarioSettings | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -125,6 +129,10 @@ class Plan:
             "dose": self.dose_info,
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
+            "settings": self.settings.to_dict() if self.settings is not None else None,
+            "robust": self.robust.to_dict() if self.robust is not None else None,
+            "robust_optimization": (self.robust_optimization.to_dict() if self.robust_optimization is not None
+                                    else None),
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
             "diagnosis": self.optimization.diagnosis,
@@ -183,6 +191,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
          rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
+         robust: ScenarioSettings | None = None, robust_optimization: ScenarioSettings | None = None,
          progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
@@ -223,6 +232,13 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
             (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
             structure the case contours is a ValueError.
+        robust: evaluate the plan in the setup / range scenarios of these settings too
+            (:func:`reirrad_opt.robust.robust_evaluation`; ``Plan.robust``); None: not (the CLI evaluates
+            particle plans robustly by default). The verdict stays the nominal evaluation's.
+        robust_optimization: hold every priority-1 organ cap in each scenario of these settings too
+            (minimax; target coverage and lower priorities on the nominal scenario; see
+            docs/robustness.md). The plan is then also evaluated in those scenarios (``robust`` defaults
+            to the same settings), reusing their matrices.
     """
     from .dose import compute_influence, particle_fields, photon_beams
     from .absent import declared_absent
@@ -277,7 +293,25 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     how = (settings if settings is not None else PlanningSettings.from_protocol_options(protocol.options)) \
         .with_overrides(engine=engine, engine_settings=engine_settings, truncation=truncation, lp_solver=solver)
     engine = how.engine
-    problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe)
+    scenario_influences: dict = {}
+    if robust_optimization is not None:
+        from .robust import scenario_set
+        from .robust.evaluation import scenario_influence
+
+        if extra_terms:
+            raise ValueError("robust_optimization with user terms (extra_terms) is not supported: the user terms "
+                             "would see the scenario rows too")
+        t1 = time.perf_counter()
+        for scenario in scenario_set(robust_optimization, "photon" if ion is None else ion)[1:]:
+            progress(f"robust optimization: scenario matrix, {scenario.name}")
+            scenario_influences[scenario.name] = scenario_influence(case, beams, scenario, rel_cutoff=influence.rel_cutoff,
+                                                                    cache_dir=cache_dir)
+        t_influence += time.perf_counter() - t1
+        t0 += time.perf_counter() - t1   # the scenario matrices count as influence time, not optimization
+        robust = robust if robust is not None else robust_optimization
+    problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe,
+                            scenario_matrices=[m.matrix for m in scenario_influences.values()],
+                            scenario_names=list(scenario_influences))
 
     def read_metric(metric: str, dose_gy: np.ndarray, structure: str) -> float:
         """A goal's metric as the evaluation reads it (the optimizer aims its holds and limit tier at it)."""
@@ -294,11 +328,28 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                                dose_unit=rbe_setting.dose_unit, absent=absent)
     t_evaluate = time.perf_counter() - t0
     progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
-    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,
-              "total": time.perf_counter() - t_start}
-    return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
-                new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
-                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how)
+    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate}
+    if robust_optimization is not None:
+        notes = notes + [f"robust optimization: every priority-1 organ cap held in {len(scenario_influences)} "
+                         f"scenarios besides the nominal one (setup {robust_optimization.setup_mm:g} mm"
+                         + (f", range {robust_optimization.range_pct:g} % + {robust_optimization.range_mm:g} mm"
+                            if ion is not None else "") + "); target coverage and lower priorities on the nominal "
+                         "scenario"]
+    result = Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
+                  new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
+                  dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how,
+                  robust_optimization=robust_optimization)
+    if robust is not None:
+        from .robust import robust_evaluation
+
+        reuse = scenario_influences if robust == robust_optimization else None
+        result.robust = robust_evaluation(result, robust, cache_dir=cache_dir, influences=reuse, progress=progress)
+        timing["robust_evaluation"] = result.robust.seconds
+        progress(f"robust evaluation: {len(result.robust.scenarios)} scenarios, priority 1 "
+                 f"{'holds in every one' if result.robust.priority1_holds else 'FAILS in some'} "
+                 f"({result.robust.seconds:.1f} s)")
+    timing["total"] = time.perf_counter() - t_start
+    return result
 
 
 def _check_influence(influence, case: Case, modality: str) -> None:

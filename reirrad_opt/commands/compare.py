@@ -16,6 +16,7 @@ from ._args import fraction, non_negative_float, positive_float, positive_int
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
+from ._robust import add_robust_arguments, robust_from_args
 from .plan import absent_from_args, add_case_arguments, exit_code, load_case_from_args, parse_recovery_spec
 
 
@@ -44,10 +45,11 @@ def register(subparsers) -> None:
                    help="particle spot spacing in mm (default 5)")
     p.add_argument("--distal-margin-mm", type=non_negative_float, default=5.0,
                    help="distal region checked beyond each spot's R80 (mm water-equivalent, default 5)")
-    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check (default 3.5 %%)")
+    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check and of the robust evaluation's range scenarios (default 3.5 %%)")
     p.add_argument("--min-spot-weight", type=fraction, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    add_robust_arguments(p, default_text="on for both plans; photons take the setup scenarios only", range_pct=False)
     add_progress_arguments(p)
     add_output_arguments(p, "comparison folder")
     p.set_defaults(func=run)
@@ -72,7 +74,7 @@ def run(args) -> int:
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
                   min_spot_weight_fraction=args.min_spot_weight, rbe=args.rbe,
-                  absent=absent_from_args(args), progress=progress)
+                  absent=absent_from_args(args), robust=robust_from_args(args, default=True), progress=progress)
     write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
     return exit_code(p.verdict for p in cmp.plans.values())
@@ -89,6 +91,12 @@ def summary_text(cmp, out: Path) -> str:
         vals = "  ".join(f"{'-' if r['values'][m] is None else format(r['values'][m], '9.2f'):>9}" for m in mods)
         lines.append(f"  {r['criterion']:<{width}}  {vals}  {r['winner'] or '='}")
     lines += [f"  {s}" for s in cmp.summary]
+    for m in mods:
+        robust = cmp.plans[m].robust
+        if robust is not None:
+            lines.append(f"  {m}: priority 1 " + ("holds in every scenario" if robust.priority1_holds else
+                                                  "DOES NOT HOLD IN EVERY SCENARIO") +
+                         f" ({len(robust.scenarios) - 1} scenarios; worst cases in comparison.html)")
     if cmp.priority1_failed:
         lines.append("!! A PRIORITY-1 LIMIT IS NOT MET by at least one plan: see comparison.html. !!")
     incomplete = [m for m in mods if cmp.plans[m].verdict == "incomplete"]

@@ -13,6 +13,8 @@ from ._progress import add_progress_arguments, progress_from_args
 from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
+from ._robust import (add_robust_arguments, add_robust_optimization_argument, robust_from_args,
+                      robust_optimization_from_args)
 
 
 def parse_recovery_spec(spec: str | None):
@@ -126,6 +128,8 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
+    add_robust_arguments(p, default_text="on for particle plans, off for photons")
+    add_robust_optimization_argument(p)
     add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
@@ -148,7 +152,8 @@ def run(args) -> int:
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
-                  progress=progress)
+                  robust=robust_from_args(args, default=args.modality != "photon"),
+                  robust_optimization=robust_optimization_from_args(args), progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def dicom_export(folder: Path) -> None:
@@ -159,6 +164,26 @@ def run(args) -> int:
     write_plan_folder(result, target, extra=extra)
     print(summary_text(result, args.out))
     return exit_code([result.verdict])
+
+
+def robust_summary_lines(robust) -> list[str]:
+    """The robust evaluation on the terminal: the worst case of every priority-1 line and the overall
+    answer, loudly when priority 1 fails in some scenario."""
+    n = len(robust.scenarios) - 1
+    lines = [f"robust evaluation ({n} scenarios: setup {robust.settings.setup_mm:g} mm"
+             + (f", range {robust.settings.range_pct:g} % + {robust.settings.range_mm:g} mm"
+                if any(not s.range_shift.is_zero for s in robust.scenarios) else "") + "):"]
+    for r in robust.rows:
+        if r.priority != 1 or r.worst is None:
+            continue
+        lines.append(f"  P1 {r.structure:<16} {r.metric:<8} nominal {r.nominal:7.2f}, worst {r.worst:7.2f} {r.unit:<7} "
+                     f"({r.worst_scenario}): {r.verdict_worst}")
+    if robust.priority1_holds:
+        lines.append("  priority 1 holds in every scenario")
+    else:
+        lines.append("!! PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO: see the worst cases above (the verdict above is "
+                     "the nominal plan's). !!")
+    return lines
 
 
 def summary_text(result, out: Path) -> str:
@@ -195,6 +220,8 @@ def summary_text(result, out: Path) -> str:
     if result.optimization.diagnosis:
         lines.append("diagnosis:")
         lines.extend(f"  {d}" for d in result.optimization.diagnosis)
+    if result.robust is not None:
+        lines.extend(robust_summary_lines(result.robust))
     if result.priority1_failed:
         lines.append("!! PRIORITY-1 LIMIT NOT MET: see the evaluation above; this plan must not be used as is. !!")
     missing = [r for r in ev.rows if r.priority == 1 and r.verdict == "not evaluated"]
@@ -203,8 +230,9 @@ def summary_text(result, out: Path) -> str:
         lines.append(f"!! INCOMPLETE: {missing_text(missing)}; declare {'them' if many else 'it'} with --absent if "
                      f"{'they are' if many else 'it is'} outside the field !!")
     t = result.timing_s
+    robust = f", robust evaluation {t['robust_evaluation']:.1f} s" if "robust_evaluation" in t else ""
     lines.append(f"time: influence {t['influence']:.1f} s, optimize {t['optimize']:.1f} s, "
-                 f"evaluate {t['evaluate']:.1f} s, total {t['total']:.1f} s")
+                 f"evaluate {t['evaluate']:.1f} s{robust}, total {t['total']:.1f} s")
     return "\n".join(lines)
 
 

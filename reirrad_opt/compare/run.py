@@ -181,7 +181,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
             min_spot_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, ci_level_pct: float = DEFAULT_CI_LEVEL_PCT,
             brain_structure: str = "Brain", brain_alpha_beta_gy: float = DEFAULT_BRAIN_ALPHA_BETA_GY,
-            rbe: float | None = None, absent=None, progress: Progress = SILENT) -> Comparison:
+            rbe: float | None = None, absent=None, robust=None, progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
     Like :func:`~reirrad_opt.planning.plan`, derives rCTV and PTV when the case has none (once, before
@@ -207,6 +207,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         rbe: constant RBE of the particle plan (0.5-5); default the protocol's ``rbe_proton`` (1.1)
             for protons; required for carbon (InputError before any planning otherwise).
         absent: structures declared absent (not contoured, outside the field), as for ``plan``.
+        robust: ScenarioSettings: evaluate both plans in the setup (and, for the particle plan, range)
+            scenarios too (``plan(robust=...)``); None: nominal evaluation only.
     """
     from ..planning import ensure_target_volumes, plan
     from ..protocol import Protocol, load_protocol
@@ -233,7 +235,7 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     case = dataclasses.replace(case, structures=dict(case.structures))   # the caller's case stays as it was
     notes = ensure_target_volumes(case)
     kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, absent=absent,
-                  progress=progress)
+                  robust=robust, progress=progress)
     if solver is not None:
         kwargs["solver"] = solver
     plans = {}

@@ -24,6 +24,9 @@ FIGURE_CAPTIONS = {
                 "feet: patient right on the image left), cropped to the body. Top: new-course dose ({unit}) with "
                 "isodose lines at 50 / 95 / 107 % of Rx; bottom: cumulative EQD2 ({unit}) with isodose lines at the "
                 "priority-1 cumulative limits.",
+    "dvh_bands.png": "DVH bands of the robust evaluation, from the samples the evaluation read in each scenario. Left: "
+                     "cumulative EQD2 ({unit}) of the priority-1 organ lines; right: new-course dose of the targets. "
+                     "The line is the nominal DVH, the band the lowest to the highest DVH over the scenarios.",
 }
 
 
@@ -110,9 +113,26 @@ def _header(plan: dict) -> str:
                               f"{_fmt(rx.get('dose_per_fraction_gy'))} ({rx.get('fractionation')}); "
                               f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
              ("dose grid", grid_txt), ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
+             ("planning settings", _settings_text(plan.get("settings"))),
              ("versions", versions)]
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
     return f"<table class='header'>{body}</table>"
+
+
+def _settings_text(settings) -> str:
+    """The planning settings that differ from the defaults (plan.json ``settings``), or 'defaults'."""
+    if not isinstance(settings, dict):
+        return "not recorded"
+    from ..planning_settings import PlanningSettings
+
+    defaults = PlanningSettings(engine=settings.get("engine", PlanningSettings.engine)).to_dict()
+    changed = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            changed += [f"{key}.{k} = {v}" for k, v in value.items() if defaults.get(key, {}).get(k) != v]
+        elif defaults.get(key) != value:
+            changed.append(f"{key} = {value}")
+    return "; ".join(changed) if changed else "defaults (see plan.json settings)"
 
 
 def _flat(value, digits: int = 2) -> str:
@@ -283,6 +303,7 @@ img {{ max-width: 100%; border: 1px solid #ccc; }}
 verdict is decided by the priority-1 lines.</p>
 <h2>Evaluation against the protocol</h2>{evaluation}
 {_declared(plan)}
+{_robust_section(plan.get("robust"))}
 {diagnosis}
 <h2>Optimization stages</h2><p>Engine: {_esc(plan.get('engine', ''))}.</p>{stages}
 <h2>Figures</h2>{_figures(figures, plan)}
@@ -293,6 +314,28 @@ verdict is decided by the priority-1 lines.</p>
 <p>Time: {_esc(timing)}.</p>
 </body></html>
 """
+
+
+def _robust_section(robust) -> str:
+    """The robust evaluation (plan.json ``robust``): every line's nominal and worst value with its scenario."""
+    if not robust:
+        return ""
+    s = robust.get("settings", {})
+    head = (f"<h2>Robust evaluation</h2><p>{len(robust.get('scenarios', [])) - 1} scenarios besides the nominal "
+            f"one: setup {_fmt(s.get('setup_mm'))} mm along &plusmn;x, &plusmn;y, &plusmn;z"
+            + (f"; range {_fmt(s.get('range_pct'))} % + {_fmt(s.get('range_mm'))} mm over- and undershoot"
+               if any(sc.get("range_error", {}).get("relative") for sc in robust.get("scenarios", [])) else "")
+            + (", every range error at every setup position" if s.get("combined") else "")
+            + ". The prior course's dose stays fixed in the patient; the new course's dose is recomputed per "
+              "scenario with the plan's weights. The overall verdict above is the nominal plan's.</p>")
+    alarm = "" if robust.get("priority1_holds") else \
+        "<div class='alarm'>PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO: see the worst cases below.</div>"
+    table = _table([dict(r, verdict=r.get("verdict_worst")) for r in robust.get("rows", [])],
+                   [("priority", "priority"), ("structure", "structure"), ("metric", "metric"), ("unit", "unit"),
+                    ("nominal", "nominal"), ("verdict_nominal", "nominal verdict"), ("worst", "worst case"),
+                    ("worst_scenario", "worst scenario"), ("verdict_worst", "worst-case verdict")],
+                   colour_key="verdict")
+    return head + alarm + table
 
 
 def write_report_html(plan: dict, path: Path, figures: list[Path]) -> None:
