@@ -66,8 +66,8 @@ def run(args) -> int:
     if args.protocol is not None and not args.protocol.is_file():
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = progress_from_args(args)
-    case = load_case_from_args(args)
     calibration = ct_calibration_from_args(args)
+    case = load_case_from_args(args)
     target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir, args.ct_calibration,
                                               case.source.get("reference_dir")])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")

@@ -157,9 +157,9 @@ def run(args) -> int:
     from ..report.plan_folder import write_plan_folder
 
     progress = progress_from_args(args)
+    calibration = ct_calibration_from_args(args)
     case = load_case_from_args(args)
     settings = load_settings(args.settings) if args.settings else None
-    calibration = ct_calibration_from_args(args)
     target = prepare(args, "plan", inputs=[args.case, args.protocol, args.settings, args.cache_dir, args.influence,
                                            args.ct_calibration, case.source.get("reference_dir")])
     influence = influence_from_args(args, case)
