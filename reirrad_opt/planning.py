@@ -97,6 +97,15 @@ class Plan:
         return {"quantity": "RBE-weighted" if particle else "physical", "unit": self.dose_unit,
                 "rbe": float(self.rbe), "rbe_model": "constant" if particle else "none"}
 
+    def _ct_calibration_record(self) -> dict:
+        """plan.json's ``ct_calibration``: the plan's calibration, or what a supplied matrix's metadata say."""
+        if self.ct_calibration is not None:
+            return self.ct_calibration.to_dict()
+        curve = (getattr(self.influence, "meta", None) or {}).get("spr") or \
+            (getattr(self.influence, "meta", None) or {}).get("red") or {}
+        return {"source": "none: the dose-influence matrix was supplied", "sha256": None,
+                "description": curve.get("source", "not recorded in the matrix")}
+
     @property
     def verdict(self) -> str:
         return self.evaluation.verdict
@@ -130,8 +139,7 @@ class Plan:
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "modality": self.modality,
             "dose": self.dose_info,
-            "ct_calibration": (self.ct_calibration.to_dict() if self.ct_calibration is not None else
-                               {"source": "none: the dose-influence matrix was supplied", "sha256": None}),
+            "ct_calibration": self._ct_calibration_record(),
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
             "settings": self.settings.to_dict() if self.settings is not None else None,
@@ -321,7 +329,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         for scenario in scenario_set(robust_optimization, "photon" if ion is None else ion)[1:]:
             progress(f"robust optimization: scenario matrix, {scenario.name}")
             scenario_influences[scenario.name] = scenario_influence(case, beams, scenario, rel_cutoff=influence.rel_cutoff,
-                                                                    cache_dir=cache_dir)
+                                                                    cache_dir=cache_dir, ct_calibration=calibration)
         t_influence += time.perf_counter() - t1
         t0 += time.perf_counter() - t1   # the scenario matrices count as influence time, not optimization
         robust = robust if robust is not None else robust_optimization

@@ -150,3 +150,18 @@ def test_a_proton_plan_records_its_calibration(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((Path(__file__).parents[1] / "reirrad_opt/report/plan_schema.json").read_text())
     jsonschema.validate(doc, schema)
+
+
+def test_robust_scenario_matrices_use_the_plans_calibration(tmp_path):
+    """A setup / range scenario's dose is computed with the nominal plan's CT calibration."""
+    from reirrad_opt.geometry import Structure
+    from reirrad_opt.robust.evaluation import scenario_influence
+    from reirrad_opt.robust.scenarios import ScenarioSettings, scenario_set
+
+    cal = load_ct_calibration(write(tmp_path, GOOD))
+    case = water_box(20.0, 60.0, 20.0, spacing_mm=(5.0, 5.0, 5.0))
+    case.structures["PTV"] = Structure("PTV", case.body.copy(), "target")
+    field = ParticleField(0.0, 0.0, (0.0, 30.0, 0.0), "proton", 5.0, [0.0], [0.0], [100.0])
+    scenario = scenario_set(ScenarioSettings(), "proton")[1]
+    inf = scenario_influence(case, [field], scenario, rel_cutoff=1e-3, ct_calibration=cal)
+    assert inf.meta["spr"]["source"] == cal.spr.source
