@@ -101,8 +101,8 @@ class Plan:
         """plan.json's ``ct_calibration``: the plan's calibration, or what a supplied matrix's metadata say."""
         if self.ct_calibration is not None:
             return self.ct_calibration.to_dict()
-        curve = (getattr(self.influence, "meta", None) or {}).get("spr") or \
-            (getattr(self.influence, "meta", None) or {}).get("red") or {}
+        meta = getattr(self.influence, "meta", None) or {}
+        curve = meta.get("spr") or meta.get("red") or {}
         return {"source": "none: the dose-influence matrix was supplied", "sha256": None,
                 "description": curve.get("source", "not recorded in the matrix")}
 
