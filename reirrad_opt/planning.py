@@ -25,7 +25,7 @@ from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
 
 if TYPE_CHECKING:   # annotations only: these modules import the planner's neighbours
-    from .dose import InfluenceMatrix
+    from .dose import CTCalibration, InfluenceMatrix
     from .evaluate.verdict import PlanEvaluation
     from .protocol import Fractionation, Protocol
     from .robust import RobustEvaluation
@@ -61,6 +61,8 @@ class Plan:
         settings: how the plan was computed (engine, its constants, truncation, ...).
         robust: the robust evaluation (every line in every setup / range scenario), when asked for.
         robust_optimization: the scenarios whose priority-1 caps the optimizer held (None: nominal only).
+        ct_calibration: the CT calibration the dose engine used (:class:`~reirrad_opt.dose.CTCalibration`);
+            None when the dose-influence matrix was supplied from outside.
     """
 
     case: Case
@@ -81,6 +83,7 @@ class Plan:
     settings: PlanningSettings | None = None
     robust: RobustEvaluation | None = None
     robust_optimization: ScenarioSettings | None = None
+    ct_calibration: CTCalibration | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -93,6 +96,15 @@ class Plan:
         particle = self.dose_unit == "Gy(RBE)"
         return {"quantity": "RBE-weighted" if particle else "physical", "unit": self.dose_unit,
                 "rbe": float(self.rbe), "rbe_model": "constant" if particle else "none"}
+
+    def _ct_calibration_record(self) -> dict:
+        """plan.json's ``ct_calibration``: the plan's calibration, or what a supplied matrix's metadata say."""
+        if self.ct_calibration is not None:
+            return self.ct_calibration.to_dict()
+        meta = getattr(self.influence, "meta", None) or {}
+        curve = meta.get("spr") or meta.get("red") or {}
+        return {"source": "none: the dose-influence matrix was supplied", "sha256": None,
+                "description": curve.get("source", "not recorded in the matrix")}
 
     @property
     def verdict(self) -> str:
@@ -127,6 +139,7 @@ class Plan:
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "modality": self.modality,
             "dose": self.dose_info,
+            "ct_calibration": self._ct_calibration_record(),
             "beams": [_beam_dict(b) for b in self.beams],
             "engine": self.optimization.engine,
             "settings": self.settings.to_dict() if self.settings is not None else None,
@@ -192,7 +205,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
          rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
          robust: ScenarioSettings | None = None, robust_optimization: ScenarioSettings | None = None,
-         progress: Progress = SILENT) -> Plan:
+         ct_calibration: CTCalibration | None = None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Neither ``case`` nor ``protocol`` is modified: the plan's ``case`` is a copy with rCTV/PTV added when
@@ -239,8 +252,13 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             (minimax; target coverage and lower priorities on the nominal scenario; see
             docs/robustness.md). The plan is then also evaluated in those scenarios (``robust`` defaults
             to the same settings), reusing their matrices.
+        ct_calibration: CT number to stopping-power ratio (particles) and relative electron density
+            (photons), :class:`~reirrad_opt.dose.CTCalibration` (``load_ct_calibration(path)``); default the
+            stoichiometric calibration of a generic scanner. A physics input of the dose engine, recorded in
+            plan.json; an error with ``influence`` (the matrix is already computed) and, for photons, when it
+            has no RED column.
     """
-    from .dose import compute_influence, particle_fields, photon_beams
+    from .dose import DEFAULT_CT_CALIBRATION, compute_influence, particle_fields, photon_beams
     from .absent import declared_absent
     from .evaluate import check_absent_not_contoured, evaluate_plan, metric_value
     from .protocol import Protocol, load_protocol
@@ -250,6 +268,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     ion = {"particle": "proton", "proton": "proton", "carbon": "carbon"}.get(modality)
     t_start = time.perf_counter()
+    if influence is not None and ct_calibration is not None:
+        raise ValueError("ct_calibration has no effect on a supplied dose-influence matrix: give one or the other")
+    calibration = None if influence is not None else (ct_calibration or DEFAULT_CT_CALIBRATION)
+    if calibration is not None and ion is None:
+        calibration.red_curve()             # a photon plan needs RED: refused before any work
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol, optic_nerve_rule=optic_nerve_rule, fractionation=fractionation)
     else:
@@ -281,10 +304,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         beams = photon_beams(case.grid, ptv, gantry_angles_deg=gantry_angles_deg, bixel_mm=bixel_mm)
     else:
         beams = particle_fields(case.grid, ptv, case.ct_hu, gantry_angles_deg=gantry_angles_deg,
-                                spot_spacing_mm=spot_spacing_mm, ion=ion)
+                                spot_spacing_mm=spot_spacing_mm, ion=ion, spr_curve=calibration.spr)
     if influence is None:
         influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv, cache_dir=cache_dir,
-                                      progress=progress)
+                                      progress=progress, spr_curve=calibration.spr,
+                                      **({} if ion is not None else {"red_curve": calibration.red_curve()}))
     t_influence = time.perf_counter() - t0
     progress(f"influence: ready for {len(beams)} {'beams' if ion is None else 'fields'} ({t_influence:.1f} s); "
              f"optimizing")
@@ -305,7 +329,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         for scenario in scenario_set(robust_optimization, "photon" if ion is None else ion)[1:]:
             progress(f"robust optimization: scenario matrix, {scenario.name}")
             scenario_influences[scenario.name] = scenario_influence(case, beams, scenario, rel_cutoff=influence.rel_cutoff,
-                                                                    cache_dir=cache_dir)
+                                                                    cache_dir=cache_dir, ct_calibration=calibration)
         t_influence += time.perf_counter() - t1
         t0 += time.perf_counter() - t1   # the scenario matrices count as influence time, not optimization
         robust = robust if robust is not None else robust_optimization
@@ -338,7 +362,7 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     result = Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
                   new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
                   dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how,
-                  robust_optimization=robust_optimization)
+                  robust_optimization=robust_optimization, ct_calibration=calibration)
     if robust is not None:
         from .robust import robust_evaluation
 

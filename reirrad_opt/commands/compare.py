@@ -17,7 +17,8 @@ from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 from ._robust import add_robust_arguments, robust_from_args
-from .plan import absent_from_args, add_case_arguments, exit_code, load_case_from_args, parse_recovery_spec
+from .plan import (absent_from_args, add_case_arguments, add_ct_calibration_argument, ct_calibration_from_args,
+                   exit_code, load_case_from_args, parse_recovery_spec)
 
 
 def register(subparsers) -> None:
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check and of the robust evaluation's range scenarios (default 3.5 %%)")
     p.add_argument("--min-spot-weight", type=fraction, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
+    add_ct_calibration_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_robust_arguments(p, default_text="on for both plans; photons take the setup scenarios only", range_pct=False)
     add_progress_arguments(p)
@@ -64,8 +66,9 @@ def run(args) -> int:
     if args.protocol is not None and not args.protocol.is_file():
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = progress_from_args(args)
+    calibration = ct_calibration_from_args(args)
     case = load_case_from_args(args)
-    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir,
+    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir, args.ct_calibration,
                                               case.source.get("reference_dir")])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     cmp = compare(case, args.protocol, photon_angles_deg=args.photon_beams, photon_n_beams=args.photon_n_beams,
@@ -74,7 +77,8 @@ def run(args) -> int:
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
                   min_spot_weight_fraction=args.min_spot_weight, rbe=args.rbe,
-                  absent=absent_from_args(args), robust=robust_from_args(args, default=True), progress=progress)
+                  absent=absent_from_args(args), robust=robust_from_args(args, default=True),
+                  ct_calibration=calibration, progress=progress)
     write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
     return exit_code(p.verdict for p in cmp.plans.values())

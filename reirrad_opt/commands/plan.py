@@ -56,6 +56,21 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
                         "contours them")
 
 
+def add_ct_calibration_argument(p: argparse.ArgumentParser) -> None:
+    """--ct-calibration FILE (shared with 'compare')."""
+    p.add_argument("--ct-calibration", type=Path, default=None, metavar="FILE",
+                   help="the scanner's CT calibration: a CSV with a header HU,SPR[,RED] (CT number, proton "
+                        "stopping-power ratio, relative electron density for photons) covering -1000 to 3000 HU; "
+                        "default a stoichiometric calibration of a generic scanner (docs/dose.md)")
+
+
+def ct_calibration_from_args(args):
+    """The CTCalibration of ``--ct-calibration`` (None: the default)."""
+    from ..dose.ct_calibration import load_ct_calibration
+
+    return None if args.ct_calibration is None else load_ct_calibration(args.ct_calibration)
+
+
 def absent_from_args(args) -> dict[str, str] | None:
     """``--absent`` as ``plan(absent=...)`` takes it: structure name -> how it was declared."""
     from ..absent import DECLARED_BY_CLI
@@ -125,6 +140,7 @@ def register(subparsers) -> None:
                    help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
                         "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
                         "an error for photons")
+    add_ct_calibration_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
@@ -141,10 +157,11 @@ def run(args) -> int:
     from ..report.plan_folder import write_plan_folder
 
     progress = progress_from_args(args)
+    calibration = ct_calibration_from_args(args)
     case = load_case_from_args(args)
     settings = load_settings(args.settings) if args.settings else None
     target = prepare(args, "plan", inputs=[args.case, args.protocol, args.settings, args.cache_dir, args.influence,
-                                           case.source.get("reference_dir")])
+                                           args.ct_calibration, case.source.get("reference_dir")])
     influence = influence_from_args(args, case)
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
@@ -153,7 +170,8 @@ def run(args) -> int:
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
                   robust=robust_from_args(args, default=args.modality != "photon"),
-                  robust_optimization=robust_optimization_from_args(args), progress=progress)
+                  robust_optimization=robust_optimization_from_args(args), ct_calibration=calibration,
+                  progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
         def dicom_export(folder: Path) -> None:

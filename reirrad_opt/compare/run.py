@@ -181,7 +181,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
             min_spot_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, ci_level_pct: float = DEFAULT_CI_LEVEL_PCT,
             brain_structure: str = "Brain", brain_alpha_beta_gy: float = DEFAULT_BRAIN_ALPHA_BETA_GY,
-            rbe: float | None = None, absent=None, robust=None, progress: Progress = SILENT) -> Comparison:
+            rbe: float | None = None, absent=None, robust=None, ct_calibration=None,
+            progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
     Like :func:`~reirrad_opt.planning.plan`, derives rCTV and PTV when the case has none (once, before
@@ -209,6 +210,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         absent: structures declared absent (not contoured, outside the field), as for ``plan``.
         robust: ScenarioSettings: evaluate both plans in the setup (and, for the particle plan, range)
             scenarios too (``plan(robust=...)``); None: nominal evaluation only.
+        ct_calibration: the CT calibration of both plans (:class:`~reirrad_opt.dose.CTCalibration`; default
+            the generic stoichiometric one); it needs a RED column, since the photon plan uses it.
     """
     from ..planning import ensure_target_volumes, plan
     from ..protocol import Protocol, load_protocol
@@ -234,8 +237,10 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     rbe_setting = resolve_rbe(particle, rbe, protocol.options)   # refuses carbon without an RBE before planning
     case = dataclasses.replace(case, structures=dict(case.structures))   # the caller's case stays as it was
     notes = ensure_target_volumes(case)
+    if ct_calibration is not None:
+        ct_calibration.red_curve("the comparison's photon plan")   # refused before either plan is made
     kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, absent=absent,
-                  robust=robust, progress=progress)
+                  robust=robust, ct_calibration=ct_calibration, progress=progress)
     if solver is not None:
         kwargs["solver"] = solver
     plans = {}
@@ -251,7 +256,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
               "min_spot_weight_fraction": float(min_spot_weight_fraction), "ci_level_pct": float(ci_level_pct),
               "brain_structure": brain_structure, "brain_alpha_beta_gy": float(brain_alpha_beta_gy),
               "rbe": float(plans[particle].rbe), "rbe_source": plans[particle].rbe_source,
-              "particle_dose_unit": plans[particle].dose_unit}
+              "particle_dose_unit": plans[particle].dose_unit,
+              "ct_calibration": plans[particle].ct_calibration.to_dict()}
     progress("compare: metrics")
     metrics = {m: plan_metrics(p, ci_level_pct=ci_level_pct, brain_structure=brain_structure,
                                brain_alpha_beta_gy=brain_alpha_beta_gy) for m, p in plans.items()}

@@ -112,7 +112,8 @@ def _header(plan: dict) -> str:
              ("prescription", f"{_fmt(rx.get('total_gy'))} {d.get('unit', 'Gy')} in {_fmt(rx.get('n_fractions'), 0)} x "
                               f"{_fmt(rx.get('dose_per_fraction_gy'))} ({rx.get('fractionation')}); "
                               f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
-             ("dose grid", grid_txt), ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
+             ("dose grid", grid_txt), ("CT calibration", ct_calibration_words(plan)),
+             ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
              ("planning settings", _settings_text(plan.get("settings"))),
              ("versions", versions)]
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
@@ -133,6 +134,17 @@ def _settings_text(settings) -> str:
         elif defaults.get(key) != value:
             changed.append(f"{key} = {value}")
     return "; ".join(changed) if changed else "defaults (see plan.json settings)"
+
+
+def ct_calibration_words(plan: dict) -> str:
+    """plan.json's ``ct_calibration`` in words: its source and, for a file, the start of its SHA-256."""
+    cal = plan.get("ct_calibration")
+    if not cal:
+        return "not recorded"
+    if cal.get("source") == "default stoichiometric":
+        return "default stoichiometric (generic scanner, ICRP 110 tissues; a clinic should supply its own)"
+    digest = cal.get("sha256")
+    return f"{cal.get('source')}" + (f" (sha256 {digest[:16]}...)" if digest else "")
 
 
 def _flat(value, digits: int = 2) -> str:

@@ -86,13 +86,16 @@ VERDICT_ORDER = ("desirable", "acceptable", "incomplete", "fail")   # better to 
 
 
 def scenario_influence(case, beams, scenario: Scenario, *, rel_cutoff: float, cache_dir=None,
-                       progress: Progress = SILENT):
+                       progress: Progress = SILENT, ct_calibration=None):
     """The physical influence matrix of ``beams`` on ``case`` in ``scenario`` (same columns as the nominal
-    one): the isocentre moved against the patient's shift, the range error applied."""
+    one): the isocentre moved against the patient's shift, the range error applied; with the nominal
+    plan's CT calibration (:class:`~reirrad_opt.dose.CTCalibration`; None: the default)."""
+    curves = {} if ct_calibration is None else {"spr_curve": ct_calibration.spr, **(
+        {} if ct_calibration.red is None else {"red_curve": ct_calibration.red})}
     return compute_influence(case.grid, case.ct_hu, case.body, shifted_beams(beams, scenario.shift_xyz_mm),
                              target_mask=case.structures["PTV"].mask, rel_cutoff=rel_cutoff, cache_dir=cache_dir,
                              progress=progress,
-                             range_shift=None if scenario.range_shift.is_zero else scenario.range_shift)
+                             range_shift=None if scenario.range_shift.is_zero else scenario.range_shift, **curves)
 
 
 def scenario_dose(plan, scenario: Scenario, *, cache_dir=None, progress: Progress = SILENT, influence=None):
@@ -102,7 +105,8 @@ def scenario_dose(plan, scenario: Scenario, *, cache_dir=None, progress: Progres
         influence = plan.influence
     elif influence is None:
         influence = scenario_influence(plan.case, plan.beams, scenario, rel_cutoff=plan.influence.rel_cutoff,
-                                       cache_dir=cache_dir, progress=progress)
+                                       cache_dir=cache_dir, progress=progress,
+                                       ct_calibration=getattr(plan, "ct_calibration", None))
     dose = (influence.dose(plan.weights) * plan.rbe).astype(np.float32)
     return dose, influence
 
