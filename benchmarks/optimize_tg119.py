@@ -34,6 +34,7 @@ from tg119 import load_tg119, resample_case  # noqa: E402
 
 from reirrad_opt.evaluate import metric_value  # noqa: E402
 from reirrad_opt.planning import plan  # noqa: E402
+from reirrad_opt.planning_settings import load_settings  # noqa: E402
 from reirrad_opt.progress import Progress  # noqa: E402
 
 PEER = {"name": "pyRadPlan 0.5.0 (IPOPT weighted sum, 500 iterations)", "seconds": 169.0,
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
         case = resample_case(case, args.grid_mm)
     t0 = time.perf_counter()
     result = plan(case, HERE / "tg119_protocol.toml", gantry_angles_deg=angles, modality=args.modality,
-                  engine=args.engine, progress=Progress(None if not args.json else False))
+                  settings=load_settings(HERE / "tg119_settings.toml"), engine=args.engine,
+                  progress=Progress(None if not args.json else False))
     seconds = time.perf_counter() - t0
     grid, dose = case.grid, result.new_dose_gy
     ptv, core = case.structures["PTV"].mask, case.structures["Core"].mask

@@ -157,6 +157,7 @@ def main(argv=None) -> int:
 
     from reirrad_opt.planning import plan
     from reirrad_opt.progress import Progress
+    from reirrad_opt.planning_settings import load_settings
     from reirrad_opt.protocol import load_protocol
 
     python = _pyradplan_python(args.pyradplan_python)
@@ -177,16 +178,18 @@ def main(argv=None) -> int:
                        "iterations": meta["iterations"], "influence_s": round(meta["influence_s"], 2), **peer},
               "n_columns": int(influence.n_columns), "nnz": int(influence.matrix.nnz)}
     protocol_path = HERE / "tg119_protocol.toml"
-    variants = {"protocol": load_protocol(protocol_path),
-                "matched": _matched(load_protocol(protocol_path), peer["core_dmax_gy"], peer["ptv_d95_gy"]),
+    settings = load_settings(HERE / "tg119_settings.toml")
+    variants = {"protocol": (load_protocol(protocol_path), settings),
+                "matched": (_matched(load_protocol(protocol_path), peer["core_dmax_gy"], peer["ptv_d95_gy"]), settings),
                 # read on voxel centres as pyRadPlan reads, with its target objective (the squared
                 # deviation from Rx: our homogeneity window closed to [Rx, Rx])
-                "matched_vc": _matched(load_protocol(protocol_path), peer["core_dmax_gy_vc"], peer["ptv_d95_gy_vc"],
-                                       evaluation_fine_factor=1, target_floor_pct_rx=100.0)}
-    for name, protocol in variants.items():
+                "matched_vc": (_matched(load_protocol(protocol_path), peer["core_dmax_gy_vc"], peer["ptv_d95_gy_vc"],
+                                        evaluation_fine_factor=1),
+                               settings.with_overrides(target_floor_pct_rx=100.0))}
+    for name, (protocol, plan_settings) in variants.items():
         say(f"reirrad-opt on pyRadPlan's matrix, {name} goals")
         t0 = time.perf_counter()
-        p = plan(case, protocol, influence=influence)
+        p = plan(case, protocol, influence=influence, settings=plan_settings)
         seconds = time.perf_counter() - t0
         result[name] = {"seconds": round(seconds, 2), "optimize_s": round(p.timing_s["optimize"], 2),
                         "verdict": p.verdict, "ratio_to_peer_time": round(seconds / meta["optimize_s"], 3),

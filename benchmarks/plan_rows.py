@@ -5,8 +5,8 @@ the plans: every dose value within 0.05 Gy, every volume within 0.1 %, the same 
     python3 benchmarks/plan_rows.py compare BEFORE.json AFTER.json
 
 A plan key is ``npc-<mm>-<engine>`` (the NPC phantom, 5 photon beams at 0, 72, ... 288 deg) or
-``tg119-<mm>`` (the CORT TG-119 C-shape, benchmarks/tg119_protocol.toml, 9 beams; needs
-REIRRAD_REALDATA). Each record holds the verdict, every evaluation row (value, verdict) and the
+``tg119-<mm>[-<engine>]`` (the CORT TG-119 C-shape, benchmarks/tg119_protocol.toml and tg119_settings.toml, 9 beams; needs
+REIRRAD_REALDATA; the default engine is first-order). Each record holds the verdict, every evaluation row (value, verdict) and the
 optimization time (s; a fair figure only on a quiet machine).
 """
 from __future__ import annotations
@@ -36,11 +36,14 @@ def plan_for(key: str, cache_dir: str | None = None):
                     cache_dir=cache_dir)
     if key.startswith("tg119-"):
         from benchmarks.tg119 import load_tg119, resample_case
+        from reirrad_opt.planning_settings import load_settings
 
-        case = resample_case(load_tg119(), float(key.split("-")[1]))
-        return plan(case, ROOT / "benchmarks" / "tg119_protocol.toml",
+        _, mm, *engine = key.split("-", 2)
+        case = resample_case(load_tg119(), float(mm))
+        return plan(case, ROOT / "benchmarks" / "tg119_protocol.toml", engine=engine[0] if engine else None,
+                    settings=load_settings(ROOT / "benchmarks" / "tg119_settings.toml"),
                     gantry_angles_deg=[40.0 * k for k in range(9)], cache_dir=cache_dir)
-    raise ValueError(f"plan key {key!r}: expected npc-<mm>-<engine> or tg119-<mm>")
+    raise ValueError(f"plan key {key!r}: expected npc-<mm>-<engine> or tg119-<mm>[-<engine>]")
 
 
 def record(path: str, keys: str = DEFAULT_KEYS) -> None:

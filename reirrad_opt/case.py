@@ -3,11 +3,18 @@
 Case folder (the project's interchange format):
 
 * ``case.json``: ``name``, ``grid`` (see :meth:`Grid.to_dict`), ``structures`` (list of
-  ``{name, role, volume_cc}``), ``prior_course`` (see :class:`PriorCourse`), ``source`` (free
-  metadata, e.g. DICOM UIDs of the original study), ``format_version``.
+  ``{name, role, volume_cc}``), the prior course(s) (below), ``source`` (free metadata, e.g. DICOM
+  UIDs of the original study), ``format_version``.
 * ``case.npz``: ``ct_hu`` (float32, Hounsfield units), ``prior_dose_gy`` (float32, RBE-weighted dose of
-  the prior course, Gy(RBE); equal to the physical dose in Gy for photons), ``mask_<Name>`` (bool)
-  per structure, ``spacing_mm`` and ``origin_mm`` (array order z, y, x).
+  the (first) prior course, Gy(RBE); equal to the physical dose in Gy for photons), ``mask_<Name>``
+  (bool) per structure, ``spacing_mm`` and ``origin_mm`` (array order z, y, x).
+
+One prior course: ``format_version`` 1 and ``prior_course`` (see :class:`PriorCourse`), as every
+case folder has been written. Several prior courses: ``format_version`` 2 and ``prior_courses`` (a
+list, in the case's order) instead of ``prior_course``, the dose of course k >= 2 in ``case.npz`` as
+``prior_dose_gy_<k>`` -- so that a reader that knows only one course refuses the folder (no
+``prior_course``) rather than silently dropping courses. Both formats load; a later format_version is
+refused by name.
 
 A case.json written before prior dose types were recorded (no ``prior_course.dose_type``) loads as
 a PHYSICAL dose with RBE 1, as it was used then; the case's notes say so.
@@ -25,7 +32,10 @@ from .atomic import atomic_dir
 from .geometry import Grid, Structure
 from .rbe import LOW_LET_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN
 
+#: format of a case folder with one prior course (``prior_course``); see the module docstring
 FORMAT_VERSION = 1
+#: format of a case folder with several prior courses (``prior_courses``)
+FORMAT_VERSION_SEVERAL_PRIORS = 2
 
 
 class CaseFormatError(ValueError):
@@ -47,6 +57,8 @@ class PriorCourse:
         rbe: the constant by which the source dose was multiplied to reach the case's prior dose in
             Gy(RBE): 1.0 for photons, e.g. 1.1 for a PHYSICAL proton dose, or 'already applied' for an
             EFFECTIVE dose (taken as is).
+        mapping: how this course's dose came onto the case grid, one readable line (registration
+            method, transform, margin); empty when the dose was supplied on the case grid.
     """
 
     n_fractions: int
@@ -56,6 +68,7 @@ class PriorCourse:
     description: str = ""
     dose_type: str = "PHYSICAL"
     rbe: float | str = 1.0
+    mapping: str = ""
 
     def __post_init__(self) -> None:
         if int(self.n_fractions) < 1:
@@ -84,6 +97,28 @@ class PriorCourse:
         """The factor applied to the source dose (1.0 when the source was already RBE-weighted)."""
         return 1.0 if self.rbe == RBE_ALREADY_APPLIED else float(self.rbe)
 
+    def to_json_dict(self) -> dict:
+        """case.json form; ``mapping`` only when set (a course supplied on the case grid is written
+        as before)."""
+        d = asdict(self)
+        if not self.mapping:
+            d.pop("mapping")
+        return d
+
+
+@dataclass(frozen=True)
+class PriorDose:
+    """One prior course with its dose on the case grid.
+
+    Attributes:
+        course: fractionation, interval, modality, dose type, RBE, description, mapping.
+        dose_gy: RBE-weighted dose of that course alone (Gy(RBE); physical Gy for photons) on the
+            case grid.
+    """
+
+    course: PriorCourse
+    dose_gy: np.ndarray
+
 
 @dataclass
 class Case:
@@ -94,10 +129,13 @@ class Case:
         grid: the voxel grid of all arrays below.
         ct_hu: CT numbers (HU), shape grid.shape.
         structures: structures by TG-263 name (insertion order is kept).
-        prior_dose_gy: RBE-weighted dose of the prior course (Gy(RBE); the physical dose for photons) on
-            the grid (see :class:`PriorCourse` for its dose type and RBE).
-        prior: the prior course's fractionation and interval.
+        prior_dose_gy: RBE-weighted dose of the (first) prior course (Gy(RBE); the physical dose for
+            photons) on the grid (see :class:`PriorCourse` for its dose type and RBE).
+        prior: the (first) prior course's fractionation and interval.
         source: free metadata (origin of the data, DICOM UIDs, ...).
+        further_priors: the second, third, ... prior course with their doses, when a patient had
+            several. Every EQD2 reads :attr:`prior_courses` (all of them) through
+            :mod:`reirrad_opt.prior_eqd2`; ``prior_dose_gy`` alone is the first course only.
     """
 
     name: str
@@ -107,14 +145,26 @@ class Case:
     prior_dose_gy: np.ndarray
     prior: PriorCourse
     source: dict = field(default_factory=dict)
+    further_priors: tuple[PriorDose, ...] = ()
 
     def __post_init__(self) -> None:
         self.grid.check_array(self.ct_hu, f"case {self.name!r} ct_hu")
-        self.grid.check_array(self.prior_dose_gy, f"case {self.name!r} prior_dose_gy")
+        self.further_priors = tuple(self.further_priors)
+        for k, p in enumerate(self.prior_courses, 1):
+            if not isinstance(p, PriorDose) or not isinstance(p.course, PriorCourse):
+                raise ValueError(f"case {self.name!r}: prior course {k} must be a PriorDose(PriorCourse, dose), "
+                                 f"got {type(p).__name__}")
+            what = "prior_dose_gy" if k == 1 else f"prior course {k} dose_gy"
+            self.grid.check_array(p.dose_gy, f"case {self.name!r} {what}")
+            if not np.all(np.isfinite(p.dose_gy)) or p.dose_gy.min() < 0:
+                raise ValueError(f"case {self.name!r}: {what} must be finite and >= 0 Gy")
         for s in self.structures.values():
             self.grid.check_array(s.mask, f"case {self.name!r} structure {s.name!r}")
-        if not np.all(np.isfinite(self.prior_dose_gy)) or self.prior_dose_gy.min() < 0:
-            raise ValueError(f"case {self.name!r}: prior_dose_gy must be finite and >= 0 Gy")
+
+    @property
+    def prior_courses(self) -> tuple[PriorDose, ...]:
+        """Every prior course with its dose, the first (``prior``, ``prior_dose_gy``) first."""
+        return (PriorDose(self.prior, self.prior_dose_gy),) + self.further_priors
 
     def __getitem__(self, name: str) -> Structure:
         try:
@@ -131,24 +181,34 @@ class Case:
         return np.ones(self.grid.shape, dtype=bool)
 
     def to_json_dict(self) -> dict:
-        return {
-            "format_version": FORMAT_VERSION,
+        several = bool(self.further_priors)
+        out = {
+            "format_version": FORMAT_VERSION_SEVERAL_PRIORS if several else FORMAT_VERSION,
             "name": self.name,
             "grid": self.grid.to_dict(),
             "structures": [
                 {"name": s.name, "role": s.role, "volume_cc": round(s.volume_cc(self.grid), 4)}
                 for s in self.structures.values()
             ],
-            "prior_course": asdict(self.prior),
-            "source": self.source,
         }
+        if several:
+            out["prior_courses"] = [p.course.to_json_dict() for p in self.prior_courses]
+        else:
+            out["prior_course"] = self.prior.to_json_dict()
+        out["source"] = self.source
+        return out
+
+
+def prior_dose_key(k: int) -> str:
+    """case.npz name of the dose of prior course ``k`` (1-based): prior_dose_gy, prior_dose_gy_2, ..."""
+    return "prior_dose_gy" if k == 1 else f"prior_dose_gy_{k}"
 
 
 def write_case_files(case: Case, folder: Path) -> None:
     """Write case.json and case.npz into an existing folder (no atomicity; see save_case)."""
     arrays = {
         "ct_hu": case.ct_hu.astype(np.float32),
-        "prior_dose_gy": case.prior_dose_gy.astype(np.float32),
+        **{prior_dose_key(k): p.dose_gy.astype(np.float32) for k, p in enumerate(case.prior_courses, 1)},
         "spacing_mm": np.asarray(case.grid.spacing_mm),
         "origin_mm": np.asarray(case.grid.origin_mm),
     }
@@ -167,6 +227,26 @@ def save_case(case: Case, out_dir: str | os.PathLike, extra=None) -> Path:
     return Path(out_dir)
 
 
+def _prior_courses_meta(meta: dict, jpath: Path) -> list[dict]:
+    """The prior-course records of case.json, in order (format 1: one ``prior_course``; format 2:
+    the list ``prior_courses``)."""
+    version = meta.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION_SEVERAL_PRIORS:
+        raise CaseFormatError(f"{jpath}: format_version {version!r} is not one this version reads (1 or "
+                              f"{FORMAT_VERSION_SEVERAL_PRIORS}); update reirrad-opt")
+    has_one, has_list = "prior_course" in meta, "prior_courses" in meta
+    if has_one and has_list:
+        raise CaseFormatError(f"{jpath}: holds both 'prior_course' and 'prior_courses'; expected one of them")
+    if has_list:
+        courses = meta["prior_courses"]
+        if not isinstance(courses, list) or not courses or not all(isinstance(c, dict) for c in courses):
+            raise CaseFormatError(f"{jpath}: key 'prior_courses' must be a non-empty list of prior-course objects")
+        return courses
+    if not has_one:
+        raise CaseFormatError(f"{jpath}: key 'prior_course' (or, for several courses, 'prior_courses') is missing")
+    return [meta["prior_course"]]
+
+
 def load_case(folder: str | os.PathLike) -> Case:
     """Read a case folder written by :func:`save_case`; CaseFormatError names what is wrong."""
     folder = Path(folder)
@@ -178,36 +258,49 @@ def load_case(folder: str | os.PathLike) -> Case:
         meta = json.loads(jpath.read_text())
     except json.JSONDecodeError as exc:
         raise CaseFormatError(f"{jpath}: not valid JSON ({exc})") from exc
-    for key in ("name", "grid", "structures", "prior_course"):
+    if not isinstance(meta, dict):
+        raise CaseFormatError(f"{jpath}: expected a JSON object, got {type(meta).__name__}")
+    for key in ("name", "grid", "structures"):
         if key not in meta:
             raise CaseFormatError(f"{jpath}: key {key!r} is missing")
+    records = _prior_courses_meta(meta, jpath)
+    several = len(records) > 1
+    courses = []
     try:
         grid = Grid.from_dict(meta["grid"])
-        prior = PriorCourse(**meta["prior_course"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CaseFormatError(f"{jpath}: {exc}") from exc
-    if isinstance(meta["prior_course"], dict) and "dose_type" not in meta["prior_course"]:
-        source = dict(meta.get("source", {}))
-        source["notes"] = list(source.get("notes", [])) + [
-            "prior course: case.json records no dose type (written before dose types were read); the prior dose "
-            f"is taken as a PHYSICAL dose with RBE 1 (modality {prior.modality!r}), as it was used then"]
-        meta["source"] = source
+    for k, record in enumerate(records, 1):
+        try:
+            courses.append(PriorCourse(**record))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CaseFormatError(f"{jpath}: {f'prior_courses[{k - 1}]: ' if several else ''}{exc}") from exc
+        if "dose_type" not in record:
+            which = f"prior course {k}" if several else "prior course"
+            source = dict(meta.get("source", {}))
+            source["notes"] = list(source.get("notes", [])) + [
+                f"{which}: case.json records no dose type (written before dose types were read); the prior dose "
+                f"is taken as a PHYSICAL dose with RBE 1 (modality {courses[-1].modality!r}), as it was used then"]
+            meta["source"] = source
     try:
         data = np.load(npath)
     except Exception as exc:  # zipfile / pickle errors
         raise CaseFormatError(f"{npath}: cannot be read as npz ({exc})") from exc
     with data:
-        for key in ("ct_hu", "prior_dose_gy"):
+        for key in ("ct_hu", *(prior_dose_key(k) for k in range(1, len(courses) + 1))):
             if key not in data.files:
                 raise CaseFormatError(f"{npath}: array {key!r} is missing")
+        if not several and prior_dose_key(2) in data.files:
+            raise CaseFormatError(f"{npath}: holds {prior_dose_key(2)!r} but case.json records one prior course")
         structures = {}
         for entry in meta["structures"]:
             key = f"mask_{entry['name']}"
             if key not in data.files:
                 raise CaseFormatError(f"{npath}: array {key!r} for structure {entry['name']!r} is missing")
             structures[entry["name"]] = Structure(entry["name"], data[key].astype(bool), entry.get("role", ""))
+        doses = [data[prior_dose_key(k)].astype(np.float32) for k in range(1, len(courses) + 1)]
         try:
-            return Case(meta["name"], grid, data["ct_hu"].astype(np.float32), structures,
-                        data["prior_dose_gy"].astype(np.float32), prior, meta.get("source", {}))
+            return Case(meta["name"], grid, data["ct_hu"].astype(np.float32), structures, doses[0], courses[0],
+                        meta.get("source", {}), tuple(PriorDose(c, d) for c, d in zip(courses[1:], doses[1:])))
         except ValueError as exc:
             raise CaseFormatError(f"{folder}: {exc}") from exc

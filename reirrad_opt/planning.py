@@ -18,17 +18,17 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, recurrent_target_volumes
 from .optimize import OptimizationOutcome, build_problem, optimize_plan
-from .optimize.normal_tissue import (MAX_NORMAL_SAMPLES, MAX_RING_SAMPLES, RING_HALF_DOSE_MM, RING_MM,  # noqa: F401
-                                     normal_tissue_setup, roughness_operator)  # (re-exported: planning's names before)
 from .planning_settings import PlanningSettings
+from .robust.scenarios import ScenarioSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
 from .rbe import resolve_rbe
 
 if TYPE_CHECKING:   # annotations only: these modules import the planner's neighbours
-    from .dose import InfluenceMatrix
+    from .dose import CTCalibration, InfluenceMatrix
     from .evaluate.verdict import PlanEvaluation
     from .protocol import Fractionation, Protocol
+    from .robust import RobustEvaluation
 
 DEFAULT_PHOTON_ANGLES_DEG = tuple(float(a) for a in range(0, 360, 40))   # 9 equispaced IMRT beams
 DEFAULT_PARTICLE_ANGLES_DEG = (90.0, 270.0, 180.0)  # two laterals and a posterior field
@@ -59,6 +59,10 @@ class Plan:
             evaluation's dose rows.
         rbe_source: where the RBE came from (default, protocol option, --rbe).
         settings: how the plan was computed (engine, its constants, truncation, ...).
+        robust: the robust evaluation (every line in every setup / range scenario), when asked for.
+        robust_optimization: the scenarios whose priority-1 caps the optimizer held (None: nominal only).
+        ct_calibration: the CT calibration the dose engine used (:class:`~reirrad_opt.dose.CTCalibration`);
+            None when the dose-influence matrix was supplied from outside.
     """
 
     case: Case
@@ -77,6 +81,9 @@ class Plan:
     dose_unit: str = "Gy"
     rbe_source: str = "photon: RBE 1 by definition"
     settings: PlanningSettings | None = None
+    robust: RobustEvaluation | None = None
+    robust_optimization: ScenarioSettings | None = None
+    ct_calibration: CTCalibration | None = None
 
     @property
     def physical_dose_gy(self) -> np.ndarray:
@@ -89,6 +96,15 @@ class Plan:
         particle = self.dose_unit == "Gy(RBE)"
         return {"quantity": "RBE-weighted" if particle else "physical", "unit": self.dose_unit,
                 "rbe": float(self.rbe), "rbe_model": "constant" if particle else "none"}
+
+    def _ct_calibration_record(self) -> dict:
+        """plan.json's ``ct_calibration``: the plan's calibration, or what a supplied matrix's metadata say."""
+        if self.ct_calibration is not None:
+            return self.ct_calibration.to_dict()
+        meta = getattr(self.influence, "meta", None) or {}
+        curve = meta.get("spr") or meta.get("red") or {}
+        return {"source": "none: the dose-influence matrix was supplied", "sha256": None,
+                "description": curve.get("source", "not recorded in the matrix")}
 
     @property
     def verdict(self) -> str:
@@ -123,9 +139,14 @@ class Plan:
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "modality": self.modality,
             "dose": self.dose_info,
+            "ct_calibration": self._ct_calibration_record(),
             "beams": [_beam_dict(b) for b in self.beams],
             "beam_model": _beam_model_dict(self.beams),
             "engine": self.optimization.engine,
+            "settings": self.settings.to_dict() if self.settings is not None else None,
+            "robust": self.robust.to_dict() if self.robust is not None else None,
+            "robust_optimization": (self.robust_optimization.to_dict() if self.robust_optimization is not None
+                                    else None),
             "stages": [s.to_dict() for s in self.optimization.stages],
             "limit_tier": self.optimization.tier_by_goal,
             "diagnosis": self.optimization.diagnosis,
@@ -190,7 +211,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
          bixel_mm: float = 5.0, spot_spacing_mm: float = 5.0, cache_dir=None, solver: str | None = None,
          truncation: float | None = None, engine: str | None = None, engine_settings=None, influence=None,
          rbe: float | None = None, absent=None, settings: PlanningSettings | None = None, extra_terms=(),
-         beam_model=None, progress: Progress = SILENT) -> Plan:
+         robust: ScenarioSettings | None = None, robust_optimization: ScenarioSettings | None = None,
+         ct_calibration: CTCalibration | None = None, beam_model=None, progress: Progress = SILENT) -> Plan:
     """Plan a re-irradiation course for ``case`` under ``protocol`` (default: the NPC consensus).
 
     Neither ``case`` nor ``protocol`` is modified: the plan's ``case`` is a copy with rCTV/PTV added when
@@ -230,11 +252,23 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
             protocol option ``absent_structures``. Their lines read 'absent' and do not block a pass
             (see :mod:`reirrad_opt.absent`). Checked before any dose is computed: an unknown name or a
             structure the case contours is a ValueError.
-        beam_model: the particle machine (spot size, energy spread): a
+        robust: evaluate the plan in the setup / range scenarios of these settings too
+            (:func:`reirrad_opt.robust.robust_evaluation`; ``Plan.robust``); None: not (the CLI evaluates
+            particle plans robustly by default). The verdict stays the nominal evaluation's.
+        robust_optimization: hold every priority-1 organ cap in each scenario of these settings too
+            (minimax; target coverage and lower priorities on the nominal scenario; see
+            docs/robustness.md). The plan is then also evaluated in those scenarios (``robust`` defaults
+            to the same settings), reusing their matrices.
+        ct_calibration: CT number to stopping-power ratio (particles) and relative electron density
+            (photons), :class:`~reirrad_opt.dose.CTCalibration` (``load_ct_calibration(path)``); default the
+            stoichiometric calibration of a generic scanner. A physics input of the dose engine, recorded in
+            plan.json; an error with ``influence`` (the matrix is already computed) and, for photons, when it
+            has no RED column.
+        beam_model: the particle machine (spot size, energy spread, range shifter): a
             :class:`~reirrad_opt.dose.beam_model.BeamModel` or a path to its TOML file (the CLI's
             ``--beam-model``); None: the shipped generic model. An error for photons.
     """
-    from .dose import compute_influence, particle_fields, photon_beams
+    from .dose import DEFAULT_CT_CALIBRATION, compute_influence, particle_fields, photon_beams
     from .dose.beam_model import BeamModel, load_beam_model
     from .absent import declared_absent
     from .evaluate import check_absent_not_contoured, evaluate_plan, metric_value
@@ -252,6 +286,11 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         if beam_model.ion != ion:
             raise ValueError(f"beam model {beam_model.source}: it is for {beam_model.ion}, the plan is {ion}")
     t_start = time.perf_counter()
+    if influence is not None and ct_calibration is not None:
+        raise ValueError("ct_calibration has no effect on a supplied dose-influence matrix: give one or the other")
+    calibration = None if influence is not None else (ct_calibration or DEFAULT_CT_CALIBRATION)
+    if calibration is not None and ion is None:
+        calibration.red_curve()             # a photon plan needs RED: refused before any work
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol, optic_nerve_rule=optic_nerve_rule, fractionation=fractionation)
     else:
@@ -283,10 +322,12 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         beams = photon_beams(case.grid, ptv, gantry_angles_deg=gantry_angles_deg, bixel_mm=bixel_mm)
     else:
         beams = particle_fields(case.grid, ptv, case.ct_hu, gantry_angles_deg=gantry_angles_deg,
-                                spot_spacing_mm=spot_spacing_mm, ion=ion, beam_model=beam_model)
+                                spot_spacing_mm=spot_spacing_mm, ion=ion, spr_curve=calibration.spr,
+                                beam_model=beam_model)
     if influence is None:
         influence = compute_influence(case.grid, case.ct_hu, case.body, beams, target_mask=ptv, cache_dir=cache_dir,
-                                      progress=progress)
+                                      progress=progress, spr_curve=calibration.spr,
+                                      **({} if ion is not None else {"red_curve": calibration.red_curve()}))
     t_influence = time.perf_counter() - t0
     progress(f"influence: ready for {len(beams)} {'beams' if ion is None else 'fields'} ({t_influence:.1f} s); "
              f"optimizing")
@@ -295,7 +336,25 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
     how = (settings if settings is not None else PlanningSettings.from_protocol_options(protocol.options)) \
         .with_overrides(engine=engine, engine_settings=engine_settings, truncation=truncation, lp_solver=solver)
     engine = how.engine
-    problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe)
+    scenario_influences: dict = {}
+    if robust_optimization is not None:
+        from .robust import scenario_set
+        from .robust.evaluation import scenario_influence
+
+        if extra_terms:
+            raise ValueError("robust_optimization with user terms (extra_terms) is not supported: the user terms "
+                             "would see the scenario rows too")
+        t1 = time.perf_counter()
+        for scenario in scenario_set(robust_optimization, "photon" if ion is None else ion)[1:]:
+            progress(f"robust optimization: scenario matrix, {scenario.name}")
+            scenario_influences[scenario.name] = scenario_influence(case, beams, scenario, rel_cutoff=influence.rel_cutoff,
+                                                                    cache_dir=cache_dir, ct_calibration=calibration)
+        t_influence += time.perf_counter() - t1
+        t0 += time.perf_counter() - t1   # the scenario matrices count as influence time, not optimization
+        robust = robust if robust is not None else robust_optimization
+    problem = build_problem(case, protocol, influence, how, rbe=rbe_setting.rbe,
+                            scenario_matrices=[m.matrix for m in scenario_influences.values()],
+                            scenario_names=list(scenario_influences))
 
     def read_metric(metric: str, dose_gy: np.ndarray, structure: str) -> float:
         """A goal's metric as the evaluation reads it (the optimizer aims its holds and limit tier at it)."""
@@ -312,11 +371,28 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
                                dose_unit=rbe_setting.dose_unit, absent=absent)
     t_evaluate = time.perf_counter() - t0
     progress(f"evaluation: verdict {evaluation.verdict} ({t_evaluate:.1f} s)")
-    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate,
-              "total": time.perf_counter() - t_start}
-    return Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
-                new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
-                dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how)
+    timing = {"influence": t_influence, "optimize": t_optimize, "evaluate": t_evaluate}
+    if robust_optimization is not None:
+        notes = notes + [f"robust optimization: every priority-1 organ cap held in {len(scenario_influences)} "
+                         f"scenarios besides the nominal one (setup {robust_optimization.setup_mm:g} mm"
+                         + (f", range {robust_optimization.range_pct:g} % + {robust_optimization.range_mm:g} mm"
+                            if ion is not None else "") + "); target coverage and lower priorities on the nominal "
+                         "scenario"]
+    result = Plan(case, protocol, frac, "photon" if ion is None else ion, list(beams), influence, outcome.weights,
+                  new_dose, outcome, evaluation, timing, notes + rbe_setting.notes(), rbe=rbe_setting.rbe,
+                  dose_unit=rbe_setting.dose_unit, rbe_source=rbe_setting.source, settings=how,
+                  robust_optimization=robust_optimization, ct_calibration=calibration)
+    if robust is not None:
+        from .robust import robust_evaluation
+
+        reuse = scenario_influences if robust == robust_optimization else None
+        result.robust = robust_evaluation(result, robust, cache_dir=cache_dir, influences=reuse, progress=progress)
+        timing["robust_evaluation"] = result.robust.seconds
+        progress(f"robust evaluation: {len(result.robust.scenarios)} scenarios, priority 1 "
+                 f"{'holds in every one' if result.robust.priority1_holds else 'FAILS in some'} "
+                 f"({result.robust.seconds:.1f} s)")
+    timing["total"] = time.perf_counter() - t_start
+    return result
 
 
 def _check_influence(influence, case: Case, modality: str) -> None:

@@ -24,13 +24,16 @@ A ``[settings]`` table, every key optional::
 
     [settings.first-order]            # the chosen engine's constants (its Settings dataclass fields)
     max_outer = 30
+
+    [settings.problem]                # how the problem samples the case (ProblemSettings fields)
+    ring_mm = 30.0
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,47 @@ LEGACY_PROTOCOL_OPTIONS = ("engine", "hold_dvh_points", "target_homogeneity_weig
 
 class SettingsError(ValueError):
     """Invalid planning settings; the message names the key (and the file) and what was expected."""
+
+
+@dataclass(frozen=True)
+class ProblemSettings:
+    """Where the lexicographic problem puts its points, and the normal-tissue stage's sampling: numerical
+    choices of :func:`~reirrad_opt.optimize.problem.build_problem`, never clinical content.
+
+    Attributes:
+        point_spacing_mm: interior points of soft dose-volume goals this far apart for the engines that
+            pay per point (LP, cvxpy); the first-order engine takes every voxel.
+        exact_band_voxels: dose-volume goals keep the evaluation's sub-voxel samples exact this many voxel
+            spacings deep from a structure's edge, where interpolated dose differs from the voxel centre.
+        ceiling_shell_mm: the body dose ceiling is seeded with every voxel this close to a target ...
+        ceiling_lattice_mm: ... and a lattice this coarse elsewhere (more points enter where the dose
+            comes near the ceiling).
+        ring_mm: width of the ring around the PTV whose dose fall-off the normal-tissue stage shapes.
+        ring_half_dose_mm: the ring's reference fall-off: Rx at the PTV surface, Rx/2 this far out,
+            never below 25 % of Rx.
+        normal_tissue_samples: body voxels of the normal-tissue mean-dose term at most (a deterministic
+            stride sample).
+        ring_samples: ring voxels of the fall-off term at most (a deterministic stride sample).
+    """
+
+    point_spacing_mm: float = 5.0
+    exact_band_voxels: int = 2
+    ceiling_shell_mm: float = 5.0
+    ceiling_lattice_mm: float = 6.0
+    ring_mm: float = 30.0
+    ring_half_dose_mm: float = 10.0
+    normal_tissue_samples: int = 6000
+    ring_samples: int = 2500
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise SettingsError(f"settings problem.{f.name}: expected a whole number >= 1, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise SettingsError(f"settings problem.{f.name}: expected a number > 0 (mm), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +106,8 @@ class PlanningSettings:
         target_homogeneity_weight: last stage, first-order engine: weight (1/Gy^2) of the PTV's squared
             dose outside [target_floor_pct_rx % of Rx, Rx]; >= 0.
         target_floor_pct_rx: that window's lower edge, % of Rx (0 to 100; 0: no floor).
+        problem: where the problem puts its points, and the normal-tissue stage's sampling
+            (:class:`ProblemSettings`).
     """
 
     engine: str = DEFAULT_ENGINE
@@ -71,6 +117,7 @@ class PlanningSettings:
     hold_dvh_points: bool = True
     target_homogeneity_weight: float = 1.0
     target_floor_pct_rx: float = 0.0
+    problem: ProblemSettings = field(default_factory=lambda: ProblemSettings())
 
     def __post_init__(self) -> None:
         from .optimize.engines import get_engine
@@ -89,6 +136,8 @@ class PlanningSettings:
             raise SettingsError(f"settings hold_dvh_points: expected true or false, got {self.hold_dvh_points!r}")
         _number(self.target_homogeneity_weight, "target_homogeneity_weight", lo=0.0)
         _number(self.target_floor_pct_rx, "target_floor_pct_rx", lo=0.0, hi=100.0)
+        if not isinstance(self.problem, ProblemSettings):
+            raise SettingsError(f"settings problem: expected ProblemSettings, got {type(self.problem).__name__}")
 
     def with_overrides(self, **values: Any) -> PlanningSettings:
         """A copy with the given fields replaced; None values are ignored (not given). A new engine
@@ -99,10 +148,14 @@ class PlanningSettings:
         return dataclasses.replace(self, **given)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values (for plan.json and study rows): the engine's constants as a table."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "engine_settings"}
-        if self.engine_settings is not None:
-            out["engine_settings"] = dataclasses.asdict(self.engine_settings)
+        """Plain values (for plan.json and study rows): the engine's constants (its defaults when none
+        were given) and the problem's sampling as tables."""
+        from .optimize.engines import get_engine
+
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("engine_settings", "problem")}
+        out["engine_settings"] = dataclasses.asdict(self.engine_settings or get_engine(self.engine).Settings())
+        out["problem"] = dataclasses.asdict(self.problem)
         return out
 
     @classmethod
@@ -116,13 +169,15 @@ class PlanningSettings:
         base = base or cls()
         if not isinstance(table, dict):
             raise SettingsError(f"{where}: expected a table, got {type(table).__name__}")
-        scalars = {f.name for f in dataclasses.fields(cls)} - {"engine_settings"}
+        scalars = {f.name for f in dataclasses.fields(cls)} - {"engine_settings", "problem"}
         engines = set(engine_names())
-        unknown = sorted(set(table) - scalars - engines)
+        unknown = sorted(set(table) - scalars - engines - {"problem"})
         if unknown:
-            raise SettingsError(f"{where} {unknown[0]}: unknown key; expected one of {sorted(scalars)} or an engine's "
-                                f"table {sorted(engines)}")
+            raise SettingsError(f"{where} {unknown[0]}: unknown key; expected one of {sorted(scalars)}, the table "
+                                f"'problem' or an engine's table {sorted(engines)}")
         values = {k: table[k] for k in scalars if k in table}
+        if "problem" in table:
+            values["problem"] = _problem_from_table(table["problem"], f"{where} problem", base.problem)
         try:
             out = base.with_overrides(**values)
         except SettingsError as exc:
@@ -168,6 +223,19 @@ def load_settings(path: str | Path, base: PlanningSettings | None = None) -> Pla
     if extra:
         raise SettingsError(f"{path}: unknown table(s) {extra}; a settings file holds [settings] only")
     return PlanningSettings.from_table(data["settings"], f"{path}: [settings]", base)
+
+
+def _problem_from_table(table: Any, where: str, base: ProblemSettings) -> ProblemSettings:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}: expected a table of ProblemSettings fields")
+    known = {f.name for f in dataclasses.fields(ProblemSettings)}
+    for key in table:
+        if key not in known:
+            raise SettingsError(f"{where}.{key}: unknown key; expected one of {sorted(known)}")
+    try:
+        return dataclasses.replace(base, **table)
+    except SettingsError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def _number(value: Any, key: str, lo: float, hi: float | None = None, hi_open: bool = False) -> None:

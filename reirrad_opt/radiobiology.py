@@ -12,7 +12,8 @@ Formulas (linear-quadratic model, complete repair between fractions, no time fac
 
 Each course is converted voxel by voxel with *its own* fractionation before any summation
 (:func:`prior_eqd2`, :func:`cumulative_eqd2`); the dose per fraction of a voxel is that voxel's
-dose divided by the course's number of fractions.
+dose divided by the course's number of fractions. The effective EQD2 of a case's prior course(s),
+one or several, is summed in one place, :mod:`reirrad_opt.prior_eqd2`, on these functions.
 
 A cumulative EQD2 limit ``L`` on a voxel whose prior EQD2 (after recovery) is ``E`` is exactly a
 cap on the new course's physical dose in that voxel, because the new EQD2 grows monotonically with

@@ -126,6 +126,20 @@ def test_outputs_written(run):
         assert c["plans"][m]["prescription"]["n_fractions"] == NEW_FX
 
 
+def test_both_plans_are_evaluated_robustly_side_by_side(run):
+    """By default both plans are evaluated in the scenarios: photons the 6 setup shifts, the particle plan the
+    range errors too; comparison.html shows nominal and worst values for both."""
+    _, out, c, _ = run
+    photon, proton = c["plans"]["photon"]["robust"], c["plans"]["proton"]["robust"]
+    assert len(photon["scenarios"]) == 7 and len(proton["scenarios"]) == 9
+    assert not any(s["range_error"]["relative"] for s in photon["scenarios"])
+    for robust, plan in ((photon, c["plans"]["photon"]), (proton, c["plans"]["proton"])):
+        nominal = {r["goal_id"]: r["value"] for r in plan["evaluation"]}
+        assert {r["goal_id"]: r["nominal"] for r in robust["rows"]} == nominal
+    html = (out / "comparison.html").read_text()
+    assert "Robust evaluation: nominal and worst case" in html and "proton worst scenario" in html
+
+
 def test_both_plans_respect_every_priority1_cap(run):
     _, out, c, case = run
     brainstem = case.structures["Brainstem"].mask

@@ -122,3 +122,24 @@ def test_a_bad_limit_choice_is_refused_when_the_problem_is_made(npc):
     *_, problem = npc
     with pytest.raises(ValueError, match="limit_choice"):
         dataclasses.replace(problem, limit_choice="whatever")
+
+
+def test_the_normal_tissue_stage_follows_the_problem_settings(npc):
+    """The ring's width, its reference fall-off and the sample counts come from settings.problem: a ring
+    of 10 mm holds only voxels within 10 mm of the PTV, at most ring_samples of them, with Rx/2 at the
+    ring_half_dose_mm given; the body sample is capped at normal_tissue_samples."""
+    from reirrad_opt.geometry import distance_outside_mm
+    from reirrad_opt.planning_settings import ProblemSettings
+
+    case, protocol, _, default = npc
+    influence_like = type("Cols", (), {"matrix": default.matrix, "columns": None})()
+    narrow = PlanningSettings(problem=ProblemSettings(ring_mm=10.0, ring_half_dose_mm=5.0, ring_samples=100,
+                                                      normal_tissue_samples=500))
+    problem = build_problem(case, protocol, influence_like, narrow)
+    dist = distance_outside_mm(case.structures["PTV"].mask, case.grid).ravel()
+    ring, nt = problem.normal.ring_rows, problem.normal
+    assert dist[ring].max() <= 10.0 < dist[default.normal.ring_rows].max()
+    assert 0 < ring.size <= 100 < default.normal.ring_rows.size
+    assert 0 < nt.body_rows.size <= 500 < default.normal.body_rows.size
+    expected = problem.rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / 5.0)   # Rx/2 at 5 mm
+    assert np.allclose(nt.ring_reference_gy, expected)

@@ -104,3 +104,37 @@ def test_an_engines_named_setting_is_read_as_a_name(tmp_path):
     path.write_text('[settings]\nengine = "cvxpy"\n\n[settings.cvxpy]\nsolver = 3\n')
     with pytest.raises(SettingsError, match=r"cvxpy.solver: expected a name \(a string\), got 3"):
         load_settings(path)
+
+
+def test_a_problem_table_sets_the_sampling_and_bad_values_are_named(tmp_path):
+    from reirrad_opt.planning_settings import ProblemSettings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[settings]\n\n[settings.problem]\nring_mm = 20.0\nring_samples = 1000\n')
+    s = load_settings(path)
+    assert s.problem == ProblemSettings(ring_mm=20.0, ring_samples=1000)
+    assert s.to_dict()["problem"]["ring_mm"] == 20.0
+    for text, pattern in (('ring_mm = 0\n', r"problem.ring_mm: expected a number > 0"),
+                          ('ring_samples = 2.5\n', r"problem.ring_samples: expected a whole number >= 1"),
+                          ('ring = 3\n', r"problem.ring: unknown key")):
+        path.write_text('[settings]\n[settings.problem]\n' + text)
+        with pytest.raises(SettingsError, match=pattern) as info:
+            load_settings(path)
+        assert str(path) in str(info.value)
+
+
+def test_plan_json_records_the_settings_in_full(tmp_path):
+    """plan.json 'settings' holds what was used: the engine's constants (its defaults when none were
+    given) and the problem's sampling, so a plan can be recomputed from its own record."""
+    import json
+
+    from reirrad_opt.report.plan_folder import write_plan_contents
+
+    p = plan(make_npc_phantom(5.0), gantry_angles_deg=ANGLES,
+             settings=PlanningSettings(target_homogeneity_weight=3.0))
+    content = json.loads(json.dumps(write_plan_contents(p, tmp_path), default=str))
+    recorded = content["settings"]
+    assert recorded["engine"] == "first-order" and recorded["target_homogeneity_weight"] == 3.0
+    assert recorded["engine_settings"] == dataclasses.asdict(FirstOrderSettings())
+    assert recorded["problem"]["ring_mm"] == PlanningSettings().problem.ring_mm
+    assert json.loads((tmp_path / "plan.json").read_text())["settings"] == recorded

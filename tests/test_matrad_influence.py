@@ -16,7 +16,8 @@ from tps_adapters.matrad import MatFileError, load_matrad_case, read_influence
 from tps_adapters.matrad.result import dose_on_matrad_ct
 
 SHAPE = (16, 20, 12)    # (Ny, Nx, Nz) of the box phantom
-PROTOCOL = "benchmarks/tg119_protocol.toml"   # Core Dmax <= 25 Gy, PTV D95 >= 50 Gy, 25 x 2 Gy
+PROTOCOL = "benchmarks/tg119_protocol.toml"
+SETTINGS = "benchmarks/tg119_settings.toml"   # the homogeneity window of the TG-119 test   # Core Dmax <= 25 Gy, PTV D95 >= 50 Gy, 25 x 2 Gy
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_plan_on_a_matrad_dij_writes_resultgui_that_reproduces_its_dose(tmp_path
     dij = write_dij(tmp_path / "dij.mat", dij_matrix, SHAPE, beam_num=inf.columns["beam"] + 1)
 
     out = tmp_path / "plan"
-    rc = main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--influence", str(dij), "--out", str(out),
+    rc = main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--settings", SETTINGS, "--influence", str(dij), "--out", str(out),
                "--quiet"])
     verdict = json.loads((out / "plan.json").read_text())["verdict"]
     assert rc == {"fail": 3, "incomplete": 4}.get(verdict, 0)   # the exit code follows the verdict
@@ -132,9 +133,9 @@ def test_influence_refuses_beam_options_it_cannot_honour(tmp_path, capsys):
     assert main(["import-matrad", str(mat), "--structure-map", "PTV=OuterTarget", "--accept-zero-prior",
                  "--interval-months", "0", "--out", str(case_dir)]) == 0
     sp.save_npz(tmp_path / "m.npz", sp.csr_matrix((load_case(case_dir).grid.n_voxels, 2)))
-    assert main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--influence", str(tmp_path / "m.npz"),
+    assert main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--settings", SETTINGS, "--influence", str(tmp_path / "m.npz"),
                  "--beams", "5", "--out", str(tmp_path / "p")]) == 2
     assert "--beams does not apply with --influence" in capsys.readouterr().err
-    assert main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--influence", str(tmp_path / "nope.mat"),
+    assert main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--settings", SETTINGS, "--influence", str(tmp_path / "nope.mat"),
                  "--out", str(tmp_path / "p")]) == 2
     assert "nope.mat: file not found" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from tps_adapters.matrad import load_mat, load_matrad_case
 
 pytestmark = pytest.mark.realdata
 PROTOCOL = "benchmarks/tg119_protocol.toml"
+SETTINGS = "benchmarks/tg119_settings.toml"   # the homogeneity window of the TG-119 test
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_tg119_plan_written_back_as_resultgui(tg119, tmp_path):
     assert main(["import-matrad", str(tg119), "--structure-map", "PTV=OuterTarget", "--accept-zero-prior",
                  "--interval-months", "0", "--coarsen", "3", "--out", str(case_dir)]) == 0
     assert load_case(case_dir).grid.spacing_mm == (7.5, 9.0, 9.0)
-    rc = main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--out", str(plan_dir), "--quiet"])
+    rc = main(["plan", "--case", str(case_dir), "--protocol", PROTOCOL, "--settings", SETTINGS, "--out", str(plan_dir), "--quiet"])
     verdict = json.loads((plan_dir / "plan.json").read_text())["verdict"]
     assert rc == {"fail": 3, "incomplete": 4}.get(verdict, 0)   # the exit code follows the verdict
     res = loadmat(plan_dir / "resultGUI.mat", squeeze_me=True, struct_as_record=False)["resultGUI"]

@@ -122,22 +122,28 @@ def test_near_is_the_shell_of_voxels_within_a_distance_of_a_mask():
 
 def test_plan_ceilings_seed_every_target_voxel_and_the_body_next_to_the_targets():
     """The ceilings start where coverage is bought with hot dose: every target voxel, every body voxel
-    within CEILING_SHELL_MM of a target, and a lattice elsewhere (when the reference dose comes near)."""
+    within the settings' ceiling_shell_mm of a target, and a lattice elsewhere (when the reference dose
+    comes near); other settings move both."""
     from phantoms.npc import make_npc_phantom
-    from reirrad_opt.optimize.build import CEILING_SHELL_MM, build_terms, lattice, near
+    from reirrad_opt.optimize.build import build_terms, lattice, near
+    from reirrad_opt.planning_settings import ProblemSettings
     from reirrad_opt.protocol import load_protocol
 
     case = make_npc_phantom(3.0)   # a 6 mm lattice: every 2nd voxel along each axis
     protocol = load_protocol()
-    ts = build_terms(case, protocol, 30, 64.8)
-    ceiling = next(t for t in ts.terms if t.goal_id == "plan_Dmax")
-    body = next(t for t in ts.terms if t.goal_id == "plan_Dmax_body")
-    assert ceiling.seed.all()
     targets = np.logical_or.reduce([s.mask for s in case.structures.values() if s.role == "target"])
-    shell = near(targets, case.grid, CEILING_SHELL_MM).ravel()[body.rows]
-    assert shell.any() and body.seed[shell].all()
-    assert np.array_equal(body.seed, shell | lattice(body.rows, case.grid))
-    assert body.seed.mean() < 0.2                                   # still a small part of the body
+    seeds = []
+    for sampling in (ProblemSettings(), ProblemSettings(ceiling_shell_mm=10.0), ProblemSettings(ceiling_lattice_mm=12.0)):
+        ts = build_terms(case, protocol, 30, 64.8, sampling=sampling)
+        ceiling = next(t for t in ts.terms if t.goal_id == "plan_Dmax")
+        body = next(t for t in ts.terms if t.goal_id == "plan_Dmax_body")
+        assert ceiling.seed.all()
+        shell = near(targets, case.grid, sampling.ceiling_shell_mm).ravel()[body.rows]
+        assert shell.any() and body.seed[shell].all()
+        assert np.array_equal(body.seed, shell | lattice(body.rows, case.grid, sampling.ceiling_lattice_mm))
+        assert body.seed.mean() < 0.2                               # still a small part of the body
+        seeds.append(body.seed)
+    assert seeds[1].sum() > seeds[0].sum() > seeds[2].sum()   # a wider shell seeds more, a coarser lattice fewer
 
 
 def test_organ_caps_are_held_where_the_protocol_reads_them():

@@ -9,6 +9,7 @@ import pytest
 from conftest import require
 
 from reirrad_opt.planning import plan
+from reirrad_opt.planning_settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # the benchmarks/ folder holds the reader
@@ -22,7 +23,8 @@ def test_tg119_goals_met_by_the_stages_are_met_in_the_evaluation(realdata):
     to the Core; optimised on voxel centres, the plan read 50.09 Gy there and 47.76 Gy in the
     evaluation (a fail). The stage's goal is now read at the evaluation's edge points."""
     case = resample_case(load_tg119(require(realdata / "cort_tg119_matrad" / "TG119.mat")), 4.0)
-    p = plan(case, ROOT / "benchmarks" / "tg119_protocol.toml", gantry_angles_deg=[40.0 * k for k in range(9)])
+    p = plan(case, ROOT / "benchmarks" / "tg119_protocol.toml", gantry_angles_deg=[40.0 * k for k in range(9)],
+             settings=load_settings(ROOT / "benchmarks" / "tg119_settings.toml"))
     rows = {r.goal_id: r for r in p.evaluation.rows}
     assert rows["Core_Dmax"].value <= 25.0
     stage = next(s for s in p.optimization.stages if s.priority == 2)

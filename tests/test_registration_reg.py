@@ -160,7 +160,9 @@ def test_one_frame_in_two_folders_maps_like_the_one_folder_import(realdata, tmp_
     assert float(one.prior_dose_gy.max()) > 55
 
 
-def test_cli_refuses_two_prior_courses(known_truth_case, tmp_path, capsys):
+def test_cli_refuses_one_prior_folder_given_as_two_courses(known_truth_case, tmp_path, capsys):
     rc = cli_main(["import-dicom", str(known_truth_case.new_dir), "--prior", str(known_truth_case.prior_dir),
-                   "--prior", str(known_truth_case.prior_dir), "--interval-months", "24", "--out", str(tmp_path / "c")])
-    assert rc == 2 and "--prior given 2 times" in capsys.readouterr().err and not (tmp_path / "c").exists()
+                   "--prior", str(known_truth_case.prior_dir), "--interval-months", "24", "--interval-months", "12",
+                   "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "given twice as a prior folder (courses 1 and 2)" in err and not (tmp_path / "c").exists()

@@ -32,6 +32,7 @@ its ``--accept-...`` flag, recorded in ``case.source["input_overrides"]``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -244,7 +245,8 @@ def crop_to_body(case: Case, margin_vox: int = 2) -> Case:
     source = dict(case.source)
     source["notes"] = list(case.source.get("notes", [])) + [
         f"cropped to the External's bounding box (+{margin_vox} voxels): shape {grid.shape}"]
-    return Case(case.name, grid, case.ct_hu[box], structures, case.prior_dose_gy[box], case.prior, source)
+    return Case(case.name, grid, case.ct_hu[box], structures, case.prior_dose_gy[box], case.prior, source,
+                tuple(dataclasses.replace(p, dose_gy=p.dose_gy[box]) for p in case.further_priors))
 
 
 def coarsen(case: Case, factor: int) -> Case:
@@ -274,4 +276,6 @@ def coarsen(case: Case, factor: int) -> Case:
         f"coarsened by {factor} per axis (block means of CT and dose; a structure keeps blocks at least half inside): "
         f"{grid.shape} voxels of {tuple(round(s, 3) for s in spacing)} mm"]
     return Case(case.name, grid, block_mean(case.ct_hu).astype(np.float32), structures,
-                block_mean(case.prior_dose_gy).astype(np.float32), case.prior, source)
+                block_mean(case.prior_dose_gy).astype(np.float32), case.prior, source,
+                tuple(dataclasses.replace(p, dose_gy=block_mean(p.dose_gy).astype(np.float32))
+                      for p in case.further_priors))

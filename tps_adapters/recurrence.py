@@ -16,7 +16,8 @@ A case that already has an rGTV is refused. New-course target names already in t
 ``PTV``: the prior course's targets) are renamed ``<name>_prior`` (role 'other') so that the planner
 derives the new rCTV and PTV from the synthetic rGTV; they may still serve as the prior high-dose
 target; everything is stated in ``case.source['notes']`` and
-``case.source['synthetic_recurrence']``.
+``case.source['synthetic_recurrence']``. With several prior courses, "prior dose" here is their
+doses added (it only chooses the place, it is never converted to EQD2).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from reirrad_opt.case import Case
 from reirrad_opt.geometry import Grid, Structure, contract, distance_outside_mm
+from reirrad_opt.prior_eqd2 import summed_physical_prior_dose_gy
 
 NEW_COURSE_NAMES = ("rGTV", "rCTV", "PTV")
 
@@ -34,10 +36,11 @@ NEW_COURSE_NAMES = ("rGTV", "rCTV", "PTV")
 def prior_high_dose_target(case: Case) -> str:
     """Name of the prior target with the highest mean prior dose; ValueError if there is none."""
     best, best_mean = None, -np.inf
+    prior_dose = summed_physical_prior_dose_gy(case.prior_courses)
     for s in case.structures.values():
         if s.role != "target" or s.name == "rGTV" or not s.mask.any():
             continue
-        mean = float(case.prior_dose_gy[s.mask].mean())
+        mean = float(prior_dose[s.mask].mean())
         if mean > best_mean:
             best, best_mean = s.name, mean
     if best is None:
@@ -81,7 +84,8 @@ def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     sub = Grid(tuple(int(b - a) for a, b in zip(lo, hi)), grid.spacing_mm,
                tuple(float(o + s * a) for o, s, a in zip(grid.origin_mm, grid.spacing_mm, lo)))
-    t_sub, organ_sub, dose_sub = t_mask[box], organ[box], case.prior_dose_gy[box]
+    prior_dose = summed_physical_prior_dose_gy(case.prior_courses)
+    t_sub, organ_sub, dose_sub = t_mask[box], organ[box], prior_dose[box]
     dist_organ = distance_outside_mm(organ_sub, sub)
     deep = contract(t_sub, sub, radius_mm) & ~organ_sub
     candidates = deep if deep.any() else (t_sub & ~organ_sub)
@@ -120,11 +124,12 @@ def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str
         "centre_to_organ_mm": round(centre_distance, 3),
         "volume_cc": round(float(rgtv.sum()) * grid.voxel_volume_cc, 4),
         "prior_dose_at_centre_gy": round(centre_dose, 3),
-        "rgtv_mean_prior_dose_gy": round(float(case.prior_dose_gy[rgtv].mean()), 3),
+        "rgtv_mean_prior_dose_gy": round(float(prior_dose[rgtv].mean()), 3),
     }
     notes.append(f"synthetic recurrence: rGTV = {radius_mm:g} mm sphere in {target_name} at the point nearest "
                  f"{near} (centre {info['centre_xyz_mm']} mm, {info['centre_to_organ_mm']} mm from {near}), "
-                 f"{info['volume_cc']} cc, mean prior dose {info['rgtv_mean_prior_dose_gy']} Gy")
+                 f"{info['volume_cc']} cc, mean prior dose {info['rgtv_mean_prior_dose_gy']} Gy"
+                 + (f" (the {len(case.prior_courses)} prior courses' doses added)" if case.further_priors else ""))
     source = copy.deepcopy(case.source)
     source.setdefault("notes", []).extend(notes)
     source["synthetic_recurrence"] = info

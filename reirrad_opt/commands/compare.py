@@ -17,7 +17,9 @@ from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 from ._beam_model import add_beam_model_argument, beam_model_from_args
-from .plan import absent_from_args, add_case_arguments, exit_code, load_case_from_args, parse_recovery_spec
+from ._robust import add_robust_arguments, robust_from_args
+from .plan import (absent_from_args, add_case_arguments, add_ct_calibration_argument, ct_calibration_from_args,
+                   exit_code, load_case_from_args, parse_recovery_spec)
 
 
 def register(subparsers) -> None:
@@ -45,11 +47,13 @@ def register(subparsers) -> None:
                    help="particle spot spacing in mm (default 5)")
     p.add_argument("--distal-margin-mm", type=non_negative_float, default=5.0,
                    help="distal region checked beyond each spot's R80 (mm water-equivalent, default 5)")
-    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check (default 3.5 %%)")
+    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check and of the robust evaluation's range scenarios (default 3.5 %%)")
     p.add_argument("--min-spot-weight", type=fraction, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
+    add_ct_calibration_argument(p)
     add_beam_model_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    add_robust_arguments(p, default_text="on for both plans; photons take the setup scenarios only", range_pct=False)
     add_progress_arguments(p)
     add_output_arguments(p, "comparison folder")
     p.set_defaults(func=run)
@@ -64,10 +68,11 @@ def run(args) -> int:
     if args.protocol is not None and not args.protocol.is_file():
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = progress_from_args(args)
+    calibration = ct_calibration_from_args(args)
     beam_model = beam_model_from_args(args)
     case = load_case_from_args(args)
-    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir, args.beam_model,
-                                              case.source.get("reference_dir")])
+    target = prepare(args, "compare", inputs=[args.case, args.protocol, args.cache_dir, args.ct_calibration,
+                                              args.beam_model, case.source.get("reference_dir")])
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     cmp = compare(case, args.protocol, photon_angles_deg=args.photon_beams, photon_n_beams=args.photon_n_beams,
                   particle_angles_deg=args.particle_fields, particle=args.particle, fractionation=args.fractionation,
@@ -75,7 +80,8 @@ def run(args) -> int:
                   bixel_mm=args.bixel_mm, spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir,
                   distal_margin_mm=args.distal_margin_mm, range_error_pct=args.range_error_pct,
                   min_spot_weight_fraction=args.min_spot_weight, rbe=args.rbe,
-                  absent=absent_from_args(args), beam_model=beam_model, progress=progress)
+                  absent=absent_from_args(args), robust=robust_from_args(args, default=True),
+                  ct_calibration=calibration, beam_model=beam_model, progress=progress)
     write_comparison_folder(cmp, target)
     print(summary_text(cmp, args.out))
     return exit_code(p.verdict for p in cmp.plans.values())
@@ -92,6 +98,12 @@ def summary_text(cmp, out: Path) -> str:
         vals = "  ".join(f"{'-' if r['values'][m] is None else format(r['values'][m], '9.2f'):>9}" for m in mods)
         lines.append(f"  {r['criterion']:<{width}}  {vals}  {r['winner'] or '='}")
     lines += [f"  {s}" for s in cmp.summary]
+    for m in mods:
+        robust = cmp.plans[m].robust
+        if robust is not None:
+            lines.append(f"  {m}: priority 1 " + ("holds in every scenario" if robust.priority1_holds else
+                                                  "DOES NOT HOLD IN EVERY SCENARIO") +
+                         f" ({len(robust.scenarios) - 1} scenarios; worst cases in comparison.html)")
     if cmp.priority1_failed:
         lines.append("!! A PRIORITY-1 LIMIT IS NOT MET by at least one plan: see comparison.html. !!")
     incomplete = [m for m in mods if cmp.plans[m].verdict == "incomplete"]

@@ -9,6 +9,12 @@ Example::
 What the folder does not say is never guessed: --interval-months is always required, and
 --prior-fractions when there is no RTPLAN. Everything resampled or assumed is listed in
 case.json (source.notes) and printed.
+
+Several prior courses, each in its own folder with its own CT (summed in EQD2, each with its own
+fractionation and interval)::
+
+    reirrad-opt import-dicom /data/patient01/new --prior /data/patient01/course1 \
+        --prior /data/patient01/course2 --interval-months 60 --interval-months 18 --out cases/patient01
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
 from ._help import plain_description
 from ._output import add_output_arguments, prepare
-from ._prior_import import add_prior_arguments, load_two_ct
+from ._prior_import import add_prior_arguments, course_options, load_two_ct
 
 
 def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,14 +52,18 @@ def apply_recurrence(case, args):
 
 
 def case_summary(case, out: Path) -> str:
+    priors = case.prior_courses
     lines = [f"case {case.name!r} written to {out}",
-             f"  grid {case.grid.shape} (z, y, x) at {tuple(round(s, 4) for s in case.grid.spacing_mm)} mm",
-             f"  prior course: {case.prior.description}; interval {case.prior.interval_months:g} months; "
-             f"max prior dose {float(case.prior_dose_gy.max()):.2f} Gy(RBE) (DoseType {case.prior.dose_type}, "
-             f"RBE {case.prior.rbe})"]
+             f"  grid {case.grid.shape} (z, y, x) at {tuple(round(s, 4) for s in case.grid.spacing_mm)} mm"]
+    for k, p in enumerate(priors, 1):
+        c = p.course
+        lines.append(f"  prior course{f' {k}' if len(priors) > 1 else ''}: {c.description}; {c.n_fractions} fx; "
+                     f"interval {c.interval_months:g} months; max prior dose {float(p.dose_gy.max()):.2f} Gy(RBE) "
+                     f"(DoseType {c.dose_type}, RBE {c.rbe})")
+    which = "prior mean" if len(priors) == 1 else "prior means by course"
     for s in case.structures.values():
-        mean = float(case.prior_dose_gy[s.mask].mean()) if s.mask.any() else 0.0
-        lines.append(f"  {s.name:<20} {s.role:<8} {s.volume_cc(case.grid):10.2f} cc  prior mean {mean:6.2f} Gy")
+        means = " / ".join(f"{float(p.dose_gy[s.mask].mean()) if s.mask.any() else 0.0:6.2f}" for p in priors)
+        lines.append(f"  {s.name:<20} {s.role:<8} {s.volume_cc(case.grid):10.2f} cc  {which} {means} Gy")
     overrides = case.source.get("input_overrides", [])
     if overrides:
         lines.append("input accepted by explicit flag:")
@@ -71,12 +81,15 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
-    p.add_argument("--interval-months", type=non_negative_float, default=None,
-                   help="months from the end of the prior course to the re-irradiation (required)")
-    p.add_argument("--prior-fractions", type=positive_int, default=None,
-                   help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN)")
-    p.add_argument("--prior-modality", default=None, help="photon | proton | carbon ... when there is no RTPLAN")
-    p.add_argument("--prior-rbe", type=float, default=None, metavar="X",
+    p.add_argument("--interval-months", type=non_negative_float, action="append", default=None,
+                   help="months from the end of the prior course to the re-irradiation (required; with several "
+                        "--prior, once per --prior in the same order, each course's own interval)")
+    p.add_argument("--prior-fractions", type=positive_int, action="append", default=None,
+                   help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN; with "
+                        "several --prior, once per --prior in the same order)")
+    p.add_argument("--prior-modality", action="append", default=None,
+                   help="photon | proton | carbon ... when there is no RTPLAN")
+    p.add_argument("--prior-rbe", type=float, action="append", default=None, metavar="X",
                    help="constant RBE (0.5-5) applied to a PHYSICAL particle prior dose to reach Gy(RBE): default "
                         "1.1 for protons, required for carbon; refused for photons and for an EFFECTIVE "
                         "(already RBE-weighted) RTDOSE")
@@ -85,7 +98,7 @@ def register(subparsers) -> None:
     p.add_argument("--grid", choices=["ct", "dose"], default="ct", help="case grid: the CT's (default) or the RTDOSE's")
     p.add_argument("--voxel-mm", type=positive_float, nargs="+", default=None, metavar="MM",
                    help="resample the case grid to this voxel size (one value, or dz dy dx)")
-    p.add_argument("--relative-dose-gy", type=positive_float, default=None,
+    p.add_argument("--relative-dose-gy", type=positive_float, action="append", default=None,
                    help="Gy per relative unit, for an RTDOSE in RELATIVE units")
     p.add_argument("--assume-hu", type=float, default=None,
                    help="HU to assume where there is no CT (no CT series, or case grid beyond the CT)")
@@ -111,6 +124,11 @@ def run(args) -> int:
     voxel = args.voxel_mm
     if voxel is not None and len(voxel) not in (1, 3):
         raise ValueError(f"--voxel-mm takes one value or three (dz dy dx), got {voxel}")
+    options = course_options(args)
+    if args.prior is None:
+        for flag, value in (("--registration", args.registration), ("--prior-dose-margin-mm", args.prior_dose_margin_mm)):
+            if value:
+                raise ValueError(f"{flag} applies to a prior course in its own folder (--prior PRIOR_DIR)")
     target = prepare(args, "import-dicom", inputs=[args.folder, *(args.prior or [])])
     progress = progress_from_args(args)
     accept, bounds = input_checks_from_args(args)
@@ -118,14 +136,15 @@ def run(args) -> int:
         warnings.simplefilter("always", DicomImportWarning)
         write_qa = None
         if args.prior is not None:
-            case, write_qa = load_two_ct(args, (voxel[0] if voxel and len(voxel) == 1 else voxel),
+            case, write_qa = load_two_ct(args, options, (voxel[0] if voxel and len(voxel) == 1 else voxel),
                                          parse_structure_map(args.structure_map), progress, accept, bounds)
         else:
-            case = load_case(args.folder, prior_fractions=args.prior_fractions, interval_months=args.interval_months,
+            o = options[0]
+            case = load_case(args.folder, prior_fractions=o["prior_fractions"], interval_months=o["interval_months"],
                              structure_map=parse_structure_map(args.structure_map), grid=args.grid,
                              voxel_mm=(voxel[0] if voxel and len(voxel) == 1 else voxel),
-                             prior_modality=args.prior_modality, prior_rbe=args.prior_rbe,
-                             relative_dose_reference_gy=args.relative_dose_gy,
+                             prior_modality=o["prior_modality"], prior_rbe=o["prior_rbe"],
+                             relative_dose_reference_gy=o["relative_dose_gy"],
                              assume_hu=args.assume_hu, allow_missing_dose=args.allow_missing_dose, name=args.name,
                              end_caps=args.end_caps,
                              progress=progress, accept=accept, bounds=bounds)

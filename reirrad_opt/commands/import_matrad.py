@@ -11,7 +11,8 @@ Example (the CORT TG-119 phantom, coarsened to 6 x 6 x 5 mm, planned with its ow
 
     reirrad-opt import-matrad TG119.mat --structure-map PTV=OuterTarget --accept-zero-prior \\
         --interval-months 0 --coarsen 2 --out cases/tg119
-    reirrad-opt plan --case cases/tg119 --protocol benchmarks/tg119_protocol.toml --out plans/tg119
+    reirrad-opt plan --case cases/tg119 --protocol benchmarks/tg119_protocol.toml \\
+        --settings benchmarks/tg119_settings.toml --out plans/tg119
 """
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ from .phantom import PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
 from ._beam_model import add_beam_model_argument, beam_model_from_args
+from ._robust import (add_robust_arguments, add_robust_optimization_argument, robust_from_args,
+                      robust_optimization_from_args)
 
 
 def parse_recovery_spec(spec: str | None):
@@ -53,6 +55,21 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
                         "OpticChiasm OpticNrv_L OpticNrv_R): their lines read 'absent' instead of leaving the plan "
                         "incomplete (exit 4); recorded in plan.json absent_structures; an error if the case "
                         "contours them")
+
+
+def add_ct_calibration_argument(p: argparse.ArgumentParser) -> None:
+    """--ct-calibration FILE (shared with 'compare')."""
+    p.add_argument("--ct-calibration", type=Path, default=None, metavar="FILE",
+                   help="the scanner's CT calibration: a CSV with a header HU,SPR[,RED] (CT number, proton "
+                        "stopping-power ratio, relative electron density for photons) covering -1000 to 3000 HU; "
+                        "default a stoichiometric calibration of a generic scanner (docs/dose.md)")
+
+
+def ct_calibration_from_args(args):
+    """The CTCalibration of ``--ct-calibration`` (None: the default)."""
+    from ..dose.ct_calibration import load_ct_calibration
+
+    return None if args.ct_calibration is None else load_ct_calibration(args.ct_calibration)
 
 
 def absent_from_args(args) -> dict[str, str] | None:
@@ -124,10 +141,13 @@ def register(subparsers) -> None:
                    help="constant RBE of a particle plan, 0.5-5 (its dose is optimized and judged in Gy(RBE) = X x "
                         "physical); default the protocol's rbe_proton (1.1) for protons; required for carbon; "
                         "an error for photons")
+    add_ct_calibration_argument(p)
     add_beam_model_argument(p)
     p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
+    add_robust_arguments(p, default_text="on for particle plans, off for photons")
+    add_robust_optimization_argument(p)
     add_progress_arguments(p)
     add_output_arguments(p, "plan folder")
     p.set_defaults(func=run)
@@ -139,11 +159,12 @@ def run(args) -> int:
     from ..report.plan_folder import write_plan_folder
 
     progress = progress_from_args(args)
+    calibration = ct_calibration_from_args(args)
     case = load_case_from_args(args)
     settings = load_settings(args.settings) if args.settings else None
     beam_model = beam_model_from_args(args)
     target = prepare(args, "plan", inputs=[args.case, args.protocol, args.settings, args.cache_dir, args.influence,
-                                           args.beam_model, case.source.get("reference_dir")])
+                                           args.ct_calibration, args.beam_model, case.source.get("reference_dir")])
     influence = influence_from_args(args, case)
     progress(f"case {case.name}: grid {case.grid.shape} at {case.grid.spacing_mm} mm")
     result = plan(case, args.protocol, modality=args.modality, gantry_angles_deg=args.gantry_angles,
@@ -151,6 +172,8 @@ def run(args) -> int:
                   optic_nerve_rule=args.optic_nerve_rule, bixel_mm=args.bixel_mm,
                   spot_spacing_mm=args.spot_spacing_mm, cache_dir=args.cache_dir, engine=args.engine,
                   rbe=args.rbe, absent=absent_from_args(args), influence=influence, settings=settings,
+                  robust=robust_from_args(args, default=args.modality != "photon"),
+                  robust_optimization=robust_optimization_from_args(args), ct_calibration=calibration,
                   beam_model=beam_model, progress=progress)
     extra = matrad_result_writer(result)    # resultGUI.mat for a case from matRad, else None
     if case.source.get("kind") == "dicom" and not args.no_dicom:
@@ -162,6 +185,26 @@ def run(args) -> int:
     write_plan_folder(result, target, extra=extra)
     print(summary_text(result, args.out))
     return exit_code([result.verdict])
+
+
+def robust_summary_lines(robust) -> list[str]:
+    """The robust evaluation on the terminal: the worst case of every priority-1 line and the overall
+    answer, loudly when priority 1 fails in some scenario."""
+    n = len(robust.scenarios) - 1
+    lines = [f"robust evaluation ({n} scenarios: setup {robust.settings.setup_mm:g} mm"
+             + (f", range {robust.settings.range_pct:g} % + {robust.settings.range_mm:g} mm"
+                if any(not s.range_shift.is_zero for s in robust.scenarios) else "") + "):"]
+    for r in robust.rows:
+        if r.priority != 1 or r.worst is None:
+            continue
+        lines.append(f"  P1 {r.structure:<16} {r.metric:<8} nominal {r.nominal:7.2f}, worst {r.worst:7.2f} {r.unit:<7} "
+                     f"({r.worst_scenario}): {r.verdict_worst}")
+    if robust.priority1_holds:
+        lines.append("  priority 1 holds in every scenario")
+    else:
+        lines.append("!! PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO: see the worst cases above (the verdict above is "
+                     "the nominal plan's). !!")
+    return lines
 
 
 def summary_text(result, out: Path) -> str:
@@ -198,6 +241,8 @@ def summary_text(result, out: Path) -> str:
     if result.optimization.diagnosis:
         lines.append("diagnosis:")
         lines.extend(f"  {d}" for d in result.optimization.diagnosis)
+    if result.robust is not None:
+        lines.extend(robust_summary_lines(result.robust))
     if result.priority1_failed:
         lines.append("!! PRIORITY-1 LIMIT NOT MET: see the evaluation above; this plan must not be used as is. !!")
     missing = [r for r in ev.rows if r.priority == 1 and r.verdict == "not evaluated"]
@@ -206,8 +251,9 @@ def summary_text(result, out: Path) -> str:
         lines.append(f"!! INCOMPLETE: {missing_text(missing)}; declare {'them' if many else 'it'} with --absent if "
                      f"{'they are' if many else 'it is'} outside the field !!")
     t = result.timing_s
+    robust = f", robust evaluation {t['robust_evaluation']:.1f} s" if "robust_evaluation" in t else ""
     lines.append(f"time: influence {t['influence']:.1f} s, optimize {t['optimize']:.1f} s, "
-                 f"evaluate {t['evaluate']:.1f} s, total {t['total']:.1f} s")
+                 f"evaluate {t['evaluate']:.1f} s{robust}, total {t['total']:.1f} s")
     return "\n".join(lines)
 
 

@@ -79,7 +79,7 @@ def _write_result(folder: Path, result, imported, request) -> tuple[str, ...]:
     from ..report.plan_folder import write_plan_contents
     from ..tps.caps import cap_map
     from ..tps.goals import tps_goals
-    from ..optimize.build import DEFAULT_CEILING_PCT_RX
+    from ..protocol import OPTION_DEFAULTS
 
     tiers = dict(result.optimization.tier_by_goal) if request.limit_level == "planned" else {}
     default = "desirable" if request.limit_level == "planned" else request.limit_level
@@ -87,7 +87,7 @@ def _write_result(folder: Path, result, imported, request) -> tuple[str, ...]:
                    rbe=result.rbe, unit=result.dose_unit)
     content = write_plan_contents(result, folder)
     export_plan(folder, request.dicom_dir, folder / "dicom")
-    ceiling_pct = float(result.protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
+    ceiling_pct = float(result.protocol.options.get("max_dose_pct_rx", OPTION_DEFAULTS["max_dose_pct_rx"]))
     ceiling_gy = ceiling_pct / 100.0 * float(result.fractionation.total_gy)
     physical = caps.filled(ceiling_gy) / result.rbe
     physical[~result.case.body] = 0.0

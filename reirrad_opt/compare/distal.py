@@ -273,13 +273,16 @@ def _cell_key(cells: np.ndarray) -> np.ndarray:
 
 def plan_distal_end_check(plan, organs: list[Organ], **kwargs) -> DistalReport:
     """:func:`distal_end_check` of a particle :class:`reirrad_opt.planning.Plan` (its fields, columns,
-    weights, physical influence matrix times the plan's RBE, and dose), with the body (and PTV) as the
-    dose engine saw them."""
+    weights, physical influence matrix times the plan's RBE, and dose), with the body (and PTV) and the
+    CT calibration as the dose engine saw them."""
     case = plan.case
     body = case.body.copy()
     if "PTV" in case.structures:
         body |= case.structures["PTV"].mask
     inf = plan.influence
-    return distal_end_check(case.grid, water_equivalent_density(case.ct_hu, body), list(plan.beams), inf.columns,
+    calibration = getattr(plan, "ct_calibration", None)
+    spr_curve = SPR_CURVE if calibration is None else calibration.spr
+    return distal_end_check(case.grid, water_equivalent_density(case.ct_hu, body, spr_curve), list(plan.beams),
+                            inf.columns,
                             plan.weights, organs, matrix=inf.matrix, plan_dose_gy=plan.new_dose_gy,
                             rbe=float(getattr(plan, "rbe", 1.0)), dose_unit=getattr(plan, "dose_unit", "Gy"), **kwargs)

@@ -94,6 +94,32 @@ def _structures_table(c: dict, mods: list[str]) -> str:
     return _table(head, rows)
 
 
+def _robust_table(c: dict, mods: list[str]) -> str:
+    """Nominal and worst-case values of every line, side by side (each plan's plan.json ``robust``)."""
+    robust = {m: ((c.get("plans") or {}).get(m) or {}).get("robust") for m in mods}
+    if not any(robust.values()):
+        return ""
+    head = ["P", "structure", "metric", "unit"]
+    for m in mods:
+        head += [f"{m} nominal", f"{m} worst", f"{m} worst scenario"]
+    by_goal = {m: {r["goal_id"]: r for r in (robust[m] or {}).get("rows", [])} for m in mods}
+    rows = []
+    for s in c["structures"]:
+        cells = [_cell(_fmt(s["priority"])), _cell(_esc(s["structure"])), _cell(_esc(s["metric"])), _cell(_esc(s["unit"]))]
+        for m in mods:
+            r = by_goal[m].get(s.get("goal_id"), {})
+            colour = VERDICT_COLOUR.get(r.get("verdict_worst"))
+            cells += [_cell(_fmt(r.get("nominal"))), _cell(_fmt(r.get("worst")), colour),
+                      _cell(_esc(r.get("worst_scenario") or "-"))]
+        rows.append(cells)
+    holds = "; ".join(f"{m}: priority 1 {'holds in every scenario' if (robust[m] or {}).get('priority1_holds') else 'DOES NOT HOLD in every scenario'}"
+                      f" ({len((robust[m] or {}).get('scenarios', [])) - 1} scenarios)" for m in mods if robust[m])
+    return ("<h2>Robust evaluation: nominal and worst case</h2><p>Each plan evaluated with the patient shifted "
+            "rigidly and, for the particle plan, with the range longer and shorter (docs/robustness.md); the "
+            f"prior dose stays fixed in the patient. {_esc(holds)}. The verdicts above are the nominal ones.</p>"
+            + _table(head, rows))
+
+
 def _budget_table(c: dict, mods: list[str]) -> str:
     first = c["priority1_budget"][mods[0]]
     rows = []
@@ -197,6 +223,7 @@ img {{ max-width: 100%; border: 1px solid #ccc; }}
 <h2>Criteria</h2>{_criteria_table(c, mods)}
 <h2>Distal end of range</h2>{distal}
 <h2>Protocol lines side by side</h2>{_structures_table(c, mods)}
+{_robust_table(c, mods)}
 <h2>Remaining priority-1 EQD2 budget</h2>{_budget_table(c, mods)}
 <h2>Dose distribution metrics</h2>{_dose_table(c, mods)}
 <h2>Figures</h2>{imgs}

@@ -8,8 +8,9 @@ Which dose each metric uses:
   :mod:`reirrad_opt.compare.run`). The EQD2 values below use the same dose (Gy(RBE) for particles).
 * Normal brain (the brain structure minus the PTV): V20 and V40 Gy EQD2 of the **new course**
   alone (EQD2 with the new course's number of fractions) and of the **cumulative** dose
-  ((1 - f) EQD2(prior) + EQD2(new), each course with its own fractionation, f the protocol's
-  recovered fraction for the brain), both at one alpha/beta (default 2.5 Gy, the protocol's value
+  (sum over the prior courses of (1 - f_k) EQD2(prior course k) + EQD2(new), each course with its
+  own fractionation, f_k the protocol's recovered fraction for the brain at course k's interval;
+  :mod:`reirrad_opt.prior_eqd2`), both at one alpha/beta (default 2.5 Gy, the protocol's value
   for neural tissue), voxel centres of the case grid.
 * Remaining budget of a priority-1 organ: its cumulative limit (desirable and acceptable, EQD2 at
   the goal's alpha/beta) minus the evaluated cumulative value of its goal metric (D0.03cc): the
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import radiobiology as rb
+from ..prior_eqd2 import prior_eqd2_at, recovered_fractions
 from ..evaluate import metric_value
 from ..evaluate.metrics import DEFAULT_FINE_FACTOR
 from .metrics import FallOff, dose_falloff, integral_dose_gy_litre, paddick_ci, r50
@@ -141,14 +143,17 @@ def brain_metrics(plan, *, structure: str = "Brain", alpha_beta_gy: float = DEFA
         return {}
     voxel_cc = case.grid.voxel_volume_cc
     n_new = plan.fractionation.n_fractions
-    f_rec = plan.protocol.recovery.fraction_for(canonical_name(name), case.prior.interval_months)
+    priors = case.prior_courses
+    f_recs = recovered_fractions(plan.protocol.recovery, canonical_name(name), priors)
     new = np.asarray(rb.eqd2(np.maximum(plan.new_dose_gy[mask], 0.0), n_new, alpha_beta_gy), dtype=float)
-    prior = rb.effective_prior_eqd2(rb.prior_eqd2(np.maximum(case.prior_dose_gy[mask], 0.0), case.prior.n_fractions,
-                                                  alpha_beta_gy), f_rec)
+    prior = prior_eqd2_at(priors, lambda dose_gy: dose_gy[mask], alpha_beta_gy, f_recs)
     total_cc = mask.sum() * voxel_cc
     out = {"structure": f"{name} minus PTV", "volume_cc": _r(total_cc), "alpha_beta_gy": float(alpha_beta_gy),
-           "recovered_fraction": float(f_rec), "new_n_fractions": int(n_new),
+           "recovered_fraction": float(f_recs[0]), "new_n_fractions": int(n_new),
            "prior_n_fractions": int(case.prior.n_fractions)}
+    if len(priors) > 1:
+        out["recovered_fractions"] = [float(f) for f in f_recs]
+        out["prior_n_fractions_by_course"] = [int(p.course.n_fractions) for p in priors]
     for label, values in (("new_course_eqd2", new), ("cumulative_eqd2", prior + new)):
         out[label] = {}
         for t in thresholds_gy:

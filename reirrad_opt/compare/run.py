@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..case import Case
+from ..prior_eqd2 import describe_recovery
 from ..progress import SILENT, Progress
 from ..rbe import resolve_rbe
 from .distal import (DEFAULT_DISTAL_MARGIN_MM, DEFAULT_MIN_WEIGHT_FRACTION, DEFAULT_RANGE_ERROR_PCT, DistalReport,
@@ -94,7 +95,7 @@ class Comparison:
             "case": self.case.name,
             "protocol": {"name": self.protocol.name, "path": str(getattr(self.protocol, "path", "") or ""),
                          "fractionation": frac.name, "rx_gy": frac.total_gy,
-                         "recovery": self.protocol.recovery.describe(self.case.prior.interval_months)},
+                         "recovery": describe_recovery(self.protocol.recovery, self.case.prior_courses)},
             "modalities": mods,
             "verdicts": {m: self.plans[m].verdict for m in mods},
             "dose": {m: self.plans[m].dose_info for m in mods},
@@ -130,8 +131,8 @@ def definitions(params: dict) -> dict:
                 "directly",
         "structures": "per protocol line: the evaluated value (cumulative EQD2 at the line's alpha/beta for "
                       "cumulative lines, else the new course's dose; Gy for photons, Gy(RBE) for particles) with "
-                      "its verdict and margin; cumulative_eqd2 = (1 - f) EQD2(prior) + EQD2(new) summed voxel by "
-                      "voxel",
+                      "its verdict and margin; cumulative_eqd2 = sum over the prior courses of (1 - f_k) "
+                      "EQD2(prior course k) + EQD2(new) summed voxel by voxel",
         "priority1_budget": "cumulative limit (desirable / acceptable, EQD2 at the line's alpha/beta) minus the "
                             "evaluated cumulative D0.03cc: EQD2 left at the organ's hottest 0.03 cc for a future "
                             "course, crediting the protocol's recovery of the prior course; negative = exceeded",
@@ -180,7 +181,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
             range_error_pct: float = DEFAULT_RANGE_ERROR_PCT,
             min_spot_weight_fraction: float = DEFAULT_MIN_WEIGHT_FRACTION, ci_level_pct: float = DEFAULT_CI_LEVEL_PCT,
             brain_structure: str = "Brain", brain_alpha_beta_gy: float = DEFAULT_BRAIN_ALPHA_BETA_GY,
-            rbe: float | None = None, absent=None, beam_model=None, progress: Progress = SILENT) -> Comparison:
+            rbe: float | None = None, absent=None, robust=None, ct_calibration=None, beam_model=None,
+            progress: Progress = SILENT) -> Comparison:
     """Plan ``case`` with photons (IMRT) and with a particle under one protocol and compare them.
 
     Like :func:`~reirrad_opt.planning.plan`, derives rCTV and PTV when the case has none (once, before
@@ -207,6 +209,10 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
         rbe: constant RBE of the particle plan (0.5-5); default the protocol's ``rbe_proton`` (1.1)
             for protons; required for carbon (InputError before any planning otherwise).
         absent: structures declared absent (not contoured, outside the field), as for ``plan``.
+        robust: ScenarioSettings: evaluate both plans in the setup (and, for the particle plan, range)
+            scenarios too (``plan(robust=...)``); None: nominal evaluation only.
+        ct_calibration: the CT calibration of both plans (:class:`~reirrad_opt.dose.CTCalibration`; default
+            the generic stoichiometric one); it needs a RED column, since the photon plan uses it.
     """
     from ..planning import ensure_target_volumes, plan
     from ..protocol import Protocol, load_protocol
@@ -232,8 +238,10 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
     rbe_setting = resolve_rbe(particle, rbe, protocol.options)   # refuses carbon without an RBE before planning
     case = dataclasses.replace(case, structures=dict(case.structures))   # the caller's case stays as it was
     notes = ensure_target_volumes(case)
+    if ct_calibration is not None:
+        ct_calibration.red_curve("the comparison's photon plan")   # refused before either plan is made
     kwargs = dict(bixel_mm=bixel_mm, spot_spacing_mm=spot_spacing_mm, cache_dir=cache_dir, absent=absent,
-                  progress=progress)
+                  robust=robust, ct_calibration=ct_calibration, progress=progress)
     if solver is not None:
         kwargs["solver"] = solver
     plans = {}
@@ -250,7 +258,8 @@ def compare(case: Case, protocol=None, *, photon_angles_deg=None, photon_n_beams
               "min_spot_weight_fraction": float(min_spot_weight_fraction), "ci_level_pct": float(ci_level_pct),
               "brain_structure": brain_structure, "brain_alpha_beta_gy": float(brain_alpha_beta_gy),
               "rbe": float(plans[particle].rbe), "rbe_source": plans[particle].rbe_source,
-              "particle_dose_unit": plans[particle].dose_unit}
+              "particle_dose_unit": plans[particle].dose_unit,
+              "ct_calibration": plans[particle].ct_calibration.to_dict()}
     progress("compare: metrics")
     metrics = {m: plan_metrics(p, ci_level_pct=ci_level_pct, brain_structure=brain_structure,
                                brain_alpha_beta_gy=brain_alpha_beta_gy) for m, p in plans.items()}

@@ -1,35 +1,16 @@
 """CT number (HU) to relative electron density (photons) and to relative stopping power
-(particles).
+(particles): the piecewise-linear :class:`HUCurve` and the default curves.
 
-Both curves are piecewise linear in HU through three anchor materials, and are constant-slope
-extrapolated above the bone anchor up to 3071 HU (the largest 12-bit CT number):
+The default curves :data:`RED_CURVE` and :data:`SPR_CURVE` are the stoichiometric calibration of
+a generic scanner (Schneider et al. 1996/2000), computed at import from reference tissues
+(ICRP Publication 110), NIST photon attenuation and the Bethe formula: see
+:mod:`.stoichiometric` for the method and :mod:`.ct_reference_data` for the data. They hold
+straight segments for air, lung, adipose tissue, soft tissue (through water: 0 HU reads exactly
+1) and bone, from -1024 to 3071 HU. They describe a generic scanner: a clinic supplies its own
+calibration (``--ct-calibration FILE``, :mod:`.ct_calibration`).
 
-============  =======  ======================  =============================================
-material        HU     relative e- density     stopping-power ratio to water (SPR)
-============  =======  ======================  =============================================
-air           -1000    0.001                   0.001
-water            0     1.000                   1.000
-cortical bone  1500    1.781                   1.700
-============  =======  ======================  =============================================
-
-Sources and reasoning:
-
-* Below 0 HU the curve is the air-water mixing line, ``RED = 1 + HU/1000``: a mixture of water
-  and air has exactly this CT number by the definition of the Hounsfield scale, and lung and
-  low-density soft tissue lie close to it (e.g. Schneider, Pedroni & Lomax 1996, Phys. Med. Biol.
-  41:111, their fig. 3).
-* Cortical bone is ICRU Report 46 cortical bone (mass density 1.92 g/cm^3, Z/A 0.5148, so an
-  electron density relative to water of 1.92 * 0.5148 / 0.5551 = 1.781). Its stopping-power
-  ratio follows from the Bethe formula at 100 MeV with mean excitation energies I = 75 eV
-  (water, ICRU 49) and I = 106.4 eV (ICRP cortical bone, as used by NIST PSTAR):
-  ``SPR = RED * L(106.4 eV) / L(75 eV) = 1.781 * 0.955 = 1.700``.
-* 1500 HU for cortical bone is a typical value at 120 kVp; the HU axis is scanner-specific, so
-  a clinical calibration (stoichiometric, Schneider et al. 1996) should replace this table via
-  :class:`HUCurve` when one is available. The test phantoms of this project are built with these
-  very HU values, so on them the curves are exact.
-
-Between anchors the curves are linear (water-bone mixing line above 0 HU). Values outside
-[-1024, 3071] HU are rejected, not clipped.
+A curve converts only CT numbers within its own table: a CT number outside [first HU, last HU]
+is refused with a ValueError that names the curve's source, never clipped or extrapolated.
 """
 from __future__ import annotations
 
@@ -37,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HU_MIN = -1024.0
-HU_MAX = 3071.0
+from .stoichiometric import HU_MAX, HU_MIN, curve_anchors, default_segments  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -71,43 +51,30 @@ class HUCurve:
     def __call__(self, ct_hu: np.ndarray) -> np.ndarray:
         """Convert CT numbers (HU, any shape) to the relative quantity (float32, same shape).
 
-        Raises ValueError if any CT number is outside [-1024, 3071] HU or not finite."""
+        Raises ValueError (naming the curve's source) if any CT number is not finite or lies
+        outside the curve's table [first HU, last HU]."""
         ct = np.asarray(ct_hu, dtype=np.float32)
+        if ct.size == 0:
+            return ct.astype(np.float32)
         lo, hi = float(np.min(ct)), float(np.max(ct))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < HU_MIN - 1e-3 or hi > HU_MAX + 1e-3:
-            raise ValueError(f"{self.name}: CT numbers must be finite and within [{HU_MIN:g}, {HU_MAX:g}] HU, "
-                             f"got [{lo:g}, {hi:g}]")
-        hu = np.asarray(self.hu, dtype=np.float64)
-        val = np.asarray(self.value, dtype=np.float64)
-        # linear extrapolation beyond the end anchors (np.interp would clamp)
-        if hu[0] > HU_MIN:
-            slope = (val[1] - val[0]) / (hu[1] - hu[0])
-            hu = np.concatenate([[HU_MIN], hu])
-            val = np.concatenate([[max(0.0, val[0] + slope * (HU_MIN - self.hu[0]))], val])
-        if hu[-1] < HU_MAX:
-            slope = (val[-1] - val[-2]) / (hu[-1] - hu[-2])
-            val = np.concatenate([val, [val[-1] + slope * (HU_MAX - hu[-1])]])
-            hu = np.concatenate([hu, [HU_MAX]])
-        return np.interp(ct, hu, val).astype(np.float32)
+        first, last = float(self.hu[0]), float(self.hu[-1])
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < first - 1e-3 or hi > last + 1e-3:
+            outside = int(np.count_nonzero(~np.isfinite(ct) | (ct < first - 1e-3) | (ct > last + 1e-3)))
+            raise ValueError(f"{self.name} ({self.source}): CT numbers must be finite and within the table's "
+                             f"{first:g} to {last:g} HU, got {lo:g} to {hi:g} HU ({outside} voxels outside); "
+                             f"CT numbers outside a calibration are refused, not clipped")
+        return np.interp(ct, np.asarray(self.hu, dtype=np.float64),
+                         np.asarray(self.value, dtype=np.float64)).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "hu": list(self.hu), "value": list(self.value), "source": self.source}
 
 
-RED_CURVE = HUCurve(
-    "relative electron density",
-    hu=(-1000.0, 0.0, 1500.0),
-    value=(0.001, 1.0, 1.781),
-    source="air-water mixing line below 0 HU; water-bone line to ICRU 46 cortical bone (RED 1.781) at 1500 HU",
-)
+_DEFAULT_SOURCE = ("default stoichiometric calibration: generic scanner (Schneider's model at 70 keV fitted to NIST "
+                   "attenuation), ICRP 110 tissues, Bethe SPR at 100 MeV (I water 75 eV)")
 
-SPR_CURVE = HUCurve(
-    "stopping-power ratio",
-    hu=(-1000.0, 0.0, 1500.0),
-    value=(0.001, 1.0, 1.700),
-    source="air-water mixing line below 0 HU; water-bone line to ICRU 46 cortical bone (SPR 1.700, Bethe, "
-           "I = 106.4 eV vs 75 eV for water) at 1500 HU",
-)
+RED_CURVE = HUCurve("relative electron density", *curve_anchors(default_segments("red")), source=_DEFAULT_SOURCE)
+SPR_CURVE = HUCurve("stopping-power ratio", *curve_anchors(default_segments("spr")), source=_DEFAULT_SOURCE)
 
 
 def relative_electron_density(ct_hu: np.ndarray, curve: HUCurve = RED_CURVE) -> np.ndarray:

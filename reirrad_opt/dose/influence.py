@@ -34,6 +34,7 @@ from .beams import ParticleField, PhotonBeam, beam_from_dict
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import ion_species
 from .engine import to_csc
+from .range_shift import RangeShift
 from .particle_engine import particle_block
 from .photon import SIX_MV, PhotonKernelParams
 from .photon_engine import photon_block
@@ -172,7 +173,7 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
                       cache_dir: str | os.PathLike | None = None,
                       progress: Callable[[str], None] | None = None,
                       photon_params: PhotonKernelParams = SIX_MV, red_curve: HUCurve = RED_CURVE,
-                      spr_curve: HUCurve = SPR_CURVE) -> InfluenceMatrix:
+                      spr_curve: HUCurve = SPR_CURVE, range_shift: RangeShift | None = None) -> InfluenceMatrix:
     """Dose influence matrix of photon beams or particle fields.
 
     Args:
@@ -188,6 +189,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
         cache_dir: folder for cached matrices (key: hash of every input); None disables caching.
         progress: callable receiving progress messages; None prints to a terminal only.
         photon_params, red_curve, spr_curve: model data (defaults documented in the modules).
+        range_shift: particles only: a range error applied to the stopping power and the depths (robust
+            evaluation's range scenarios, :mod:`.range_shift`); None or zero for the planned range.
     """
     t0 = time.perf_counter()
     report = progress if progress is not None else Progress()
@@ -208,6 +211,11 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     rel_cutoff = float(rel_cutoff)
     extra = {"photon": photon_params.to_dict(), "red": red_curve.to_dict()} if modality == "photon" else \
         {"ion": ion_species(modality).to_dict(), "spr": spr_curve.to_dict()}
+    shift = range_shift if range_shift is not None and not range_shift.is_zero else None
+    if shift is not None:
+        if modality == "photon":
+            raise ValueError("range_shift: a range error applies to particle fields, not to photon beams")
+        extra["range_shift"] = shift.to_dict()
     key = cache_key(grid, ct_hu, body, beams, rel_cutoff, extra)
     cache_path = None
     if cache_dir is not None:
@@ -222,6 +230,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
                 pass  # unreadable cache entry: recompute and overwrite
     curve = red_curve if modality == "photon" else spr_curve
     density = curve(ct_hu)
+    if shift is not None:
+        density = density * shift.spr_factor
     density[~body] = 0.0
     voxels = np.flatnonzero(body)
 
@@ -231,7 +241,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
         if modality == "photon":
             blk = photon_block(beam, bi, grid, density, voxels, rel_cutoff, photon_params)
         else:
-            blk = particle_block(beam, bi, grid, density, voxels, rel_cutoff)
+            blk = particle_block(beam, bi, grid, density, voxels, rel_cutoff,
+                                 depth_offset_mm=shift.absolute_mm if shift is not None else 0.0)
         return blk, time.perf_counter() - tb
 
     # beams in parallel threads (numpy releases the GIL in the array work; each beam's random

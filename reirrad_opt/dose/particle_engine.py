@@ -27,7 +27,7 @@ PARALLEL_SOURCE_MM = 1000.0   # a parallel field's virtual source lies this far 
 
 
 def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.ndarray, voxels: np.ndarray,
-                   rel_cutoff: float) -> ColumnBlock:
+                   rel_cutoff: float, depth_offset_mm: float = 0.0) -> ColumnBlock:
     """Sparse dose columns (Gy per unit weight) of one particle field.
 
     Args:
@@ -37,6 +37,8 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         spr: stopping-power ratio on the grid, zero outside the body.
         voxels: flat indices of the voxels that may receive dose (body).
         rel_cutoff: relative threshold (see :mod:`.engine`).
+        depth_offset_mm: water-equivalent depth (mm) taken off every ray's depth: the absolute part of
+            a range error (see :mod:`.range_shift`); 0 for the planned range.
     """
     n_cols = field.n_columns
     empty = ColumnBlock([], [], np.zeros(n_cols, np.int64), np.zeros(0, np.int64))
@@ -72,6 +74,8 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     rt = radiological_depth(frame, grid, spr, vox, (a[near], b[near], w[near]))
     w_near = w[near]
     del a, b, w
+    if depth_offset_mm:
+        rt.depth_mm = np.maximum(rt.depth_mm - depth_offset_mm, 0.0)
     within = rt.depth_mm < zmax
     vox, a_v, b_v, d_v = vox[within], rt.a_mm[within], rt.b_mm[within], rt.depth_mm[within]
     w_v = w_near[within] - PARALLEL_SOURCE_MM

@@ -35,7 +35,9 @@ class EvaluationCurve:
         cumulative: True for cumulative EQD2 (Gy), False for the new course's dose.
         unit: the unit of the evaluation's dose rows: 'Gy' (photons), 'Gy(RBE)' (particles: the
             RBE-weighted dose and its cumulative EQD2).
-        alpha_beta_gy, recovered_fraction: of the EQD2 conversion (None for new-course dose).
+        alpha_beta_gy, recovered_fraction: of the EQD2 conversion (None for new-course dose);
+            recovered_fraction is None when several prior courses recover different fractions.
+        recovered_fractions: per prior course, its recovered fraction (None for new-course dose).
         fine_factor: sub-division per axis of the samples (1 voxel centres, 0 a fine mask).
         goal_ids: the protocol lines read on this curve.
         dose_gy: sample values (``unit``), in the order of the sample points.
@@ -53,6 +55,7 @@ class EvaluationCurve:
     goal_ids: tuple[str, ...]
     dose_gy: np.ndarray = field(repr=False)
     volume_cc: np.ndarray = field(repr=False)
+    recovered_fractions: tuple[float, ...] | None = None
 
     @property
     def quantity(self) -> str:
@@ -87,9 +90,9 @@ class EvaluationCurve:
                 np.concatenate([[0.0], mid, [h.total_cc]]))
 
 
-def _curve_name(structure: str, cumulative: bool, unit: str, ab: float | None, f_rec: float | None) -> str:
+def _curve_name(structure: str, cumulative: bool, unit: str, ab: float | None, f_recs: tuple | None) -> str:
     if cumulative:
-        return f"{structure}, cumulative EQD2 (a/b {ab:g} Gy, recovered {f_rec:g})"
+        return f"{structure}, cumulative EQD2 (a/b {ab:g} Gy, recovered {' / '.join(f'{f:g}' for f in f_recs)})"
     return f"{structure}, new-course dose ({unit})"
 
 
@@ -98,7 +101,7 @@ def evaluation_curves(case, evaluation, new_dose_gy: np.ndarray, new_n_fractions
     """One curve per evaluated structure and quantity, from the samples the evaluation used.
 
     Args:
-        case: the evaluated case (grid, structures, prior dose in Gy or Gy(RBE), prior fractions).
+        case: the evaluated case (grid, structures, prior courses: dose in Gy or Gy(RBE), fractions).
         evaluation: its :class:`~.verdict.PlanEvaluation` (rows, fine factor).
         new_dose_gy: the evaluated new-course dose (Gy, or Gy(RBE) for particles) on ``case.grid``.
         new_n_fractions: the new course's number of fractions (EQD2 of cumulative lines).
@@ -113,13 +116,13 @@ def evaluation_curves(case, evaluation, new_dose_gy: np.ndarray, new_n_fractions
         if r.verdict in NOT_DRAWN or r.value is None or r.case_structure is None:
             continue
         ab = r.alpha_beta_gy if r.cumulative else None
-        f_rec = (r.recovered_fraction or 0.0) if r.cumulative else None
-        groups.setdefault((r.case_structure, r.cumulative, ab, f_rec), []).append(r)
+        f_recs = _fractions_of(r, len(case.prior_courses)) if r.cumulative else None
+        groups.setdefault((r.case_structure, r.cumulative, ab, f_recs), []).append(r)
     # the dose unit the evaluation wrote on its dose rows: 'Gy', or 'Gy(RBE)' for a particle plan
     units = {r.unit for g in groups.values() for r in g if r.unit not in ("%", "cc")}
     dose_unit = units.pop() if len(units) == 1 else "Gy"
     curves = []
-    for (name, cumulative, ab, f_rec), rows in groups.items():
+    for (name, cumulative, ab, f_recs), rows in groups.items():
         first = rows[0]
         mask = case.structures[name].mask
         fm = (fine_masks or {}).get(name)
@@ -130,14 +133,25 @@ def evaluation_curves(case, evaluation, new_dose_gy: np.ndarray, new_n_fractions
         if pts.fine_factor != first.fine_factor:
             raise ValueError(f"structure {name}: samples with fine factor {pts.fine_factor}, but the evaluation's row "
                              f"{first.goal_id} used {first.fine_factor}")
-        values = goal_dose_at(pts, new_dose_gy, cumulative=cumulative, prior_dose_gy=case.prior_dose_gy,
-                              prior_n_fractions=case.prior.n_fractions, new_n_fractions=new_n_fractions,
-                              alpha_beta_gy=ab, recovered_fraction=f_rec or 0.0)
-        curves.append(EvaluationCurve(_curve_name(first.structure, cumulative, dose_unit, ab, f_rec), first.structure,
+        values = goal_dose_at(pts, new_dose_gy, cumulative=cumulative, priors=case.prior_courses,
+                              new_n_fractions=new_n_fractions, alpha_beta_gy=ab, recovered_fractions=f_recs)
+        f_rec = (f_recs[0] if len(set(f_recs)) == 1 else None) if f_recs else None
+        curves.append(EvaluationCurve(_curve_name(first.structure, cumulative, dose_unit, ab, f_recs), first.structure,
                                       name, cumulative, dose_unit, ab, f_rec, pts.fine_factor,
                                       tuple(r.goal_id for r in rows), np.asarray(values, dtype=float),
-                                      np.asarray(pts.volume_cc, dtype=float)))
+                                      np.asarray(pts.volume_cc, dtype=float), f_recs))
     return curves
+
+
+def _fractions_of(row, n_courses: int) -> tuple[float, ...]:
+    """A cumulative row's recovered fraction per prior course (rows that record only the common
+    ``recovered_fraction`` have it for every course)."""
+    if row.recovered_fractions is not None:
+        if len(row.recovered_fractions) != n_courses:
+            raise ValueError(f"row {row.goal_id}: {len(row.recovered_fractions)} recovered fractions for a case with "
+                             f"{n_courses} prior courses")
+        return tuple(float(f) for f in row.recovered_fractions)
+    return (float(row.recovered_fraction or 0.0),) * n_courses
 
 
 def curve_for(curves: list[EvaluationCurve], goal_id: str) -> EvaluationCurve:

@@ -18,12 +18,13 @@ import numpy as np
 from ..absent import declared_absent
 from ..case import Case
 from ..geometry import canonical_name
+from ..prior_eqd2 import describe_recovery, recovered_fractions, summed_physical_prior_dose_gy
 from ..protocol import Fractionation, Protocol
-from ..radiobiology import RecoveryModel, eqd2
-from .cumulative import EQD2Maps, eqd2_maps, goal_dose_at
+from ..radiobiology import RecoveryModel
+from .cumulative import eqd2_maps, goal_dose_at
 from .dvh import DVH
 from .metrics import DEFAULT_FINE_FACTOR, resolve, value_from_dvh
-from .reporting import SUMMATION_METHOD, ReirradiationType, reirradiation_type
+from .reporting import reirradiation_type, reporting_block
 from .rule import ROW_VERDICTS, line_verdict, overall_verdict, signed_margin  # noqa: F401 (re-exported)
 from .sampling import SamplePoints, sample_points
 from .structures import check_absent_not_contoured, find_case_structure
@@ -48,6 +49,8 @@ class EvaluationRow:
         margin: signed, in ``unit``, positive = inside the limit (see :mod:`.rule`).
         margin_desirable, margin_acceptable: the margins to each limit.
         note: what the reader must know.
+        recovered_fractions: of a cumulative line, the recovered fraction of each prior course (at its
+            own interval); ``recovered_fraction`` is their common value, None when they differ.
     """
 
     structure: str
@@ -71,6 +74,7 @@ class EvaluationRow:
     alpha_beta_gy: float | None = None
     recovered_fraction: float | None = None
     volume_cc: float | None = None
+    recovered_fractions: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict:
         return {k: _json(v) for k, v in self.__dict__.items()}
@@ -83,6 +87,8 @@ def _json(v):
         return int(v)
     if isinstance(v, np.bool_):
         return bool(v)
+    if isinstance(v, tuple):
+        return [_json(x) for x in v]
     return v
 
 
@@ -211,7 +217,7 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
     frac = _choose_fractionation(protocol, fractionation)
     rx = frac.total_gy
     recovery = protocol.recovery if recovery is None else recovery
-    interval = case.prior.interval_months
+    priors = case.prior_courses
     near_min = str(protocol.options.get("near_min_metric", "D98%"))
     if fine_factor is None:
         fine_factor = int(protocol.options.get("evaluation_fine_factor", DEFAULT_FINE_FACTOR))
@@ -261,10 +267,10 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             continue
         found[goal.structure] = name
         fine_pts, coarse_pts = points_for(name)
-        f_rec = recovery.fraction_for(goal.structure, interval) if goal.cumulative else None
-        kwargs = dict(cumulative=goal.cumulative, prior_dose_gy=case.prior_dose_gy, prior_n_fractions=case.prior.n_fractions,
-                      new_n_fractions=frac.n_fractions, alpha_beta_gy=goal.alpha_beta_gy,
-                      recovered_fraction=f_rec or 0.0)
+        f_recs = recovered_fractions(recovery, goal.structure, priors) if goal.cumulative else None
+        f_rec = (f_recs[0] if len(set(f_recs)) == 1 else None) if f_recs else None
+        kwargs = dict(cumulative=goal.cumulative, priors=priors, new_n_fractions=frac.n_fractions,
+                      alpha_beta_gy=goal.alpha_beta_gy, recovered_fractions=f_recs)
         h_fine = DVH.from_samples(goal_dose_at(fine_pts, dose, **kwargs), fine_pts.volume_cc)
         value, unit_v, note = value_from_dvh(spec, h_fine, rx, unit if spec.is_volume else "%")
         unit_v = dose_unit if unit_v == "Gy" else unit_v
@@ -279,15 +285,21 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             notes.append("no voxel centre of the case grid lies inside the structure: evaluated on its fine mask only")
         if goal.metric != spec.name:
             notes.append(f"{goal.metric} evaluated as {spec.name}")
-        if goal.cumulative:
+        if goal.cumulative and len(priors) == 1:
             notes.append(f"cumulative EQD2 (a/b {goal.alpha_beta_gy:g} Gy, prior {case.prior.n_fractions} fx, new "
                          f"{frac.n_fractions} fx, recovered fraction {f_rec:g})")
+        elif goal.cumulative:
+            notes.append(f"cumulative EQD2 (a/b {goal.alpha_beta_gy:g} Gy, {len(priors)} prior courses of "
+                         f"{' + '.join(str(p.course.n_fractions) for p in priors)} fx, each converted with its own "
+                         f"fractions, new {frac.n_fractions} fx, recovered fractions "
+                         f"{', '.join(f'{f:g}' for f in f_recs)})")
         rows.append(EvaluationRow(**base, value=value, unit=unit_v, value_coarse=value_c, desirable=lim_d,
                                   acceptable=lim_a, verdict=verdict, margin=margin, note="; ".join(notes),
                                   case_structure=name, margin_desirable=signed_margin(value, lim_d, goal.sense),
                                   margin_acceptable=signed_margin(value, lim_a, goal.sense),
                                   fine_factor=fine_pts.fine_factor, recovered_fraction=f_rec,
-                                  volume_cc=fine_pts.total_cc if coarse_pts is None else coarse_pts.total_cc))
+                                  volume_cc=fine_pts.total_cc if coarse_pts is None else coarse_pts.total_cc,
+                                  recovered_fractions=f_recs))
 
     overall = overall_verdict(rows)
 
@@ -299,16 +311,20 @@ def evaluate_plan(case: Case, protocol: Protocol, new_dose_gy: np.ndarray, *, fr
             ab_by_structure[n] = min(ab_by_structure.get(n, math.inf), g.alpha_beta_gy)
     masks = {n: s.mask for n, s in case.structures.items()}
     default_ab = float(protocol.options.get("default_alpha_beta_gy", 3.0))
-    maps = eqd2_maps(case.prior_dose_gy, case.prior.n_fractions, dose, frac.n_fractions, masks, ab_by_structure,
-                     default_ab, recovery, interval)
+    maps = eqd2_maps(priors, dose, frac.n_fractions, masks, ab_by_structure, default_ab, recovery)
     ptv_name = _ptv_name(case, protocol, found)
-    rtype = reirradiation_type(case.structures[ptv_name].mask if ptv_name else None, case.prior_dose_gy, grid,
-                               float(protocol.options.get("type1_prior_dose_threshold_gy", 20.0)))
-    reporting = _reporting_block(case, protocol, frac, recovery, rows, dose, maps, rtype, ab_by_structure, default_ab,
-                                 points_for, found)
+    rtype = reirradiation_type(case.structures[ptv_name].mask if ptv_name else None,
+                               summed_physical_prior_dose_gy(priors), grid,
+                               float(protocol.options.get("type1_prior_dose_threshold_gy", 20.0)),
+                               n_courses=len(priors))
+    priority1 = {found[g.structure] for g in protocol.goals
+                 if g.priority == 1 and g.structure in found and case.structures[found[g.structure]].role != "target"}
+    reporting = reporting_block(case, protocol, frac, recovery, dose, rtype, ab_by_structure, default_ab,
+                                points_for, found, priority1)
     return PlanEvaluation(rows, overall.verdict, overall.detail, overall.failed_priority1, overall.failed_lower_priority,
                           overall.not_evaluated, maps.new_eqd2_gy, maps.prior_eqd2_gy, maps.cumulative_eqd2_gy,
-                          reporting, rtype.type, protocol.name, frac.name, rx, recovery.describe(interval), fine_factor,
+                          reporting, rtype.type, protocol.name, frac.name, rx, describe_recovery(recovery, priors),
+                          fine_factor,
                           not_met_priority1=overall.not_met_priority1, missing_priority1=overall.missing_priority1,
                           not_contoured=overall.not_contoured, missed_lower_priority=overall.missed_lower_priority,
                           absent=absent)
@@ -321,58 +337,3 @@ def _ptv_name(case: Case, protocol: Protocol, found: dict[str, str]) -> str | No
         if canonical_name(key) == "PTV":
             return key
     return None
-
-
-def _dvh_summary(h: DVH) -> dict:
-    out = {"Dmax_gy": h.max_gy, "Dmean_gy": h.mean_gy, "D98%_gy": h.d_at_volume_pct(98.0),
-           "D50%_gy": h.d_at_volume_pct(50.0), "D2%_gy": h.d_at_volume_pct(2.0)}
-    out["D0.03cc_gy"] = h.d_at_volume_cc(0.03) if h.total_cc >= 0.03 else None
-    return {k: (None if v is None else round(float(v), 4)) for k, v in out.items()}
-
-
-def _reporting_block(case, protocol, frac, recovery, rows, dose, maps: EQD2Maps, rtype: ReirradiationType,
-                     ab_by_structure, default_ab, points_for, found) -> dict:
-    prior = case.prior
-    per_structure = {}
-    for name in dict.fromkeys(found.values()):
-        pts, _ = points_for(name)
-        ab = ab_by_structure.get(name, default_ab)
-        f_rec = recovery.fraction_for(canonical_name(name), prior.interval_months)
-        prior_pts = pts.values(case.prior_dose_gy)
-        new_pts = pts.values(dose)
-        prior_e = (1.0 - f_rec) * np.asarray(eqd2(np.maximum(prior_pts, 0), prior.n_fractions, ab))
-        new_e = np.asarray(eqd2(np.maximum(new_pts, 0), frac.n_fractions, ab))
-        role = case.structures[name].role
-        entry = {
-            "role": role, "volume_cc": round(pts.total_cc, 4),
-            "alpha_beta_gy": ab, "recovered_fraction": f_rec,
-            "cumulative_eqd2": _dvh_summary(DVH.from_samples(prior_e + new_e, pts.volume_cc)),
-            "prior_eqd2_after_recovery": _dvh_summary(DVH.from_samples(prior_e, pts.volume_cc)),
-            "new_eqd2": _dvh_summary(DVH.from_samples(new_e, pts.volume_cc)),
-            "new_physical": _dvh_summary(DVH.from_samples(new_pts, pts.volume_cc)),
-        }
-        per_structure[name] = entry
-    return {
-        "standard": "ESTRO-EORTC re-irradiation consensus (2022) reporting items",
-        "reirradiation_type": rtype.to_dict(),
-        "prior_course": {"n_fractions": prior.n_fractions, "interval_months": prior.interval_months,
-                         "modality": prior.modality, "prescription_gy": prior.prescription_gy,
-                         "description": prior.description, "dose_type": prior.dose_type, "rbe": prior.rbe,
-                         "dose_per_fraction_gy": (prior.prescription_gy / prior.n_fractions
-                                                  if prior.prescription_gy else None),
-                         "max_dose_gy": float(np.max(case.prior_dose_gy)) if case.prior_dose_gy.size else 0.0},
-        "new_course": {"fractionation": frac.name, "schedule": frac.schedule, "rx_gy": frac.total_gy,
-                       "n_fractions": frac.n_fractions, "dose_per_fraction_gy": frac.dose_per_fraction_gy,
-                       "fractions_per_day": frac.fractions_per_day,
-                       "target_eqd2_gy": frac.eqd2_gy(protocol.prescription.alpha_beta_gy),
-                       "target_alpha_beta_gy": protocol.prescription.alpha_beta_gy,
-                       "max_dose_gy": float(np.max(dose)) if dose.size else 0.0},
-        "interval_months": prior.interval_months,
-        "alpha_beta_gy": {**{n: ab for n, ab in ab_by_structure.items()}, "default (other tissue)": default_ab},
-        "recovery": recovery.describe(prior.interval_months),
-        "registration": case.source.get("registration", "prior dose supplied on the planning grid of the case; "
-                                                         "no further registration applied during evaluation"),
-        "summation": SUMMATION_METHOD,
-        "per_structure": per_structure,
-        "protocol": protocol.name,
-    }

@@ -20,18 +20,15 @@ from scipy import ndimage
 
 from .. import radiobiology as rb
 from ..geometry.sampling import sample_points
+from ..prior_eqd2 import prior_eqd2_at, recovered_fractions
 from ..protocol import OPTION_DEFAULTS
 from ..case import Case
 from ..geometry import canonical_name
+from ..planning_settings import ProblemSettings
 from .points import trilinear_stencil
 from .terms import BODY_CEILING_ID, CEILING_ID, Term, TermSet, UnsupportedGoal, term_kind_and_fraction
 
 
-DEFAULT_CEILING_PCT_RX = 115.0  # hard ceiling on any target voxel (protocol option max_dose_pct_rx)
-DEFAULT_POINT_SPACING_MM = 5.0  # dose-volume goals of large structures: interior optimization points this far apart
-CEILING_LATTICE_MM = 6.0        # the body ceiling starts with one point about this far apart (see lattice)
-EXACT_BAND_VOXELS = 2           # dose-volume goals: evaluation samples kept exact this deep (voxel spacings)
-CEILING_SHELL_MM = 5.0          # ... and with every point this close to a target (see build_terms)
 
 
 def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str | None:
@@ -45,7 +42,7 @@ def find_structure(case: Case, name: str, aliases: tuple[str, ...] = ()) -> str 
     return None
 
 
-def lattice(rows: np.ndarray, grid, spacing_mm: float = CEILING_LATTICE_MM) -> np.ndarray:
+def lattice(rows: np.ndarray, grid, spacing_mm: float) -> np.ndarray:
     """Which of the flat voxel indices ``rows`` lie on a lattice about ``spacing_mm`` apart (every
     k-th voxel along each axis, k = spacing / voxel size rounded, at least 1).
 
@@ -99,14 +96,15 @@ def _depth_mm(mask: np.ndarray, grid) -> np.ndarray:
     return depth
 
 
-def coverage_stencil(mask: np.ndarray, grid, fine_factor: int) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
+def coverage_stencil(mask: np.ndarray, grid, fine_factor: int, band_voxels: int = ProblemSettings.exact_band_voxels
+                     ) -> tuple[np.ndarray, "sp.csr_matrix", np.ndarray]:
     """Points at which a target's coverage (a lower CVaR) is optimized, as (rows, trilinear
     interpolation matrix, relative volume per point); the evaluation's samples (``fine_factor`` per
     axis) where they matter.
 
     The evaluation samples a target at sub-voxel points with interpolated dose, which differs from
     the voxel centres where the dose falls off: at the structure's edge and within a voxel or two of
-    it. Kept as exact points: every sub-voxel sample whose voxel lies within EXACT_BAND_VOXELS voxel
+    it. Kept as exact points: every sub-voxel sample whose voxel lies within ``band_voxels`` voxel
     spacings of the outside, or whose stencil reaches a voxel outside. The deeper samples are
     represented by their voxel's centre, weighted by their number. (TG-119 at 4 mm, PTV D95% after
     the last stage: the points read 50.020 Gy and the evaluation 50.022 Gy; with only the samples
@@ -120,7 +118,7 @@ def coverage_stencil(mask: np.ndarray, grid, fine_factor: int) -> tuple[np.ndarr
     rows, interp = trilinear_stencil(pts.index_kji, grid.shape)
     edge = _reaches_outside(interp, rows, mask)
     parent_kji = np.clip(np.rint(pts.index_kji), 0, np.array(grid.shape) - 1).astype(np.int64)
-    edge |= _depth_mm(mask, grid)[tuple(parent_kji.T)] <= EXACT_BAND_VOXELS * max(grid.spacing_mm) + 1e-6
+    edge |= _depth_mm(mask, grid)[tuple(parent_kji.T)] <= band_voxels * max(grid.spacing_mm) + 1e-6
     parent = np.ravel_multi_index(parent_kji[~edge].T, grid.shape)
     centre_flat = np.ravel_multi_index(centres.T, grid.shape)
     counts = np.zeros(centre_flat.size)
@@ -175,8 +173,8 @@ def cluster_points(mask: np.ndarray, grid, spacing_mm: float | None) -> tuple[np
     return points[order], weights[order]
 
 
-def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None,
-                point_spacing_mm: float | None = DEFAULT_POINT_SPACING_MM) -> TermSet:
+def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=None, *,
+                every_voxel: bool = False, sampling: ProblemSettings | None = None) -> TermSet:
     """Terms for every goal of ``protocol`` that the optimizer can represent.
 
     Args:
@@ -185,10 +183,14 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
         n_fractions: number of fractions of the new course.
         rx_gy: prescribed physical dose of the new course (Gy), for %Rx limits.
         recovery: recovery model (default: the protocol's).
-        point_spacing_mm: spacing of the interior optimization points of the soft dose-volume
-            goals (see :func:`cluster_points`); None: every voxel. Maxima (every organ cap) and a
-            first-priority target's coverage always use every voxel and sub-voxel sample point.
+        every_voxel: the soft dose-volume goals on every voxel (and the evaluation's edge samples), as
+            the first-order engine takes them; otherwise on interior points ``sampling.point_spacing_mm``
+            apart (see :func:`cluster_points`). Maxima (every organ cap) and a first-priority target's
+            coverage always use every voxel and sub-voxel sample point.
+        sampling: where the points go (:class:`~reirrad_opt.planning_settings.ProblemSettings`; default
+            its defaults).
     """
+    sampling = sampling or ProblemSettings()
     recovery = recovery if recovery is not None else protocol.recovery
     grid = case.grid
     out = TermSet(terms=[])
@@ -223,30 +225,29 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                 break
             interp = weights = None
             if (kind == "cvar_lower" and is_target and goal.priority == 1) or \
-                    (kind in ("cvar_lower", "cvar_upper") and not hard and point_spacing_mm is None):
+                    (kind in ("cvar_lower", "cvar_upper") and not hard and every_voxel):
                 if name not in stencils:   # the desirable and acceptable tiers share the points
-                    stencils[name] = coverage_stencil(mask, grid, fine_factor)
+                    stencils[name] = coverage_stencil(mask, grid, fine_factor, sampling.exact_band_voxels)
                 rows, interp, weights = stencils[name]
                 prior_here = None
             elif kind == "voxel_max":
                 rows, interp = sample_stencil(mask, grid, fine_factor)
-                prior_here = interp @ case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows, interp)
             elif kind in ("cvar_upper", "cvar_lower") and not hard:
-                rows, weights = cluster_points(mask, grid, point_spacing_mm)
+                rows, weights = cluster_points(mask, grid, sampling.point_spacing_mm)
                 weights = None if np.all(weights == 1.0) else weights
-                prior_here = case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows)
             else:
                 rows = np.flatnonzero(mask)
-                prior_here = case.prior_dose_gy.ravel()[rows]
+                prior_here = _reader(rows)
             if threshold is not None:
                 level: float | np.ndarray = threshold
             else:
                 limit_gy = goal.limit_gy(tier, rx_gy)
                 if goal.cumulative:
-                    f_rec = recovery.fraction_for(name, case.prior.interval_months)
-                    prior = rb.prior_eqd2(np.maximum(prior_here, 0.0), case.prior.n_fractions,
-                                          goal.alpha_beta_gy)
-                    prior_eff = rb.effective_prior_eqd2(prior, f_rec)
+                    # every prior course at these points, each with its own fractions and interval
+                    prior_eff = prior_eqd2_at(case.prior_courses, prior_here, goal.alpha_beta_gy,
+                                              recovered_fractions(recovery, name, case.prior_courses))
                     cap = rb.new_course_dose_cap(limit_gy, prior_eff, n_fractions, goal.alpha_beta_gy)
                     level = np.asarray(cap.cap_gy, dtype=float)
                     exhausted = np.asarray(cap.exhausted, dtype=bool)
@@ -262,12 +263,12 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
                 level = np.broadcast_to(np.asarray(level, dtype=float), (interp.shape[0],)).copy()
             out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc,
                                   interp, goal.metric, weights))
-    ceiling_pct = float(protocol.options.get("max_dose_pct_rx", DEFAULT_CEILING_PCT_RX))
+    ceiling_pct = float(protocol.options.get("max_dose_pct_rx", OPTION_DEFAULTS["max_dose_pct_rx"]))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)
     # The ceilings' seeds (rows from the first solve where the reference dose comes near them, see
-    # Term.seed): every target voxel, and the body within CEILING_SHELL_MM of a target plus a
-    # CEILING_LATTICE_MM lattice elsewhere. Coverage is bought with hot dose in and next to the target:
+    # Term.seed): every target voxel, and the body within sampling.ceiling_shell_mm of a target plus a
+    # sampling.ceiling_lattice_mm lattice elsewhere. Coverage is bought with hot dose in and next to the target:
     # seeded on an 8 mm lattice only, the first solve of the NPC phantom at 2.5 mm put 135 target voxels
     # over the ceiling (by up to 25 Gy), the second 986 others and 887 body voxels, and the two lazy
     # rounds cost 20 s of dual simplex.
@@ -279,13 +280,21 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
     # the same ceiling everywhere else in the body: without it, fluence whose low tails help a cold
     # target edge could deposit any dose along a path that no other term watches
     body_rows = np.flatnonzero(case.body & ~target_union)
-    seed = lattice(body_rows, grid)
+    seed = lattice(body_rows, grid, sampling.ceiling_lattice_mm)
     if targets:
-        seed |= near(target_union, grid, CEILING_SHELL_MM).ravel()[body_rows]
+        seed |= near(target_union, grid, sampling.ceiling_shell_mm).ravel()[body_rows]
     out.terms.append(Term(BODY_CEILING_ID, "External", 1, "voxel_max", body_rows, ceiling_pct / 100.0 * rx_gy,
                           hard=True, description=f"plan maximum dose <= {ceiling_pct:g} % of Rx in the body",
                           seed=seed))
     return out
+
+
+def _reader(rows: np.ndarray, interp=None):
+    """Reads a dose grid at the optimizer's points: its voxels ``rows``, interpolated by ``interp``
+    (sample stencil rows x ``rows``) when given."""
+    if interp is None:
+        return lambda dose_gy: dose_gy.ravel()[rows]
+    return lambda dose_gy: interp @ dose_gy.ravel()[rows]
 
 
 def near(mask: np.ndarray, grid, distance_mm: float) -> np.ndarray:

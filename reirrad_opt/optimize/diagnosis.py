@@ -65,9 +65,13 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
         caps = np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))
         idx, duals = hard_duals.get(term.key, (np.arange(caps.size), np.zeros(caps.size)))
         active = caps[idx[duals > 1e-9 * duals.max()]] if duals.size and duals.max() > 0 else caps
+        binding_in = ""
+        if term.scenarios and duals.size and duals.max() > 0:
+            named = term.scenario_of(idx[duals > 1e-9 * duals.max()])
+            binding_in = "; binding in " + ", ".join(dict.fromkeys(named))
         lines.append(
             f"{target.structure} voxels within {near_mm:.1f} mm of {term.structure} "
             f"({close.sum() * grid.voxel_volume_cc:.2f} cc) cannot exceed {reach:.1f} Gy new-course dose "
             f"(goal {goal_gy:.1f} Gy): the {term.structure} limit ({term.tier}, cumulative EQD2) leaves a "
-            f"new-course cap of {np.min(active):.1f}-{np.median(active):.1f} Gy on its binding voxels")
+            f"new-course cap of {np.min(active):.1f}-{np.median(active):.1f} Gy on its binding voxels{binding_in}")
     return lines

@@ -73,7 +73,7 @@ def _shortfall(solver: SolverBase, terms, read: MetricReader | None, masks, grid
 
 def _evaluated(solver: SolverBase, t, read: MetricReader, grid: Grid) -> float:
     """The goal's metric as the evaluation measures it (-inf where it is undefined)."""
-    dose = (solver.rows.matrix @ solver.weights).reshape(grid.shape)
+    dose = (solver.rows.matrix @ solver.weights)[:grid.n_voxels].reshape(grid.shape)   # the grid's rows
     value = read(t.metric, dose, t.structure)
     return float(value) if np.isfinite(value) else float("-inf")
 
@@ -85,7 +85,7 @@ def goal_reader(read: MetricReader | None, masks: dict[str, np.ndarray], grid: G
     def measure(t, dose: np.ndarray) -> float | None:
         if read is None or not t.metric or t.structure not in masks or t.metric.startswith("V"):
             return None
-        value = read(t.metric, np.asarray(dose).reshape(grid.shape), t.structure)
+        value = read(t.metric, np.asarray(dose)[:grid.n_voxels].reshape(grid.shape), t.structure)
         return float(value) if np.isfinite(value) else None
 
     return measure
@@ -194,7 +194,7 @@ def optimize_plan(problem: LexicographicProblem, *, engine: str = DEFAULT_ENGINE
                 unmet = _unmet_targets(main, first)
     diagnosis: list[str] = []
     if unmet:
-        dose = rows.matrix @ main.weights
+        dose = (rows.matrix @ main.weights)[:grid.n_voxels]   # the grid's rows (robust caps add scenario rows)
         for t in unmet:
             diagnosis.extend(diagnose_target(t, dose, main.hard, main.hard_duals, masks, grid))
     else:

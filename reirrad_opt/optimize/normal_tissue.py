@@ -7,12 +7,8 @@ import scipy.sparse as sp
 
 from ..case import Case
 from ..geometry import distance_outside_mm
+from ..planning_settings import ProblemSettings
 from .stage import NormalTissue
-
-RING_MM = 30.0               # ring around the PTV whose dose fall-off is shaped in the last stage
-RING_HALF_DOSE_MM = 10.0     # reference fall-off: Rx at the PTV surface, Rx/2 at 10 mm, >= 25 % of Rx
-MAX_NORMAL_SAMPLES = 6000    # body voxels of the mean-dose term (deterministic stride sample; one cost vector)
-MAX_RING_SAMPLES = 2500      # ring voxels of the fall-off term (one LP row each, deterministic stride sample)
 
 
 def _stride_sample(indices: np.ndarray, n_max: int) -> np.ndarray:
@@ -22,17 +18,19 @@ def _stride_sample(indices: np.ndarray, n_max: int) -> np.ndarray:
 
 
 def normal_tissue_setup(case: Case, ptv: np.ndarray, rx_gy: float, influence, *, homogeneity_weight: float = 1.0,
-                        floor_pct_rx: float = 0.0) -> NormalTissue:
+                        floor_pct_rx: float = 0.0, sampling: ProblemSettings | None = None) -> NormalTissue:
     """Sampled body voxels, the fall-off ring around the PTV, the fluence-roughness operator, and the
     PTV's homogeneity term: ``homogeneity_weight`` (1/Gy^2) on its dose outside [``floor_pct_rx`` % of
-    Rx, Rx] (the protocol options ``target_homogeneity_weight`` and ``target_floor_pct_rx``)."""
+    Rx, Rx] (the planning settings ``target_homogeneity_weight`` and ``target_floor_pct_rx``). The ring's
+    width, reference fall-off and sample counts are ``sampling``'s (default: ProblemSettings())."""
+    sampling = sampling or ProblemSettings()
     grid = case.grid
     dist = distance_outside_mm(ptv, grid).ravel()
     body = case.body.ravel()
-    ring = np.flatnonzero(body & (dist > 0) & (dist <= RING_MM))
-    ring = _stride_sample(ring, MAX_RING_SAMPLES)
-    reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / RING_HALF_DOSE_MM)
-    far = _stride_sample(np.flatnonzero(body & (dist > 0)), MAX_NORMAL_SAMPLES)
+    ring = np.flatnonzero(body & (dist > 0) & (dist <= sampling.ring_mm))
+    ring = _stride_sample(ring, sampling.ring_samples)
+    reference = rx_gy * np.maximum(0.25, 1.0 - 0.5 * dist[ring] / sampling.ring_half_dose_mm)
+    far = _stride_sample(np.flatnonzero(body & (dist > 0)), sampling.normal_tissue_samples)
     return NormalTissue(far, ring, reference, roughness_operator(influence), target_rows=np.flatnonzero(ptv.ravel()),
                         target_reference_gy=rx_gy, hot_weight=float(homogeneity_weight),
                         target_floor_gy=float(floor_pct_rx) / 100.0 * rx_gy)

@@ -6,7 +6,8 @@ limit tier, holds and slips they choose live in the solver and its stages, not h
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,8 +15,9 @@ import scipy.sparse as sp
 
 from ..case import Case
 from ..geometry import Grid
-from .build import DEFAULT_POINT_SPACING_MM, build_terms
+from .build import build_terms
 from .normal_tissue import normal_tissue_setup
+from .robust_caps import robust_cap_rows
 from .stage import NormalTissue
 from .terms import CEILING_IDS, Term, TermSet
 
@@ -48,7 +50,8 @@ class LexicographicProblem:
 
     Attributes:
         matrix: dose per unit weight the optimizer sees (Gy, or Gy(RBE) for particles), one row per
-            voxel of ``grid`` (C order), one column per bixel/spot.
+            voxel of ``grid`` (C order), one column per bixel/spot; with robust caps, the scenarios' rows of
+            the cap voxels follow (rows ``grid.n_voxels`` onwards, see :mod:`.robust_caps`).
         terms: every goal's surrogate (:class:`~.terms.Term`, frozen), in the builder's order: the
             protocol's goals, then the plan ceilings at priority 1; :meth:`at_priority` gives one priority's.
         skipped: goals not optimized, and why.
@@ -109,7 +112,9 @@ class LexicographicProblem:
         return tuple(sorted({t.priority for t in self.terms}))
 
 
-def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0) -> LexicographicProblem:
+def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0,
+                  scenario_matrices: Sequence[sp.csr_matrix] = (),
+                  scenario_names: Sequence[str] | None = None) -> LexicographicProblem:
     """The lexicographic problem of ``case`` under ``protocol`` (its fractionation and recovery model).
 
     Args:
@@ -119,26 +124,39 @@ def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0
         settings: the resolved :class:`~reirrad_opt.planning_settings.PlanningSettings` (its engine sets the
             dose-volume goals' points; its homogeneity window the normal-tissue stage).
         rbe: constant RBE; the problem's matrix is ``rbe`` x the influence matrix (Gy(RBE)).
+        scenario_matrices: physical influence matrices of uncertainty scenarios (same columns): every
+            priority-1 organ cap is then held in each of them too (:mod:`.robust_caps`); ``scenario_names``
+            names them for the diagnosis.
     """
-    matrix = influence.matrix if rbe == 1.0 else sp.csr_matrix(
-        (influence.matrix.data * np.float32(rbe), influence.matrix.indices, influence.matrix.indptr),
-        shape=influence.matrix.shape)
+    matrix = _times(influence.matrix, rbe)
     frac = protocol.prescription.fractionation
     rx_gy = float(frac.total_gy)
     # dose-volume goals on every voxel for the first-order engine (a gradient costs little more; held on
     # 5 mm cell points, TG-119's PTV D95% read 0.45 Gy below its hold once the last stage pushed the dose
     # down to it), on cell points for the LP (each point is a dense row)
     termset = build_terms(case, protocol, frac.n_fractions, rx_gy, protocol.recovery,
-                          point_spacing_mm=None if settings.engine == "first-order" else DEFAULT_POINT_SPACING_MM)
+                          every_voxel=settings.engine == "first-order", sampling=settings.problem)
     masks = {name: s.mask for name, s in case.structures.items()}
     slips = {p: slip.to_gy(rx_gy) if hasattr(slip, "to_gy") else _slip_gy(slip, rx_gy)
              for p, slip in protocol.slips.items()}
     normal = normal_tissue_setup(case, case.structures["PTV"].mask, rx_gy, influence,
                                  homogeneity_weight=settings.target_homogeneity_weight,
-                                 floor_pct_rx=settings.target_floor_pct_rx)
+                                 floor_pct_rx=settings.target_floor_pct_rx, sampling=settings.problem)
+    if scenario_matrices:
+        matrix, terms, _ = robust_cap_rows(matrix, termset.terms, [_times(m, rbe) for m in scenario_matrices],
+                                           scenario_names)
+        termset = dataclasses.replace(termset, terms=list(terms))
     return LexicographicProblem.from_termset(
         matrix, termset, rx_gy=rx_gy, grid=case.grid, masks=masks, slips_gy=slips, normal=normal,
         limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"))
+
+
+def _times(matrix: sp.csr_matrix, factor: float) -> sp.csr_matrix:
+    """``factor`` x ``matrix`` in the matrix's own precision (the same object for 1)."""
+    if factor == 1.0:
+        return matrix
+    m = sp.csr_matrix(matrix)
+    return sp.csr_matrix((m.data * np.asarray(factor, dtype=m.data.dtype), m.indices, m.indptr), shape=m.shape)
 
 
 def _slip_gy(slip, rx_gy: float) -> float:

@@ -57,6 +57,8 @@ class Term:
         seed: for a ``voxel_max`` term, the points that enter the LP from the first solve when the
             reference dose brings them near the level (a coarse lattice of a plan ceiling, see
             :func:`reirrad_opt.optimize.build.lattice`); None: only the reference dose decides.
+        scenarios: for a robust cap (:mod:`.robust_caps`), the scenario names, nominal first: its points
+            are one block of ``n_points / len(scenarios)`` per scenario, in this order; () otherwise.
     """
 
     goal_id: str
@@ -73,12 +75,20 @@ class Term:
     metric: str = ""
     point_weights: np.ndarray | None = None
     seed: np.ndarray | None = None
+    scenarios: tuple[str, ...] = ()
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"term {self.goal_id}: unknown kind {self.kind!r}")
         object.__setattr__(self, "sense", "min" if self.kind in ("mean_min", "cvar_lower") else "max")
+
+    def scenario_of(self, points: np.ndarray) -> list[str]:
+        """The scenario names of ``points`` (indices into the term's points) of a robust cap; [] otherwise."""
+        if not self.scenarios:
+            return []
+        per = self.n_points // len(self.scenarios)
+        return [self.scenarios[int(p) // per] for p in np.asarray(points, dtype=np.int64)]
 
     @property
     def n_points(self) -> int:

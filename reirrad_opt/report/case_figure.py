@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..prior_eqd2 import summed_physical_prior_dose_gy
+
 # Outline colours for TG-263 names; other structures take colours from a fixed cycle.
 STRUCTURE_COLOURS: dict[str, str] = {
     "External": "#d9d9d9", "rGTV": "#ff0000", "rCTV": "#ff8c00", "PTV": "#ffd700", "GTV": "#ff0000",
@@ -66,7 +68,8 @@ def render_case_figure(
         case: a :class:`reirrad_opt.case.Case`.
         out_path: PNG file to write (its folder must exist).
         centre_xyz: slice position, patient (x, y, z) mm; default the rGTV (else GTV, PTV) centroid.
-        dose_gy: dose to colour-wash (grid shape); default the case's prior-course dose.
+        dose_gy: dose to colour-wash (grid shape); default the case's prior-course dose (several
+            courses: their doses added, labelled so; a display, not an EQD2).
         dose_label: colour-bar label.
         structures: names to outline (default all but :data:`DEFAULT_HIDDEN`).
         dose_threshold_fraction: doses below this fraction of the maximum are not washed.
@@ -78,7 +81,12 @@ def render_case_figure(
     from matplotlib.lines import Line2D
 
     grid = case.grid
-    dose = case.prior_dose_gy if dose_gy is None else np.asarray(dose_gy)
+    if dose_gy is None:
+        dose = summed_physical_prior_dose_gy(case.prior_courses)
+        if len(case.prior_courses) > 1 and dose_label == "prior course dose (Gy)":
+            dose_label = f"{len(case.prior_courses)} prior courses' doses added (Gy)"
+    else:
+        dose = np.asarray(dose_gy)
     grid.check_array(dose, "case figure dose")
     names = [n for n in case.structures if n not in DEFAULT_HIDDEN] if structures is None else list(structures)
     for n in names:

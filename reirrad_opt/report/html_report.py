@@ -24,6 +24,9 @@ FIGURE_CAPTIONS = {
                 "feet: patient right on the image left), cropped to the body. Top: new-course dose ({unit}) with "
                 "isodose lines at 50 / 95 / 107 % of Rx; bottom: cumulative EQD2 ({unit}) with isodose lines at the "
                 "priority-1 cumulative limits.",
+    "dvh_bands.png": "DVH bands of the robust evaluation, from the samples the evaluation read in each scenario. Left: "
+                     "cumulative EQD2 ({unit}) of the priority-1 organ lines; right: new-course dose of the targets. "
+                     "The line is the nominal DVH, the band the lowest to the highest DVH over the scenarios.",
 }
 
 
@@ -109,13 +112,42 @@ def _header(plan: dict) -> str:
              ("prescription", f"{_fmt(rx.get('total_gy'))} {d.get('unit', 'Gy')} in {_fmt(rx.get('n_fractions'), 0)} x "
                               f"{_fmt(rx.get('dose_per_fraction_gy'))} ({rx.get('fractionation')}); "
                               f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
-             ("dose grid", grid_txt), ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
+             ("dose grid", grid_txt), ("CT calibration", ct_calibration_words(plan)),
+             ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
+             ("planning settings", _settings_text(plan.get("settings"))),
              ("versions", versions)]
     bm = plan.get("beam_model")
     if bm:
         items.insert(-1, ("beam model", f"{bm.get('name')} ({bm.get('source')})"))
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in items)
     return f"<table class='header'>{body}</table>"
+
+
+def _settings_text(settings) -> str:
+    """The planning settings that differ from the defaults (plan.json ``settings``), or 'defaults'."""
+    if not isinstance(settings, dict):
+        return "not recorded"
+    from ..planning_settings import PlanningSettings
+
+    defaults = PlanningSettings(engine=settings.get("engine", PlanningSettings.engine)).to_dict()
+    changed = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            changed += [f"{key}.{k} = {v}" for k, v in value.items() if defaults.get(key, {}).get(k) != v]
+        elif defaults.get(key) != value:
+            changed.append(f"{key} = {value}")
+    return "; ".join(changed) if changed else "defaults (see plan.json settings)"
+
+
+def ct_calibration_words(plan: dict) -> str:
+    """plan.json's ``ct_calibration`` in words: its source and, for a file, the start of its SHA-256."""
+    cal = plan.get("ct_calibration")
+    if not cal:
+        return "not recorded"
+    if cal.get("source") == "default stoichiometric":
+        return "default stoichiometric (generic scanner, ICRP 110 tissues; a clinic should supply its own)"
+    digest = cal.get("sha256")
+    return f"{cal.get('source')}" + (f" (sha256 {digest[:16]}...)" if digest else "")
 
 
 def _flat(value, digits: int = 2) -> str:
@@ -130,8 +162,45 @@ def _flat(value, digits: int = 2) -> str:
 
 def _reporting_table(reporting: dict) -> str:
     rows = "".join(f"<tr><th>{_esc(k.replace('_', ' '))}</th><td>{_flat(v)}</td></tr>"
-                   for k, v in reporting.items() if k != "per_structure")
+                   for k, v in reporting.items() if k not in ("per_structure", "prior_courses"))
     return f"<table class='reporting'>{rows}</table>"
+
+
+PRIOR_COURSE_COLUMNS = [("course", "course"), ("n_fractions", "fractions"), ("interval_months", "interval (months)"),
+                        ("modality", "modality"), ("dose_type", "dose type"), ("rbe", "RBE"),
+                        ("prescription_gy", "prescription (Gy)"), ("max_dose_gy", "max dose (Gy)"),
+                        ("description", "description"), ("mapping", "mapping onto the case grid")]
+COURSE_METRICS = (("D0.03cc_gy", "D0.03cc"), ("Dmax_gy", "Dmax"), ("Dmean_gy", "Dmean"))
+
+
+def _prior_courses_section(reporting: dict) -> str:
+    """Several prior courses: each course, and the priority-1 organs' effective prior EQD2 per course
+    and summed (plan.json ``reporting.prior_courses`` and ``per_structure[*].prior_eqd2_by_course``)."""
+    courses = reporting.get("prior_courses")
+    if not courses:
+        return ""
+    head = "".join(f"<th>{_esc(t)} (Gy)</th>" for _, t in COURSE_METRICS)
+    body = []
+    for name, entry in (reporting.get("per_structure") or {}).items():
+        for c in entry.get("prior_eqd2_by_course") or []:
+            label = (f"course {c.get('course')}: {c.get('n_fractions')} fx, {_fmt(c.get('interval_months'), 1)} "
+                     f"months, recovered {_fmt(c.get('recovered_fraction'), 3)}")
+            body.append(f"<tr><td>{_esc(name)}</td><td>{_fmt(entry.get('alpha_beta_gy'))}</td><td>{_esc(label)}</td>"
+                        + "".join(f"<td>{_fmt(c.get(m))}</td>" for m, _ in COURSE_METRICS) + "</tr>")
+        if entry.get("prior_eqd2_by_course"):
+            for kind, label in (("prior_eqd2_after_recovery", "all prior courses (voxel-wise sum)"),
+                                ("cumulative_eqd2", "cumulative: prior courses + new course")):
+                values = entry.get(kind) or {}
+                body.append(f"<tr><td>{_esc(name)}</td><td>{_fmt(entry.get('alpha_beta_gy'))}</td><td><b>"
+                            f"{_esc(label)}</b></td>" + "".join(f"<td>{_fmt(values.get(m))}</td>"
+                                                                for m, _ in COURSE_METRICS) + "</tr>")
+    organs = (f"<table><thead><tr><th>priority-1 organ</th><th>a/b (Gy)</th><th>EQD2 after recovery of</th>{head}"
+              f"</tr></thead><tbody>{''.join(body)}</tbody></table>") if body else ""
+    return (f"<h2>Prior courses ({len(courses)})</h2><p>Each course's EQD2 is computed voxel by voxel with its own "
+            "number of fractions and reduced by the recovered fraction at its own interval; the courses are then "
+            "added voxel by voxel. A metric of the sum (e.g. its D0.03cc) is not the sum of the courses' metrics: "
+            "their hottest voxels need not coincide.</p>"
+            + _table(courses, PRIOR_COURSE_COLUMNS) + organs)
 
 
 DOSE_KINDS = (("cumulative_eqd2", "cumulative EQD2"), ("prior_eqd2_after_recovery", "prior EQD2 (after recovery)"),
@@ -249,15 +318,39 @@ img {{ max-width: 100%; border: 1px solid #ccc; }}
 verdict is decided by the priority-1 lines.</p>
 <h2>Evaluation against the protocol</h2>{evaluation}
 {_declared(plan)}
+{_robust_section(plan.get("robust"))}
 {diagnosis}
 <h2>Optimization stages</h2><p>Engine: {_esc(plan.get('engine', ''))}.</p>{stages}
 <h2>Figures</h2>{_figures(figures, plan)}
 <h2>Reporting (ESTRO-EORTC re-irradiation consensus)</h2>{_reporting_table(reporting)}
+{_prior_courses_section(reporting)}
 {_per_structure_table(reporting.get('per_structure', {}) or {})}
 <h2>Notes</h2><ul>{notes}</ul>
 <p>Time: {_esc(timing)}.</p>
 </body></html>
 """
+
+
+def _robust_section(robust) -> str:
+    """The robust evaluation (plan.json ``robust``): every line's nominal and worst value with its scenario."""
+    if not robust:
+        return ""
+    s = robust.get("settings", {})
+    head = (f"<h2>Robust evaluation</h2><p>{len(robust.get('scenarios', [])) - 1} scenarios besides the nominal "
+            f"one: setup {_fmt(s.get('setup_mm'))} mm along &plusmn;x, &plusmn;y, &plusmn;z"
+            + (f"; range {_fmt(s.get('range_pct'))} % + {_fmt(s.get('range_mm'))} mm over- and undershoot"
+               if any(sc.get("range_error", {}).get("relative") for sc in robust.get("scenarios", [])) else "")
+            + (", every range error at every setup position" if s.get("combined") else "")
+            + ". The prior course's dose stays fixed in the patient; the new course's dose is recomputed per "
+              "scenario with the plan's weights. The overall verdict above is the nominal plan's.</p>")
+    alarm = "" if robust.get("priority1_holds") else \
+        "<div class='alarm'>PRIORITY 1 DOES NOT HOLD IN EVERY SCENARIO: see the worst cases below.</div>"
+    table = _table([dict(r, verdict=r.get("verdict_worst")) for r in robust.get("rows", [])],
+                   [("priority", "priority"), ("structure", "structure"), ("metric", "metric"), ("unit", "unit"),
+                    ("nominal", "nominal"), ("verdict_nominal", "nominal verdict"), ("worst", "worst case"),
+                    ("worst_scenario", "worst scenario"), ("verdict_worst", "worst-case verdict")],
+                   colour_key="verdict")
+    return head + alarm + table
 
 
 def write_report_html(plan: dict, path: Path, figures: list[Path]) -> None:

@@ -18,6 +18,7 @@ from ..case import write_case_files
 from .html_report import write_report_html
 from ..evaluate.curves import save_evaluation_samples
 from .plan_figures import dose_figure, dvh_figure, plan_curves
+from .robust_figure import dvh_band_figure
 
 
 def _beam_index(influence) -> np.ndarray | None:
@@ -50,7 +51,10 @@ def write_plan_contents(plan, folder: Path, extra=None) -> dict:
     dose_figure(plan, folder / "dose.png", cumulative)
     content = plan.to_dict()
     (folder / "plan.json").write_text(json.dumps(content, indent=2, default=_json_default))
-    write_report_html(content, folder / "report.html", figures=[folder / "dvh.png", folder / "dose.png"])
+    figures = [folder / "dvh.png", folder / "dose.png"]
+    if dvh_band_figure(plan, folder / "dvh_bands.png") is not None:
+        figures.append(folder / "dvh_bands.png")
+    write_report_html(content, folder / "report.html", figures=figures)
     if extra is not None:
         extra(folder)
     return content

@@ -52,7 +52,7 @@ class CaseSpec:
         phantom: 'npc' for the built-in phantom, None for a case folder.
         parameters: the phantom's keywords (sorted (name, value) pairs; mm, months, Gy as named).
         folder: the case folder (absolute), None for a phantom.
-        interval_months: the case's own interval since the prior course (months).
+        interval_months: the case's own interval since the (most recent) prior course (months).
         content_key: SHA-256 of the phantom's parameters, or of the folder's case.json and case.npz.
     """
 
@@ -313,7 +313,9 @@ def _folder_case(rd: _Reader, t: dict, where: str, line: int | None, base: Path,
                       f"with reirrad-opt phantom, import-dicom or import-openkbp)", fline)
     try:
         meta = json.loads(jpath.read_text())
-        interval = float(meta["prior_course"]["interval_months"])
+        # several prior courses: the case's interval is the time since the most recent one
+        courses = meta["prior_courses"] if "prior_courses" in meta else [meta["prior_course"]]
+        interval = min(float(c["interval_months"]) for c in courses)
     except (ValueError, KeyError, TypeError) as exc:
         raise rd.fail(f"{where} folder", f"{jpath}: cannot read prior_course.interval_months ({exc})", fline) from None
     h = hashlib.sha256()

@@ -84,9 +84,17 @@ def _influence(case: Case, variant: Variant):
 
 def case_for_job(case: Case, job: Job) -> Case:
     """A shallow copy of ``case`` with the job's interval: plan() may add structures to its case,
-    and tasks on one worker share the case object."""
-    prior = dataclasses.replace(case.prior, interval_months=float(job.interval_months))
-    return dataclasses.replace(case, structures=dict(case.structures), prior=prior, source=dict(case.source))
+    and tasks on one worker share the case object. With several prior courses the job's interval
+    is the time since the most recent course; the others keep their time before it (every interval
+    moves by the same number of months)."""
+    wanted = float(job.interval_months)
+    courses = [p.course for p in case.prior_courses]
+    latest = min(c.interval_months for c in courses)
+    moved = [dataclasses.replace(c, interval_months=wanted if c.interval_months == latest
+                                 else c.interval_months + (wanted - latest)) for c in courses]
+    further = tuple(dataclasses.replace(p, course=c) for p, c in zip(case.further_priors, moved[1:]))
+    return dataclasses.replace(case, structures=dict(case.structures), prior=moved[0], source=dict(case.source),
+                               further_priors=further)
 
 
 def protocol_for(protocol_path: Path, variant: Variant):

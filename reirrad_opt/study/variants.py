@@ -44,7 +44,7 @@ class Variant:
         fractionation: the protocol's fractionation name (e.g. 'bid-1.2').
         recovery: 'protocol' (the protocol's [recovery]), 'none', 'constant:F' or
             'table:M=F,M=F,...' (months=fraction recovered).
-        interval_months: months since the prior course; None keeps the case's own.
+        interval_months: months since the (most recent) prior course; None keeps the case's own.
         slip: the slip of every priority, '<x> Gy' or '<x> %' (of Rx); None keeps the protocol's.
         optic_nerve_rule: 'bilateral', 'unilateral', 'unilateral-L' or 'unilateral-R'.
         beams: number of equispaced beams or fields; None for the default arrangement (9 photon

@@ -1,7 +1,8 @@
 """The new-course cap map: in every voxel, the largest new-course dose the chosen cumulative limits allow.
 
-For a cumulative-EQD2 limit ``L`` of an organ (alpha/beta ``a/b``), a voxel whose prior course left
-``E`` Gy EQD2 (after any credited recovery) may receive at most the exact LQ inverse
+For a cumulative-EQD2 limit ``L`` of an organ (alpha/beta ``a/b``), a voxel whose prior course(s) left
+``E`` Gy EQD2 (after any credited recovery, summed over the courses by :mod:`reirrad_opt.prior_eqd2`)
+may receive at most the exact LQ inverse
 ``d = (n/2)(-(a/b) + sqrt((a/b)^2 + 4 (L - E)(2 + a/b) / n))`` in the ``n`` new fractions
 (:func:`reirrad_opt.radiobiology.new_course_dose_cap`, the same cap the optimizer enforces). Where
 organs overlap the smallest cap holds. D0.03cc limits are taken as voxel maxima, as the optimizer
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import radiobiology as rb
+from ..prior_eqd2 import prior_eqd2_at, recovered_fractions
 from ..case import Case
 from ..optimize.build import find_structure
 
@@ -115,8 +117,8 @@ def cap_map(case: Case, protocol, n_fractions: int, *, tiers: dict[str, str] | N
         if limit is None:
             continue
         mask = case.structures[name].mask
-        prior = rb.prior_eqd2(np.maximum(case.prior_dose_gy[mask], 0.0), case.prior.n_fractions, goal.alpha_beta_gy)
-        prior = rb.effective_prior_eqd2(prior, recovery.fraction_for(name, case.prior.interval_months))
+        prior = prior_eqd2_at(case.prior_courses, lambda dose_gy: dose_gy[mask], goal.alpha_beta_gy,
+                              recovered_fractions(recovery, name, case.prior_courses))
         result = rb.new_course_dose_cap(limit, prior, n_fractions, goal.alpha_beta_gy)
         here = np.asarray(result.cap_gy, dtype=float)
         cap[mask] = np.fmin(cap[mask], here)

@@ -11,34 +11,35 @@ maximum within that distance, a conservative allowance for the registration's un
 
 How the prior dose got there is recorded in ``case.source['prior_mapping']`` (frames, method,
 transform, metric, margin, software versions) and, as one readable line, in
-``case.source['registration']`` (shown in plan.json and report.html).
+``case.source['registration']`` (shown in plan.json and report.html) and the course's ``mapping``.
+
+Several prior courses (:func:`load_prior_courses_case`): each comes from its own folder with its own
+fractionation, interval, registration and margin, is registered and mapped on its own
+(:mod:`.prior_mapping`), and becomes one prior course of the case (summed in EQD2 by
+:mod:`reirrad_opt.prior_eqd2`, never as physical dose). ``case.source['prior_mappings']`` then holds
+one record per course, ``source['registration']`` one line per course, and every note says which
+course it concerns. The same RTDOSE in two prior folders is refused (one course counted twice).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
 import numpy as np
 
-from reirrad_opt.case import Case
+from reirrad_opt.case import Case, PriorDose
 from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, record_overrides
 
-from .checks import check_prior
-from .ct import CTVolume, read_ct_series
-from .errors import DoseCoverageWarning, MissingDataError, MixedInputError, PriorCourseError
+from .ct import CTVolume
+from .errors import MissingDataError, MixedInputError
 from .load import load_case
+from .prior_mapping import (DEFAULT_AUTOMATIC_MARGIN_MM, REGION_MARGIN_MM, REGISTRATION_CHOICES,  # noqa: F401
+                            MappedPrior, PriorSource, map_prior, open_prior, region_box)
 from .rasterize import DEFAULT_END_CAPS
-from .scan import DicomFolder, scan_folder
+from .scan import scan_folder
 
-REGISTRATION_CHOICES = ("auto", "rigid", "deformable", "identity")
-#: prior dose margin (mm) when the registration was computed from the images (rigid, deformable)
-DEFAULT_AUTOMATIC_MARGIN_MM = 2.0
-#: how far (mm) the default registration region reaches beyond the target and priority-1 organs
-REGION_MARGIN_MM = 50.0
 #: notes of the new folder's own import that describe its (absent) prior dose; replaced by the prior folder's
 _NEW_FOLDER_PRIOR_NOTES = ("prior course:", "prior dose:", "RTDOSE:")
 
@@ -60,62 +61,13 @@ class TwoCtImport:
     covered: np.ndarray
 
 
-def _reg_candidates(folder: DicomFolder) -> list[Path]:
-    return [f for f, reason in folder.ignored if "Registration" in reason]
+@dataclass(frozen=True)
+class PriorCoursesImport:
+    """The result of :func:`load_prior_courses_case`: the case (one prior course per source, in
+    order) and each course as mapped (registration, prior CT, coverage, record)."""
 
-
-def _region_box(case: Case, names: Collection[str] | None, margin_mm: float):
-    """((x, y, z) low, (x, y, z) high) mm around the targets and the named organs, or None."""
-    wanted = [s for s in case.structures.values()
-              if s.role == "target" or (names is not None and s.name in names)]
-    if not wanted:
-        return None, []
-    mask = np.zeros(case.grid.shape, dtype=bool)
-    for s in wanted:
-        mask |= s.mask
-    idx = np.argwhere(mask)
-    lo = case.grid.index_to_patient(idx.min(axis=0)) - margin_mm
-    hi = case.grid.index_to_patient(idx.max(axis=0)) + margin_mm
-    return (tuple(float(v) for v in lo), tuple(float(v) for v in hi)), [s.name for s in wanted]
-
-
-def _software_versions() -> dict:
-    import importlib.metadata as md
-
-    out = {}
-    for dist in ("reirrad-opt", "SimpleITK", "pydicom", "numpy", "scipy"):
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
-def _resolve(registration: str, new_uid: str, prior_uid: str, found: list, notes: list[str]):
-    """(method, REG object or None) for the requested registration."""
-    from tps_adapters.registration import RegistrationError, read_registration
-
-    if registration not in REGISTRATION_CHOICES:
-        reg = read_registration(registration)
-        reg.new_to_prior(new_uid, prior_uid)  # refuses a REG of other frames, and deformable REGs, by name
-        return "reg", reg
-    if registration != "auto":
-        return registration, None
-    linking = [r for r in found if r.links(new_uid, prior_uid)]
-    for r in found:
-        if r not in linking:
-            notes.append(f"registration: {r.path.name} links other frames of reference "
-                         f"({sorted(set(r.matrices) | {r.frame_uid})}); not used")
-    rigid = [r for r in linking if not r.deformable]
-    if rigid:
-        if len(rigid) > 1:
-            notes.append(f"registration: {len(rigid)} REG objects link the two frames; {rigid[0].path.name} used")
-        return "reg", rigid[0]
-    if linking:  # only deformable REGs: say so rather than silently registering again
-        raise RegistrationError(f"{linking[0].path}: a Deformable Spatial Registration links the two CTs; its "
-                                "deformation grid is not supported. Choose --registration rigid or deformable "
-                                "(computed from the CTs), or export a rigid REG")
-    return ("identity" if new_uid == prior_uid else "rigid"), None
+    case: Case
+    courses: tuple[MappedPrior, ...]
 
 
 def load_two_ct_case(
@@ -162,135 +114,117 @@ def load_two_ct_case(
         DicomImportError subclasses naming the folder, file or frame (another patient, a prior
         RTDOSE without its CT, a REG of other frames, a deformable REG, an RTDOSE in ``new_dir``).
     """
-    from tps_adapters.registration import (DEFORMABLE_WARNING, DeformableSettings, RegistrationWarning, RigidSettings,
-                                           find_registrations, identity_registration, map_to_grid, max_within_margin,
-                                           reg_registration, register_deformable, register_rigid, to_image)
+    spec = PriorSource(prior_dir, interval_months, registration, prior_dose_margin_mm, prior_fractions,
+                       prior_modality, prior_rbe, relative_dose_reference_gy)
+    result = load_prior_courses_case(new_dir, [spec], region_names=region_names, rigid_settings=rigid_settings,
+                                     deformable_settings=deformable_settings, structure_map=structure_map,
+                                     voxel_mm=voxel_mm, assume_hu=assume_hu, end_caps=end_caps, name=name,
+                                     progress=progress, accept=accept, bounds=bounds)
+    course = result.courses[0]
+    return TwoCtImport(result.case, course.registration, course.opened.prior_ct, course.covered)
 
+
+def load_prior_courses_case(
+    new_dir: str | os.PathLike,
+    priors: Sequence[PriorSource],
+    *,
+    region_names: Collection[str] | None = None,
+    rigid_settings=None,
+    deformable_settings=None,
+    structure_map: dict[str, str] | None = None,
+    voxel_mm: float | Sequence[float] | None = None,
+    assume_hu: float | None = None,
+    end_caps: str = DEFAULT_END_CAPS,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    accept: Collection[str] = (),
+    bounds: PlausibilityBounds = DEFAULT_BOUNDS,
+) -> PriorCoursesImport:
+    """Import the new CT + RTSTRUCT of ``new_dir`` with one or more prior courses, each from its own
+    folder (:class:`PriorSource`: its interval, fractions, registration, margin, ...) registered and
+    mapped onto the new CT on its own. Arguments and errors as :func:`load_two_ct_case`; also a
+    MixedInputError when two prior folders are one folder or hold the same RTDOSE."""
+    if not priors:
+        raise ValueError("load_prior_courses_case: at least one prior course is needed")
     say = progress or (lambda message: None)
-    new_folder, prior_folder = scan_folder(new_dir), scan_folder(prior_dir)
-    if new_folder.root == prior_folder.root:
-        raise MixedInputError(f"{new_folder.root}: given both as the new CT folder and as the prior folder; for one "
-                              "frame of reference import the folder alone (without --prior)")
+    new_folder = scan_folder(new_dir)
+    for spec in priors:
+        if Path(spec.folder).resolve() == new_folder.root:
+            raise MixedInputError(f"{new_folder.root}: given both as the new CT folder and as the prior folder; for "
+                                  "one frame of reference import the folder alone (without --prior)")
     if new_folder.rtdose:
         raise MixedInputError(f"{new_folder.root}: holds RTDOSE {', '.join(e.path.name for e in new_folder.rtdose)}; "
                               "with a separate prior folder (--prior) the new folder holds the new CT and RTSTRUCT "
                               "only. Move the dose into the prior folder")
     if not new_folder.ct:
         raise MissingDataError(f"{new_folder.root}: no CT series; the new planning CT defines the case")
-    if not prior_folder.rtdose:
-        raise MissingDataError(f"{prior_folder.root}: no RTDOSE; the prior folder must hold the prior course's dose")
-    new_id, prior_id = new_folder.identity(), prior_folder.identity()
-    if new_id["patient_id"] != prior_id["patient_id"]:
-        raise MixedInputError(f"{prior_folder.root}: Patient ID {prior_id['patient_id']!r} is not the new CT's "
-                              f"{new_id['patient_id']!r} ({new_folder.root}); the prior course must be the same patient's")
-    new_uid = new_folder.ct[0].frame_of_reference_uid
-    prior_uid = prior_id["frame_of_reference_uid"]
-    notes: list[str] = []
-    found = find_registrations(_reg_candidates(new_folder) + _reg_candidates(prior_folder))
-    for r in found:
-        if r.patient_id and r.patient_id != new_id["patient_id"]:
-            raise MixedInputError(f"{r.path}: REG of Patient ID {r.patient_id!r}, not {new_id['patient_id']!r}")
-    method, reg_object = _resolve(str(registration), new_uid, prior_uid, found, notes)
-    if method in ("rigid", "deformable") and not prior_folder.ct:
-        raise PriorCourseError(f"{prior_folder.root}: the prior RTDOSE comes without its CT; a {method} registration "
-                               "needs the prior planning CT (its Frame of Reference "
-                               f"{prior_uid}). Add the prior CT series, or give a DICOM REG (--registration REG_FILE)")
-    if method == "identity" and new_uid != prior_uid:
-        msg = (f"--registration identity: the prior frame of reference {prior_uid} is taken as the new CT's {new_uid} "
-               "without any registration; correct only if the two CTs share their coordinates")
-        notes.append(f"registration: {msg}")
-        warnings.warn(f"{prior_folder.root}: {msg}", RegistrationWarning, stacklevel=2)
-
-    say(f"reading the prior course from {prior_folder.root}")
-    prior_case = load_case(prior_folder.root, grid="dose", interval_months=interval_months,
-                           prior_fractions=prior_fractions, prior_modality=prior_modality, prior_rbe=prior_rbe,
-                           relative_dose_reference_gy=relative_dose_reference_gy, assume_hu=-1000.0,
-                           end_caps=end_caps, progress=progress, accept=accept, bounds=bounds)
-    prior = prior_case.prior
+    scanned = []
+    for spec in priors:
+        scanned.append(scan_folder(spec.folder))
+        _check_distinct(scanned)
+    opened = [open_prior(new_folder, f, spec, end_caps=end_caps, progress=progress, accept=accept, bounds=bounds)
+              for f, spec in zip(scanned, priors)]
+    first = opened[0].case.prior
     say(f"reading the new CT and structures from {new_folder.root}")
-    new_case = load_case(new_folder.root, grid="ct", voxel_mm=voxel_mm, interval_months=interval_months,
-                         prior_fractions=prior.n_fractions, prior_modality=prior.modality, assume_hu=assume_hu,
+    new_case = load_case(new_folder.root, grid="ct", voxel_mm=voxel_mm, interval_months=priors[0].interval_months,
+                         prior_fractions=first.n_fractions, prior_modality=first.modality, assume_hu=assume_hu,
                          allow_missing_dose=True, structure_map=structure_map, end_caps=end_caps, name=name,
                          progress=progress, accept=accept, bounds=bounds)
-    prior_ct = None
-    if prior_folder.ct:
-        say(f"reading the prior CT ({len(prior_folder.ct)} slices)")
-        prior_ct = read_ct_series([e.path for e in prior_folder.ct], [e.ds for e in prior_folder.ct], bounds=bounds)
+    box, box_names = region_box(new_case, region_names, REGION_MARGIN_MM)
+    mapped = [map_prior(o, new_case, new_folder, box, box_names, rigid_settings=rigid_settings,
+                        deformable_settings=deformable_settings, progress=progress, accept=accept, bounds=bounds)
+              for o in opened]
+    return PriorCoursesImport(_assemble(new_case, mapped), tuple(mapped))
 
-    box, box_names = _region_box(new_case, region_names, REGION_MARGIN_MM)
-    if method == "identity":
-        reg = identity_registration(new_uid, prior_uid)
-    elif method == "reg":
-        reg = reg_registration(reg_object, new_uid, prior_uid)
-    else:
-        say("rigid registration of the prior CT onto the new CT")
-        fixed, moving = to_image(new_case.ct_hu, new_case.grid), to_image(prior_ct.hu, prior_ct.grid)
-        reg = register_rigid(fixed, moving, settings=rigid_settings or RigidSettings(), region_xyz_mm=box,
-                             new_frame_uid=new_uid, prior_frame_uid=prior_uid)
-        if method == "deformable":
-            say("deformable registration (B-spline), initialised by the rigid one")
-            reg = register_deformable(fixed, moving, reg, settings=deformable_settings or DeformableSettings(),
-                                      region_xyz_mm=box)
-            notes.append(f"registration: {DEFORMABLE_WARNING}")
-            warnings.warn(f"{prior_folder.root}: {DEFORMABLE_WARNING}", RegistrationWarning, stacklevel=2)
-        if box is not None:
-            reg = dataclasses.replace(reg, details={**reg.details, "region_structures": box_names})
 
-    margin = prior_dose_margin_mm
-    if margin is None:
-        margin = DEFAULT_AUTOMATIC_MARGIN_MM if method in ("rigid", "deformable") else 0.0
-        margin_how = "default for this registration method"
-    else:
-        margin_how = "as given"
-    say("mapping the prior dose onto the new CT")
-    mapped, covered = map_to_grid(prior_case.prior_dose_gy, prior_case.grid, reg, new_case.grid)
-    if margin > 0:
-        mapped = max_within_margin(mapped, new_case.grid, margin)
+def _check_distinct(folders) -> None:
+    """The last of the scanned prior folders must be another course: not an earlier folder, not
+    holding an earlier folder's RTDOSE."""
+    last, k_last = folders[-1], len(folders)
+    uids = {str(e.ds.SOPInstanceUID): e.path for e in last.rtdose}
+    for k, f in enumerate(folders[:-1], 1):
+        if f.root == last.root:
+            raise MixedInputError(f"{last.root}: given twice as a prior folder (courses {k} and {k_last})")
+        same = [(uids[str(d.ds.SOPInstanceUID)], d.path) for d in f.rtdose if str(d.ds.SOPInstanceUID) in uids]
+        if same:
+            raise MixedInputError(f"{same[0][0]}: the same RTDOSE (SOP Instance UID) as {same[0][1]} of prior course "
+                                  f"{k}; one course would be counted twice. Give each prior course's own dose")
 
-    prior_src = prior_case.source
-    notes.append(f"registration: {reg.summary()}")
-    notes.append(f"prior dose: mapped from {prior_folder.root} ({', '.join(prior_src['rtdose_files'])}) onto the new CT "
-                 f"by trilinear interpolation; margin {margin:g} mm ({margin_how})"
-                 + (": each voxel holds the largest prior dose within that distance" if margin > 0 else ""))
-    outside = 1.0 - float(covered.mean())
-    if outside > 0:
-        notes.append(f"prior dose: {100 * outside:.1f} % of the case grid maps outside the prior dose grid; 0 Gy there")
-    rois = {r["name"]: r for r in new_case.source.get("rois", [])}
-    for s in new_case.structures.values():
-        frac = float((s.mask & ~covered).sum()) / max(1, int(s.mask.sum()))
-        if s.name in rois:
-            rois[s.name]["fraction_outside_dose_grid"] = round(frac, 6)
-        if frac > 0:
-            msg = (f"structure {s.name!r}: {100 * frac:.1f} % of its volume maps outside the prior dose grid, where "
-                   "the prior dose is taken as 0 Gy")
-            notes.append(f"prior dose: {msg}")
-            warnings.warn(f"{prior_folder.root}: {msg}", DoseCoverageWarning, stacklevel=2)
 
+def _assemble(new_case: Case, mapped: list[MappedPrior]) -> Case:
+    """The case on the new CT with the mapped courses, its notes and records."""
+    several = len(mapped) > 1
     source = dict(new_case.source)
     kept = [n for n in source.get("notes", []) if not n.startswith(_NEW_FOLDER_PRIOR_NOTES)]
-    prior_notes = [f"prior folder: {n}" for n in prior_src.get("notes", [])
-                   if n.startswith(_NEW_FOLDER_PRIOR_NOTES) and "resampled" not in n]
-    source["notes"] = kept + prior_notes + notes
-    source.update({"rtdose_files": [], "dose_summation_type": prior_src["dose_summation_type"],
-                   "dose_type": prior_src["dose_type"]})
-    source["registration"] = reg.summary() + f"; prior dose margin {margin:g} mm ({margin_how})"
-    source["prior_mapping"] = {
-        "prior_dir": str(prior_folder.root), "prior_patient_id": prior_id["patient_id"],
-        "prior_frame_of_reference_uid": prior_uid, "new_frame_of_reference_uid": new_uid,
-        "prior_rtdose_files": prior_src["rtdose_files"], "prior_rtplan_file": prior_src["rtplan_file"],
-        "prior_ct_series_instance_uid": prior_src["ct_series_instance_uid"],
-        "prior_dose_grid": prior_case.grid.to_dict(),
-        "interpolation": "trilinear", "margin_mm": float(margin), "margin_source": margin_how,
-        "fraction_outside_prior_dose_grid": round(outside, 6),
-        "registration": reg.record(), "software": _software_versions(),
-    }
-    targets = {n: s.mask for n, s in new_case.structures.items() if s.role == "target"}
+    folder_notes, course_notes = [], []
+    for k, m in enumerate(mapped, 1):
+        tag = f"prior course {k} " if several else "prior "
+        folder_notes += [f"{tag}folder: {n}" for n in m.opened.case.source.get("notes", [])
+                         if n.startswith(_NEW_FOLDER_PRIOR_NOTES) and "resampled" not in n]
+        course_notes += [f"prior course {k}: {n}" if several else n for n in m.notes]
+    source["notes"] = kept + folder_notes + course_notes
+    rois = {r["name"]: r for r in source.get("rois", [])}
+    for s in new_case.structures.values():
+        if s.name in rois:
+            outside = [round(float((s.mask & ~m.covered).sum()) / max(1, int(s.mask.sum())), 6) for m in mapped]
+            if several:
+                rois[s.name]["fraction_outside_prior_dose_grid_by_course"] = outside
+            else:
+                rois[s.name]["fraction_outside_dose_grid"] = outside[0]
+    first_src = mapped[0].opened.case.source
+    source.update({"rtdose_files": [], "dose_summation_type": first_src["dose_summation_type"],
+                   "dose_type": first_src["dose_type"]})
+    if several:
+        source["registration"] = "; ".join(f"prior course {k}: {m.course.mapping}" for k, m in enumerate(mapped, 1))
+        source["prior_mappings"] = [dict(m.record, course=k, dose_summation_type=m.opened.case.source[
+            "dose_summation_type"], dose_type=m.opened.case.source["dose_type"]) for k, m in enumerate(mapped, 1)]
+    else:
+        source["registration"] = mapped[0].course.mapping
+        source["prior_mapping"] = mapped[0].record
     overrides = [o for o in source.get("input_overrides", []) if o.get("flag") != "--allow-missing-dose"]
-    overrides += prior_src.get("input_overrides", [])
-    overrides += check_prior(mapped, prior.n_fractions, prior.prescription_gy, targets,
-                             f"{prior_folder.root} (mapped onto {new_folder.root})", bounds, accept)
+    for m in mapped:
+        overrides += list(m.overrides)
     source.pop("input_overrides", None)
     record_overrides(source, overrides)
-    case = Case(new_case.name, new_case.grid, new_case.ct_hu, new_case.structures, mapped.astype(np.float32), prior,
-                source)
-    return TwoCtImport(case, reg, prior_ct, covered)
+    return Case(new_case.name, new_case.grid, new_case.ct_hu, new_case.structures, mapped[0].dose_gy,
+                mapped[0].course, source, tuple(PriorDose(m.course, m.dose_gy) for m in mapped[1:]))

@@ -1,4 +1,4 @@
-"""Re-irradiation protocols as data: the TOML schema, its validation, and the loaded objects.
+"""Reading a protocol file: the TOML schema, its validation, and :func:`load_protocol`.
 
 A protocol file states the prescription and its fractionations, one entry per planning goal
 (structure, priority, metric, desirable / acceptable limits, whether the limit is on cumulative
@@ -11,397 +11,28 @@ the file, the key (and line, where it can be found) and what was expected.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import sys
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .absent import check_absent_names
-from .planning_settings import LEGACY_PROTOCOL_OPTIONS, PlanningSettings
-from .geometry.names import TG263_ALIASES, canonical_name
-from .radiobiology import RecoveryModel, eqd2
-from .rbe import PROTON_RBE, RBE_MAX, RBE_MIN
-from .toml_lines import TomlLines
+from ..absent import check_absent_names
+from ..geometry.names import canonical_name
+from ..radiobiology import RecoveryModel
+from ..toml_lines import TomlLines
+from .model import (DOSE_UNITS, SENSES, VOLUME_UNITS, Fractionation, Goal, Limit, Prescription, Protocol,
+                    ProtocolError, Slip, parse_metric)
+from .options import OPTION_DEFAULTS, check_caller_options, read_options
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+PROTOCOL_DIR = Path(__file__).resolve().parent.parent / "protocols"
 DEFAULT_PROTOCOL = PROTOCOL_DIR / "npc_reirradiation_2021.toml"
 SCHEMA_VERSION = 1
-
-DOSE_UNITS = ("Gy", "%Rx")
-VOLUME_UNITS = ("%", "cc")
-SLIP_UNITS = ("Gy", "%")
-SENSES = ("max", "min")
-
-
-class ProtocolError(ValueError):
-    """An invalid protocol file; the message names the file, the key / line and what was expected."""
-
-
-# ----------------------------------------------------------------------------- metrics
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """A parsed dose-volume metric.
-
-    Attributes:
-        name: canonical spelling ('Dmax', 'D0.03cc', 'D98%', 'Dmean', 'V20Gy', 'V107%', 'near-min').
-        kind: 'Dmax' | 'Dmin' | 'Dmean' | 'D_cc' (dose to the hottest x cc) | 'D_pct' (dose to the
-            hottest x % of the volume) | 'V_Gy' (volume receiving >= x Gy) | 'V_pctRx' (volume
-            receiving >= x % of Rx) | 'near-min' | 'near-max' (resolved through the protocol option
-            ``near_min_metric``, default D98%, and D2%).
-        x: the number in the name (cc, %, Gy or % of Rx), None for Dmax / Dmin / Dmean.
-    """
-
-    name: str
-    kind: str
-    x: float | None = None
-
-    @property
-    def is_volume(self) -> bool:
-        """True when the metric's value is a volume (V-metrics); otherwise it is a dose."""
-        return self.kind in ("V_Gy", "V_pctRx")
-
-    def threshold_gy(self, rx_gy: float | None) -> float:
-        """Dose threshold (Gy) of a V-metric; V<x>% needs the prescription ``rx_gy``."""
-        if self.kind == "V_Gy":
-            return float(self.x)
-        if self.kind == "V_pctRx":
-            if rx_gy is None:
-                raise ValueError(f"metric {self.name}: a threshold in % of Rx needs the prescription dose rx_gy")
-            return float(self.x) / 100.0 * float(rx_gy)
-        raise ValueError(f"metric {self.name} is not a V-metric and has no dose threshold")
-
-
-_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
-_METRIC_PATTERNS = (
-    (re.compile(rf"^d{_NUM}cc$"), "D_cc", "D{}cc"),
-    (re.compile(rf"^d{_NUM}%$"), "D_pct", "D{}%"),
-    (re.compile(rf"^v{_NUM}gy$"), "V_Gy", "V{}Gy"),
-    (re.compile(rf"^v{_NUM}%(?:rx)?$"), "V_pctRx", "V{}%"),
-)
-_SIMPLE_METRICS = {"dmax": "Dmax", "dmin": "Dmin", "dmean": "Dmean", "near-min": "near-min",
-                   "nearmin": "near-min", "near-max": "near-max", "nearmax": "near-max"}
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-def parse_metric(metric: str) -> MetricSpec:
-    """Parse a metric name (case and spaces ignored) into a :class:`MetricSpec` with the canonical
-    spelling; ValueError (naming the metric and the grammar) for anything else."""
-    if not isinstance(metric, str):
-        raise ValueError(f"metric must be a string, got {metric!r}")
-    key = re.sub(r"[\s_]+", "", metric).lower()
-    if key in _SIMPLE_METRICS:
-        name = _SIMPLE_METRICS[key]
-        return MetricSpec(name, name)
-    for pattern, kind, template in _METRIC_PATTERNS:
-        m = pattern.match(key)
-        if m:
-            x = float(m.group(1))
-            if kind == "D_pct" and not 0.0 < x < 100.0:
-                raise ValueError(f"metric {metric!r}: D<x>% needs 0 < x < 100, got {x:g}")
-            if kind == "D_cc" and x <= 0.0:
-                raise ValueError(f"metric {metric!r}: D<x>cc needs x > 0 cc")
-            return MetricSpec(template.format(_fmt(x)), kind, x)
-    raise ValueError(f"unknown metric {metric!r}: expected Dmax, Dmin, Dmean, D<x>cc, D<x>%, V<x>Gy, V<x>% "
-                     f"(x % of Rx), near-min or near-max")
-
-
-# ----------------------------------------------------------------------------- data classes
-
-@dataclass(frozen=True)
-class Limit:
-    """A limit value with its unit: dose 'Gy' | '%Rx' (percent of the prescription), volume '%'
-    (of the structure's volume) | 'cc'."""
-
-    value: float
-    unit: str
-
-    def __post_init__(self) -> None:
-        if self.unit not in DOSE_UNITS + VOLUME_UNITS:
-            raise ValueError(f"limit unit must be one of {DOSE_UNITS + VOLUME_UNITS}, got {self.unit!r}")
-        v = float(self.value)
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"limit value must be a finite number >= 0, got {self.value!r}")
-        if self.unit == "%" and v > 100:
-            raise ValueError(f"a volume limit in % of the structure must be <= 100, got {v:g}")
-        object.__setattr__(self, "value", v)
-
-    @property
-    def is_dose(self) -> bool:
-        return self.unit in DOSE_UNITS
-
-    def __str__(self) -> str:
-        return f"{self.value:g} {self.unit}"
-
-
-@dataclass(frozen=True)
-class Goal:
-    """One protocol line.
-
-    Attributes:
-        id: unique id, e.g. 'Brainstem_D0.03cc'.
-        structure: TG-263 name; ``aliases`` other names it may have in a case.
-        priority: 1, 2, 3, ... (1 is the most important).
-        metric: canonical metric name (see :func:`parse_metric`).
-        sense: 'max' (value must stay <= limit) or 'min' (value must reach >= limit).
-        desirable, acceptable: limits, or None ('no limit').
-        cumulative: True: the limit is on the cumulative EQD2 of both courses (Gy); False: on the
-            new course's physical dose.
-        alpha_beta_gy: alpha/beta of the structure (Gy) used for EQD2.
-        provenance: guideline item, panel agreement, GRADE, interpretations.
-        tolerance_gy: single-course tolerance (EQD2, Gy) the cumulative limits derive from, if any.
-    """
-
-    id: str
-    structure: str
-    priority: int
-    metric: str
-    sense: str
-    desirable: Limit | None
-    acceptable: Limit | None
-    cumulative: bool
-    alpha_beta_gy: float
-    provenance: str = ""
-    aliases: tuple[str, ...] = ()
-    tolerance_gy: float | None = None
-
-    @property
-    def metric_spec(self) -> MetricSpec:
-        return parse_metric(self.metric)
-
-    def limit(self, which: str) -> Limit | None:
-        if which not in ("desirable", "acceptable"):
-            raise ValueError(f"goal {self.id}: which must be 'desirable' or 'acceptable', got {which!r}")
-        return getattr(self, which)
-
-    def limit_gy(self, which: str, rx_gy: float | None) -> float | None:
-        """The ``which`` ('desirable' | 'acceptable') dose limit in Gy ('%Rx' converted with
-        ``rx_gy``); None when that limit is 'no limit'. ValueError for volume limits."""
-        lim = self.limit(which)
-        if lim is None:
-            return None
-        if lim.unit == "Gy":
-            return lim.value
-        if lim.unit == "%Rx":
-            if rx_gy is None:
-                raise ValueError(f"goal {self.id}: the {which} limit {lim} needs the prescription dose rx_gy")
-            return lim.value / 100.0 * float(rx_gy)
-        raise ValueError(f"goal {self.id}: the {which} limit {lim} is a volume, not a dose")
-
-    def names(self) -> tuple[str, ...]:
-        """The structure name, the goal's aliases and the TG-263 alias table's entries."""
-        return (self.structure, *self.aliases, *TG263_ALIASES.get(self.structure, ()))
-
-
-@dataclass(frozen=True)
-class Fractionation:
-    """A fractionation schedule of the new course.
-
-    Attributes:
-        name: e.g. 'bid-1.2', 'qd-2.0'.
-        dose_per_fraction_gy: prescribed dose per fraction (Gy).
-        n_fractions: number of fractions.
-        fractions_per_day: 1 (QD) or 2 (BID).
-        min_interval_h: minimum time between fractions of one day (h), if stated.
-        provenance: where it comes from.
-    """
-
-    name: str
-    dose_per_fraction_gy: float
-    n_fractions: int
-    fractions_per_day: int = 1
-    min_interval_h: float | None = None
-    provenance: str = ""
-
-    @property
-    def total_gy(self) -> float:
-        """Prescribed physical total (Gy)."""
-        return round(self.dose_per_fraction_gy * self.n_fractions, 10)
-
-    def eqd2_gy(self, alpha_beta_gy: float) -> float:
-        """EQD2 (Gy) of the prescribed total at ``alpha_beta_gy``."""
-        return float(eqd2(self.total_gy, self.n_fractions, alpha_beta_gy))
-
-    @property
-    def schedule(self) -> str:
-        """E.g. '54 x 1.2 Gy = 64.8 Gy, twice daily (>= 6 h apart)'."""
-        per_day = {1: "once daily", 2: "twice daily"}.get(self.fractions_per_day, f"{self.fractions_per_day} per day")
-        text = f"{self.n_fractions} x {self.dose_per_fraction_gy:g} Gy = {self.total_gy:g} Gy, {per_day}"
-        if self.min_interval_h:
-            text += f" (>= {self.min_interval_h:g} h apart)"
-        return text
-
-
-@dataclass
-class Prescription:
-    """The new course's prescription.
-
-    Attributes:
-        eqd2_gy: intended total EQD2 of the target (Gy), e.g. 60.
-        alpha_beta_gy: alpha/beta of the tumour (Gy), e.g. 10.
-        fractionation: the chosen fractionation; its physical total is the Rx against which
-            '%Rx' limits are evaluated.
-        eqd2_range_gy: accepted EQD2 range of a fractionation (Gy), if stated (e.g. (60, 66)).
-        provenance: where it comes from.
-    """
-
-    eqd2_gy: float
-    alpha_beta_gy: float
-    fractionation: Fractionation
-    eqd2_range_gy: tuple[float, float] | None = None
-    provenance: str = ""
-
-    @property
-    def total_gy(self) -> float:
-        return self.fractionation.total_gy
-
-
-@dataclass(frozen=True)
-class Slip:
-    """How much a later stage may give back on an earlier priority's achieved value: ``value`` in
-    'Gy' (absolute) or '%' (percent of the prescription dose Rx)."""
-
-    value: float
-    unit: str
-
-    def __post_init__(self) -> None:
-        if self.unit not in SLIP_UNITS:
-            raise ValueError(f"slip unit must be one of {SLIP_UNITS}, got {self.unit!r}")
-        v = float(self.value)
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"slip value must be a finite number >= 0, got {self.value!r}")
-        object.__setattr__(self, "value", v)
-
-    def to_gy(self, rx_gy: float) -> float:
-        """The slip in Gy ('%' is percent of ``rx_gy``)."""
-        return self.value if self.unit == "Gy" else self.value / 100.0 * float(rx_gy)
-
-    def __str__(self) -> str:
-        return f"{self.value:g} {'Gy' if self.unit == 'Gy' else '% of Rx'}"
-
-
-MAX_EVALUATION_FINE_FACTOR = 6    # sub-voxel samples per axis (6^3 = 216 per voxel) at most
-
-# Known options, their defaults and allowed values (a tuple) or type.
-OPTION_DEFAULTS: dict[str, Any] = {
-    "optic_nerve_rule": "bilateral",
-    "limit_choice": "desirable_then_acceptable",
-    "near_min_metric": "D98%",
-    "default_alpha_beta_gy": 3.0,
-    "type1_prior_dose_threshold_gy": 20.0,
-    "max_dose_pct_rx": 115.0,
-    # planning settings, deprecated here (PlanningSettings holds them and their defaults)
-    "hold_dvh_points": PlanningSettings.hold_dvh_points,
-    "engine": PlanningSettings.engine,
-    "target_homogeneity_weight": PlanningSettings.target_homogeneity_weight,
-    "target_floor_pct_rx": PlanningSettings.target_floor_pct_rx,
-    "evaluation_fine_factor": 3,        # sub-voxel samples per axis of the evaluation and of the caps' points
-    "absent_structures": (),            # protocol structures declared not contoured (outside the field)
-    "rbe_proton": PROTON_RBE,           # constant RBE of proton plans (Gy(RBE) = RBE x physical dose)
-}
-_OPTION_CHOICES: dict[str, tuple] = {
-    "limit_choice": ("desirable_then_acceptable", "desirable", "acceptable"),
-    "optic_nerve_rule": ("bilateral", "unilateral", "unilateral-L", "unilateral-R"),
-    "engine": ("first-order", "lp"),
-}
-
-
-@dataclass
-class Protocol:
-    """A loaded, validated protocol (one variant: options applied, one fractionation chosen).
-
-    Attributes:
-        name: protocol name.
-        path: the file it was read from.
-        prescription: the prescription with the chosen fractionation.
-        fractionations: every fractionation the file offers, by name.
-        goals: the goals in force for the selected options.
-        slips: priority -> :class:`Slip`.
-        options: option name -> value (see ``docs/protocol.md``).
-        recovery: the recovery model applied to the prior EQD2.
-        provenance: where the protocol comes from.
-        description: free text.
-    """
-
-    name: str
-    path: Path | None
-    prescription: Prescription
-    fractionations: dict[str, Fractionation]
-    goals: list[Goal]
-    slips: dict[int, Slip]
-    options: dict[str, Any]
-    recovery: RecoveryModel = field(default_factory=RecoveryModel.none)
-    provenance: str = ""
-    description: str = ""
-
-    @property
-    def rx_gy(self) -> float:
-        """Physical total (Gy) of the chosen fractionation: the dose '%Rx' limits refer to."""
-        return self.prescription.fractionation.total_gy
-
-    @property
-    def fractionation(self) -> Fractionation:
-        return self.prescription.fractionation
-
-    def priorities(self) -> list[int]:
-        return sorted({g.priority for g in self.goals})
-
-    def goals_at(self, priority: int) -> list[Goal]:
-        return [g for g in self.goals if g.priority == priority]
-
-    def goal(self, goal_id: str) -> Goal:
-        for g in self.goals:
-            if g.id == goal_id:
-                return g
-        raise KeyError(f"protocol {self.name!r} has no goal {goal_id!r}; it has {[g.id for g in self.goals]}")
-
-    def goals_for(self, structure: str) -> list[Goal]:
-        """Goals whose structure is ``structure`` (TG-263 name or alias)."""
-        wanted = canonical_name(structure)
-        return [g for g in self.goals if g.structure in (structure, wanted)
-                or any(canonical_name(a) == wanted or a == structure for a in g.aliases)]
-
-    def with_fractionation(self, name: str) -> "Protocol":
-        """A copy with the fractionation ``name`` chosen; ValueError lists the available ones."""
-        if isinstance(name, Fractionation):
-            frac = name
-        elif name in self.fractionations:
-            frac = self.fractionations[name]
-        else:
-            raise ValueError(f"protocol {self.name!r}: no fractionation {name!r}; available: {sorted(self.fractionations)}")
-        return dataclasses.replace(self, prescription=dataclasses.replace(self.prescription, fractionation=frac),
-                                   options=dict(self.options))
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary recorded with every output."""
-        frac = self.prescription.fractionation
-        return {
-            "name": self.name,
-            "path": str(self.path) if self.path else None,
-            "prescription": {"eqd2_gy": self.prescription.eqd2_gy, "alpha_beta_gy": self.prescription.alpha_beta_gy,
-                             "fractionation": frac.name, "schedule": frac.schedule, "rx_gy": self.rx_gy,
-                             "eqd2_of_fractionation_gy": frac.eqd2_gy(self.prescription.alpha_beta_gy)},
-            "goals": [{"id": g.id, "structure": g.structure, "priority": g.priority, "metric": g.metric,
-                       "sense": g.sense, "desirable": str(g.desirable) if g.desirable else None,
-                       "acceptable": str(g.acceptable) if g.acceptable else None, "cumulative": g.cumulative,
-                       "alpha_beta_gy": g.alpha_beta_gy, "provenance": g.provenance} for g in self.goals],
-            "slips": {str(p): str(s) for p, s in sorted(self.slips.items())},
-            "options": dict(self.options),
-            "recovery": self.recovery.describe(),
-            "provenance": self.provenance,
-        }
 
 
 # ----------------------------------------------------------------------------- loading
@@ -655,65 +286,6 @@ class _Loader:
         return Goal(gid, structure, prio, spec.name, sense, des, acc, cumulative, ab,
                     self.text(t.get("provenance", ""), f"{label} provenance", kl("provenance")), tuple(aliases), tol)
 
-    def options(self, t: Any) -> dict[str, Any]:
-        where = "[options]"
-        line = self.loc.header("options")
-        if not isinstance(t, dict):
-            raise self.fail(where, "expected a table", line)
-        out = dict(OPTION_DEFAULTS)
-        for key, value in t.items():
-            kline = self.loc.key(key, line)
-            if key in LEGACY_PROTOCOL_OPTIONS:
-                at = f" (line {kline})" if kline else ""
-                warnings.warn(f"{self.path}: [options] {key}{at} is a planning setting, not clinical "
-                              f"content: set it in a settings file's [settings] table (reirrad-opt plan --settings "
-                              f"FILE) or plan(settings=PlanningSettings(...)); the protocol option is read for now "
-                              f"and will be refused in a later version", FutureWarning, stacklevel=3)
-            if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
-                raise self.fail(f"{where} {key}", f"expected one of {_OPTION_CHOICES[key]}, got {value!r}", kline)
-            if key == "d003cc_as_voxel_max":
-                # a retired option: the optimizer always holds D0.03cc (and Dmax) limits as voxel maxima,
-                # the conservative reading; 'false' was accepted and silently ignored
-                if value is not True:
-                    raise self.fail(f"{where} {key}", "only true is possible: the optimizer always holds D0.03cc "
-                                    "limits as voxel maxima (delete the line)", kline)
-                warnings.warn(f"{self.path}: [options] {key} (line {kline}) is no longer an option (D0.03cc limits "
-                              f"are always held as voxel maxima): delete the line", FutureWarning, stacklevel=3)
-                continue
-            if key == "hold_dvh_points" and not isinstance(value, bool):
-                raise self.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
-            if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
-                self.number(value, f"{where} {key}", kline, positive=True)
-            if key in ("type1_prior_dose_threshold_gy", "target_homogeneity_weight"):
-                self.number(value, f"{where} {key}", kline, minimum=0.0)
-            if key == "target_floor_pct_rx":
-                self.number(value, f"{where} {key}", kline, minimum=0.0)
-                if float(value) > 100.0:
-                    raise self.fail(f"{where} {key}", f"expected a percentage of Rx from 0 to 100 (the window's "
-                                    f"upper edge is Rx), got {value!r}", kline)
-            if key == "evaluation_fine_factor" and (isinstance(value, bool) or not isinstance(value, int)
-                                                    or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
-                raise self.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
-                                f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
-            if key == "rbe_proton" and not RBE_MIN <= self.number(value, f"{where} {key}", kline) <= RBE_MAX:
-                raise self.fail(f"{where} {key}", f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g} (1.1 by "
-                                f"convention), got {value!r}", kline)
-            if key == "absent_structures":
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise self.fail(f"{where} {key}", f"expected a list of structure names, e.g. "
-                                    f"[\"OpticChiasm\"], got {value!r}", kline)
-                value = tuple(value)
-            if key == "near_min_metric":
-                try:
-                    spec = parse_metric(str(value))
-                except ValueError as exc:
-                    raise self.fail(f"{where} {key}", str(exc), kline) from None
-                if spec.kind != "D_pct":
-                    raise self.fail(f"{where} {key}", f"expected a D<x>% metric such as 'D98%', got {value!r}", kline)
-                value = spec.name
-            out[key] = value
-        return out
-
     def slips(self, t: Any) -> dict[int, Slip]:
         where = "[slips]"
         line = self.loc.header("slips")
@@ -806,16 +378,12 @@ def load_protocol(path=None, *, optic_nerve_rule: str | None = None, fractionati
     fractionations = {name: ld.fractionation(name, t) for name, t in data["fractionations"].items()}
     prescription, _ = ld.prescription(data["prescription"], fractionations)
 
-    opts = ld.options(data.get("options", {}))
+    opts = read_options(ld, data.get("options", {}))
     overrides = dict(options or {})
     if optic_nerve_rule is not None:
         overrides["optic_nerve_rule"] = optic_nerve_rule
-    if overrides:
-        for key, value in overrides.items():
-            if key in _OPTION_CHOICES and value not in _OPTION_CHOICES[key]:
-                raise ProtocolError(f"{path}: option {key}={value!r} (given by the caller): expected one of "
-                                    f"{_OPTION_CHOICES[key]}")
-        opts.update(overrides)
+    check_caller_options(path, overrides)
+    opts.update(overrides)
 
     goals_raw = data["goal"]
     if not isinstance(goals_raw, list) or not goals_raw:
