@@ -175,6 +175,10 @@ def test_cli_beam_model_is_validated_and_recorded(tmp_path, capsys):
                "--spot-spacing-mm", "8", "--quiet", "--out", str(tmp_path / "p")])
     assert rc in (0, 3)
     meta = json.loads((tmp_path / "p" / "plan.json").read_text())
-    assert meta["beam_model"]["name"] == "test machine" and meta["beam_model"]["source"] == str(good.resolve())
+    import hashlib
+
+    # recorded by a portable path (here the name: the file lies outside the current folder) and its hash
+    assert meta["beam_model"]["name"] == "test machine" and meta["beam_model"]["source"] == "machine.toml"
+    assert meta["beam_model"]["sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()
     assert meta["beam_model"]["spot_sigma_mm"] == [5.0, 2.0]
     assert "test machine" in (tmp_path / "p" / "report.html").read_text()

@@ -20,6 +20,7 @@ Values between the listed energies are interpolated linearly; outside them the e
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import tomllib
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class BeamModel:
         energy_spread_percent: 1-sigma energy spread at each energy (% of the energy).
         sigma_growth_mm_per_mm: change of the in-air sigma per mm downstream of the isocentre.
         range_shifter: the nozzle's range shifter, or None.
-        source: where the model was read from (a path, or 'shipped: <file name>').
+        source: where the model was read from: 'shipped: <file name>', or the file as given.
+        sha256: SHA-256 of the file's bytes (None for a shipped model).
     """
 
     name: str
@@ -78,6 +80,7 @@ class BeamModel:
     sigma_growth_mm_per_mm: float = 0.0
     range_shifter: RangeShifter | None = None
     source: str = ""
+    sha256: str | None = None
 
     def sigma_air_mm(self, energy_mev, distance_mm=0.0) -> np.ndarray:
         """In-air spot sigma (mm) at ``energy_mev`` and ``distance_mm`` downstream of the isocentre."""
@@ -90,11 +93,15 @@ class BeamModel:
         return np.interp(e, self.energies_mev, self.energy_spread_percent) / 100.0
 
     def to_dict(self) -> dict:
+        """The model as plan.json records it (a file by its portable path, never an absolute one)."""
+        from ..recorded_paths import portable_path
+
+        source = self.source if self.sha256 is None else portable_path(self.source)
         return {"name": self.name, "ion": self.ion, "energies_mev": list(self.energies_mev),
                 "spot_sigma_mm": list(self.spot_sigma_mm), "energy_spread_percent": list(self.energy_spread_percent),
                 "sigma_growth_mm_per_mm": self.sigma_growth_mm_per_mm,
                 "range_shifter": None if self.range_shifter is None else self.range_shifter.to_dict(),
-                "source": self.source}
+                "source": source, "sha256": self.sha256}
 
     @classmethod
     def from_dict(cls, d: dict) -> "BeamModel":
@@ -103,36 +110,41 @@ class BeamModel:
                    tuple(float(x) for x in d["spot_sigma_mm"]), tuple(float(x) for x in d["energy_spread_percent"]),
                    float(d.get("sigma_growth_mm_per_mm", 0.0)),
                    None if rs is None else RangeShifter(float(rs["wet_mm"]), float(rs["isocenter_distance_mm"])),
-                   str(d.get("source", "")))
+                   str(d.get("source", "")), d.get("sha256"))
 
 
 def default_beam_model(ion: str = "proton") -> BeamModel:
     """The shipped generic model of ``ion``."""
     if ion not in DEFAULT_FILES:
         raise ValueError(f"ion must be one of {list(IONS)}, got {ion!r}")
-    return _load_cached(str(DEFAULT_FILES[ion]), shipped=True)
+    path = DEFAULT_FILES[ion]
+    return _parse_text(path.read_text(encoding="utf-8"), str(path), f"shipped: {path.name}", None)
 
 
 def load_beam_model(path: str | Path) -> BeamModel:
     """Read and validate a beam model TOML file (see the module docstring)."""
-    return _load_cached(str(Path(path).resolve()), shipped=False)
-
-
-@lru_cache(maxsize=16)
-def _load_cached(path: str, shipped: bool) -> BeamModel:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise BeamModelError(f"beam model {p}: cannot read the file ({exc.strerror or exc})") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BeamModelError(f"beam model {p}: not a UTF-8 text file") from None
+    return _parse_text(text, str(p), str(p), hashlib.sha256(raw).hexdigest())
+
+
+@lru_cache(maxsize=16)
+def _parse_text(text: str, path: str, source: str, sha256: str | None) -> BeamModel:
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise BeamModelError(f"beam model {p}: not valid TOML ({exc})") from None
-    return _parse(data, TomlLines(text), p, f"shipped: {p.name}" if shipped else str(p))
+        raise BeamModelError(f"beam model {path}: not valid TOML ({exc})") from None
+    return _parse(data, TomlLines(text), Path(path), source, sha256)
 
 
-def _parse(data: dict, lines: TomlLines, path: Path, source: str) -> BeamModel:
+def _parse(data: dict, lines: TomlLines, path: Path, source: str, sha256: str | None) -> BeamModel:
     def where(table: str, key: str | None = None) -> str:
         start = lines.header(table)
         line = lines.key(key, start) if key else start
@@ -179,7 +191,7 @@ def _parse(data: dict, lines: TomlLines, path: Path, source: str) -> BeamModel:
         dist = _numbers([rs["isocenter_distance_mm"]], where("range_shifter", "isocenter_distance_mm"),
                         (0.0, 2000.0), "mm")[0]
         shifter = RangeShifter(wet, dist)
-    return BeamModel(name.strip(), ion, energies, sigma, spread, growth, shifter, source)
+    return BeamModel(name.strip(), ion, energies, sigma, spread, growth, shifter, source, sha256)
 
 
 def _numbers(value, where: str, bounds: tuple[float, float], unit: str, n: int | None = None) -> tuple[float, ...]:
