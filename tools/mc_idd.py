@@ -31,13 +31,21 @@ The IDD is the dose laterally integrated over the box, in MeV cm^2/g per primary
 0.5 mm depth bins (bin centres in the output). Output: a CSV file with a ``#`` provenance header
 and rows ``energy_mev, depth_mm, idd_mev_cm2_g, rel_unc`` (rel_unc: standard error / value).
 
-Example (the package table and the test reference):
+The commands that wrote the shipped files (their headers repeat them):
 
     python3 tools/mc_idd.py --mcsquare /work/venv-mc/bin/python --energies 32 48 64 85 115 \\
-        135 165 185 215 245 --primaries 1000000 --batches 10 --seed 1000 \\
+        135 165 185 215 245 --primaries 2000000 --batches 10 --seed 1000 \\
         --out reirrad_opt/dose/data/proton_idd_mcsquare.csv
     python3 tools/mc_idd.py --mcsquare /work/venv-mc/bin/python --energies 70 100 150 200 230 \\
-        --primaries 1000000 --batches 10 --seed 5000 --out tests/data/proton_idd_mcsquare_ref.csv
+        --primaries 2000000 --batches 10 --seed 5000 --out tests/data/proton_idd_mcsquare_ref.csv
+    python3 tools/mc_idd.py --mcsquare /work/venv-mc/bin/python --energies 150 --primaries 1000000 \\
+        --batches 10 --seed 7000 --energy-spread-percent 1.0 \\
+        --out tests/data/proton_idd_mcsquare_spread1pct_ref.csv
+    python3 tools/mc_idd.py --mcsquare /work/venv-mc/bin/python --energies 100 150 200 \\
+        --primaries 1000000 --batches 10 --seed 9000 --lateral --out tests/data/proton_lateral_mcsquare_ref.csv
+
+On the 2-core machine, shared with other work, these took about 57 / 40 / 9 / 10 minutes
+(single-thread runs, ``nice -n 19``).
 """
 from __future__ import annotations
 
