@@ -23,20 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from reirrad_opt.dose.particle import MEV_PER_G_TO_GY, PROTON, bortfeld_idd, spot_kernel  # noqa: E402
+from tests.test_dose_bragg import gamma_pass_rate  # noqa: E402  (the tests' own gamma: one definition)
 from reirrad_opt.dose.proton_idd import r80_of, read_idd_csv  # noqa: E402
 
 REFERENCE = ROOT / "tests" / "data" / "proton_idd_mcsquare_ref.csv"
-
-
-def gamma_pass_rate(z_ref, d_ref, z_eval, d_eval, dose_frac: float, dta_mm: float) -> float:
-    """Fraction of reference points (surface to distal 10 %) with a global 1-D gamma <= 1."""
-    d_ref = d_ref / d_ref.max()
-    d_eval = d_eval / d_eval.max()
-    k = int(np.argmax(d_ref))
-    distal = k + int(np.flatnonzero(d_ref[k:] < 0.1)[0])
-    z_r, d_r = z_ref[:distal], d_ref[:distal]
-    g2 = ((z_eval[None, :] - z_r[:, None]) / dta_mm) ** 2 + ((d_eval[None, :] - d_r[:, None]) / dose_frac) ** 2
-    return float(np.mean(np.sqrt(g2.min(axis=1)) <= 1.0))
 
 
 def engine_idd(energy: float) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ REFERENCE = Path(__file__).parent / "data" / "proton_idd_mcsquare_ref.csv"
 ENERGIES = (70.0, 100.0, 150.0, 200.0, 230.0)
 
 
-def _gamma_pass_rate(z_ref, d_ref, z_eval, d_eval, dose_frac=0.02, dta_mm=1.0) -> float:
+def gamma_pass_rate(z_ref, d_ref, z_eval, d_eval, dose_frac=0.02, dta_mm=1.0) -> float:
     """Fraction of reference points with a 1-D global gamma <= 1 (both curves normalised to their
     own maximum; the reference points from the surface to the distal 10 % depth)."""
     d_ref = d_ref / d_ref.max()
@@ -76,7 +76,7 @@ def test_reference_noise_is_well_below_one_percent_in_the_peak(reference, energy
 def test_depth_dose_gamma_2pct_1mm_against_monte_carlo(reference, energy):
     z_ref, d_ref = reference.curve(energy)
     z, d = _model(energy)
-    assert _gamma_pass_rate(z_ref, d_ref, z, d) >= 0.95
+    assert gamma_pass_rate(z_ref, d_ref, z, d) >= 0.95
 
 
 @pytest.mark.parametrize("energy", ENERGIES)
@@ -110,7 +110,7 @@ def test_energy_spread_against_monte_carlo_with_that_spread():
     k = spot_kernel(150.0, "proton", beam=spread)
     z = k.step_mm * np.arange(k.idd.size)
     d = k.idd.astype(np.float64) / (100.0 * MEV_PER_G_TO_GY * PROTON.particles_per_unit_weight)
-    assert _gamma_pass_rate(z_ref, d_ref, z, d) >= 0.95
+    assert gamma_pass_rate(z_ref, d_ref, z, d) >= 0.95
     assert abs(_r80(z, d) - _r80(z_ref, d_ref)) <= 0.5
     assert np.trapezoid(d, z) == pytest.approx(d_ref.sum() * float(np.diff(z_ref).mean()), rel=0.01)
     mono = _model(150.0)[1]
