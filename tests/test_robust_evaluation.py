@@ -39,6 +39,25 @@ def test_a_range_error_moves_r80_as_defined(rho, a_mm):
     assert abs(r80_s - r80) > 4.0                      # about 5-8 mm at 150 MeV: a real move
 
 
+def test_an_organ_beyond_the_distal_edge_gets_the_analytically_shifted_dose():
+    """Overshoot (3.5 % + 1 mm): the scenario's depth dose at every planned depth d is the nominal depth dose at
+    d (1 - rho) - a, so an 'organ' 3-7 mm beyond R80, nearly dose-free nominally, lies in the shifted peak
+    (water: planned depth = y)."""
+    rho, a_mm = 0.035, 1.0
+    column = water_box(40.0, 260.0, 40.0, spacing_mm=(4.0, 0.5, 4.0))
+    field = ParticleField(0.0, 0.0, (0.0, 0.0, 0.0), "proton", 5.0, [0.0], [0.0], [150.0])
+    y, nominal = _idd(column, field)
+    _, shifted = _idd(column, field, RangeShift(rho, a_mm))
+    expected = np.interp(y * (1.0 - rho) - a_mm, y, nominal, left=nominal[0])
+    inside = (y > 2.0) & (y < 240.0)
+    assert np.max(np.abs(shifted - expected)[inside]) <= 0.02 * nominal.max()
+    r80 = r80_mm(y, nominal)
+    organ = (y >= r80 + 3.0) & (y <= r80 + 7.0)
+    assert nominal[organ].mean() < 0.05 * nominal.max()             # beyond the nominal range
+    assert shifted[organ].mean() > 0.5 * nominal.max()              # in the shifted peak
+    assert shifted[organ].mean() == pytest.approx(expected[organ].mean(), rel=0.02)
+
+
 def test_a_range_error_is_refused_for_photons_and_out_of_range_values():
     from reirrad_opt.dose import photon_beams
 
