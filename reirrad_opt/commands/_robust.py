@@ -32,23 +32,21 @@ def add_robust_optimization_argument(p: argparse.ArgumentParser) -> None:
                         "is then evaluated in the same scenarios (docs/robustness.md)")
 
 
-def robust_optimization_from_args(args):
-    """The ScenarioSettings of ``--robust``, or None."""
-    if not getattr(args, "robust", False):
-        return None
+def _scenario_settings(args):
+    """The scenarios the options describe (sizes and the combined set)."""
     from ..robust import ScenarioSettings
 
     return ScenarioSettings(setup_mm=args.setup_error_mm, range_pct=args.range_error_pct, range_mm=args.range_error_mm,
                             combined=args.combined_scenarios)
+
+
+def robust_optimization_from_args(args):
+    """The ScenarioSettings of ``--robust``, or None."""
+    return _scenario_settings(args) if getattr(args, "robust", False) else None
 
 
 def robust_from_args(args, default: bool):
     """The ScenarioSettings the options ask for, or None (no robust evaluation); ``default``: whether the
     command evaluates robustly when neither option is given."""
-    from ..robust import ScenarioSettings
-
     wanted = args.robust_evaluation if args.robust_evaluation is not None else default
-    if not wanted:
-        return None
-    return ScenarioSettings(setup_mm=args.setup_error_mm, range_pct=args.range_error_pct, range_mm=args.range_error_mm,
-                            combined=args.combined_scenarios)
+    return _scenario_settings(args) if wanted else None

@@ -121,7 +121,7 @@ def robust_evaluation(plan, settings: ScenarioSettings | None = None, *, cache_d
     evaluations: dict[str, PlanEvaluation] = {}
     doses: dict[str, np.ndarray] = {}
     peak_mb = 0.0
-    absent = plan.evaluation.absent if hasattr(plan.evaluation, "absent") else None
+    absent = plan.evaluation.absent
     for k, scenario in enumerate(scenarios):
         if scenario.is_nominal:
             evaluations[scenario.name] = plan.evaluation
