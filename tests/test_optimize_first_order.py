@@ -309,7 +309,8 @@ def test_lazy_cap_points_that_enter_below_their_level_do_not_count_as_unsolved()
     ts = terms_for(60, 66, cap_des=10.0)
     solver = FirstOrderSolver(matrix(), ts.terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6, 3: 0.6},
                               tier_by_goal={}, settings=settings)
-    (key, term), = solver.lazy.items()
+    (key, pool), = solver.pools.items()
+    term = solver.bounds[key].term
     level = 1.15 * RX
     outside = np.setdiff1d(np.arange(term.n_points), solver.bounds[key].points)
     assert outside.size >= 2

@@ -36,8 +36,8 @@ from ..progress import SILENT, Progress
 from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
 from .holds import dvh_hold, point_levels
-from .smooth_terms import (BoundStack, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
-                           smooth_hinge)
+from .smooth_terms import (BoundStack, LazyPool, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
+                           in_force, smooth_hinge)
 from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
 from .terms import Term
@@ -70,6 +70,10 @@ class FirstOrderSettings(StageSettings):
         lazy_points: a hard maximum with more points than this (the body ceiling) enters lazily: ...
         lazy_ratio: ... the points whose dose reaches this fraction of their level, and its seed
             points where the reference fluence reaches ``seed_ratio``.
+        lazy_hold_points: a held goal with more points than this enters lazily too: ...
+        lazy_hold_ratio: ... the points whose dose is within (1 - this) x the held level of it (a point
+            far inside its hold is no constraint on the next stage; one that moves near it enters at the
+            next outer iteration, and a stage in which one entered beyond it is not done).
         huber_fraction: fluence roughness: |difference| smoothed below this fraction of the mean weight.
     """
 
@@ -86,6 +90,8 @@ class FirstOrderSettings(StageSettings):
     feasibility_tol_gy: float = 5e-3
     lazy_points: int = 20000
     lazy_ratio: float = 0.9
+    lazy_hold_points: int = 2000
+    lazy_hold_ratio: float = 0.9
     huber_fraction: float = 0.02
 
 
@@ -109,11 +115,12 @@ class FirstOrderSolver(SolverBase):
                          rows=rows, truncation=truncation, hold_dvh_points=hold_dvh_points, measure=measure,
                          settings=settings)
         self.position = np.full(self.rows.matrix.shape[0], -1, dtype=np.int64)
+        self.evaluations = 0   # objective-and-gradient evaluations of the stage being solved
         self.weights = self.reference_fluence()
         dose = self.rows.dose(self.weights)
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
-        self.lazy: dict[str, Term] = {}
+        self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -121,44 +128,56 @@ class FirstOrderSolver(SolverBase):
                 self.scalars[t.key] = ScalarBound(self._surrogate(t), aim, t.sign, True)
                 continue
             levels = point_levels(t)
+            aimed = aimed_levels(levels, self.settings.hard_safety_gy)
             if t.n_points > self.settings.lazy_points:
-                self.lazy[t.key] = t
+                pool = LazyPool(np.ones(t.n_points, dtype=bool), aimed, aimed - self.settings.lazy_ratio * levels, 1.0)
+                self.pools[t.key] = pool
                 ref = t.point_values(dose[t.rows])
-                start = ref >= self.settings.lazy_ratio * levels
+                start = np.zeros(t.n_points, dtype=bool)
+                start[pool.near(ref)] = True
                 if t.seed is not None:
                     start |= t.seed & (ref >= self.settings.seed_ratio * levels)
                 points = np.flatnonzero(start)
             else:
                 points = np.arange(t.n_points)
-            aimed = aimed_levels(levels[points], self.settings.hard_safety_gy)
-            self.bounds[t.key] = PointBounds(t, points, aimed, 1.0, True)
+            self.bounds[t.key] = PointBounds(t, points, aimed[points], 1.0, True)
 
     def _surrogate(self, t: Term, moving: bool = False) -> Surrogate:
         return Surrogate(t, moving=moving, tau_gy=self.settings.tau_gy)
 
-    # ---- lazy points of large caps
+    # ---- lazy points of large caps and holds
     def _activate(self, dose: np.ndarray) -> tuple[int, int, float]:
-        """Add the lazily entering points of large caps that the full-matrix ``dose`` brings near their
-        level. Returns (points entered, of those beyond their aimed level by more than
+        """Add the lazily entering points (:class:`LazyPool`) that the full-matrix ``dose`` brings near their
+        bound. Returns (points entered, of those beyond their bound by more than
         ``settings.feasibility_tol_gy``, the largest excess among them in Gy; 0 if none). A point that entered
-        below its level does not make the current fluence infeasible."""
+        inside its bound does not make the current fluence infeasible."""
         added, beyond, worst = 0, 0, 0.0
-        for key, t in self.lazy.items():
+        for key, pool in self.pools.items():
             b = self.bounds[key]
-            levels = point_levels(t)
-            values = t.point_values(dose[t.rows])
-            near = np.flatnonzero(values >= self.settings.lazy_ratio * levels)
-            new = np.setdiff1d(near, b.points, assume_unique=True)
+            values = b.term.point_values(dose[b.term.rows])
+            new = np.setdiff1d(pool.near(values), b.points, assume_unique=True)
             if new.size:
-                excess = values[new] - aimed_levels(levels[new], self.settings.hard_safety_gy)
+                excess = pool.sign * (values[new] - pool.bound_gy[new])
                 beyond += int((excess > self.settings.feasibility_tol_gy).sum())
                 worst = max(worst, float(excess.max()))
                 points = np.concatenate([b.points, new])
                 lam = np.concatenate([b.lam, np.zeros(new.size)])
-                aimed = aimed_levels(levels[points], self.settings.hard_safety_gy)
-                self.bounds[key] = PointBounds(t, points, aimed, 1.0, True, lam)
+                self.bounds[key] = PointBounds(b.term, points, pool.bound_gy[points], pool.sign, b.hard, lam)
                 added += new.size
         return added, beyond, worst
+
+    def _hold_points(self, key: str, t: Term, keep: np.ndarray, bound_gy: np.ndarray, dose: np.ndarray) -> None:
+        """Hold the points ``keep`` (mask over ``t``'s points) at ``bound_gy`` (Gy, per point) from now on; a
+        hold of more than ``settings.lazy_hold_points`` points enters lazily (``settings.lazy_hold_ratio``)."""
+        if not keep.any():
+            return
+        if keep.sum() <= self.settings.lazy_hold_points:
+            points = np.flatnonzero(keep)
+        else:
+            pool = LazyPool(keep, bound_gy, (1.0 - self.settings.lazy_hold_ratio) * np.abs(bound_gy), t.sign)
+            self.pools[key] = pool
+            points = pool.near(t.point_values(dose[t.rows]))
+        self.bounds[key] = PointBounds(t, points, bound_gy[points], t.sign, False)
 
     # ---- one stage
     def _working_rows(self, surrogates: list[Surrogate], stage: StageObjective) -> np.ndarray:
@@ -194,7 +213,7 @@ class FirstOrderSolver(SolverBase):
             B = self.rows.matrix_opt[rows]
             BT = B.T.tocsr()
             correction = dose[rows] - B @ self.weights     # the truncated entries at the current fluence
-            bounds = list(self.bounds.values())
+            bounds = in_force(list(self.bounds.values()))
             for part in bounds + surrogates:
                 part.bind(self.position)
             d_now = dose[rows]
@@ -257,6 +276,7 @@ class FirstOrderSolver(SolverBase):
                                             maxcor=20, ftol=1e-13, gtol=1e-10))
             x = res.x
             total += int(res.nit)
+            self.evaluations += int(res.nfev)
             self.weights = np.maximum(x[:n], 0.0)
             dose = self.rows.dose(self.weights)
             d_full = dose[rows]
@@ -314,6 +334,7 @@ class FirstOrderSolver(SolverBase):
     def _release(self, t: Term) -> None:
         """Drop the hold of ``t`` (its stage is solved again)."""
         self.bounds.pop("hold " + t.key, None)
+        self.pools.pop("hold " + t.key, None)
         self.scalars.pop("hold " + t.key, None)
 
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
@@ -323,9 +344,7 @@ class FirstOrderSolver(SolverBase):
         if t.kind in ("cvar_lower", "cvar_upper") and self.hold_dvh_points:
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
-            kept = np.flatnonzero(keep)
-            if kept.size:
-                self.bounds["hold " + t.key] = PointBounds(t, kept, np.full(kept.size, hold), t.sign, False)
+            self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
         # bound), but
@@ -335,7 +354,7 @@ class FirstOrderSolver(SolverBase):
         reached = t.excess_gy(dose[t.rows]) + smoothing
         allowed = max(self.achieved[t.key] - self.settings.hold_safety_gy, reached)   # Gy beyond the level
         if t.kind == "voxel_max":
-            self.bounds["hold " + t.key] = PointBounds(t, np.arange(t.n_points), point_levels(t) + allowed, 1.0, False)
+            self._hold_points("hold " + t.key, t, np.ones(t.n_points, dtype=bool), point_levels(t) + allowed, dose)
         else:
             bound = float(np.max(t.level_gy)) + t.sign * allowed
             self.scalars["hold " + t.key] = ScalarBound(self._surrogate(t), bound, t.sign, False)
@@ -355,6 +374,7 @@ class FirstOrderSolver(SolverBase):
             self._release(t)     # solved again: its own hold goes
             self.achieved.pop(t.key, None)
             self._goal_part(t, slip, stage)
+        self.evaluations = 0
         status, outer, iterations = self._solve(stage, name)
         dose = self.rows.dose(self.weights)
         stage_achieved, objective = {}, 0.0
@@ -369,7 +389,7 @@ class FirstOrderSolver(SolverBase):
             notes.append(f"{self.unresolved} cap or hold point(s) up to {self.worst_gy:.3f} Gy beyond their bound "
                          f"after {outer} outer iterations (the evaluation of the final dose decides)")
         seconds = time.perf_counter() - t0
-        result = StageResult(p, name, status, objective, stage_achieved, slip, seconds, notes)
+        result = StageResult(p, name, status, objective, stage_achieved, slip, seconds, notes, self.evaluations)
         self.stages.append(result)
         self.progress(f"stage {name}: {status}, {seconds:.1f} s")
         progress_detail(self.progress, f"  objective {objective:.4g} ({outer} outer, {iterations} L-BFGS-B iterations)")
@@ -420,6 +440,7 @@ class FirstOrderSolver(SolverBase):
         before = self.weights.copy()
         deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
         stage = StageObjective(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
+        self.evaluations = 0
         status, outer, iterations = self._solve(stage, "normal tissue", deadline,
                                                 first_inner=self.settings.nt_first_inner_iterations)
         notes = [f"first-order engine: {outer} outer iteration(s), {iterations} L-BFGS-B iterations"]
@@ -432,7 +453,7 @@ class FirstOrderSolver(SolverBase):
                          f"every earlier bound, is kept (normal tissue and smoothness not fully refined)")
         seconds = time.perf_counter() - t0
         result = StageResult(None, "normal tissue and fluence smoothness", status, float("nan"), {}, 0.0, seconds,
-                             notes)
+                             notes, self.evaluations)
         self.stages.append(result)
         self.progress(f"stage normal tissue: {status}, {seconds:.1f} s")
         progress_detail(self.progress, f"  {outer} outer, {iterations} L-BFGS-B iterations")

@@ -21,15 +21,20 @@ def point_map(t: Term, points: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.identity(points.size, format="csr"), t.rows[points]
 
 
+def same_points(a: Term, b: Term) -> bool:
+    """True if point k of ``a`` is point k of ``b`` for every k (same voxels, same sub-voxel map)."""
+    same_map = (a.interp is None) == (b.interp is None) and (
+        a.interp is None or (a.interp.shape == b.interp.shape and (a.interp != b.interp).nnz == 0))
+    return same_map and np.array_equal(a.rows, b.rows)
+
+
 def same_surrogate(a: Term, b: Term) -> bool:
     """True if ``a`` and ``b`` are the same goal's surrogate at the same level and points (the two
     tiers of a goal with a single limit)."""
-    same_map = (a.interp is None) == (b.interp is None) and (
-        a.interp is None or (a.interp.shape == b.interp.shape and (a.interp != b.interp).nnz == 0))
     same_weights = (a.point_weights is None) == (b.point_weights is None) and (
         a.point_weights is None or np.array_equal(a.point_weights, b.point_weights))
-    return (a.goal_id == b.goal_id and a.kind == b.kind and a.fraction == b.fraction and same_map and same_weights
-            and np.array_equal(a.rows, b.rows) and np.shape(a.level_gy) == np.shape(b.level_gy)
+    return (a.goal_id == b.goal_id and a.kind == b.kind and a.fraction == b.fraction and same_points(a, b)
+            and same_weights and np.shape(a.level_gy) == np.shape(b.level_gy)
             and np.array_equal(a.level_gy, b.level_gy))
 
 

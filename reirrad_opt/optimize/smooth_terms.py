@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from .holds import point_map
+from .holds import point_map, same_points
 from .terms import Term, dvh_dose, dvh_tail
 
 
@@ -57,6 +57,50 @@ class PointBounds:
 
     def bind(self, position: np.ndarray) -> None:
         self.G = rebase(self.point_map, self.voxels, position)
+
+
+def implies(a: PointBounds, b: PointBounds) -> bool:
+    """True if holding ``a`` holds ``b``: the same points (:func:`~.holds.same_points`), ``b``'s a subset of
+    ``a``'s, each bound of ``a`` at least as tight (the two tiers of PTV V107%: the desirable hold keeps all
+    but the hottest 5 % at the level, the acceptable one all but the hottest 10 % at the same level)."""
+    if a.sign != b.sign or not same_points(a.term, b.term):
+        return False
+    at = np.full(a.term.n_points, -1, dtype=np.int64)
+    at[a.points] = np.arange(a.points.size)
+    where = at[b.points]
+    return bool((where >= 0).all() and (a.sign * (a.bound_gy[where] - b.bound_gy) <= 0.0).all())
+
+
+def in_force(bounds: list[PointBounds]) -> list[PointBounds]:
+    """``bounds`` without the held goals that another hold implies (:func:`implies`); hard bounds all stay."""
+    holds = [b for b in bounds if not b.hard]
+    implied: set[int] = set()
+    for b in holds:
+        if any(a is not b and id(a) not in implied and implies(a, b) for a in holds):
+            implied.add(id(b))
+    return [b for b in bounds if id(b) not in implied]
+
+
+@dataclass
+class LazyPool:
+    """The points of a large point bound that enter a stage only once the full-matrix dose comes within
+    ``near_gy`` of their bound (the body ceiling, a held goal of many points): arrays over the term's points.
+
+    Attributes:
+        candidate: which of the term's points may enter (a dose-volume hold: all but the DVH's free tail).
+        bound_gy: each point's bound (the aimed cap level, or the held level).
+        near_gy: a point enters when ``sign * (dose - bound_gy) >= -near_gy``.
+        sign: +1 for an upper bound, -1 for a lower one.
+    """
+
+    candidate: np.ndarray
+    bound_gy: np.ndarray
+    near_gy: np.ndarray
+    sign: float
+
+    def near(self, values: np.ndarray) -> np.ndarray:
+        """Indices of the candidates within reach of their bound at the point doses ``values`` (Gy)."""
+        return np.flatnonzero(self.candidate & (self.sign * (values - self.bound_gy) >= -self.near_gy))
 
 
 @dataclass

@@ -20,6 +20,8 @@ class StageResult:
         slip_gy: what later stages may give back on this stage's goals (Gy).
         seconds: wall time (build + solve).
         notes: remarks (limit tier used, diagnosis, ...).
+        evaluations: objective-and-gradient evaluations the stage took (first-order engine; 0 for an
+            engine that solves each stage otherwise).
     """
 
     priority: int | None
@@ -30,13 +32,14 @@ class StageResult:
     slip_gy: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    evaluations: int = 0
 
     def to_dict(self) -> dict:
         return {"priority": self.priority, "name": self.name, "status": self.status,
                 "objective": None if not np.isfinite(self.objective) else round(float(self.objective), 6),
                 "achieved": {k: round(v, 4) for k, v in self.achieved.items()},
                 "slip": {"value_gy": round(self.slip_gy, 4)}, "seconds": round(self.seconds, 3),
-                "notes": self.notes}
+                "evaluations": self.evaluations, "notes": self.notes}
 
 
 @dataclass(frozen=True)

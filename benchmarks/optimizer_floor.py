@@ -1,0 +1,101 @@
+"""The optimizer's time in units of its floor: one full dose product pair (A @ w and A.T @ y on the plan's
+whole influence matrix, as the optimizer sees it), timed in the same process right after the plan.
+
+    python3 benchmarks/optimizer_floor.py [--setups npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon]
+                                          [--json OUT.json]
+
+A setup is ``npc-<mm>-<modality>`` (the NPC phantom at that grid, the default beams of ``plan()``: 9 photon
+beams or 3 proton fields) or ``tg119-<mm>-photon`` (the CORT TG-119 C-shape with benchmarks/tg119_protocol.toml
+and tg119_settings.toml, 9 beams; needs REIRRAD_REALDATA, skipped without it). Each setup runs in its own
+process. Printed per setup: voxels, non-zeros, the optimization time (s), the product pair (ms, median of 7),
+their ratio (the goal is at most 150), the L-BFGS-B function evaluations and the verdict. Not a test: a fair
+figure needs a quiet machine (load < 1.5; the load is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SETUPS = "npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon"
+GOAL_RATIO = 150.0
+
+
+def product_pair_s(matrix, weights: np.ndarray, repeats: int = 7) -> float:
+    """Median wall time (s) of A @ w followed by A.T @ y on the full matrix (y: a dose-shaped vector)."""
+    rng = np.random.default_rng(0)
+    y = rng.random(matrix.shape[0])
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        matrix @ weights
+        matrix.T @ y
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def run_one(setup: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from reirrad_opt.optimize.dose_rows import DoseRows
+    from reirrad_opt.planning import plan
+
+    kind, mm, modality = setup.split("-")
+    if kind == "npc":
+        from phantoms.npc import make_npc_phantom
+
+        p = plan(make_npc_phantom(float(mm)), modality=modality)
+    elif kind == "tg119":
+        from benchmarks.tg119 import load_tg119, resample_case
+        from reirrad_opt.planning_settings import load_settings
+
+        p = plan(resample_case(load_tg119(), float(mm)), ROOT / "benchmarks" / "tg119_protocol.toml",
+                 settings=load_settings(ROOT / "benchmarks" / "tg119_settings.toml"), modality=modality,
+                 gantry_angles_deg=[40.0 * k for k in range(9)])
+    else:
+        raise ValueError(f"setup {setup!r}: expected npc-<mm>-<modality> or tg119-<mm>-photon")
+    matrix = DoseRows(p.influence.matrix * p.rbe, 0.0).matrix
+    pair = product_pair_s(matrix, np.asarray(p.weights, dtype=float))
+    optimize = p.timing_s["optimize"]
+    return {"setup": setup, "voxels": int(matrix.shape[0]), "nnz": int(matrix.nnz), "optimize_s": round(optimize, 2),
+            "product_pair_ms": round(1e3 * pair, 2), "ratio": round(optimize / pair, 1),
+            "evaluations": int(sum(s.evaluations for s in p.optimization.stages)),
+            "verdict": p.verdict, "load": round(os.getloadavg()[0], 2)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--setups", default=DEFAULT_SETUPS)
+    ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.one)))
+        return 0
+    results = []
+    for setup in args.setups.split(","):
+        if setup.startswith("tg119") and not os.environ.get("REIRRAD_REALDATA"):
+            print(f"{setup}: skipped (REIRRAD_REALDATA not set)")
+            continue
+        run = subprocess.run([sys.executable, __file__, "--one", setup], capture_output=True, text=True)
+        if run.returncode:
+            print(f"{setup}: failed\n{run.stderr[-2000:]}")
+            continue
+        r = json.loads(run.stdout.strip().splitlines()[-1])
+        results.append(r)
+        print(f"{setup}: {r['voxels']} voxels, {r['nnz'] / 1e6:.1f} M non-zeros; optimization {r['optimize_s']} s, "
+              f"product pair {r['product_pair_ms']} ms, ratio {r['ratio']} (goal <= {GOAL_RATIO:g}); "
+              f"{r['evaluations']} evaluations; {r['verdict']}; load {r['load']}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
