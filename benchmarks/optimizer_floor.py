@@ -5,8 +5,10 @@ whole influence matrix, as the optimizer sees it), timed in the same process rig
                                           [--json OUT.json]
 
 A setup is ``npc-<mm>-<modality>`` (the NPC phantom at that grid, the default beams of ``plan()``: 9 photon
-beams or 3 proton fields) or ``tg119-<mm>-photon`` (the CORT TG-119 C-shape with benchmarks/tg119_protocol.toml
-and tg119_settings.toml, 9 beams; needs REIRRAD_REALDATA, skipped without it). Each setup runs in its own
+beams or 3 proton fields), ``tg119-<mm>-photon`` (the CORT TG-119 C-shape with benchmarks/tg119_protocol.toml
+and tg119_settings.toml, 9 beams) or ``openkbp-<patient>-<modality>`` (an OpenKBP patient imported as the
+README does, ``import-openkbp --interval-months 24 --recurrence-near Brainstem``, at its own grid, the
+optic structures absent; the import is not timed). The last two need REIRRAD_REALDATA (skipped without it). Each setup runs in its own
 process. Printed per setup: voxels, non-zeros, the optimization time (s), the product pair (ms, median of 7),
 their ratio (the goal is at most 150), the L-BFGS-B function evaluations and the verdict. Not a test: a fair
 figure needs a quiet machine (load < 1.5; the load is printed).
@@ -24,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SETUPS = "npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon"
+DEFAULT_SETUPS = "npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon,openkbp-pt_201-photon," \
+                 "openkbp-pt_201-proton"
 GOAL_RATIO = 150.0
 
 
@@ -58,8 +61,21 @@ def run_one(setup: str) -> dict:
         p = plan(resample_case(load_tg119(), float(mm)), ROOT / "benchmarks" / "tg119_protocol.toml",
                  settings=load_settings(ROOT / "benchmarks" / "tg119_settings.toml"), modality=modality,
                  gantry_angles_deg=[40.0 * k for k in range(9)])
+    elif kind == "openkbp":
+        import tempfile
+
+        from reirrad_opt.case import load_case
+        from reirrad_opt.cli import main as cli
+
+        with tempfile.TemporaryDirectory() as tmp:
+            patient = Path(os.environ["REIRRAD_REALDATA"]) / "openkbp_hn" / mm
+            cli(["import-openkbp", str(patient), "--interval-months", "24", "--recurrence-near", "Brainstem",
+                 "--out", f"{tmp}/case"])
+            case = load_case(f"{tmp}/case")
+        p = plan(case, modality=modality, absent=["OpticChiasm", "OpticNrv_L", "OpticNrv_R"])
     else:
-        raise ValueError(f"setup {setup!r}: expected npc-<mm>-<modality> or tg119-<mm>-photon")
+        raise ValueError(f"setup {setup!r}: expected npc-<mm>-<modality>, tg119-<mm>-photon or "
+                         f"openkbp-<patient>-<modality>")
     matrix = DoseRows(p.influence.matrix * p.rbe, 0.0).matrix
     pair = product_pair_s(matrix, np.asarray(p.weights, dtype=float))
     optimize = p.timing_s["optimize"]
@@ -80,7 +96,7 @@ def main(argv=None) -> int:
         return 0
     results = []
     for setup in args.setups.split(","):
-        if setup.startswith("tg119") and not os.environ.get("REIRRAD_REALDATA"):
+        if setup.startswith(("tg119", "openkbp")) and not os.environ.get("REIRRAD_REALDATA"):
             print(f"{setup}: skipped (REIRRAD_REALDATA not set)")
             continue
         run = subprocess.run([sys.executable, __file__, "--one", setup], capture_output=True, text=True)

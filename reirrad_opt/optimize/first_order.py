@@ -231,13 +231,20 @@ class FirstOrderSolver(SolverBase):
                 grad_w = stage.linear.copy()
                 grad_x = np.zeros(x.size)
                 grad_d = np.zeros(d.size)
+                read: dict[int, tuple[float, np.ndarray, float]] = {}   # a goal's surrogate is its ALARA term's
+
+                def value_of(s: Surrogate) -> tuple[float, np.ndarray, float]:
+                    if id(s) not in read:
+                        read[id(s)] = s.value(d, x[s.slot])
+                    return read[id(s)]
+
                 if augmented:   # caps and holds: augmented Lagrangian
                     m = np.maximum(0.0, stack.lam + rho * stack.excess(d))
                     value += float(m @ m - stack.lam @ stack.lam) / (2.0 * rho)
                     grad_d += stack.ST @ m
                     for c in scalars:
                         s = c.surrogate
-                        v, gd, ge = s.value(d, x[s.slot])
+                        v, gd, ge = value_of(s)
                         mc = max(0.0, c.mu + rho * c.sign * (v - c.bound_gy))
                         value += (mc * mc - c.mu ** 2) / (2.0 * rho)
                         grad_d += mc * c.sign * gd
@@ -249,13 +256,13 @@ class FirstOrderSolver(SolverBase):
                         value += weight * float(h.mean())
                         grad_d += weight * sign * (s.GT @ (slope / pv.size))
                         continue
-                    v, gd, ge = s.value(d, x[s.slot])
+                    v, gd, ge = value_of(s)
                     h, slope = smooth_hinge(sign * (v - aim), tau)
                     value += weight * float(h)
                     grad_d += weight * float(slope) * sign * gd
                     grad_x[s.slot] += weight * float(slope) * sign * ge
                 for s, weight in stage.alara:
-                    v, gd, ge = s.value(d, x[s.slot])
+                    v, gd, ge = value_of(s)
                     value += weight * v
                     grad_d += weight * gd
                     grad_x[s.slot] += weight * ge
