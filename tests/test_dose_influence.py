@@ -146,3 +146,28 @@ def test_bad_thread_count_is_named(small_case, monkeypatch):
         monkeypatch.setenv("REIRRAD_THREADS", bad)
         with pytest.raises(ValueError, match="REIRRAD_THREADS"):
             compute_influence(case.grid, case.ct_hu, case.body, beams)
+
+
+def test_the_beams_chunks_hold_four_byte_rows_and_give_the_same_matrix(small_case, monkeypatch):
+    """Until the matrix is assembled, every beam's entries wait in chunks: their grid rows are 4-byte
+    integers (half the memory of 8-byte ones), and the matrix is entry for entry the one assembled
+    from 8-byte copies of the same chunks."""
+    import reirrad_opt.dose.influence as influence
+    from reirrad_opt.dose.engine import ColumnBlock
+
+    case, target = small_case
+    fields = particle_fields(case.grid, target, case.ct_hu, gantry_angles_deg=[0.0, 120.0, 240.0])
+    seen = {}
+    original = influence.to_csc
+
+    def spy(blocks, n_rows):
+        seen["dtypes"] = {r.dtype for b in blocks for r in b.rows}
+        wide = [ColumnBlock([r.astype(np.int64) for r in b.rows], list(b.values), b.counts.copy(), b.row_map)
+                for b in blocks]
+        seen["wide"] = original(wide, n_rows).toarray()
+        return original(blocks, n_rows)
+
+    monkeypatch.setattr(influence, "to_csc", spy)
+    inf = compute_influence(case.grid, case.ct_hu, case.body, fields, target_mask=target)
+    assert seen["dtypes"] == {np.dtype(np.int32)}
+    np.testing.assert_array_equal(inf.matrix.toarray(), seen["wide"])

@@ -163,6 +163,8 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
     out_rows: list[np.ndarray] = []
     out_vals: list[np.ndarray] = []
     counts = np.zeros(n_cols, dtype=np.int64)
+    # the chunks hold the rows until the matrix is assembled: 4 bytes per entry, not 8, where the grid allows
+    rows_out = row_map.astype(np.int32) if row_map.size and int(row_map.max()) < 2 ** 31 - 1 else row_map
     cols_per_chunk = max(1, PAIR_CHUNK // max(n_off, 1))
     for c0 in range(0, n_cols, cols_per_chunk):
         cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk))
@@ -241,7 +243,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             np.maximum(v, t, out=v)
             v[srow] = t[srow] * TAIL_FACTOR
             pos = st[:, None] + lane[None, :]
-            out_rows.append(row_map[pos[keep]])
+            out_rows.append(rows_out[pos[keep]])
             out_vals.append(v[keep])
             counts += np.bincount(cc, weights=keep.sum(axis=1), minlength=n_cols).astype(np.int64)
     return ColumnBlock(out_rows, out_vals, counts, row_map)
