@@ -26,6 +26,7 @@ results are reproducible.
 """
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,6 +38,8 @@ TAIL_FACTOR = 4.0          # stored value of sampled (tail) entries, in units of
 BLOCK = 8
 PAIR_CHUNK = 400_000        # (column, cell) pairs per chunk
 BLOCK_CHUNK = 8192          # blocks evaluated at once (small arrays stay in cache)
+BOUND_SLICE = 262_144       # (column, cell) pairs whose bound is computed at once (bounds the working memory)
+RETURN_EVERY_BYTES = 32 << 20   # freed chunk memory handed back to the system every 32 MB while assembling
 
 
 @dataclass
@@ -194,7 +197,10 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             del below, cnt3, nz, pair
         del cell2
         col = cols[pc]
-        p = bound(col, po, cell, seg) / threshold[col]
+        # the bound's temporaries a slice at a time (elementwise: the same values as in one go)
+        p = np.concatenate([bound(col[a:a + BOUND_SLICE], po[a:a + BOUND_SLICE], cell[a:a + BOUND_SLICE],
+                                  seg[a:a + BOUND_SLICE]) / threshold[col[a:a + BOUND_SLICE]]
+                            for a in range(0, max(col.size, 1), BOUND_SLICE)])
         nblk = (cnt + (BLOCK - 1)) // BLOCK
         exact = p >= 1.0
         # exact cells: every block
@@ -258,16 +264,33 @@ def to_csc(blocks: list[ColumnBlock], n_rows: int) -> sp.csc_matrix:
     rows = np.empty(nnz, dtype=idx_dtype)
     vals = np.empty(nnz, dtype=np.float32)
     indptr = np.zeros(n_cols + 1, dtype=np.int64)
-    pos, col = 0, 0
+    pos, col, freed = 0, 0, 0
     for b in blocks:
         indptr[col + 1:col + 1 + b.counts.size] = np.cumsum(b.counts) + pos
-        for r, v in zip(b.rows, b.values):
+        b.rows.reverse()
+        b.values.reverse()
+        while b.rows:   # each chunk freed once copied: the copy's pages fill as the chunks' pages go
+            r, v = b.rows.pop(), b.values.pop()
             rows[pos:pos + r.size] = r
             vals[pos:pos + r.size] = v
             pos += r.size
+            freed += r.nbytes + v.nbytes
+            del r, v
+            if freed > RETURN_EVERY_BYTES:
+                return_freed_memory()
+                freed = 0
         col += b.counts.size
-        b.rows, b.values = [], []  # free as we go
     return sp.csc_matrix((vals, rows, indptr.astype(idx_dtype)), shape=(n_rows, n_cols))
+
+
+def return_freed_memory() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere nothing). The beams'
+    chunks are many arrays of a few MB, allocated in the worker threads' heaps, which keep what is freed
+    for reuse: without this, the matrix's arrays come on top of them in the process's peak memory."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _chunks_by_total(counts: np.ndarray, limit: int):

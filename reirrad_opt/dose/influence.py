@@ -12,7 +12,6 @@ Entries below ``rel_cutoff`` times a column's maximum are sampled, not dropped (
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import io
 import json
@@ -34,7 +33,7 @@ from ..progress import step as progress_step
 from .beams import ParticleField, PhotonBeam, beam_from_dict
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import ion_species
-from .engine import to_csc
+from .engine import return_freed_memory, to_csc
 from .range_shift import RangeShift
 from .particle_engine import particle_block
 from .photon import SIX_MV, PhotonKernelParams
@@ -252,7 +251,7 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     with ThreadPoolExecutor(max_workers=_n_threads(len(beams))) as pool:
         for bi, (blk, seconds) in enumerate(pool.map(one_beam, range(len(beams)))):
             blocks.append(blk)
-            _return_freed_memory()   # the finished beam's working arrays
+            return_freed_memory()   # the finished beam's working arrays
             beam = beams[bi]
             progress_step(report, "influence: beam", bi + 1, len(beams), time.perf_counter() - t0,
                           f"gantry {beam.gantry_deg:g}, couch {beam.couch_deg:g}: {beam.n_columns} columns, "
@@ -260,7 +259,7 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     del density
     matrix = to_csc(blocks, grid.n_voxels)       # local rows mapped to grid rows while copying
     del blocks
-    _return_freed_memory()
+    return_freed_memory()
     matrix = matrix.tocsr()                      # transposition: column indices sorted within rows
     matrix.has_sorted_indices = True
     matrix.sum_duplicates()
@@ -274,16 +273,6 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     progress_detail(report, f"influence: {matrix.shape[1]} columns, {matrix.nnz / 1e6:.1f} M non-zeros, "
                             f"{time.perf_counter() - t0:.1f} s")
     return inf
-
-
-def _return_freed_memory() -> None:
-    """Give freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere nothing). The beams'
-    chunks are many arrays of a few MB, allocated in the worker threads' heaps, which keep what is freed
-    for reuse: the CSR copy made next would otherwise come on top of them in the process's peak memory."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _n_threads(n_beams: int) -> int:
