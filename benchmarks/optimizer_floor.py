@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 DEFAULT_SETUPS = "npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon,openkbp-pt_201-photon," \
                  "openkbp-pt_201-proton"
 GOAL_RATIO = 150.0
@@ -45,7 +47,6 @@ def product_pair_s(matrix, weights: np.ndarray, repeats: int = 7) -> float:
 
 
 def run_one(setup: str) -> dict:
-    sys.path.insert(0, str(ROOT))
     from reirrad_opt.optimize.dose_rows import DoseRows
     from reirrad_opt.planning import plan
 
@@ -88,9 +89,11 @@ def run_one(setup: str) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setups", default=DEFAULT_SETUPS)
-    ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--json", help="also write the figures to this new file (an existing one is refused)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.json and Path(args.json).exists():   # checked before any plan runs; never overwritten
+        ap.error(f"--json {args.json}: the file exists; name a new one")
     if args.one:
         print(json.dumps(run_one(args.one)))
         return 0
@@ -109,7 +112,10 @@ def main(argv=None) -> int:
               f"product pair {r['product_pair_ms']} ms, ratio {r['ratio']} (goal <= {GOAL_RATIO:g}); "
               f"{r['evaluations']} evaluations; {r['verdict']}; load {r['load']}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        from reirrad_opt.atomic import atomic_file
+
+        with atomic_file(args.json) as fh:
+            fh.write(json.dumps(results, indent=1))
     return 0
 
 
