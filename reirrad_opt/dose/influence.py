@@ -13,7 +13,6 @@ Entries below ``rel_cutoff`` times a column's maximum are sampled, not dropped (
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
