@@ -1,50 +1,123 @@
-"""The photon kernel's build-up region against published 6 MV data it was NOT fitted to.
+"""The photon kernel's build-up and penumbra against published 6 MV data it was NOT fitted to.
 
 The kernel's parameters (reirrad_opt/dose/photon.py, SIX_MV) were fitted to BJR Supplement 25
-central-axis data (d_max, PDD at 5-25 cm) and a 6 mm penumbra; tests/test_dose_photon.py checks
-those. This file holds independent data:
+central-axis data (d_max, PDD at 5-25 cm), a 6 mm penumbra at 10 cm, and ONE row of surface
+doses: the corrected CC13 chamber ("present study") of Table 4 of J. Med. Phys. 45(3):175-181
+(2020), doi:10.4103/jmp.JMP_53_20 (PMC7810143). tests/test_dose_photon.py checks the central axis.
 
-* Surface dose of a 6 MV 10 x 10 cm^2 field at SSD 100 cm, in % of the maximum dose, as collected
-  in Table 4 of J. Med. Phys. 45(3):175-181 (2020), doi:10.4103/jmp.JMP_53_20 (PMC7810143):
-  Bilge et al. 15.0 and Akbas et al. 16.6 (Markus parallel-plate chamber), Devic et al. 16.0 and
-  Sigamani et al. 18.0 (radiochromic film), Parsai et al. 16.0 (extrapolation chamber) and 16.1
-  (corrected parallel-plate chamber), Apipunyasopon et al. 16.5 (Monte Carlo) and the paper's own
-  15.6 (corrected CC13 chamber): 15.0 to 18.0 %. Tolerance: 3 percentage points beyond that span
-  (the spread between detectors), i.e. 12 to 21 %.
+Independent data used here:
 
-The model states a surface dose (``b0``, the build-up factor at zero depth) and gives 44 % for
-this field: the build-up is an exponential of 4.7 mm fitted for the depth of maximum dose, not for
-the surface, where the dose comes from contaminating electrons and backscatter. The test is marked
-xfail (strict) with that gap; the kernel is not refitted to these data.
+* Surface dose of 6 MV square and rectangular fields at SSD 100 cm, in % of the maximum, from the
+  OTHER rows of that Table 4 (each a separate study, linac and detector): Bilge et al. and Akbas et
+  al. (Markus parallel-plate chamber), Devic et al. and Sigamani et al. (radiochromic film), Butson
+  et al. (Markus/film), Parsai et al. (extrapolation chamber; corrected parallel-plate chamber) and
+  Apipunyasopon et al. (Monte Carlo, EGS4nrc).
+* The 80-20 % penumbra of a 6 MV 10 x 10 cm^2 field at d_max (1.5 cm) and at 10 cm depth,
+  extrapolated to a detector of zero size from LiF ribbons and rods of 1, 3.1 and 6 mm: 2.3 and
+  4.2 mm (Kron, Elliott & Metcalfe, "The penumbra of a 6-MV x-ray beam as measured by
+  thermoluminescent dosimetry and evaluated using an inverse square root function", Med. Phys.
+  20(5):1429-1438, 1993).
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reirrad_opt.dose.photon import SIX_MV, central_axis_depth_dose
+from reirrad_opt.dose.photon import (N_COMPONENTS, SAD_MM, SIX_MV, aperture_profile, component_depth_factors,
+                                     component_sigmas)
 
-PUBLISHED_SURFACE_DOSE_PCT = {"Bilge": 15.0, "Akbas": 16.6, "Devic": 16.0, "Sigamani": 18.0, "Parsai (extrap.)": 16.0,
-                              "Parsai (pp)": 16.1, "Apipunyasopon (MC)": 16.5, "J Med Phys 2020": 15.6}
-TOLERANCE_PCT_POINTS = 3.0
-
-
-def model_surface_dose_pct() -> float:
-    """Central-axis dose at the surface of a 10 x 10 cm^2 field at SSD 100 cm, % of its maximum."""
-    depth = np.linspace(0.0, 60.0, 6001)
-    dose = central_axis_depth_dose(100.0, depth, p=SIX_MV)
-    return float(100.0 * dose[0] / dose.max())
-
-
-@pytest.mark.xfail(strict=True, reason="the kernel's surface dose is 44 % of the maximum for 6 MV 10x10, "
-                                       "published values are 15.0-18.0 %: its exponential build-up was fitted for "
-                                       "d_max, not the surface")
-def test_surface_dose_of_a_10x10_field_matches_published_6mv_data():
-    lo = min(PUBLISHED_SURFACE_DOSE_PCT.values()) - TOLERANCE_PCT_POINTS
-    hi = max(PUBLISHED_SURFACE_DOSE_PCT.values()) + TOLERANCE_PCT_POINTS
-    assert lo <= model_surface_dose_pct() <= hi
+# field (cm x cm at the isocentre) -> {study: surface dose in % of the maximum}; Table 4 of J Med Phys 45:175
+PUBLISHED_SURFACE_DOSE_PCT = {
+    (5, 5): {"Bilge": 10.0, "Akbas": 10.8, "Devic": 10.5, "Sigamani": 12.0, "Parsai (extrap.)": 10.5,
+             "Parsai (pp)": 10.3, "Apipunyasopon (MC)": 10.3},
+    (8, 8): {"Butson": 14.0},
+    (10, 10): {"Bilge": 15.0, "Akbas": 16.6, "Devic": 16.0, "Sigamani": 18.0, "Parsai (extrap.)": 16.0,
+               "Parsai (pp)": 16.1, "Apipunyasopon (MC)": 16.5},
+    (10, 20): {"Butson": 21.0},
+    (15, 15): {"Devic": 21.7, "Sigamani": 22.0, "Parsai (extrap.)": 21.5, "Parsai (pp)": 21.9,
+               "Apipunyasopon (MC)": 22.2},
+    (20, 20): {"Bilge": 23.0, "Akbas": 28.1, "Sigamani": 27.0},
+    (25, 25): {"Sigamani": 31.5, "Parsai (extrap.)": 31.5, "Parsai (pp)": 32.2, "Apipunyasopon (MC)": 30.9},
+}
+MEDIAN_TOLERANCE_PCT_POINTS = 1.5      # against the median of the studies at one field size
+SINGLE_TOLERANCE_PCT_POINTS = 2.0      # against a field size measured by one study only
+KRON_PENUMBRA_MM = {15.0: 2.3, 100.0: 4.2}     # 10 x 10 cm^2, depth (mm) -> 80-20 % width (mm)
 
 
-def test_the_surface_dose_gap_is_what_the_xfail_states():
-    """Keeps the xfail reason honest: the model's surface dose is 40-46 % (44.1 % when written)."""
-    assert 40.0 <= model_surface_dose_pct() <= 46.0
+def central_axis_pct(field_cm: tuple[int, int], depth_mm: np.ndarray, p=SIX_MV) -> np.ndarray:
+    """Central-axis depth dose of a rectangular field (sides at the isocentre) on water at SSD 100 cm,
+    in % of its maximum, straight from the model's components."""
+    d = np.asarray(depth_mm, dtype=np.float64)
+    f = component_depth_factors(d, p)
+    s = component_sigmas(p)
+    wx, wy = 10.0 * field_cm[0], 10.0 * field_cm[1]
+    dose = (SAD_MM / (SAD_MM + d)) ** 2 * sum(
+        f[i] * aperture_profile(0.0, s[i], wx) * aperture_profile(0.0, s[i], wy) for i in range(N_COMPONENTS))
+    return 100.0 * dose / dose.max()
+
+
+def model_surface_dose_pct(field_cm: tuple[int, int]) -> float:
+    return float(central_axis_pct(field_cm, np.linspace(0.0, 60.0, 6001))[0])
+
+
+def model_penumbra_mm(field_mm: float, depth_mm: float, p=SIX_MV) -> float:
+    """80-20 % width (mm, at the depth) of the cross profile of a square field, normalised on the axis."""
+    x = np.linspace(0.0, 0.75 * field_mm + 60.0, 30001)        # iso-plane offsets (mm)
+    f = component_depth_factors(depth_mm, p)
+    s = component_sigmas(p)
+    prof = sum(f[i] * aperture_profile(x, s[i], field_mm) * aperture_profile(0.0, s[i], field_mm)
+               for i in range(N_COMPONENTS))
+    prof = prof / prof[0]
+    x80, x20 = np.interp(-0.8, -prof, x), np.interp(-0.2, -prof, x)
+    return float((x20 - x80) * (SAD_MM + depth_mm) / SAD_MM)
+
+
+@pytest.mark.parametrize("field", sorted(PUBLISHED_SURFACE_DOSE_PCT))
+def test_surface_dose_matches_published_6mv_data(field):
+    studies = PUBLISHED_SURFACE_DOSE_PCT[field]
+    model = model_surface_dose_pct(field)
+    if len(studies) >= 3:
+        assert model == pytest.approx(float(np.median(list(studies.values()))), abs=MEDIAN_TOLERANCE_PCT_POINTS)
+    else:
+        for value in studies.values():
+            assert model == pytest.approx(value, abs=SINGLE_TOLERANCE_PCT_POINTS)
+
+
+def test_surface_dose_grows_with_field_size_as_measured():
+    """From 5 x 5 to 25 x 25 cm^2 the studies measuring both give a rise of 19.5 to 21.9 points
+    (Sigamani 19.5, Parsai 21.0 / 21.9, Apipunyasopon 20.6)."""
+    rise = model_surface_dose_pct((25, 25)) - model_surface_dose_pct((5, 5))
+    rises = [PUBLISHED_SURFACE_DOSE_PCT[(25, 25)][s] - PUBLISHED_SURFACE_DOSE_PCT[(5, 5)][s]
+             for s in PUBLISHED_SURFACE_DOSE_PCT[(25, 25)] if s in PUBLISHED_SURFACE_DOSE_PCT[(5, 5)]]
+    assert min(rises) - 1.0 <= rise <= max(rises) + 1.0
+
+
+def test_build_up_is_monotonic_to_a_maximum_at_12_to_18_mm():
+    """Rises from the surface to d_max without a dip (the electron term must not create a shoulder)."""
+    depth = np.linspace(0.0, 30.0, 3001)
+    for field in ((5, 5), (10, 10), (25, 25)):
+        pdd = central_axis_pct(field, depth)
+        k = int(np.argmax(pdd))
+        assert 12.0 <= depth[k] <= 18.0
+        assert np.all(np.diff(pdd[:k + 1]) > 0)
+
+
+def test_penumbra_is_never_sharper_than_the_detector_free_measurement():
+    """A kernel sharper than the true penumbra would understate the dose of an organ beside the
+    field edge; the model may be wider (see the next test), never narrower."""
+    for depth, measured in KRON_PENUMBRA_MM.items():
+        assert model_penumbra_mm(100.0, depth) >= measured
+
+
+@pytest.mark.xfail(strict=True, reason="the kernel's 80-20 % penumbra of 6 MV 10x10 is 4.2 mm at d_max and 6.0 mm "
+                                       "at 10 cm; the detector-free TLD values are 2.3 and 4.2 mm: its primary width "
+                                       "was fitted to a 6 mm penumbra as ion-chamber scans give it")
+def test_penumbra_matches_the_detector_free_measurement_within_1mm():
+    for depth, measured in KRON_PENUMBRA_MM.items():
+        assert model_penumbra_mm(100.0, depth) == pytest.approx(measured, abs=1.0)
+
+
+def test_the_penumbra_gap_is_what_the_xfail_states():
+    """Keeps the xfail reason honest (4.19 and 5.98 mm when written)."""
+    assert model_penumbra_mm(100.0, 15.0) == pytest.approx(4.2, abs=0.1)
+    assert model_penumbra_mm(100.0, 100.0) == pytest.approx(6.0, abs=0.1)

@@ -1,9 +1,9 @@
 """Influence block of one photon beam: voxel selection, ray trace, kernel evaluation.
 
 Because the component widths are constant in the isocentre plane, a bixel's dose at a voxel is
-``sum_i F_i(voxel) E_i(dx) E_i(dy)`` with per-voxel factors
-``F_i = N (SAD/w)^2 B(d) exp(-mu d) W_i(d)`` (exact radiological depth) and one lateral table of
-the three ``E_i`` (0.1 mm steps) shared by all bixels of the beam.
+``sum_i F_i(voxel) E_i(dx) E_i(dy)`` with per-voxel factors ``F_i = N (SAD/w)^2 f_i(d)`` (exact
+radiological depth) and one lateral table of the four ``E_i`` (0.1 mm steps) shared by all
+bixels of the beam.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from ..geometry import Grid
 from .beams import PhotonBeam
 from .engine import BLOCK, ColumnBlock, assemble, build_cells, lattice
-from .photon import SIX_MV, PhotonKernelParams, build_up_attenuation, component_weights, lateral_table, normalisation
+from .photon import (N_COMPONENTS, SIX_MV, PhotonKernelParams, component_depth_factors, lateral_table,
+                     normalisation)
 from .raytrace import radiological_depth
 
 LATERAL_STEP_MM = 0.1
@@ -23,7 +24,10 @@ def kernel_reach_mm(bixel_mm: float, rel_cutoff: float, p: PhotonKernelParams = 
     """Lateral distance (mm, iso plane) beyond which every component of the bixel kernel, at any
     depth up to 500 mm, is below ``rel_cutoff * 1e-3`` of the kernel's central value at d_max."""
     tab, q0 = lateral_table(bixel_mm, 400.0, 1.0, p)
-    W = component_weights(MAX_DEPTH_MM, p)
+    # scatter relative to the primary at the deepest point; electrons relative to the primary's maximum
+    depth = np.linspace(0.0, MAX_DEPTH_MM, 5001)
+    f = component_depth_factors(depth, p)
+    W = np.array([1.0, f[1, -1] / f[0, -1], f[2, -1] / f[0, -1], f[3].max() / f[0].max()])
     centre = float(tab[q0, 0])
     rel = (W[:, None] * tab.T * tab[q0][:, None]).max(axis=0) / centre
     x = np.arange(tab.shape[0]) - q0
@@ -63,15 +67,15 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     cells = build_cells(rt.a_mm, rt.b_mm, h, ci, cj, pad=k, origin_mm=(u0, v0))
     o = cells.order
     rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
-    F = normalisation(p) * (beam.sad_mm / rt.w_mm[o]) ** 2 * build_up_attenuation(depth[o], p)
-    Fi = (component_weights(depth[o], p) * F[None, :]).astype(np.float32)      # (3, n)
+    F = normalisation(p) * (beam.sad_mm / rt.w_mm[o]) ** 2
+    Fi = (component_depth_factors(depth[o], p) * F[None, :]).astype(np.float32)      # (4, n)
     qa_s = _pad((q0 + np.rint(rt.a_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
     qb_s = _pad((q0 + np.rint(rt.b_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
     del rt, depth, F
     # per-cell maxima of F_i
     nonempty = np.flatnonzero(cells.count > 0)
-    cell_max = np.zeros((3, cells.count.size), dtype=np.float32)
-    for i in range(3):
+    cell_max = np.zeros((N_COMPONENTS, cells.count.size), dtype=np.float32)
+    for i in range(N_COMPONENTS):
         cell_max[i, nonempty] = np.maximum.reduceat(Fi[i], cells.start[nonempty])
     # cell offsets to visit and the lateral bound of each component there
     di, dj = np.mgrid[-k:k + 1, -k:k + 1]
@@ -81,7 +85,7 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     offsets = np.stack([di[inside], dj[inside]], axis=1)
     qx = q0 + np.rint(xmin[inside] / LATERAL_STEP_MM).astype(int)
     qy = q0 + np.rint(ymin[inside] / LATERAL_STEP_MM).astype(int)
-    comp_bound = (table[qx] * table[qy]).T.astype(np.float32)                  # (3, n_off)
+    comp_bound = (table[qx] * table[qy]).T.astype(np.float32)                  # (4, n_off)
     # column thresholds: rel_cutoff times the column's maximum (own and neighbouring cells)
     col_cell = cells.cell_of(ci, cj)
     fmax = np.zeros(ci.size, dtype=np.float64)
@@ -92,13 +96,13 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     threshold = rel_cutoff * float(table[q0, 0] ** 2) * fmax
     qa_c = np.rint(beam.bixel_u_mm / LATERAL_STEP_MM).astype(np.int32)
     qb_c = np.rint(beam.bixel_v_mm / LATERAL_STEP_MM).astype(np.int32)
-    tabs = [np.ascontiguousarray(table[:, i], dtype=np.float32) for i in range(3)]
-    fis = [_pad(np.ascontiguousarray(Fi[i])) for i in range(3)]
+    tabs = [np.ascontiguousarray(table[:, i], dtype=np.float32) for i in range(N_COMPONENTS)]
+    fis = [_pad(np.ascontiguousarray(Fi[i])) for i in range(N_COMPONENTS)]
     del Fi
 
     def bound(col, off, cell, seg):
         return (cell_max[0, cell] * comp_bound[0, off] + cell_max[1, cell] * comp_bound[1, off]
-                + cell_max[2, cell] * comp_bound[2, off])
+                + cell_max[2, cell] * comp_bound[2, off] + cell_max[3, cell] * comp_bound[3, off])
 
     lane = np.arange(BLOCK, dtype=np.int32)
 
@@ -111,7 +115,7 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
         out = np.take(tabs[0], ia, mode="clip")
         out *= np.take(tabs[0], ib, mode="clip")
         out *= fis[0][pos]
-        for i in (1, 2):
+        for i in range(1, N_COMPONENTS):
             x = np.take(tabs[i], ia, mode="clip")
             x *= np.take(tabs[i], ib, mode="clip")
             x *= fis[i][pos]
