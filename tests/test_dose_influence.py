@@ -171,3 +171,17 @@ def test_the_beams_chunks_hold_four_byte_rows_and_give_the_same_matrix(small_cas
     inf = compute_influence(case.grid, case.ct_hu, case.body, fields, target_mask=target)
     assert seen["dtypes"] == {np.dtype(np.int32)}
     np.testing.assert_array_equal(inf.matrix.toarray(), seen["wide"])
+
+
+def test_chunk_index_arrays_narrow_to_four_bytes_only_when_their_values_fit():
+    """The assembly's per-chunk (column, cell, segment) arrays are held as 4-byte integers; an array
+    whose values do not fit keeps its 8 bytes (never a wrapped index)."""
+    from reirrad_opt.dose.engine import _index32
+
+    small = np.array([0, 5, 2 ** 31 - 1, -3], dtype=np.int64)
+    narrowed = _index32(small)
+    assert narrowed.dtype == np.int32 and np.array_equal(narrowed, small)
+    large = np.array([0, 2 ** 31], dtype=np.int64)
+    assert _index32(large).dtype == np.int64 and np.array_equal(_index32(large), large)
+    assert _index32(np.array([-(2 ** 31) - 1])).dtype == np.int64
+    assert _index32(np.zeros(0, dtype=np.int64)).dtype == np.int32

@@ -170,14 +170,14 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
     rows_out = row_map.astype(np.int32) if row_map.size and int(row_map.max()) < 2 ** 31 - 1 else row_map
     cols_per_chunk = max(1, PAIR_CHUNK // max(n_off, 1))
     for c0 in range(0, n_cols, cols_per_chunk):
-        cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk))
+        cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk), dtype=np.int32)
         cell2 = col_cell[cols, None] + off_flat[None, :]
         if depth_edges is None:
             cnt2 = cells.count[cell2]
-            pc, po = np.nonzero(cnt2)
-            cell = cell2[pc, po]
-            cnt = cnt2[pc, po]
-            seg = np.zeros(cell.size, dtype=np.int64)
+            pc, po = (_index32(a) for a in np.nonzero(cnt2))
+            cell = _index32(cell2[pc, po])
+            cnt = _index32(cnt2[pc, po])
+            seg = np.zeros(cell.size, dtype=np.int32)
             pstart = start_all[cell]
         else:
             nk = cells.depth_prefix.shape[1]
@@ -188,13 +188,14 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             del flat
             cnt3 = below[:, :, 1:] - below[:, :, :-1]
             nz = np.flatnonzero(cnt3)
-            cnt = cnt3.ravel()[nz].astype(np.int64)
-            seg = nz % n_seg
+            cnt = cnt3.ravel()[nz]
+            seg = _index32(nz % n_seg)
             pair = nz // n_seg
-            pc, po = np.divmod(pair, n_off)
-            cell = cell2.ravel()[pair]
+            del nz
+            pc, po = (_index32(a) for a in np.divmod(pair, n_off))
+            cell = _index32(cell2.ravel()[pair])
             pstart = start_all[cell] + below.reshape(-1, n_seg + 1)[pair, seg].astype(start_all.dtype)
-            del below, cnt3, nz, pair
+            del below, cnt3, pair
         del cell2
         col = cols[pc]
         # the bound's temporaries a slice at a time (elementwise: the same values as in one go)
@@ -205,8 +206,8 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
         exact = p >= 1.0
         # exact cells: every block
         e_nblk = nblk[exact]
-        owner = np.repeat(np.flatnonzero(exact), e_nblk)
-        j = np.arange(owner.size, dtype=np.int64) - np.repeat(np.cumsum(e_nblk) - e_nblk, e_nblk)
+        owner = np.repeat(_index32(np.flatnonzero(exact)), e_nblk)
+        j = _index32(np.arange(owner.size)) - np.repeat(_index32(np.cumsum(e_nblk) - e_nblk), e_nblk)
         e_start = pstart[owner] + (j * BLOCK).astype(start_all.dtype)
         e_n = np.minimum(cnt[owner] - j * BLOCK, BLOCK)
         e_col = col[owner]
@@ -214,10 +215,10 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
         s_ = ~exact
         lam = nblk[s_] * p[s_] / TAIL_FACTOR
         ok = lam >= MIN_EXPECTED
-        idx = np.flatnonzero(s_)[ok]
+        idx = _index32(np.flatnonzero(s_)[ok])
         k = rng.poisson(lam[ok])
         owner = np.repeat(idx, k)
-        first = (rng.random(owner.size) * nblk[owner]).astype(np.int64) * BLOCK
+        first = (rng.random(owner.size) * nblk[owner]).astype(owner.dtype) * BLOCK
         s_start = pstart[owner] + first.astype(start_all.dtype)
         s_n = np.minimum(cnt[owner] - first, BLOCK)
         s_col = col[owner]
@@ -253,6 +254,14 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             out_vals.append(v[keep])
             counts += np.bincount(cc, weights=keep.sum(axis=1), minlength=n_cols).astype(np.int64)
     return ColumnBlock(out_rows, out_vals, counts, row_map)
+
+
+def _index32(a: np.ndarray) -> np.ndarray:
+    """``a`` as 4-byte integers when its values allow (indices and counts within one chunk): the chunk's
+    (column, cell, segment) arrays are the assembly's working memory."""
+    if a.size and (int(a.max()) > np.iinfo(np.int32).max or int(a.min()) < np.iinfo(np.int32).min):
+        return a
+    return a.astype(np.int32, copy=False)
 
 
 def to_csc(blocks: list[ColumnBlock], n_rows: int) -> sp.csc_matrix:
