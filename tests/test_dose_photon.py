@@ -2,7 +2,7 @@
 
 Published reference (BJR Supplement 25, 6 MV, 10 x 10 cm^2, SSD 100 cm): depth of maximum about
 1.5 cm, PDD(10 cm) about 67 %. Typical 80-20 % penumbra of a 10 x 10 cm^2 6 MV field at 10 cm
-depth: 4-9 mm.
+depth: 4-9 mm (detector-free 4.2 mm, Kron et al. 1993; chamber scans wider).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from phantoms.water import CORTICAL_BONE_HU, AIR_HU, Slab, water_box
 from reirrad_opt.dose import PhotonBeam, compute_influence
 from reirrad_opt.dose.direct import direct_dose
 from reirrad_opt.dose.hu_tables import RED_CURVE
+from reirrad_opt.dose.photon import unnormalised_dose
 
 PUBLISHED_PDD10 = 67.0         # %, BJR Suppl. 25, 6 MV, 10x10, SSD 100 cm
 PUBLISHED_DMAX_MM = (12.0, 18.0)
@@ -75,7 +76,13 @@ def test_penumbra_80_20_at_10cm(water_10x10):
     x80 = np.interp(-0.8, -pr, xr)
     x20 = np.interp(-0.2, -pr, xr)
     x50 = np.interp(-0.5, -pr, xr)
+    # the matrix's edge is the model's (read on the 2.5 mm grid by linear interpolation: up to 0.5 mm wider)
+    fine = np.linspace(0.0, 120.0, 24001)
+    model = unnormalised_dose(fine, 0.0, 100.0, 1100.0, 100.0)
+    model = model / model[0]
+    model_width = (np.interp(-0.2, -model, fine) - np.interp(-0.8, -model, fine)) * 1.1
     assert 4.0 <= x20 - x80 <= 9.0
+    assert model_width - 0.1 <= x20 - x80 <= model_width + 0.5
     # the 50 % point sits at the geometric field edge projected to 10 cm depth (55 mm)
     assert x50 == pytest.approx(50.0 * 1100.0 / 1000.0, abs=1.5)
 
@@ -124,3 +131,16 @@ def test_matrix_times_uniform_weights_equals_direct_dose():
     field = ref > 0.2 * ref.max()
     assert np.mean(sampled[field] - ref[field]) == pytest.approx(0.0, abs=2e-3 * ref.max())
     assert np.std(sampled[field] - ref[field]) <= 0.02 * ref.max()
+
+
+@pytest.mark.parametrize("change", [{"s_e_mm": 0.0}, {"s_p_mm": -1.0}, {"lambda_e_mm": 0.0}, {"c_e": -0.1},
+                                    {"b0": 1.5}])
+def test_kernel_parameters_out_of_range_are_refused_by_name(change):
+    """A zero width would give 0/0 in the lateral tables; the error names the parameter instead."""
+    from dataclasses import replace
+
+    from reirrad_opt.dose.photon import SIX_MV
+
+    with pytest.raises(ValueError, match=next(iter(change))):
+        replace(SIX_MV, **change)
+    replace(SIX_MV, c_e=0.0)     # no electrons: legal

@@ -16,14 +16,15 @@ def _mask(lo: int, hi: int) -> np.ndarray:
     return m
 
 
-MASKS = {"rGTV": _mask(0, 10), "Brainstem": _mask(11, 16), "OpticChiasm": _mask(25, 30)}
+MASKS = {"rGTV": _mask(0, 10), "Brainstem": _mask(11, 16), "OpticChiasm": _mask(25, 30), "SpinalCord": _mask(11, 30)}
 TARGET = Term("rGTV_D98%", "rGTV", 1, "cvar_lower", np.arange(10), 63.5, fraction=0.98, description="rGTV D98%")
 
 
-def cap(structure: str, level: float) -> Term:
+def cap(structure: str, level: float, kind: str = "voxel_max") -> Term:
     rows = np.flatnonzero(MASKS[structure].ravel())
-    return Term(f"{structure}_D0.03cc", structure, 1, "voxel_max", rows, np.full(rows.size, level), hard=True,
-                tier="acceptable")
+    return Term(f"{structure}_{kind}", structure, 1, kind, rows, np.full(rows.size, level) if kind == "voxel_max"
+                else level, hard=True, tier="acceptable",
+                description=f"{structure} <= {level:g} Gy (acceptable, cumulative EQD2)")
 
 
 def ceiling(goal_id: str) -> Term:
@@ -43,7 +44,7 @@ def test_an_organ_at_its_cap_next_to_the_cold_target_is_named_without_a_dual():
     duals = {terms[2].key: (np.arange(10), np.full(10, 0.5))}          # only the ceiling carries a dual
     lines = diagnose_target(TARGET, dose_with(brainstem_gy=30.0, chiasm_gy=40.0), terms, duals, MASKS, GRID)
     text = "\n".join(lines)
-    assert "Brainstem limit (acceptable, cumulative EQD2)" in text and "at the cap" in text
+    assert "Brainstem limit (acceptable, cumulative EQD2)" in text and "at or above the cap" in text
     assert "OpticChiasm" not in text          # at its cap too, but 30 mm from the cold voxels
     assert "ceiling (74.5 Gy) binds" in text
 
@@ -62,3 +63,31 @@ def test_two_binding_ceilings_give_one_line():
     lines = diagnose_target(TARGET, dose_with(brainstem_gy=30.0, chiasm_gy=0.0), terms, duals, MASKS, GRID)
     assert sum("ceiling" in line for line in lines) == 1
     assert sum("Brainstem limit" in line for line in lines) == 1 and "binding voxels" in lines[1]
+
+
+def test_a_mean_or_dose_volume_limit_is_not_read_voxel_by_voxel():
+    """A hard mean-dose limit is not 'at its cap' because one voxel exceeds the mean's level."""
+    terms = [cap("Brainstem", 26.0, kind="mean_max")]
+    dose = dose_with(brainstem_gy=16.0, chiasm_gy=0.0)
+    dose[11] = 40.0                                  # mean 20.8 Gy, below 26 Gy; one voxel above it
+    lines = diagnose_target(TARGET, dose, terms, {}, MASKS, GRID)
+    assert not any("Brainstem" in line for line in lines)
+
+
+def test_an_organ_next_to_the_target_but_at_its_cap_far_away_is_not_named():
+    """The cord runs from beside the rGTV to 40 mm away; only its far end is at the cap."""
+    terms = [cap("SpinalCord", 30.0)]
+    dose = dose_with(brainstem_gy=0.0, chiasm_gy=0.0)
+    dose[11:30] = 10.0
+    dose[29] = 30.0
+    lines = diagnose_target(TARGET, dose, terms, {}, MASKS, GRID)
+    assert not any("SpinalCord" in line for line in lines)
+
+
+def test_a_binding_limit_on_an_organ_off_the_grid_is_named_not_denied():
+    terms = [cap("Brainstem", 30.0)]
+    duals = {terms[0].key: (np.arange(5), np.full(5, 1.0))}
+    masks = {k: v for k, v in MASKS.items() if k != "Brainstem"}
+    lines = diagnose_target(TARGET, dose_with(brainstem_gy=30.0, chiasm_gy=0.0), terms, duals, masks, GRID)
+    assert any("Brainstem limit (acceptable, cumulative EQD2) binds" in line for line in lines)
+    assert not any("no priority-1 cap binds" in line for line in lines)

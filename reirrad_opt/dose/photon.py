@@ -17,24 +17,27 @@ The photon part is the differential scatter-air-ratio picture of a pencil beam (
 1987, Med. Phys. 14:70) with Gaussian radial kernels, so the laterally integrated scatter of an
 infinitely broad field grows linearly with depth (scatter-to-primary ratio ``(k_2 + k_3) d /
 100``) and the field-size dependence of the depth dose comes from the widths ``s_2, s_3``. The
-dose in the first millimetres comes mostly from electrons set in motion in the linac head and
-the air (the surface dose of a 6 MV beam rises from about 10 % of the maximum for 5 x 5 cm^2 to
-about 30 % for 25 x 25 cm^2): they are a fourth component, broad (``s_e``) and shallow
-(``lambda_e``), as in the electron-contamination term of convolution/superposition engines, so
-the surface dose grows with the field size as measured. The widths are constant in the
+surface dose of a 6 MV beam rises from about 10 % of the maximum for 5 x 5 cm^2 to about 32 % for
+25 x 25 cm^2, largely from electrons set in motion in the linac head and the air: they are a
+fourth component, broad (``s_e``) and shallow (``lambda_e``), as in the electron-contamination
+term of convolution/superposition engines, so the surface dose grows with the field size as
+measured (at the surface they give about 20 / 50 / 75 % of the dose of a 5 / 10 / 25 cm square
+field, 2 mm deep about 3 / 9 / 24 %). The widths are constant in the
 isocentre plane (so they scale with the distance from the source in the patient); the penumbra
 widens with depth as the scatter weights grow. Heterogeneities enter only through the
 radiological depth ``d`` along the ray (no lateral density scaling).
 
-Parameters (:data:`SIX_MV`). The deep part (``mu, s_p, k_2, s_2, k_3, s_3``) was fitted once to
+Parameters (:data:`SIX_MV`). The scatter part (``mu, k_2, s_2, k_3, s_3``) was fitted once to
 representative 6 MV data at SSD 100 cm: PDD 86.8 / 67.0 / 51.0 / 38.7 / 29.4 % at 5 / 10 / 15 /
-20 / 25 cm for 10 x 10 cm^2; PDD(10) 62.8 % for 5 x 5 and 70.6 % for 20 x 20 cm^2; 80-20 %
-penumbra 6 mm at 10 cm, i.e. a beam of quality TPR20,10 ~ 0.67 as tabulated in BJR Supplement
-25. The build-up (``b0, lambda_b, c_e, lambda_e, s_e``) was fitted with the deep part held, to
-those PDDs, a depth of maximum of 1.5 cm (BJR Supplement 25) and ONE set of surface doses: the
-corrected CC13 chamber of Table 4 of J. Med. Phys. 45(3):175 (2020), doi:10.4103/jmp.JMP_53_20:
-9.9 / 15.6 / 21.6 / 27.2 / 32.4 % for 5 / 10 / 15 / 20 / 25 cm square fields. The other data sets
-of that table and the build-up depth doses are kept for the tests
+20 / 25 cm for 10 x 10 cm^2; PDD(10) 62.8 % for 5 x 5 and 70.6 % for 20 x 20 cm^2, i.e. a beam of
+quality TPR20,10 ~ 0.67 as tabulated in BJR Supplement 25. The build-up (``b0, lambda_b, c_e,
+lambda_e, s_e``) was fitted with the scatter part held, to the 10 x 10 cm^2 PDDs, a depth of maximum of 1.5 cm
+(BJR Supplement 25) and ONE set of surface doses: the corrected CC13 chamber of Table 4 of J. Med.
+Phys. 45(3):175 (2020), doi:10.4103/jmp.JMP_53_20: 9.9 / 15.6 / 21.6 / 27.2 / 32.4 % for 5 / 10 /
+15 / 20 / 25 cm square fields. The primary width ``s_p`` gives the 80-20 % penumbra of 10 x 10
+cm^2 at 10 cm depth measured with TLD and extrapolated to a detector of zero size, 4.2 mm (Kron,
+Elliott & Metcalfe, Med. Phys. 20:1429, 1993). ``python3 tools/fit_photon_kernel.py`` repeats
+both fits. The other data sets of that Table 4 and the other penumbras are kept for the tests
 (``tests/test_dose_photon_published.py``).
 
 Normalisation ``N``: a 10 x 10 cm^2 field of unit-weight bixels on water at SSD 100 cm gives
@@ -56,23 +59,33 @@ SAD_MM = 1000.0
 class PhotonKernelParams:
     """Parameters of the photon pencil-beam model (see module docstring); lengths in mm.
 
-    ``b0`` is the photon build-up factor at zero depth (dimensionless); ``c_e`` the contaminating
-    electrons' depth factor at zero depth, in the units of the primary's (a broad field's
-    electrons then give ``c_e`` times the dose the primary gives at d_max).
+    ``b0`` is the photon build-up factor at zero depth and ``c_e`` the contaminating electrons'
+    depth factor at zero depth (both dimensionless, in the units of the primary's ``f_1``, which is
+    0.89 at d_max). Widths and lengths must be positive; ``c_e = 0`` leaves the electrons out.
     """
 
     mu_per_mm: float = 0.00597
-    b0: float = 0.072
-    lambda_b_mm: float = 4.27
-    s_p_mm: float = 2.32
+    b0: float = 0.073
+    lambda_b_mm: float = 4.06
+    s_p_mm: float = 1.58
     k2: float = 0.218
     s2_mm: float = 12.0
     k3: float = 0.225
     s3_mm: float = 45.1
-    c_e: float = 0.281
-    lambda_e_mm: float = 3.63
-    s_e_mm: float = 77.0
+    c_e: float = 0.284
+    lambda_e_mm: float = 4.03
+    s_e_mm: float = 77.7
     name: str = "6MV"
+
+    def __post_init__(self) -> None:
+        for key in ("mu_per_mm", "lambda_b_mm", "s_p_mm", "s2_mm", "s3_mm", "lambda_e_mm", "s_e_mm"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"photon kernel {self.name}: {key} = {getattr(self, key)!r}; expected > 0")
+        for key in ("k2", "k3", "c_e"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"photon kernel {self.name}: {key} = {getattr(self, key)!r}; expected >= 0")
+        if not 0.0 <= self.b0 <= 1.0:
+            raise ValueError(f"photon kernel {self.name}: b0 = {self.b0!r}; expected a surface factor in [0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)

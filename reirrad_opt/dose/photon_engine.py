@@ -2,7 +2,7 @@
 
 Because the component widths are constant in the isocentre plane, a bixel's dose at a voxel is
 ``sum_i F_i(voxel) E_i(dx) E_i(dy)`` with per-voxel factors ``F_i = N (SAD/w)^2 f_i(d)`` (exact
-radiological depth) and one lateral table of the four ``E_i`` (0.1 mm steps) shared by all
+radiological depth) and one lateral table of the four ``E_i`` (0.05 mm steps) shared by all
 bixels of the beam.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .photon import (N_COMPONENTS, SIX_MV, PhotonKernelParams, component_depth_f
                      normalisation)
 from .raytrace import radiological_depth
 
-LATERAL_STEP_MM = 0.1
+LATERAL_STEP_MM = 0.05     # lateral table step (mm): offsets rounded to it move a voxel's dose by < 0.6 % of the maximum
 MAX_DEPTH_MM = 500.0
 
 
