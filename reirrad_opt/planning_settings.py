@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ENGINE = "first-order"   # TG-119 at 3 mm: 18 s for the whole plan against 408 s with the LP engine
+DEFAULT_ENGINE = "first-order"   # TG-119 at 3 mm: 29 s for the whole plan against 408 s with the LP engine
 LP_SOLVERS = ("HIGHS",)
 
 # protocol [options] keys that are planning settings (accepted there with a deprecation warning)

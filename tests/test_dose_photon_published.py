@@ -15,7 +15,7 @@ Independent data used here:
   rows are one group's two detectors): Bilge et al. and Akbas et al. (Markus parallel-plate chamber),
   Devic et al. and Sigamani et al. (radiochromic film), Butson et al. (Markus/film), Parsai et al.
   (extrapolation chamber; corrected parallel-plate chamber) and Apipunyasopon et al. (Monte Carlo,
-  EGS4nrc). They agree within about a point with the fitted row, so the square fields test the fit's
+  EGS4nrc). Their medians lie within 0.6 points of the fitted row, so the square fields test the fit's
   consistency; Butson et al.'s 8 x 8 and 10 x 20 cm^2 fields are the ones the fit never saw.
 * The 80-20 % penumbra of 6 MV at d_max (1.5 cm) and 10 cm: Kron et al.'s other values (10 x 10 cm^2
   at d_max 2.3 mm; 20 x 20 cm^2 2.7 and 4.1 mm), and the central-axis penumbra of a 1 x 20 cm^2 field

@@ -91,3 +91,31 @@ def test_a_binding_limit_on_an_organ_off_the_grid_is_named_not_denied():
     lines = diagnose_target(TARGET, dose_with(brainstem_gy=30.0, chiasm_gy=0.0), terms, duals, masks, GRID)
     assert any("Brainstem limit (acceptable, cumulative EQD2) binds" in line for line in lines)
     assert not any("no priority-1 cap binds" in line for line in lines)
+
+
+def test_the_ceiling_line_gives_the_lower_of_two_binding_ceilings():
+    terms = [ceiling(CEILING_ID), Term(BODY_CEILING_ID, "rGTV", 1, "voxel_max", np.arange(10), 70.0, hard=True)]
+    duals = {terms[0].key: (np.arange(10), np.full(10, 0.5)), terms[1].key: (np.arange(10), np.full(10, 0.2))}
+    lines = diagnose_target(TARGET, dose_with(brainstem_gy=0.0, chiasm_gy=0.0), terms, duals, MASKS, GRID)
+    assert [line for line in lines if "ceiling" in line] == [
+        "rGTV: the plan's maximum-dose ceiling (70.0 Gy) binds; coverage next to the organ caps would need a hotter plan"]
+
+
+def test_sub_voxel_cap_points_are_located_through_their_stencil():
+    """A cap held at interpolated points (as the evaluation samples an organ's edge): the points at the
+    cap are located by the voxels their own stencil reads, not by their position in the point list."""
+    from reirrad_opt.optimize.points import trilinear_stencil
+
+    # point 0 beside the rGTV (it reads voxels 10-11), point 1 at the cord's far end (voxels 28-29)
+    rows, interp = trilinear_stencil(np.array([[0.0, 0.0, 10.5], [0.0, 0.0, 28.5]]), GRID.shape)
+    cord = Term("SpinalCord_D0.03cc", "SpinalCord", 1, "voxel_max", rows, np.array([30.0, 30.0]), hard=True,
+                tier="acceptable", interp=interp, description="SpinalCord <= 30 Gy (acceptable, cumulative EQD2)")
+    dose = dose_with(brainstem_gy=0.0, chiasm_gy=0.0)
+    dose[11:30] = 10.0
+    dose[10:12] = 30.0          # at its cap where it touches the rGTV
+    near = diagnose_target(TARGET, dose, [cord], {}, MASKS, GRID)
+    assert any("SpinalCord limit" in line and "at or above the cap" in line for line in near)
+    dose[10:12] = 10.0
+    dose[28:30] = 30.0          # at its cap only at the far end, 34 mm away
+    far = diagnose_target(TARGET, dose, [cord], {}, MASKS, GRID)
+    assert not any("SpinalCord" in line for line in far)

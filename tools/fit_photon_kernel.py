@@ -2,8 +2,9 @@
 
     python3 tools/fit_photon_kernel.py
 
-Held fixed: the scatter part of the kernel (``mu, k_2, s_2, k_3, s_3`` of ``SIX_MV``, fitted once to BJR
-Supplement 25 depth doses).
+Held fixed: the scatter part of the kernel (``mu, k_2, s_2, k_3, s_3`` of ``SIX_MV``, from the kernel's first
+fit to BJR Supplement 25 depth doses, made jointly with a 2.32 mm primary width, an earlier build-up and a
+6 mm penumbra) and, in step 1, the primary width (the depth doses do not depend on it).
 
 1. Build-up: ``b0, lambda_b`` (photon build-up) and ``c_e, lambda_e, s_e`` (contaminating electrons),
    by weighted least squares, to
@@ -22,7 +23,8 @@ Supplement 25 depth doses).
 The other rows of that Table 4, Kron's other penumbras (d_max, 20 x 20 cm^2) and the narrow-field
 penumbras of J. Appl. Clin. Med. Phys. 12(3):142 (2011) are NOT used: ``tests/test_dose_photon_published.py``
 checks the kernel against them. Prints the fitted values (to 4 significant figures; ``SIX_MV`` holds them
-to 2-3), the model's surface dose, d_max and PDD(10 cm) per field size, and its penumbras.
+to 2-3 figures, lambda_e as 4.03 from the printed 4.025: the rounded values give a weighted residual sum of
+4.854 against the fit's 4.841), the model's surface dose, d_max and PDD(10 cm) per field size, and its penumbras.
 """
 from __future__ import annotations
 

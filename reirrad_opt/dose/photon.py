@@ -21,17 +21,19 @@ surface dose of a 6 MV beam rises from about 10 % of the maximum for 5 x 5 cm^2 
 25 x 25 cm^2, largely from electrons set in motion in the linac head and the air: they are a
 fourth component, broad (``s_e``) and shallow (``lambda_e``), as in the electron-contamination
 term of convolution/superposition engines, so the surface dose grows with the field size as
-measured (at the surface they give about 20 / 50 / 75 % of the dose of a 5 / 10 / 25 cm square
-field, 2 mm deep about 3 / 9 / 24 %). The widths are constant in the
+measured (at the surface they give about 20 / 47 / 76 % of the dose of a 5 / 10 / 25 cm square
+field, 2 mm deep about 2.5 / 8.5 / 24 %). The widths are constant in the
 isocentre plane (so they scale with the distance from the source in the patient); the penumbra
 widens with depth as the scatter weights grow. Heterogeneities enter only through the
 radiological depth ``d`` along the ray (no lateral density scaling).
 
-Parameters (:data:`SIX_MV`). The scatter part (``mu, k_2, s_2, k_3, s_3``) was fitted once to
-representative 6 MV data at SSD 100 cm: PDD 86.8 / 67.0 / 51.0 / 38.7 / 29.4 % at 5 / 10 / 15 /
-20 / 25 cm for 10 x 10 cm^2; PDD(10) 62.8 % for 5 x 5 and 70.6 % for 20 x 20 cm^2, i.e. a beam of
-quality TPR20,10 ~ 0.67 as tabulated in BJR Supplement 25. The build-up (``b0, lambda_b, c_e,
-lambda_e, s_e``) was fitted with the scatter part held, to the 10 x 10 cm^2 PDDs, a depth of maximum of 1.5 cm
+Parameters (:data:`SIX_MV`). The scatter part (``mu, k_2, s_2, k_3, s_3``) comes from the kernel's
+first fit, made jointly with a 2.32 mm primary width, an earlier build-up and a 6 mm penumbra at
+10 cm, to representative 6 MV data at SSD 100 cm: PDD 86.8 / 67.0 / 51.0 / 38.7 / 29.4 % at 5 / 10 /
+15 / 20 / 25 cm for 10 x 10 cm^2; PDD(10) 62.8 % for 5 x 5 and 70.6 % for 20 x 20 cm^2, i.e. a beam
+of quality TPR20,10 ~ 0.67 as tabulated in BJR Supplement 25; it has been held since. The build-up
+(``b0, lambda_b, c_e, lambda_e, s_e``) was fitted with the rest held (the depth doses do not depend on
+``s_p``), to the 10 x 10 cm^2 PDDs, a depth of maximum of 1.5 cm
 (BJR Supplement 25) and ONE set of surface doses: the corrected CC13 chamber of Table 4 of J. Med.
 Phys. 45(3):175 (2020), doi:10.4103/jmp.JMP_53_20: 9.9 / 15.6 / 21.6 / 27.2 / 32.4 % for 5 / 10 /
 15 / 20 / 25 cm square fields. The primary width ``s_p`` gives the 80-20 % penumbra of 10 x 10
