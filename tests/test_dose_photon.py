@@ -13,7 +13,7 @@ from phantoms.water import CORTICAL_BONE_HU, AIR_HU, Slab, water_box
 from reirrad_opt.dose import PhotonBeam, compute_influence
 from reirrad_opt.dose.direct import direct_dose
 from reirrad_opt.dose.hu_tables import RED_CURVE
-from reirrad_opt.dose.photon import unnormalised_dose
+from reirrad_opt.dose.photon import penumbra_80_20_mm
 
 PUBLISHED_PDD10 = 67.0         # %, BJR Suppl. 25, 6 MV, 10x10, SSD 100 cm
 PUBLISHED_DMAX_MM = (12.0, 18.0)
@@ -77,10 +77,7 @@ def test_penumbra_80_20_at_10cm(water_10x10):
     x20 = np.interp(-0.2, -pr, xr)
     x50 = np.interp(-0.5, -pr, xr)
     # the matrix's edge is the model's (read on the 2.5 mm grid by linear interpolation: up to 0.5 mm wider)
-    fine = np.linspace(0.0, 120.0, 24001)
-    model = unnormalised_dose(fine, 0.0, 100.0, 1100.0, 100.0)
-    model = model / model[0]
-    model_width = (np.interp(-0.2, -model, fine) - np.interp(-0.8, -model, fine)) * 1.1
+    model_width = penumbra_80_20_mm(100.0, 100.0, 100.0)
     assert 4.0 <= x20 - x80 <= 9.0
     assert model_width - 0.1 <= x20 - x80 <= model_width + 0.5
     # the 50 % point sits at the geometric field edge projected to 10 cm depth (55 mm)

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from reirrad_opt.dose.photon import (N_COMPONENTS, SAD_MM, SIX_MV, aperture_profile, component_depth_factors,
-                                     component_sigmas)
+                                     component_sigmas, penumbra_80_20_mm)
 
 # field (cm x cm at the isocentre) -> {study: surface dose in % of the maximum}; Table 4 of J Med Phys 45:175
 PUBLISHED_SURFACE_DOSE_PCT = {
@@ -68,19 +68,6 @@ def model_surface_dose_pct(field_cm: tuple[int, int]) -> float:
     return float(central_axis_pct(field_cm, np.linspace(0.0, 60.0, 6001))[0])
 
 
-def model_penumbra_mm(width_mm: float, length_mm: float, depth_mm: float, p=SIX_MV) -> float:
-    """80-20 % width (mm, at the depth) of the profile across the ``width_mm`` side of a rectangular field
-    (sides at the isocentre) at SSD 100 cm, normalised on the axis."""
-    x = np.linspace(0.0, 0.75 * width_mm + 60.0, 30001)        # iso-plane offsets (mm)
-    f = component_depth_factors(depth_mm, p)
-    s = component_sigmas(p)
-    prof = sum(f[i] * aperture_profile(x, s[i], width_mm) * aperture_profile(0.0, s[i], length_mm)
-               for i in range(N_COMPONENTS))
-    prof = prof / prof[0]
-    x80, x20 = np.interp(-0.8, -prof, x), np.interp(-0.2, -prof, x)
-    return float((x20 - x80) * (SAD_MM + depth_mm) / SAD_MM)
-
-
 @pytest.mark.parametrize("field", sorted(PUBLISHED_SURFACE_DOSE_PCT))
 def test_surface_dose_matches_published_6mv_data(field):
     studies = PUBLISHED_SURFACE_DOSE_PCT[field]
@@ -114,5 +101,5 @@ def test_build_up_is_monotonic_to_a_maximum_at_12_to_18_mm():
 @pytest.mark.parametrize("field", sorted(PUBLISHED_PENUMBRA_MM))
 def test_penumbra_matches_published_6mv_data(field):
     source, measured = PUBLISHED_PENUMBRA_MM[field]
-    assert model_penumbra_mm(*field) == pytest.approx(measured, abs=PENUMBRA_TOLERANCE_MM), source
+    assert penumbra_80_20_mm(*field) == pytest.approx(measured, abs=PENUMBRA_TOLERANCE_MM), source
 

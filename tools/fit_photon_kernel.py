@@ -39,8 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reirrad_opt.dose.photon import (N_COMPONENTS, SAD_MM, SIX_MV, aperture_profile, central_axis_depth_dose,  # noqa: E402
-                                     component_depth_factors, component_sigmas)
+from reirrad_opt.dose.photon import SIX_MV, central_axis_depth_dose, penumbra_80_20_mm  # noqa: E402
 
 SURFACE_PCT = {50.0: 9.9, 100.0: 15.6, 150.0: 21.6, 200.0: 27.2, 250.0: 32.4}   # field side (mm) -> %
 PDD_10X10_PCT = {50.0: 86.8, 100.0: 67.0, 150.0: 51.0, 200.0: 38.7, 250.0: 29.4}  # depth (mm) -> %
@@ -76,17 +75,6 @@ def residuals(x) -> np.ndarray:
     return np.array(r)
 
 
-def penumbra_mm(field_mm: float, depth_mm: float, p) -> float:
-    """80-20 % width (mm, at the depth) across a square field's edge at SSD 100 cm, normalised on the axis."""
-    x = np.linspace(0.0, 0.75 * field_mm + 60.0, 30001)
-    f = component_depth_factors(depth_mm, p)
-    s = component_sigmas(p)
-    prof = sum(f[i] * aperture_profile(x, s[i], field_mm) * aperture_profile(0.0, s[i], field_mm)
-               for i in range(N_COMPONENTS))
-    prof = prof / prof[0]
-    return float((np.interp(-0.2, -prof, x) - np.interp(-0.8, -prof, x)) * (SAD_MM + depth_mm) / SAD_MM)
-
-
 def main() -> None:
     start = [0.05, 4.0, 0.3, 2.0, 60.0]
     fit = least_squares(residuals, start, bounds=([0, 0.5, 0, 0.3, 5], [1, 20, 5, 30, 300]))
@@ -98,12 +86,13 @@ def main() -> None:
         print(f"{f / 10:.0f} x {f / 10:.0f} cm2: surface {curve[0]:.1f} %, d_max {depth_of_maximum_mm(curve):.1f} mm, "
               f"PDD(10 cm) {np.interp(100.0, DEPTH_MM, curve):.1f} %")
     built = params(fit.x)
-    s_p = brentq(lambda s: penumbra_mm(100.0, 100.0, replace(built, s_p_mm=s)) - PENUMBRA_10X10_10CM_MM, 0.3, 5.0)
+    s_p = brentq(lambda s: penumbra_80_20_mm(100.0, 100.0, 100.0, replace(built, s_p_mm=s)) - PENUMBRA_10X10_10CM_MM,
+                 0.3, 5.0)
     print(f"s_p_mm = {s_p:.4g}")
     held = replace(built, s_p_mm=round(s_p, 2))
     for field in (100.0, 200.0):
-        print(f"{field / 10:.0f} x {field / 10:.0f} cm2: 80-20 % penumbra {penumbra_mm(field, 15.0, held):.2f} mm at "
-              f"15 mm, {penumbra_mm(field, 100.0, held):.2f} mm at 100 mm")
+        print(f"{field / 10:.0f} x {field / 10:.0f} cm2: 80-20 % penumbra {penumbra_80_20_mm(field, field, 15.0, held):.2f} mm at "
+              f"15 mm, {penumbra_80_20_mm(field, field, 100.0, held):.2f} mm at 100 mm")
 
 
 if __name__ == "__main__":

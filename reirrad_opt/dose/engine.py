@@ -22,8 +22,8 @@ equals the direct calculation) while entries below the threshold cost about one 
 ``v T_s``. On the TG-119 phantom (9 photon beams, 5 mm grid, uniform weights, rel_cutoff 1e-3,
 measured with the photon kernel before its electron term) the per-voxel difference from the direct
 calculation has a standard deviation of 0.4 % of the maximum dose and a mean below 0.05 %; the
-tests hold a small field within 2 % (standard deviation) and 0.2 % (mean) of the maximum. The random generator is seeded from the beam index, so
-results are reproducible.
+tests hold a small field within 2 % (standard deviation) and 0.2 % (mean) of the maximum. The
+random generator is seeded from the beam index, so results are reproducible.
 """
 from __future__ import annotations
 

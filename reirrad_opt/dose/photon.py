@@ -149,6 +149,18 @@ def central_axis_depth_dose(field_mm: float, depth_mm: np.ndarray, ssd_mm: float
     return normalisation(p) * unnormalised_dose(0.0, 0.0, d, ssd_mm + d, field_mm, p)
 
 
+def penumbra_80_20_mm(width_mm: float, length_mm: float, depth_mm: float, p: PhotonKernelParams = SIX_MV) -> float:
+    """80-20 % width (mm, at the depth) of the cross profile over the ``width_mm`` side of a rectangular
+    field (sides at the isocentre) on water at SSD 100 cm, normalised on the central axis."""
+    x = np.linspace(0.0, 0.75 * width_mm + 60.0, 30001)        # iso-plane offsets (mm)
+    f = component_depth_factors(depth_mm, p)
+    s = component_sigmas(p)
+    prof = sum(f[i] * aperture_profile(x, s[i], width_mm) * aperture_profile(0.0, s[i], length_mm)
+               for i in range(N_COMPONENTS))
+    prof = prof / prof[0]
+    return float((np.interp(-0.2, -prof, x) - np.interp(-0.8, -prof, x)) * (SAD_MM + depth_mm) / SAD_MM)
+
+
 def lateral_table(bixel_mm: float, reach_mm: float, step_mm: float, p: PhotonKernelParams = SIX_MV
                   ) -> tuple[np.ndarray, int]:
     """``E_i(x_q)`` for the four components at ``x_q = (q - q0) * step_mm``, |x| <= reach:

@@ -102,8 +102,7 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     del Fi
 
     def bound(col, off, cell, seg):
-        return (cell_max[0, cell] * comp_bound[0, off] + cell_max[1, cell] * comp_bound[1, off]
-                + cell_max[2, cell] * comp_bound[2, off] + cell_max[3, cell] * comp_bound[3, off])
+        return sum(cell_max[i, cell] * comp_bound[i, off] for i in range(N_COMPONENTS))
 
     lane = np.arange(BLOCK, dtype=np.int32)
 
