@@ -13,24 +13,28 @@ reading of the goals. This script takes the dose engine out of the comparison:
 2. Our evaluator reads pyRadPlan's plan: its Core maximum and PTV D95% as our evaluation measures
    them (sub-voxel points with interpolated dose at the structures' edges).
 3. reirrad-opt plans on the same matrix three times: with benchmarks/tg119_protocol.toml (Core
-   Dmax <= 25 Gy hard, PTV D95% >= 50 Gy); *matched*: the same protocol with the Core limit and
-   the D95% goal set to what pyRadPlan's plan reached in our evaluation, so both plans answer the
-   same constraints and the rest (V95, D2%, Dmax, normal tissue) can be compared; and *matched
-   vc*: the same on voxel centres, as pyRadPlan reads its plan (protocol option
-   evaluation_fine_factor = 1), with pyRadPlan's target objective, the squared deviation from Rx
-   (target_floor_pct_rx = 100).
+   Dmax <= 25 Gy hard, PTV D95% >= 50 Gy; benchmarks/tg119_settings.toml); *matched*: every target
+   and Core value of pyRadPlan's plan, as our evaluation reads it, made a goal held in priority
+   order without slip (Core Dmax hard; PTV D95%; PTV V95%, i.e. V47.5Gy; PTV D2%), and normal tissue
+   last, without the homogeneity term (the held D2% and V95% take its place); and *matched vc*: the
+   same with pyRadPlan's values on voxel centres, read on voxel centres as pyRadPlan reads its plan
+   (protocol option evaluation_fine_factor = 1). A lexicographic plan that holds the peer's target
+   and Core values should then spend less dose on normal tissue than a weighted sum.
 
 Printed: optimization seconds of each (pyRadPlan's IPOPT; our stages and evaluation), the TG-119
 metrics on voxel centres (as pyRadPlan reports them) and in our evaluation, and the ratios.
 ``--json`` prints one JSON object instead. Not part of the test run (about 7 minutes, most of
-it pyRadPlan).
+it pyRadPlan). ``--peer-folder DIR`` keeps pyRadPlan's hand-over (matrix, structures, fluence) in
+DIR and reads it from there when the script runs again (a new or empty DIR is filled; one with another
+content is refused).
 
 Usage: REIRRAD_REALDATA=../shared/realdata python benchmarks/optimize_tg119_peer.py
-       --pyradplan-python /path/to/venv/bin/python [--json]
+       --pyradplan-python /path/to/venv/bin/python [--peer-folder DIR] [--json]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -87,6 +91,11 @@ def pyradplan_worker(out_dir: str) -> None:
     (out / "meta.json").write_text(json.dumps(meta))
 
 
+# (metric key, label, +1 where higher is better / -1 where lower is better): the values "matched" holds
+AS_GOOD = (("ptv_d95_gy", "PTV D95", 1), ("ptv_v95_pct", "PTV V95", 1), ("ptv_d2_gy", "PTV D2", -1),
+           ("core_dmax_gy", "Core Dmax", -1), ("core_d10_gy", "Core D10", -1))
+
+
 def _peer_case(folder: Path):
     """The TG-119 structures on pyRadPlan's dose grid as a Case, and its matrix as an InfluenceMatrix.
 
@@ -131,22 +140,49 @@ def _metrics(case, dose_gy: np.ndarray) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def _matched(protocol, core_dmax_gy: float, ptv_d95_gy: float, **options):
-    """The protocol with the Core limit and the PTV D95% goal at the given levels (Gy), and ``options``."""
+def _matched(protocol, peer: dict, tag: str, **options):
+    """The TG-119 protocol with pyRadPlan's values as its goals (``peer``: its metrics; ``tag``: '' for
+    our evaluation's reading, '_vc' for voxel centres), each held in priority order without slip:
+    Core Dmax hard (1), PTV D95% (2), PTV V47.5Gy (3, with Core D10% <= 25 Gy), PTV D2% (4); the
+    levels are pyRadPlan's values unrounded, so "met" means "as good or better"."""
     from reirrad_opt.protocol import Limit
 
+    def at(goal, value: float, unit: str = "Gy", **changes):
+        return dataclasses.replace(goal, desirable=Limit(value, unit), acceptable=Limit(value, unit), **changes)
+
     protocol.options = {**protocol.options, **options}
-    levels = {"Core_Dmax": core_dmax_gy, "PTV_D95": ptv_d95_gy}
-    protocol.goals = [dataclasses.replace(g, desirable=Limit(round(levels[g.id], 2), "Gy"),
-                                          acceptable=Limit(round(levels[g.id], 2), "Gy"))
-                      if g.id in levels else g for g in protocol.goals]
+    goals = {g.id: g for g in protocol.goals}
+    protocol.goals = [at(goals["Core_Dmax"], peer["core_dmax_gy" + tag]), at(goals["PTV_D95"], peer["ptv_d95_gy" + tag]),
+                      goals["Core_D10"],
+                      at(goals["PTV_D95"], min(peer["ptv_v95_pct" + tag], 100.0), "%", id="PTV_V95", priority=3,
+                         metric="V47.5Gy", provenance="pyRadPlan's PTV V95%"),
+                      at(goals["PTV_D10"], peer["ptv_d2_gy" + tag], id="PTV_D2", priority=4, metric="D2%",
+                         provenance="pyRadPlan's PTV D2%")]
+    zero = next(iter(protocol.slips.values()))
+    protocol.slips = {p: dataclasses.replace(zero, value=0.0) for p in (1, 2, 3, 4)}
     return protocol
+
+
+def _peer_folder(path: str | None):
+    """(folder to hand over in, whether pyRadPlan must run): a kept ``--peer-folder`` or a temporary one."""
+    if path is None:
+        return tempfile.TemporaryDirectory(prefix="tg119_peer_"), True
+    folder = Path(path)
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    if names >= {"meta.json", "dij.npz", "plan.npz"}:
+        return contextlib.nullcontext(str(folder)), False
+    if names or (folder.exists() and not folder.is_dir()):
+        raise SystemExit(f"--peer-folder {folder}: holds other files ({', '.join(sorted(names)[:5])}); expected an "
+                         f"empty folder or one with pyRadPlan's hand-over (meta.json, dij.npz, plan.npz)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(folder)), True
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pyradplan-python", help="a Python interpreter with pyRadPlan (and cyipopt) installed")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--peer-folder", help="keep pyRadPlan's hand-over here and reuse it on the next run")
     ap.add_argument("--pyradplan-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.pyradplan_worker:
@@ -165,13 +201,17 @@ def main(argv=None) -> int:
         print("pyRadPlan cannot be imported (name its interpreter with --pyradplan-python)", file=sys.stderr)
         return 2
     say = Progress(not args.json)
-    with tempfile.TemporaryDirectory(prefix="tg119_peer_") as tmp:
-        say("pyRadPlan: dose-influence matrix and IPOPT plan (several minutes)")
-        run = subprocess.run([python, __file__, "--pyradplan-worker", tmp], capture_output=True, text=True,
-                             check=False)
-        if run.returncode != 0:
-            print(f"pyRadPlan worker failed:\n{run.stderr[-4000:]}", file=sys.stderr)
-            return 1
+    folder, run_peer = _peer_folder(args.peer_folder)
+    with folder as tmp:
+        if run_peer:
+            say("pyRadPlan: dose-influence matrix and IPOPT plan (several minutes)")
+            run = subprocess.run([python, __file__, "--pyradplan-worker", tmp], capture_output=True, text=True,
+                                 check=False)
+            if run.returncode != 0:
+                print(f"pyRadPlan worker failed:\n{run.stderr[-4000:]}", file=sys.stderr)
+                return 1
+        else:
+            say(f"pyRadPlan's hand-over read from {tmp} (its timings are those of that run)")
         case, influence, peer_weights, meta = _peer_case(Path(tmp))
     peer = _metrics(case, influence.dose(peer_weights))
     result = {"peer": {"name": f"pyRadPlan {meta['version']} (IPOPT weighted sum)", "optimize_s": round(meta["optimize_s"], 2),
@@ -179,13 +219,11 @@ def main(argv=None) -> int:
               "n_columns": int(influence.n_columns), "nnz": int(influence.matrix.nnz)}
     protocol_path = HERE / "tg119_protocol.toml"
     settings = load_settings(HERE / "tg119_settings.toml")
+    normal_last = settings.with_overrides(target_homogeneity_weight=0.0)   # the held D2% and V95% instead
     variants = {"protocol": (load_protocol(protocol_path), settings),
-                "matched": (_matched(load_protocol(protocol_path), peer["core_dmax_gy"], peer["ptv_d95_gy"]), settings),
-                # read on voxel centres as pyRadPlan reads, with its target objective (the squared
-                # deviation from Rx: our homogeneity window closed to [Rx, Rx])
-                "matched_vc": (_matched(load_protocol(protocol_path), peer["core_dmax_gy_vc"], peer["ptv_d95_gy_vc"],
-                                        evaluation_fine_factor=1),
-                               settings.with_overrides(target_floor_pct_rx=100.0))}
+                "matched": (_matched(load_protocol(protocol_path), peer, ""), normal_last),
+                # read on voxel centres, as pyRadPlan reads its plan
+                "matched_vc": (_matched(load_protocol(protocol_path), peer, "_vc", evaluation_fine_factor=1), normal_last)}
     for name, (protocol, plan_settings) in variants.items():
         say(f"reirrad-opt on pyRadPlan's matrix, {name} goals")
         t0 = time.perf_counter()
@@ -209,8 +247,15 @@ def main(argv=None) -> int:
                  for r in (peer, result["protocol"], result["matched"], result["matched_vc"])]
         print(f"  {label:16s} " + " ".join(f"{c:>19s}" for c in cells))
     for key, label in (("body_mean_gy", "body mean (Gy)"), ("body_v25_cc", "body V25Gy (cc)")):
-        print(f"  {label:16s} " + " ".join(f"{r[key]:19.2f}" for r in (peer, result["protocol"], result["matched"],
+        print(f"  {label:16s} " + " ".join(f"{r[key]:19.3f}" for r in (peer, result["protocol"], result["matched"],
                                                                         result["matched_vc"])))
+    for name, tag in (("matched", ""), ("matched_vc", "_vc")):
+        r = result[name]
+        worse = [label for key, label, sense in AS_GOOD
+                 if sense * (r[key + tag] - peer[key + tag]) < 0]
+        print(f"  ours, {name}: body mean {r['body_mean_gy'] / peer['body_mean_gy']:.4f} x pyRadPlan's, V25Gy "
+              f"{r['body_v25_cc'] / peer['body_v25_cc']:.3f} x; target and Core as good or better"
+              + (f" except {', '.join(worse)}" if worse else "") + f" ({'voxel centres' if tag else 'our evaluation'})")
     for name in ("protocol", "matched", "matched_vc"):
         r = result[name]
         print(f"  ours, {name}: {r['seconds']:.1f} s (optimization {r['optimize_s']:.1f} s; ratio to pyRadPlan's "
