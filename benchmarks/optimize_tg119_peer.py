@@ -144,7 +144,7 @@ def _matched(protocol, peer: dict, tag: str, **options):
     """The TG-119 protocol with pyRadPlan's values as its goals (``peer``: its metrics; ``tag``: '' for
     our evaluation's reading, '_vc' for voxel centres), each held in priority order without slip:
     Core Dmax hard (1), PTV D95% (2), PTV V47.5Gy (3, with Core D10% <= 25 Gy), PTV D2% (4); the
-    levels are pyRadPlan's values unrounded, so "met" means "as good or better"."""
+    levels are pyRadPlan's values as read here (to 0.001 Gy or %), so "met" means "as good or better"."""
     from reirrad_opt.protocol import Limit
 
     def at(goal, value: float, unit: str = "Gy", **changes):
