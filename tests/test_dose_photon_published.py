@@ -28,8 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reirrad_opt.dose.photon import (N_COMPONENTS, SAD_MM, SIX_MV, aperture_profile, component_depth_factors,
-                                     component_sigmas, penumbra_80_20_mm)
+from reirrad_opt.dose.photon import SAD_MM, SIX_MV, penumbra_80_20_mm, unnormalised_dose
 
 # field (cm x cm at the isocentre) -> {study: surface dose in % of the maximum}; Table 4 of J Med Phys 45:175
 PUBLISHED_SURFACE_DOSE_PCT = {
@@ -56,11 +55,7 @@ def central_axis_pct(field_cm: tuple[int, int], depth_mm: np.ndarray, p=SIX_MV) 
     """Central-axis depth dose of a rectangular field (sides at the isocentre) on water at SSD 100 cm,
     in % of its maximum, straight from the model's components."""
     d = np.asarray(depth_mm, dtype=np.float64)
-    f = component_depth_factors(d, p)
-    s = component_sigmas(p)
-    wx, wy = 10.0 * field_cm[0], 10.0 * field_cm[1]
-    dose = (SAD_MM / (SAD_MM + d)) ** 2 * sum(
-        f[i] * aperture_profile(0.0, s[i], wx) * aperture_profile(0.0, s[i], wy) for i in range(N_COMPONENTS))
+    dose = unnormalised_dose(0.0, 0.0, d, SAD_MM + d, 10.0 * field_cm[0], p, length_mm=10.0 * field_cm[1])
     return 100.0 * dose / dose.max()
 
 

@@ -23,7 +23,7 @@ TARGET = Term("rGTV_D98%", "rGTV", 1, "cvar_lower", np.arange(10), 63.5, fractio
 def cap(structure: str, level: float, kind: str = "voxel_max") -> Term:
     rows = np.flatnonzero(MASKS[structure].ravel())
     return Term(f"{structure}_{kind}", structure, 1, kind, rows, np.full(rows.size, level) if kind == "voxel_max"
-                else level, hard=True, tier="acceptable",
+                else level, hard=True, tier="acceptable", cumulative=True,
                 description=f"{structure} <= {level:g} Gy (acceptable, cumulative EQD2)")
 
 
@@ -109,7 +109,8 @@ def test_sub_voxel_cap_points_are_located_through_their_stencil():
     # point 0 beside the rGTV (it reads voxels 10-11), point 1 at the cord's far end (voxels 28-29)
     rows, interp = trilinear_stencil(np.array([[0.0, 0.0, 10.5], [0.0, 0.0, 28.5]]), GRID.shape)
     cord = Term("SpinalCord_D0.03cc", "SpinalCord", 1, "voxel_max", rows, np.array([30.0, 30.0]), hard=True,
-                tier="acceptable", interp=interp, description="SpinalCord <= 30 Gy (acceptable, cumulative EQD2)")
+                tier="acceptable", interp=interp, cumulative=True,
+                description="SpinalCord <= 30 Gy (acceptable, cumulative EQD2)")
     dose = dose_with(brainstem_gy=0.0, chiasm_gy=0.0)
     dose[11:30] = 10.0
     dose[10:12] = 30.0          # at its cap where it touches the rGTV

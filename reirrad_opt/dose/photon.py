@@ -118,11 +118,14 @@ def aperture_profile(x_mm: np.ndarray, sigma_mm: np.ndarray, width_mm: float) ->
     return 0.5 * (erf((x + 0.5 * width_mm) / s) - erf((x - 0.5 * width_mm) / s))
 
 
-def unnormalised_dose(x_mm, y_mm, depth_mm, w_mm, width_mm: float, p: PhotonKernelParams = SIX_MV) -> np.ndarray:
-    """Model dose without ``N`` for an aperture of ``width_mm`` (square) centred on the axis."""
+def unnormalised_dose(x_mm, y_mm, depth_mm, w_mm, width_mm: float, p: PhotonKernelParams = SIX_MV,
+                      length_mm: float | None = None) -> np.ndarray:
+    """Model dose without ``N`` for an aperture centred on the axis: ``width_mm`` along x and
+    ``length_mm`` along y (iso plane, mm; default square)."""
+    length_mm = width_mm if length_mm is None else length_mm
     f = component_depth_factors(depth_mm, p)
     S = component_sigmas(p)
-    lat = sum(f[i] * aperture_profile(x_mm, S[i], width_mm) * aperture_profile(y_mm, S[i], width_mm)
+    lat = sum(f[i] * aperture_profile(x_mm, S[i], width_mm) * aperture_profile(y_mm, S[i], length_mm)
               for i in range(N_COMPONENTS))
     return (SAD_MM / np.asarray(w_mm, dtype=np.float64)) ** 2 * lat
 
@@ -153,10 +156,7 @@ def penumbra_80_20_mm(width_mm: float, length_mm: float, depth_mm: float, p: Pho
     """80-20 % width (mm, at the depth) of the cross profile over the ``width_mm`` side of a rectangular
     field (sides at the isocentre) on water at SSD 100 cm, normalised on the central axis."""
     x = np.linspace(0.0, 0.75 * width_mm + 60.0, 30001)        # iso-plane offsets (mm)
-    f = component_depth_factors(depth_mm, p)
-    s = component_sigmas(p)
-    prof = sum(f[i] * aperture_profile(x, s[i], width_mm) * aperture_profile(0.0, s[i], length_mm)
-               for i in range(N_COMPONENTS))
+    prof = unnormalised_dose(x, 0.0, depth_mm, SAD_MM + depth_mm, width_mm, p, length_mm)
     prof = prof / prof[0]
     return float((np.interp(-0.2, -prof, x) - np.interp(-0.8, -prof, x)) * (SAD_MM + depth_mm) / SAD_MM)
 

@@ -262,7 +262,7 @@ def build_terms(case: Case, protocol, n_fractions: int, rx_gy: float, recovery=N
             if interp is not None and kind == "voxel_max":
                 level = np.broadcast_to(np.asarray(level, dtype=float), (interp.shape[0],)).copy()
             out.terms.append(Term(goal.id, name, goal.priority, kind, rows, level, fraction, tier, hard, desc,
-                                  interp, goal.metric, weights))
+                                  interp, goal.metric, weights, cumulative=bool(goal.cumulative)))
     ceiling_pct = float(protocol.options.get("max_dose_pct_rx", OPTION_DEFAULTS["max_dose_pct_rx"]))
     targets = [s.mask for s in case.structures.values() if s.role == "target" and s.mask.any()]
     target_union = np.logical_or.reduce(targets) if targets else np.zeros(grid.shape, bool)

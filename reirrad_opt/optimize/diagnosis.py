@@ -96,7 +96,7 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
 
 
 def _tier_text(term: Term) -> str:
-    return term.tier + (", cumulative EQD2" if "cumulative EQD2" in term.description else "")
+    return term.tier + (", cumulative EQD2" if term.cumulative else "")
 
 
 def _organ_finding(target: Term, term: Term, points: np.ndarray, under: np.ndarray, dose_flat: np.ndarray,

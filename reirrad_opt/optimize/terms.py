@@ -59,6 +59,8 @@ class Term:
             :func:`reirrad_opt.optimize.build.lattice`); None: only the reference dose decides.
         scenarios: for a robust cap (:mod:`.robust_caps`), the scenario names, nominal first: its points
             are one block of ``n_points / len(scenarios)`` per scenario, in this order; () otherwise.
+        cumulative: the goal's limit is on the cumulative EQD2 of both courses (``level_gy`` is the
+            new-course cap it leaves), not on the new course's dose.
     """
 
     goal_id: str
@@ -76,6 +78,7 @@ class Term:
     point_weights: np.ndarray | None = None
     seed: np.ndarray | None = None
     scenarios: tuple[str, ...] = ()
+    cumulative: bool = False
     sense: str = field(init=False)
 
     def __post_init__(self) -> None:
