@@ -29,6 +29,7 @@ from ..geometry import Grid
 from ..progress import Progress
 from ..progress import detail as progress_detail
 from ..progress import step as progress_step
+from ..threads import n_threads
 from .beams import ParticleField, PhotonBeam, beam_from_dict
 from .hu_tables import RED_CURVE, SPR_CURVE, HUCurve
 from .particle import ion_species
@@ -275,18 +276,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
 
 
 def _n_threads(n_beams: int) -> int:
-    """Threads for the beams: the machine's cores (``REIRRAD_THREADS`` overrides), at most one per beam."""
-    env = os.environ.get("REIRRAD_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"REIRRAD_THREADS={env!r}: expected a whole number of threads (>= 1)") from None
-        if n < 1:
-            raise ValueError(f"REIRRAD_THREADS={env!r}: expected a whole number of threads (>= 1)")
-    else:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n, n_beams))
+    """Threads for the beams: :func:`~reirrad_opt.threads.n_threads`, at most one per beam."""
+    return max(1, min(n_threads(), n_beams))
 
 
 def _to_int32(m: sp.csr_matrix) -> None:

@@ -7,10 +7,14 @@ their column's maximum, and ``c_v`` adds the dropped dose back at the last solve
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
+from ..threads import n_threads
 from .lp import LinearProgram
+from .split_product import RowSplit
 
 
 def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matrix:
@@ -37,9 +41,12 @@ def truncate_columns(matrix: sp.csr_matrix, rel_threshold: float) -> sp.csr_matr
 
 
 class DoseRows:
-    """The influence matrix (true dose) and its truncated copy for the LP's dose rows."""
+    """The influence matrix (true dose) and its truncated copy for the LP's dose rows.
 
-    def __init__(self, matrix: sp.csr_matrix, truncation: float = 0.0) -> None:
+    ``threads``: how many threads the large products may share (default :func:`~reirrad_opt.threads.n_threads`);
+    with more than one, ``pool`` holds the other threads (:class:`~.split_product.RowSplit`)."""
+
+    def __init__(self, matrix: sp.csr_matrix, truncation: float = 0.0, threads: int | None = None) -> None:
         # float64 once: a float32 matrix times float64 weights is upcast on every product (NPC phantom
         # at 2.5 mm, 27 M entries: 0.17 s a dose against 0.03 s, and a plan computes it dozens of times)
         self.matrix = sp.csr_matrix(matrix, dtype=np.float64)
@@ -48,6 +55,12 @@ class DoseRows:
         self.matrix_opt = sp.csr_matrix(truncate_columns(matrix, truncation), dtype=np.float64) \
             if self.truncated else self.matrix
         self._cache: dict[int, tuple[np.ndarray, sp.csr_matrix]] = {}
+        self.threads = n_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"DoseRows: threads must be at least 1, got {threads!r}")
+        # the pool's threads end when this object is collected (ThreadPoolExecutor holds them by weak reference)
+        self.pool = ThreadPoolExecutor(max_workers=self.threads - 1) if self.threads > 1 else None
+        self._full = RowSplit(self.matrix, self.threads)
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
         """Full-matrix rows (float64 CSR) of ``rows``: the true dose."""
@@ -59,7 +72,7 @@ class DoseRows:
 
     def dose(self, weights: np.ndarray) -> np.ndarray:
         """Dose (Gy) on every voxel of the grid for ``weights``."""
-        return self.matrix @ np.asarray(weights, dtype=float)
+        return self._full(np.asarray(weights, dtype=float), self.pool)
 
 
 class DosePool:

@@ -39,6 +39,7 @@ from .holds import dvh_hold, point_levels
 from .smooth_terms import (BoundStack, LazyPool, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
                            in_force, smooth_hinge)
 from .solver_base import SolverBase, StageSettings
+from .split_product import RowSplit
 from .stage import NormalTissue, StageResult
 from .terms import Term
 
@@ -212,6 +213,9 @@ class FirstOrderSolver(SolverBase):
             rows = self._working_rows(surrogates, stage)
             B = self.rows.matrix_opt[rows]
             BT = B.T.tocsr()
+            # the two products of every evaluation, shared between the threads (the same values as one thread's)
+            B_w, BT_g = RowSplit(B, self.rows.threads), RowSplit(BT, self.rows.threads)
+            pool = self.rows.pool
             correction = dose[rows] - B @ self.weights     # the truncated entries at the current fluence
             bounds = in_force(list(self.bounds.values()))
             for part in bounds + surrogates:
@@ -226,7 +230,7 @@ class FirstOrderSolver(SolverBase):
                 """The stage's objective and gradient; ``augmented=False``: without the constraints' terms
                 (the part that is compared between outer iterations)."""
                 w = x[:n]
-                d = B @ w + correction
+                d = B_w(w, pool) + correction
                 value = float(stage.linear @ w)
                 grad_w = stage.linear.copy()
                 grad_x = np.zeros(x.size)
@@ -271,7 +275,7 @@ class FirstOrderSolver(SolverBase):
                     value += v
                     grad_d += gd
                     grad_w += gw
-                grad_x[:n] = grad_w + BT @ grad_d
+                grad_x[:n] = grad_w + BT_g(grad_d, pool)
                 return value, grad_x
 
             bounds_x = [(0.0, None)] * n + [(None, None)] * len(surrogates)

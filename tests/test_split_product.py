@@ -1,0 +1,71 @@
+"""Large sparse products split over row blocks in threads (reirrad_opt.optimize.split_product), and the
+thread count the tool reads (reirrad_opt.threads): the same values to the last bit as one thread's
+product, so a plan does not depend on how many threads computed it."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from test_optimize_core import run, terms_for
+
+from reirrad_opt.optimize import split_product
+from reirrad_opt.optimize.dose_rows import DoseRows
+from reirrad_opt.optimize.split_product import MIN_SPLIT_NNZ, RowSplit
+from reirrad_opt.threads import n_threads
+
+
+def _matrix(nnz: int, seed: int = 0) -> sp.csr_matrix:
+    rows, cols = 6000, 900
+    return sp.random(rows, cols, density=nnz / (rows * cols), format="csr", random_state=seed)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_product_is_bit_identical_and_its_blocks_are_views(parts):
+    a = _matrix(2 * MIN_SPLIT_NNZ)
+    x = np.random.default_rng(1).random(a.shape[1])
+    split = RowSplit(a, parts)
+    assert len(split.parts) == parts
+    bounds = [(lo, hi) for lo, hi, _ in split.parts]
+    assert bounds[0][0] == 0 and bounds[-1][1] == a.shape[0]
+    assert all(hi == lo2 for (_, hi), (lo2, _) in zip(bounds[:-1], bounds[1:]))     # every row once
+    sizes = [part.nnz for _, _, part in split.parts]
+    assert max(sizes) - min(sizes) < 0.01 * a.nnz                                     # about equal work
+    assert all(np.shares_memory(part.data, a.data) for _, _, part in split.parts)     # no copy of the matrix
+    with ThreadPoolExecutor(max_workers=parts - 1) as pool:
+        threaded = split(x, pool)
+    assert np.array_equal(threaded, a @ x)
+    assert np.array_equal(split(x), a @ x)      # without a pool: the plain product
+
+
+def test_small_matrices_and_one_thread_are_not_split():
+    assert RowSplit(_matrix(MIN_SPLIT_NNZ // 4), 2).parts == []
+    assert RowSplit(_matrix(2 * MIN_SPLIT_NNZ), 1).parts == []
+
+
+def test_split_needs_a_csr_matrix():
+    with pytest.raises(TypeError, match="CSR"):
+        RowSplit(_matrix(1000).tocsc(), 2)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("REIRRAD_THREADS", "3")
+    assert n_threads() == 3
+    assert DoseRows(_matrix(1000)).threads == 3
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv("REIRRAD_THREADS", bad)
+        with pytest.raises(ValueError, match="REIRRAD_THREADS"):
+            n_threads()
+    monkeypatch.delenv("REIRRAD_THREADS")
+    assert n_threads() >= 1
+
+
+def test_a_plan_does_not_depend_on_the_thread_count(monkeypatch):
+    """The first-order engine's products split (every product, however small) over 1 or 3 threads:
+    the same fluence, bit for bit."""
+    monkeypatch.setattr(split_product, "MIN_SPLIT_NNZ", 0)
+    weights = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("REIRRAD_THREADS", threads)
+        weights.append(run(terms_for(60, 66, cap_des=10.0), engine="first-order").weights)
+    assert np.array_equal(weights[0], weights[1])
