@@ -274,6 +274,31 @@ def test_held_dose_volume_goal_keeps_its_dvh_point_within_the_slip(organ):
     assert dose.mean() < mean_before - 0.1
 
 
+@pytest.mark.parametrize("sense", ["min", "max"])
+def test_a_goal_met_short_of_its_slip_tightened_aim_is_held_at_its_level(sense):
+    """A goal met by less than the slip (its stage could not reach the level tightened by the slip) is
+    held at its level, not at what was achieved less the slip: a later priority never turns a met goal
+    into a missed one. A goal left short may still give back the slip."""
+    from reirrad_opt.optimize.holds import dvh_hold, slack_after_stage
+
+    level, slip, safety = 0.98 * RX, 0.6, 0.02
+    kind = "cvar_lower" if sense == "min" else "cvar_upper"
+    t = Term("T_D96", "T", 1, kind, np.arange(100), level, fraction=0.04)
+    sign = 1.0 if sense == "min" else -1.0
+    for margin in (0.2, -0.3):   # met by 0.2 Gy; short by 0.3 Gy
+        dose = level + sign * margin + sign * np.linspace(0.0, 2.0, 100)   # the DVH point at level + margin
+        achieved = t.dvh_dose(dose)
+        hold, keep = dvh_hold(t, dose, slip, safety)
+        if margin > 0:
+            assert sign * (hold - level) >= 0.0                      # never past the level
+            assert hold == pytest.approx(level + sign * safety)
+        else:
+            assert hold == pytest.approx(achieved - sign * (slip - safety))
+        assert keep.sum() >= 96                                      # all but the free tail held
+    assert slack_after_stage(-0.2, slip) == 0.0                      # met: no slack past the level
+    assert slack_after_stage(0.3, slip) == pytest.approx(0.9)        # short: the shortfall plus the slip
+
+
 def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
     """When the evaluation reads a target D96% lower than the optimizer's points do, the hold is
     raised by that difference (as far as the achieved value and the slip allow), so a later stage
@@ -300,8 +325,9 @@ def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
     assert seen == [d96.key]
     achieved = d96.dvh_dose((a @ solver.weights)[t_rows])
     assert achieved == pytest.approx(level + 0.6, abs=1e-3)       # aimed at the level plus the slip
-    # the slip may be given back in full: down to the level as evaluated, 0.3 Gy above it on the points
-    assert solver.holds[d96.key].level_gy == pytest.approx(level + HOLD_SAFETY_GY)
+    # met as the evaluation reads it (level + 0.3), so held there: 0.3 Gy above the level on the points;
+    # the rest of the slip is not given back past the level
+    assert solver.holds[d96.key].level_gy == pytest.approx(level + offset + HOLD_SAFETY_GY)
     solver._hold(d96, a @ solver.weights, 0.0)                    # the same goal held without a slip
     assert solver.holds[d96.key].level_gy == pytest.approx(level + offset + HOLD_SAFETY_GY)
     solver.solve_priority(2)

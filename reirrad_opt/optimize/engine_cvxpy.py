@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from ..progress import SILENT, Progress
 from .dose_rows import DoseRows
-from .holds import dvh_hold, point_levels
+from .holds import dvh_hold, point_levels, slack_after_stage
 from .solver_base import SolverBase, StageSettings
 from .stage import NormalTissue, StageResult
 from .terms import Term
@@ -206,7 +206,7 @@ class CvxpySolver(SolverBase):
         stage_achieved = {}
         for t in stage_terms:
             e = float(excesses[t.key].value)
-            s = max(0.0, e + slip)
+            s = slack_after_stage(e, slip)
             self.achieved[t.key] = s
             self._earlier.append((t, s))
             stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])

@@ -39,6 +39,7 @@ import scipy.sparse as sp
 from ..progress import SILENT, Progress
 from ..progress import detail as progress_detail
 from .dose_rows import DosePool, DoseRows
+from .holds import slack_after_stage
 from .lp import LinearProgram, LPSolution
 from .lp_rows import HeldGoal, LPRows, TermRows
 from .solver_base import SolverBase, StageSettings
@@ -331,7 +332,7 @@ class LPSolver(LPRows, SolverBase):
             aim = float(sol.x[tl.aim])
             if t.kind != "voxel_max":   # the full-matrix value where the LP's lagged one reads better
                 aim = max(aim, t.excess_gy(dose[t.rows]))
-            s = max(0.0, aim + slip)       # slack beyond the slip-tightened aim
+            s = slack_after_stage(aim, slip)   # Gy beyond the level that later stages allow
             self.achieved[t.key] = s
             self.lp.set_variable_bounds(tl.aim, s, s)        # later stages: within level + s
             stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])

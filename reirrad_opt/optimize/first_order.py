@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 from ..progress import SILENT, Progress
 from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
-from .holds import dvh_hold, point_levels
+from .holds import dvh_hold, point_levels, slack_after_stage
 from .smooth_terms import (BoundStack, LazyPool, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
                            in_force, smooth_hinge)
 from .solver_base import SolverBase, StageSettings
@@ -391,7 +391,7 @@ class FirstOrderSolver(SolverBase):
         stage_achieved, objective = {}, 0.0
         for t in stage_terms:
             excess = t.goal_excess_gy(dose[t.rows])   # what the stage aimed at: the DVH point, not a CVaR
-            self.achieved[t.key] = max(0.0, excess + slip)
+            self.achieved[t.key] = slack_after_stage(excess, slip)
             objective += self.tier_weight[t.key] * max(0.0, excess + slip) / self.rx_gy
             stage_achieved[t.key] = excess
             self._hold(t, dose, slip)

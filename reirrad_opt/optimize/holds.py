@@ -99,12 +99,14 @@ def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float, hold_safety_gy: flo
     term's points that are held at it): the points outside the DVH's free tail (the coldest fraction q of a
     lower goal, the hottest q of an upper one), each held at the level, keep the DVH point there.
 
-    ``dose_rows``: dose (Gy) on ``t.rows`` at the solved fluence. The DVH point may give back at
-    most ``slip_gy`` from what was achieved and need not be better than the level. Where the
-    evaluation (``evaluated_gy``: supersampled, every voxel) reads the goal worse than the term's
-    points do, the points are held that much further in. The level is kept ``hold_safety_gy`` (Gy) inside
-    what the slip allows (never beyond the achieved value): a solver's tolerance must not leave a
-    met goal a micro-Gy short in the evaluation."""
+    ``dose_rows``: dose (Gy) on ``t.rows`` at the solved fluence. A goal that its stage met is held at
+    its level: a later priority never turns a met goal into a missed one, even where the slip would
+    allow more (a goal met short of its slip-tightened aim). A goal left short may give back at most
+    ``slip_gy`` from what was achieved. Where the evaluation (``evaluated_gy``: supersampled, every
+    voxel) reads the goal worse than the term's points do, the points are held that much further in
+    (met means met as the evaluation reads it). The level is kept ``hold_safety_gy`` (Gy) inside (never
+    beyond the achieved value): a solver's tolerance must not leave a met goal a micro-Gy short in the
+    evaluation."""
     points = t.point_values(dose_rows)
     upper = t.sense == "max"
     achieved = dvh_dose(points, t.fraction, upper, t.point_weights)
@@ -113,8 +115,19 @@ def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float, hold_safety_gy: flo
     if evaluated_gy is not None and np.isfinite(evaluated_gy):
         worse = max(0.0, t.sign * (evaluated_gy - achieved))
     if t.sense == "min":
-        hold = min(min(level + worse, achieved - slip_gy) + hold_safety_gy, achieved)
+        target = level + worse
+        base = target if achieved >= target else achieved - slip_gy
+        hold = min(base + hold_safety_gy, achieved)
     else:
-        hold = max(max(level - worse, achieved + slip_gy) - hold_safety_gy, achieved)
+        target = level - worse
+        base = target if achieved <= target else achieved + slip_gy
+        hold = max(base - hold_safety_gy, achieved)
     return hold, ~dvh_tail(points, t.fraction, upper, t.point_weights)
 
+
+
+def slack_after_stage(excess_gy: float, slip_gy: float) -> float:
+    """How far (Gy) beyond its level a goal may go in later stages, given its excess over the level
+    when its stage ended (``excess_gy`` > 0: short of the level): none for a met goal (a later
+    priority never turns it into a missed one), else the shortfall plus the slip."""
+    return float(excess_gy) + slip_gy if excess_gy > 0 else 0.0
