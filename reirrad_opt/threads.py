@@ -1,8 +1,9 @@
 """How many threads the tool's own parallel work may use: the machine's cores, or ``REIRRAD_THREADS``.
 
 The dose engine computes beams in parallel threads and the first-order engine splits its large
-sparse products over threads. A study runs one plan per Dask worker and sets ``REIRRAD_THREADS`` in
-each worker to its thread count, so that plans side by side do not ask for more cores than there are.
+sparse products over threads. A study runs one plan per Dask worker; its local cluster's worker processes
+get ``REIRRAD_THREADS`` set to their thread count, so that plans side by side do not ask for more cores
+than there are (workers that are threads of one process read that process's environment).
 """
 from __future__ import annotations
 

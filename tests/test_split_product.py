@@ -31,7 +31,8 @@ def test_split_product_is_bit_identical_and_its_blocks_are_views(parts):
     assert all(hi == lo2 for (_, hi), (lo2, _) in zip(bounds[:-1], bounds[1:]))     # every row once
     sizes = [part.nnz for _, _, part in split.parts]
     assert max(sizes) - min(sizes) < 0.01 * a.nnz                                     # about equal work
-    assert all(np.shares_memory(part.data, a.data) for _, _, part in split.parts)     # no copy of the matrix
+    assert all(np.shares_memory(part.data, a.data) and np.shares_memory(part.indices, a.indices)
+               for _, _, part in split.parts)                                       # no copy of the matrix
     with ThreadPoolExecutor(max_workers=parts - 1) as pool:
         threaded = split(x, pool)
     assert np.array_equal(threaded, a @ x)

@@ -255,7 +255,9 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
             out_vals.append(v[keep])
             counts += np.bincount(cc, weights=keep.sum(axis=1), minlength=n_cols).astype(np.int64)
         # the chunk's working arrays back to the system before the next chunk: the beam threads' heaps
-        # would keep them, and the process's peak would carry every thread's largest chunk at once
+        # would keep them, and the process's peak would carry every thread's largest chunk at once (the
+        # last slice's names hold views of the block arrays, so they go too)
+        st = cc = nn = uu = v = t = cut = keep = pos = srow = partial = None
         del b_col, b_start, b_n, b_u
         return_freed_memory()
     return ColumnBlock(out_rows, out_vals, counts, row_map)

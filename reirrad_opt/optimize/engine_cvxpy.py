@@ -7,8 +7,8 @@ lazy points, truncation or rounds: over the weights w >= 0, stage p minimises
     sum over soft goals g of priority p:  W_tier * max(e_g, -slip_p) / Rx
   + alara_weight * e_g / Rx for each desirable maximum-type goal + integral_dose_weight * integral dose / Rx
 
-subject to every hard cap e_h <= -hard_safety_gy, every earlier goal e_g <= s_g* (its achieved slack
-plus the slip) and, for a held dose-volume goal, its kept points at the held level
+subject to every hard cap e_h <= -hard_safety_gy, every earlier goal e_g <= s_g* (0 for a goal its stage
+met, else its shortfall plus the slip: :func:`~reirrad_opt.optimize.holds.slack_after_stage`) and, for a held dose-volume goal, its kept points at the held level
 (:func:`~reirrad_opt.optimize.holds.dvh_hold`). ``e`` is a term's excess over its level: the largest
 point excess of a maximum, the mean, or the CVaR in the Rockafellar-Uryasev form. The last stage
 minimises normal-tissue dose (body mean, dose above the ring's fall-off, fluence total variation, and

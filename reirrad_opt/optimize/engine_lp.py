@@ -6,10 +6,12 @@ Stage p (for each priority p of the protocol, in order) solves the LP:
     subject to w >= 0,
                every hard term (priority-1 organ caps):   surrogate_g within level_g           (never relaxed)
                every soft term g of priority p:           surrogate_g within level_g + s_g,  s_g >= -slip_p
-               every soft term h of an earlier priority:  surrogate_h within level_h + s_h* + slip_h
+               every soft term h of an earlier priority:  surrogate_h within level_h + s_h*
+                                                          (s_h* = 0 if h was met, else its shortfall + slip_h)
 
 A soft goal is first aimed at its level tightened by its priority's slip; later stages may give
-that slip back but no more, so a goal met at its own stage is still met at the end. A last stage
+that slip back but no more, and never past the level of a goal its stage met, so a goal met at its own
+stage is still met at the end (:func:`~reirrad_opt.optimize.holds.slack_after_stage`). A last stage
 minimises normal-tissue dose (mean dose in sampled body voxels, a dose fall-off ring around the
 PTV) and fluence roughness (total variation) within all of the above.
 
@@ -292,8 +294,9 @@ class LPSolver(LPRows, SolverBase):
         """Solve the stage of priority ``p`` (None if it has no soft goals).
 
         ``carry``: the stage may end with points at most ``settings.carry_gy`` beyond their bound (in the full-matrix
-        dose). Their rows are in the LP by then, so the next stage's solve holds them; its slip covers
-        what that costs the goals solved here. Every interior-point solve of a fine grid costs 10-15 s
+        dose). Their rows are in the LP by then, so the next stage's solve holds them; a goal of this
+        stage that ends beyond its level that way keeps its slip (:meth:`solve_priority` reads it from the
+        full-matrix dose). Every interior-point solve of a fine grid costs 10-15 s
         (NPC phantom at 2.5 mm), and the last rounds of a stage only chase a few points a few
         hundredths of a Gy over as the truncated rows' correction catches up with the fluence.
         The last stage of a plan must end clean: ``carry`` is off unless asked for."""
@@ -330,9 +333,12 @@ class LPSolver(LPRows, SolverBase):
         for t in stage_terms:
             tl = self._lp_terms[t.key]
             aim = float(sol.x[tl.aim])
-            if t.kind != "voxel_max":   # the full-matrix value where the LP's lagged one reads better
-                aim = max(aim, t.excess_gy(dose[t.rows]))
-            s = slack_after_stage(aim, slip)   # Gy beyond the level that later stages allow
+            reading = t.excess_gy(dose[t.rows])   # the full-matrix value (the LP's rows lag behind it)
+            if t.kind != "voxel_max":
+                aim = max(aim, reading)
+            # Gy beyond the level that later stages allow: none for a goal met in the full-matrix dose; a
+            # stage with carry may end a maximum's points a little beyond it, and those keep the slip
+            s = slack_after_stage(max(aim, reading), slip)
             self.achieved[t.key] = s
             self.lp.set_variable_bounds(tl.aim, s, s)        # later stages: within level + s
             stage_achieved[t.key] = t.goal_excess_gy(dose[t.rows])

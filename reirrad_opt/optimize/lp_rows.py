@@ -264,9 +264,9 @@ class LPRows:
 
     # ---- dose-volume goals held exactly after their stage
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
-        """Replace the CVaR of ``t`` (just solved at its own stage) by a :class:`HeldGoal`: its DVH
-        point may give back at most ``slip`` from what was achieved, and need not be better than
-        the level (as the evaluation reads it, see ``measure``)."""
+        """Replace the CVaR of ``t`` (just solved at its own stage) by a :class:`HeldGoal`: a met goal's
+        DVH point is held at the level, a short one's may give back at most ``slip`` from what was
+        achieved (as the evaluation reads it, see ``measure``; :func:`~.holds.dvh_hold`)."""
         self._release(t)
         evaluated = self.measure(t, dose) if self.measure is not None else None
         hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
@@ -341,7 +341,8 @@ class LPRows:
         its own rows read (``lp_dose``: the truncated rows at the solve's correction), the solver's
         tolerance put it there: tighten its LP level by that much. A violation that only the full
         matrix shows is the correction's lag; the next round re-solves with the correction at this
-        fluence instead. Earlier stages' soft goals have their slip as headroom. Returns the number
+        fluence instead. Earlier stages' soft goals are held at their level (met) or within their slip
+        (short), as their stage left them. Returns the number
         of violations found."""
         n_violated = 0
         hard_keys = {t.key for t in self.hard} | tighten
