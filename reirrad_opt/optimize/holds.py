@@ -114,16 +114,12 @@ def dvh_hold(t: Term, dose_rows: np.ndarray, slip_gy: float, hold_safety_gy: flo
     worse = 0.0
     if evaluated_gy is not None and np.isfinite(evaluated_gy):
         worse = max(0.0, t.sign * (evaluated_gy - achieved))
-    if t.sense == "min":
-        target = level + worse
-        base = target if achieved >= target else achieved - slip_gy
-        hold = min(base + hold_safety_gy, achieved)
-    else:
-        target = level - worse
-        base = target if achieved <= target else achieved + slip_gy
-        hold = max(base - hold_safety_gy, achieved)
+    target = level - t.sign * worse          # the level on the points, as the evaluation reads it
+    met = slack_after_stage(t.sign * (achieved - target), slip_gy) == 0.0
+    hold = (target if met else achieved + t.sign * slip_gy) - t.sign * hold_safety_gy
+    if t.sign * (hold - achieved) < 0:       # never inside what was achieved
+        hold = achieved
     return hold, ~dvh_tail(points, t.fraction, upper, t.point_weights)
-
 
 
 def slack_after_stage(excess_gy: float, slip_gy: float) -> float:

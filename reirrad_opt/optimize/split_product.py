@@ -26,7 +26,7 @@ class RowSplit:
     """
 
     def __init__(self, matrix: sp.csr_matrix, n_parts: int) -> None:
-        if not sp.isspmatrix_csr(matrix) and not isinstance(matrix, sp.csr_array):
+        if not (sp.issparse(matrix) and matrix.format == "csr"):
             raise TypeError(f"RowSplit: expected a CSR matrix, got {type(matrix).__name__}")
         self.matrix = matrix
         self.shape = matrix.shape
