@@ -5,12 +5,14 @@ passes its settings in (the hinge's width, the caps' safety).
 """
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
 from .holds import point_map, same_points
+from .split_product import RowSplit
 from .terms import Term, dvh_dose, dvh_tail
 
 
@@ -23,11 +25,15 @@ def aimed_levels(levels_gy: np.ndarray, safety_gy: float) -> np.ndarray:
 
 def smooth_hinge(z: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """(value, derivative) of a smooth upper bound of max(0, z): zero below -tau/2, quadratic up to
-    tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read."""
+    tau/2, then exactly max(0, z). Never below the hinge, so a penalised excess is never under-read.
+
+    With y = z + tau/2 and c = y clipped to [0, tau]: value c^2 / (2 tau) + max(0, y - tau), slope c / tau
+    (a few passes over the points: this runs on every point of a goal at every evaluation)."""
     y = np.asarray(z, dtype=float) + tau / 2.0
-    quad = (y > 0) & (y < tau)
-    value = np.where(y >= tau, y - tau / 2.0, np.where(quad, y * y / (2.0 * tau), 0.0))
-    slope = np.where(y >= tau, 1.0, np.where(quad, y / tau, 0.0))
+    c = np.minimum(np.maximum(y, 0.0), tau)
+    slope = c / tau
+    value = 0.5 * c * slope
+    value += np.maximum(y - tau, 0.0)
     return value, slope
 
 
@@ -163,29 +169,41 @@ class Surrogate:
         self.q = 1.0 / points.size
         self.offset = np.zeros(points.size)
 
-    def bind(self, position: np.ndarray) -> None:
+    def bind(self, position: np.ndarray, threads: int = 1) -> None:
+        """Read the points from the working rows (``position``: voxel -> row); ``threads``: the products
+        may be split over that many threads (:class:`~.split_product.RowSplit`)."""
         self.G = rebase(self.point_map, self.voxels, position)
         self.GT = self.G.T.tocsr()   # a transposed view costs more to build than its product, per call
+        self._G, self._GT = RowSplit(self.G, threads), RowSplit(self.GT, threads)
+
+    def point_dose(self, d: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+        """Dose (Gy) at the points read (less the levels of a soft maximum) from the working rows' ``d``."""
+        return self._G(d, pool) - self.offset
+
+    def pull(self, grad_points: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+        """A gradient over the points read as a gradient over the working rows."""
+        return self._GT(grad_points, pool)
 
     def start(self, d: np.ndarray) -> float:
         """A threshold to start from: the DVH point at the dose ``d``."""
         if not self.cvar:
             return 0.0
-        return dvh_dose(self.G @ d - self.offset, self.q, self.upper, self.v)
+        return dvh_dose(self.point_dose(d), self.q, self.upper, self.v)
 
-    def value(self, d: np.ndarray, eta: float) -> tuple[float, np.ndarray, float]:
-        """(surrogate in Gy, its gradient in d, its derivative in eta). Upper CVaR:
-        eta + sum v h(p - eta) / q (its minimum over eta is the CVaR, convex); lower:
+    def value(self, d: np.ndarray, eta: float, pool: Executor | None = None) -> tuple[float, np.ndarray, float]:
+        """(surrogate in Gy, its gradient in d, its derivative in eta); ``pool``: threads for the products.
+        Upper CVaR: eta + sum v h(p - eta) / q (its minimum over eta is the CVaR, convex); lower:
         eta - sum v h(eta - p) / q (maximum over eta, concave)."""
-        p = self.G @ d - self.offset
+        p = self.point_dose(d, pool)
         if not self.cvar:
-            return float(self.v @ p), self.GT @ self.v, 0.0
+            return float(self.v @ p), self.pull(self.v, pool), 0.0
         q = self.q
         if self.upper:
             h, s = smooth_hinge(p - eta, self.tau_gy)
-            return float(eta + self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
-        h, s = smooth_hinge(eta - p, self.tau_gy)
-        return float(eta - self.v @ h / q), self.GT @ (self.v * s / q), float(1.0 - self.v @ s / q)
+        else:
+            h, s = smooth_hinge(eta - p, self.tau_gy)
+        surrogate = eta + self.v @ h / q if self.upper else eta - self.v @ h / q
+        return float(surrogate), self.pull(self.v * s / q, pool), float(1.0 - self.v @ s / q)
 
 
 @dataclass
@@ -205,7 +223,7 @@ class BoundStack:
     product per gradient instead of one per organ (NPC phantom at 2.5 mm: the per-organ products and
     their full-length sums were 40 % of the stage time)."""
 
-    def __init__(self, bounds: list[PointBounds], n_rows: int) -> None:
+    def __init__(self, bounds: list[PointBounds], n_rows: int, threads: int = 1) -> None:
         self.bounds = bounds
         self.cuts = np.cumsum([0] + [b.points.size for b in bounds])
         if bounds:
@@ -215,10 +233,15 @@ class BoundStack:
         else:
             self.S, self.rhs, self.lam = sp.csr_matrix((0, n_rows)), np.zeros(0), np.zeros(0)
         self.ST = self.S.T.tocsr()
+        self._S, self._ST = RowSplit(self.S, threads), RowSplit(self.ST, threads)   # products on ``threads``
 
-    def excess(self, d: np.ndarray) -> np.ndarray:
-        """Gy beyond its bound at every point (<= 0: held)."""
-        return self.S @ d - self.rhs
+    def excess(self, d: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+        """Gy beyond its bound at every point (<= 0: held), from the working rows' dose ``d``."""
+        return self._S(d, pool) - self.rhs
+
+    def pull(self, m: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+        """A gradient over the stacked points as a gradient over the working rows (``ST @ m``)."""
+        return self._ST(m, pool)
 
     def update(self, excess: np.ndarray, rho: float) -> None:
         """Multiplier step ``lam <- max(0, lam + rho * excess)``, written back to each bound."""
