@@ -70,3 +70,33 @@ def test_a_plan_does_not_depend_on_the_thread_count(monkeypatch):
         monkeypatch.setenv("REIRRAD_THREADS", threads)
         weights.append(run(terms_for(60, 66, cap_des=10.0), engine="first-order").weights)
     assert np.array_equal(weights[0], weights[1])
+
+
+def test_point_bounds_and_goal_surrogates_read_the_same_on_two_threads():
+    """The first-order engine's point products (the stacked caps and holds, a goal's surrogate) split over
+    threads when they are large: the same values and gradients to the last bit as on one thread."""
+    from reirrad_opt.optimize.smooth_terms import BoundStack, PointBounds, Surrogate
+    from reirrad_opt.optimize.terms import Term
+
+    n = MIN_SPLIT_NNZ + 50_000
+    rng = np.random.default_rng(4)
+    d = rng.normal(60.0, 2.0, n)
+    position = np.arange(n)
+    held = Term("T_D95", "T", 1, "cvar_lower", np.arange(n), 58.0, fraction=0.05)
+    cap = Term("T_Dmax", "T", 1, "voxel_max", np.arange(n), 64.0, hard=True)
+    bounds = [PointBounds(held, np.arange(n), np.full(n, 58.0), -1.0, False),
+              PointBounds(cap, np.arange(n), np.full(n, 64.0), 1.0, True)]
+    for b in bounds:
+        b.bind(position)
+    one, two = BoundStack(bounds, n, 1), BoundStack(bounds, n, 2)
+    assert len(two._S.parts) == 2 and len(one._S.parts) == 0
+    m = rng.random(2 * n)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert np.array_equal(one.excess(d), two.excess(d, pool))
+        assert np.array_equal(one.pull(m), two.pull(m, pool))
+        s1, s2 = Surrogate(held, 0.1), Surrogate(held, 0.1)
+        s1.bind(position, 1)
+        s2.bind(position, 2)
+        v1, g1, e1 = s1.value(d, 58.5)
+        v2, g2, e2 = s2.value(d, 58.5, pool)
+    assert (v1, e1) == (v2, e2) and np.array_equal(g1, g2)
