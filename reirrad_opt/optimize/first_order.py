@@ -132,6 +132,7 @@ class FirstOrderSolver(SolverBase):
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
+        self.met_as_evaluated: set[str] = set()       # held dose-volume goals the evaluation read met at their stage
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -191,8 +192,10 @@ class FirstOrderSolver(SolverBase):
         self.bounds[key] = PointBounds(t, points, bound_gy[points], t.sign, False)
 
     def _rehold_drifted(self) -> list[str]:
-        """Hold again, further in, each earlier dose-volume goal that its stage met but that the evaluation now
-        reads short of its level; returns the goals' keys.
+        """Hold again, further in, each earlier dose-volume goal that the evaluation read met when its stage
+        ended but reads short of its level now; returns the goals' keys. (A goal the evaluation read short
+        at its own stage keeps its hold: the stage could not do better, and pushing it on would only make
+        the later stages infeasible.)
 
         A goal is held on its points, shifted by what the evaluation read worse than the points when its stage
         ended (:func:`~.holds.dvh_hold`). A later stage reshapes the dose inside the structure, and the
@@ -205,7 +208,7 @@ class FirstOrderSolver(SolverBase):
         moved = []
         for t in self.soft:
             key = "hold " + t.key
-            if self.achieved.get(t.key) != 0.0 or (key not in self.bounds and key not in self.scalars):
+            if t.key not in self.met_as_evaluated or key not in self.bounds:
                 continue
             evaluated = self.measure(t, dose)
             if evaluated is None or not np.isfinite(evaluated):
@@ -214,13 +217,10 @@ class FirstOrderSolver(SolverBase):
             if short <= 0.0:
                 continue
             shift = -t.sign * (short + self.settings.hold_safety_gy)
-            if key in self.bounds:
-                b = self.bounds[key]
-                self.bounds[key] = PointBounds(b.term, b.points, b.bound_gy + shift, b.sign, b.hard, b.lam)
-                if key in self.pools:
-                    self.pools[key].bound_gy = self.pools[key].bound_gy + shift
-            else:
-                self.scalars[key].bound_gy += shift
+            b = self.bounds[key]
+            self.bounds[key] = PointBounds(b.term, b.points, b.bound_gy + shift, b.sign, b.hard, b.lam)
+            if key in self.pools:
+                self.pools[key].bound_gy = self.pools[key].bound_gy + shift
             moved.append(t.key)
         return moved
 
@@ -268,6 +268,7 @@ class FirstOrderSolver(SolverBase):
         self._activate(dose)
         status, total, previous, previous_worst = "not converged", 0, np.inf, np.inf
         inner = first_inner
+        best = None   # (objective, weights, worst excess) of the best feasible iterate
         for outer in range(1, self.settings.max_outer + 1):
             for s in surrogates:
                 if s.moving:
@@ -376,10 +377,14 @@ class FirstOrderSolver(SolverBase):
             # constraints' terms, whose multipliers move) no longer improves (a stage that stopped on its
             # iteration count with a goal far from its aim is not done)
             gain = previous - goal_value
-            stalled = res.status == 0 or gain <= max(self.settings.stall_rel * abs(goal_value), self.settings.stall_gy)
+            threshold = max(self.settings.stall_rel * abs(goal_value), self.settings.stall_gy)
+            stalled = res.status == 0 or gain <= threshold
             previous = goal_value
             seeding = any(s.seeding for s in surrogates)   # the seed iteration is never the last
-            if worst <= self.settings.feasibility_tol_gy and added_beyond == 0 and stalled and not seeding:
+            feasible = worst <= self.settings.feasibility_tol_gy and added_beyond == 0
+            if feasible and not seeding and (best is None or goal_value < best[0]):
+                best = (goal_value, self.weights.copy(), worst)
+            if feasible and stalled and not seeding:
                 status = "optimal"
                 break
             if deadline is not None and time.perf_counter() > deadline:
@@ -393,6 +398,13 @@ class FirstOrderSolver(SolverBase):
             if worst > self.settings.feasibility_tol_gy and worst > 0.25 * previous_worst:
                 rho = min(rho * self.settings.rho_growth, self.settings.rho_max)
             previous_worst = worst
+        # a multipliers' step can end the stage on a feasible iterate worse than an earlier feasible one (pyRadPlan's
+        # TG-119 matrix, a held D2% goal: 3.39 at one outer iteration, 4.31 at the last): the earlier one is kept
+        if status == "optimal" and best is not None \
+                and best[0] < goal_value - threshold:
+            progress_detail(self.progress, f"  {label}: the feasible iterate of objective {best[0]:.6g} kept "
+                                           f"(the last reached {goal_value:.6g})")
+            self.weights, self.worst_gy, self.unresolved = best[1], best[2], 0
         for key, b in self.bounds.items():
             if b.hard:
                 self.hard_duals[key] = (b.points, b.lam.copy())
@@ -411,6 +423,7 @@ class FirstOrderSolver(SolverBase):
 
     def _release(self, t: Term) -> None:
         """Drop the hold of ``t`` (its stage is solved again)."""
+        self.met_as_evaluated.discard(t.key)
         self.bounds.pop("hold " + t.key, None)
         self.pools.pop("hold " + t.key, None)
         self.scalars.pop("hold " + t.key, None)
@@ -423,6 +436,9 @@ class FirstOrderSolver(SolverBase):
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
+            if evaluated is not None and np.isfinite(evaluated) \
+                    and t.sign * (evaluated - float(np.max(t.level_gy))) <= 0.0:
+                self.met_as_evaluated.add(t.key)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
         # bound), but
