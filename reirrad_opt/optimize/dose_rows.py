@@ -61,6 +61,7 @@ class DoseRows:
         # the pool's threads end when this object is collected (ThreadPoolExecutor holds them by weak reference)
         self.pool = ThreadPoolExecutor(max_workers=self.threads - 1) if self.threads > 1 else None
         self._full = RowSplit(self.matrix, self.threads)
+        self._last: tuple[np.ndarray, np.ndarray] | None = None   # (weights, dose) of the last dose()
 
     def block(self, rows: np.ndarray) -> sp.csr_matrix:
         """Full-matrix rows (float64 CSR) of ``rows``: the true dose."""
@@ -71,8 +72,14 @@ class DoseRows:
         return cached[1]
 
     def dose(self, weights: np.ndarray) -> np.ndarray:
-        """Dose (Gy) on every voxel of the grid for ``weights``."""
-        return self._full(np.asarray(weights, dtype=float), self.pool)
+        """Dose (Gy) on every voxel of the grid for ``weights`` (read-only). The last one is kept: a stage's
+        end, its holds and the next stage's start all read the dose of the same fluence."""
+        w = np.asarray(weights, dtype=float)
+        if self._last is None or not np.array_equal(self._last[0], w):
+            dose = self._full(w, self.pool)
+            dose.flags.writeable = False
+            self._last = (w.copy(), dose)
+        return self._last[1]
 
 
 class DosePool:

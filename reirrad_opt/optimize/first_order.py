@@ -217,8 +217,7 @@ class FirstOrderSolver(SolverBase):
             if short <= 0.0:
                 continue
             shift = -t.sign * (short + self.settings.hold_safety_gy)
-            b = self.bounds[key]
-            self.bounds[key] = PointBounds(b.term, b.points, b.bound_gy + shift, b.sign, b.hard, b.lam)
+            self.bounds[key].bound_gy = self.bounds[key].bound_gy + shift
             if key in self.pools:
                 self.pools[key].bound_gy = self.pools[key].bound_gy + shift
             moved.append(t.key)
@@ -391,9 +390,10 @@ class FirstOrderSolver(SolverBase):
                 status = "time limit"
                 break
             # a goal still short of its aim may gain a little per outer iteration for long: full inner runs
-            settled = abs(gain) <= max(self.settings.cleanup_rel * abs(goal_value), self.settings.stall_gy) \
+            settled = not seeding \
+                and abs(gain) <= max(self.settings.cleanup_rel * abs(goal_value), self.settings.stall_gy) \
                 and not any(sign * (s.value(d_full, x[s.slot])[0] - aim) > 0.0 for s, aim, sign, _ in stage.goals)
-            inner = self.settings.cleanup_inner_iterations if settled and not seeding else self.settings.inner_iterations
+            inner = self.settings.cleanup_inner_iterations if settled else self.settings.inner_iterations
             # too slow to feasibility: more penalty
             if worst > self.settings.feasibility_tol_gy and worst > 0.25 * previous_worst:
                 rho = min(rho * self.settings.rho_growth, self.settings.rho_max)

@@ -200,9 +200,10 @@ class Surrogate:
         q = self.q
         if self.upper:
             h, s = smooth_hinge(p - eta, self.tau_gy)
+            surrogate = eta + self.v @ h / q
         else:
             h, s = smooth_hinge(eta - p, self.tau_gy)
-        surrogate = eta + self.v @ h / q if self.upper else eta - self.v @ h / q
+            surrogate = eta - self.v @ h / q
         return float(surrogate), self.pull(self.v * s / q, pool), float(1.0 - self.v @ s / q)
 
 
