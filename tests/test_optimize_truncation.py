@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from reirrad_opt.optimize import LPSettings, LPSolver, Term
-from reirrad_opt.optimize.dose_rows import DoseRows, truncate_columns
+from reirrad_opt.optimize import dose_rows
+from reirrad_opt.optimize.dose_rows import DoseRows, as_float64, truncate_columns
 
 N = 80
 RX = 60.0
@@ -246,3 +247,32 @@ def test_truncate_columns_matches_a_dense_reference_on_the_scatter_matrix():
     ref = np.where(dense >= 0.01 * dense.max(axis=0, keepdims=True), dense, 0.0)
     np.testing.assert_allclose(out, ref, rtol=1e-6)
     assert 0 < np.count_nonzero(out) < np.count_nonzero(dense)   # the tails go, the peaks stay
+
+
+@pytest.mark.parametrize("block", [3, 7, 1 << 22])
+def test_truncate_columns_reads_in_blocks_with_empty_rows_and_negative_entries(monkeypatch, block):
+    """Blocks that split rows, rows with no entry or none kept, and a negative entry read by magnitude."""
+    monkeypatch.setattr(dose_rows, "_BLOCK_ENTRIES", block)
+    dense = np.array([[0.0, 0.0, 0.0],
+                      [5.0, -0.2, 0.001],
+                      [0.0, 0.0, 0.0],
+                      [0.04, 3.0, 1.0],
+                      [0.06, -0.02, 0.0],
+                      [0.01, 0.01, 0.005]])
+    out = truncate_columns(sp.csr_matrix(dense), 0.01)
+    # column maxima by magnitude 5, 3, 1: thresholds 0.05, 0.03, 0.01
+    expected = np.where(np.abs(dense) >= np.array([0.05, 0.03, 0.01]), dense, 0.0)
+    assert out.has_canonical_format and out.nnz == np.count_nonzero(expected)
+    np.testing.assert_array_equal(out.toarray(), expected)
+
+
+def test_as_float64_shares_the_index_arrays_of_a_csr_matrix():
+    m = scatter_matrix()
+    m32 = sp.csr_matrix(m, dtype=np.float32)
+    out = as_float64(m32)
+    assert out.dtype == np.float64 and np.shares_memory(out.indices, m32.indices) \
+        and np.shares_memory(out.indptr, m32.indptr)
+    np.testing.assert_array_equal(out.toarray(), m32.toarray().astype(np.float64))
+    assert as_float64(out) is out                                   # already float64 CSR: itself
+    csc = as_float64(m32.tocsc())                                   # another format: converted
+    assert csc.format == "csr" and csc.dtype == np.float64 and (csc != out).nnz == 0
