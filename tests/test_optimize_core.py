@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from reirrad_opt.geometry import Grid
 from reirrad_opt.evaluate import metric_value
-from reirrad_opt.optimize import LexicographicProblem, NormalTissue, Term, TermSet, optimize_plan
+from reirrad_opt.optimize import LexicographicProblem, LPSettings, LPSolver, NormalTissue, Term, TermSet, optimize_plan
 
 N = 80
 GRID = Grid((1, 1, N), (1.0, 1.0, 1.0))
@@ -334,6 +334,36 @@ def test_held_goal_is_shifted_by_what_the_evaluation_reads_worse():
     dose = (a @ solver.weights)[t_rows]
     assert d96.dvh_dose(dose) - offset >= level - 1e-6          # met as the evaluation reads it
     assert d96.dvh_dose(dose) == pytest.approx(level + offset + HOLD_SAFETY_GY, abs=1e-3)
+
+
+@pytest.mark.parametrize("rounds", [0, LPSettings().drift_rounds])
+def test_lp_engine_holds_again_a_met_goal_the_evaluation_reads_short_after_a_later_stage(rounds):
+    """The LP engine's side of the re-hold (the first-order engine's: test_optimize_first_order.py). A
+    priority-1 D96% met at its stage is held on its points; a test double of the evaluation reads it
+    0.1 Gy colder than the points once the priority-2 stage (which pushes the target's mean down onto the
+    hold) has run. The engine holds it further in and solves that stage again, so the evaluation reads it
+    met; without re-hold rounds it reads it short."""
+    _, d96, terms = held_d96_terms()
+    drift_gy = {"now": 0.0}
+
+    def measure(t, dose):
+        return t.dvh_dose(dose[t.rows]) - drift_gy["now"] if t.goal_id == "T_D96" else None
+
+    solver = LPSolver(beamlet_matrix(), terms, rx_gy=RX, slips_gy={1: 0.6, 2: 0.6}, tier_by_goal={},
+                      measure=measure, settings=LPSettings(drift_rounds=rounds))
+    solver.solve_priority(1)
+    assert d96.key in solver.met_as_evaluated
+    level = solver.holds[d96.key].level_gy
+    drift_gy["now"] = 0.1
+    stage = solver.solve_priority(2)
+    evaluated = measure(d96, solver.rows.dose(solver.weights))
+    if rounds:
+        assert evaluated >= 0.98 * RX - 1e-6
+        assert solver.holds[d96.key].level_gy > level + 0.1          # moved in by the shortfall and more
+        assert any("held again further in" in note and d96.key in note for note in stage.notes)
+    else:
+        assert evaluated < 0.98 * RX - 0.05
+        assert solver.holds[d96.key].level_gy == level
 
 
 def test_normal_tissue_stage_out_of_time_keeps_the_previous_fluence():

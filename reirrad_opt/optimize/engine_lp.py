@@ -315,7 +315,9 @@ class LPSolver(LPRows, SolverBase):
             if t.sense == "max" and t.tier == "desirable":
                 # ALARA: push below the limit once it is met (small weight, never worth a slack)
                 self._stage_cost[tl.excess] = self.settings.alara_weight / self.rx_gy
-        sol, seconds, rounds = self._solve_rounds(stage_terms, carry_gy=self.settings.carry_gy if carry else 0.0)
+        drift: list[str] = []
+        sol, seconds, rounds = self._solve_holding(
+            lambda: self._solve_rounds(stage_terms, carry_gy=self.settings.carry_gy if carry else 0.0), drift)
         name = label or f"priority {p}"
         if sol is None or sol.status != "optimal":
             status = sol.status if sol is not None else "not solved"
@@ -351,7 +353,7 @@ class LPSolver(LPRows, SolverBase):
                 solved = rows < sol.row_dual.size     # rows added after the last solve have no dual yet
                 self.hard_duals[t.key] = (ids[solved], np.abs(sol.row_dual[rows[solved]]))
         self._stage_cost = {}
-        notes = [f"{rounds} solve(s) to activate every needed organ point"] if rounds > 1 else []
+        notes = ([f"{rounds} solve(s) to activate every needed organ point"] if rounds > 1 else []) + drift
         if self.unresolved and self.carried:
             notes.append(f"{self.unresolved} point(s) at most {self.worst_gy:.3f} Gy beyond their bound carried into "
                          f"the next stage, which holds their rows")
@@ -397,10 +399,10 @@ class LPSolver(LPRows, SolverBase):
             self._add_roughness(normal.roughness, normal.roughness_weight / (normal.roughness.shape[0] * w_scale),
                                 split=self.dual_too_slow)
         # new rows and a new objective: the dual simplex from the last basis, or a cold interior point
-        sol, seconds, rounds = self._solve_rounds([],
-                                                  method="dual" if self.first_method == "simplex" else "ipm",
-                                                  time_limit_s=normal.time_limit_s)
-        notes = []
+        notes: list[str] = []
+        sol, seconds, rounds = self._solve_holding(
+            lambda: self._solve_rounds([], method="dual" if self.first_method == "simplex" else "ipm",
+                                       time_limit_s=normal.time_limit_s), notes)
         if sol is not None and sol.status == "optimal" and self.unresolved and not self.ceiling_left:
             notes.append(f"normal-tissue stage left {self.unresolved} point(s) beyond an earlier bound after "
                          f"{self.settings.max_rounds} solves; the fluence of the previous stage is kept")
@@ -426,6 +428,38 @@ class LPSolver(LPRows, SolverBase):
         self.progress(f"stage normal tissue: {status}, {seconds:.1f} s")
         progress_detail(self.progress, f"  {rounds} rounds")
         return result
+
+    def _solve_holding(self, solve, notes: list[str]):
+        """``solve()`` (a stage's :meth:`_solve_rounds`), then again, at most ``settings.drift_rounds`` times,
+        while the evaluation reads an earlier goal that its own stage met as short of its level
+        (:meth:`~.solver_base.SolverBase.drifted_holds`): its hold moves further in by the shortfall plus
+        ``settings.hold_safety_gy``. A solve again that does not end optimal is not kept: the holds go back
+        and the stage's first solution stands (the notes say so). Returns (solution, seconds, rounds)."""
+        sol, seconds, rounds = solve()
+        for _ in range(self.settings.drift_rounds):
+            if sol is None or sol.status != "optimal":
+                break
+            previous = self.weights
+            self.weights = np.maximum(sol.x[self.w_idx], 0.0)
+            drifted = self.drifted_holds(set(self.holds))
+            self.weights = previous
+            if not drifted:
+                break
+            shifts = {key: -t.sign * (short + self.settings.hold_safety_gy) for key, (t, short) in drifted.items()}
+            self._shift_holds(shifts)
+            names = ", ".join(shifts)
+            again, more_seconds, more_rounds = solve()
+            seconds, rounds = seconds + more_seconds, rounds + more_rounds
+            if again is None or again.status != "optimal":
+                self._shift_holds({key: -shift for key, shift in shifts.items()})
+                notes.append(f"held {names} further in, as the evaluation read them short after this stage, but the "
+                             f"stage then ended '{again.status if again else 'not solved'}': its first solution is "
+                             f"kept (the evaluation of the final dose decides)")
+                break
+            sol = again
+            notes.append(f"held again further in, as the evaluation read them short after this stage: {names}")
+            progress_detail(self.progress, f"  {notes[-1]}")
+        return sol, seconds, rounds
 
     def _ceiling_note(self) -> str:
         return (f"{self.unresolved} plan-ceiling point(s) left at most {self.worst_gy:.3f} Gy above the ceiling "

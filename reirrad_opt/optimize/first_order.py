@@ -81,8 +81,6 @@ class FirstOrderSettings(StageSettings):
             far inside its hold is no constraint on the next stage; one that moves near it enters at the
             next outer iteration, and a stage in which one entered beyond it is not done).
         huber_fraction: fluence roughness: |difference| smoothed below this fraction of the mean weight.
-        drift_rounds: a stage is solved again, at most this many times, when the evaluation reads an
-            earlier goal that its stage met as short of its level (see :meth:`FirstOrderSolver._rehold_drifted`).
     """
 
     hard_safety_gy: float = 0.02
@@ -103,7 +101,6 @@ class FirstOrderSettings(StageSettings):
     lazy_hold_points: int = 2000
     lazy_hold_ratio: float = 0.9
     huber_fraction: float = 0.02
-    drift_rounds: int = 2
 
 
 
@@ -132,7 +129,6 @@ class FirstOrderSolver(SolverBase):
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
-        self.met_as_evaluated: set[str] = set()       # held dose-volume goals the evaluation read met at their stage
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -192,35 +188,16 @@ class FirstOrderSolver(SolverBase):
         self.bounds[key] = PointBounds(t, points, bound_gy[points], t.sign, False)
 
     def _rehold_drifted(self) -> list[str]:
-        """Hold again, further in, each earlier dose-volume goal that the evaluation read met when its stage
-        ended but reads short of its level now; returns the goals' keys. (A goal the evaluation read short
-        at its own stage keeps its hold: the stage could not do better, and pushing it on would only make
-        the later stages infeasible.)
-
-        A goal is held on its points, shifted by what the evaluation read worse than the points when its stage
-        ended (:func:`~.holds.dvh_hold`). A later stage reshapes the dose inside the structure, and the
-        evaluation (supersampled, every voxel) can then read the goal further from the points than that: NPC
-        phantom at 5 mm, rGTV D98% held 0.024 Gy above its level on the points, read 0.004 Gy short of it by the
-        evaluation after the last stage. The hold moves by the shortfall plus ``settings.hold_safety_gy``."""
-        if self.measure is None:
-            return []
-        dose = self.rows.dose(self.weights)
+        """Hold again, further in, each earlier goal the evaluation now reads short
+        (:meth:`~.solver_base.SolverBase.drifted_holds`); returns the goals' keys."""
+        held = {key[len("hold "):] for key in self.bounds if key.startswith("hold ")}
         moved = []
-        for t in self.soft:
-            key = "hold " + t.key
-            if t.key not in self.met_as_evaluated or key not in self.bounds:
-                continue
-            evaluated = self.measure(t, dose)
-            if evaluated is None or not np.isfinite(evaluated):
-                continue
-            short = t.sign * (evaluated - float(np.max(t.level_gy)))    # Gy beyond the level as evaluated
-            if short <= 0.0:
-                continue
+        for key, (t, short) in self.drifted_holds(held).items():
             shift = -t.sign * (short + self.settings.hold_safety_gy)
-            self.bounds[key].bound_gy = self.bounds[key].bound_gy + shift
-            if key in self.pools:
-                self.pools[key].bound_gy = self.pools[key].bound_gy + shift
-            moved.append(t.key)
+            self.bounds["hold " + key].bound_gy = self.bounds["hold " + key].bound_gy + shift
+            if "hold " + key in self.pools:
+                self.pools["hold " + key].bound_gy = self.pools["hold " + key].bound_gy + shift
+            moved.append(key)
         return moved
 
     def _solve_holding(self, stage: StageObjective, label: str, deadline: float | None = None,
@@ -436,9 +413,7 @@ class FirstOrderSolver(SolverBase):
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
-            if evaluated is not None and np.isfinite(evaluated) \
-                    and t.sign * (evaluated - float(np.max(t.level_gy))) <= 0.0:
-                self.met_as_evaluated.add(t.key)
+            self.note_hold(t, evaluated)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
         # bound), but

@@ -272,6 +272,7 @@ class LPRows:
         hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
         h = HeldGoal(t, hold, keep, np.zeros(keep.size, dtype=bool), np.zeros(keep.size))
         self.holds[t.key] = h
+        self.note_hold(t, evaluated)
         # every kept point's row at once: an interior-point solve moves any point it does not see
         kept = np.flatnonzero(keep)
         if kept.size:
@@ -285,10 +286,18 @@ class LPRows:
 
     def _release(self, t: Term) -> None:
         """Drop the hold of ``t`` (its stage is solved again)."""
+        self.met_as_evaluated.discard(t.key)
         h = self.holds.pop(t.key, None)
         if h is not None:
             for rows in h.rows:
                 self.lp.set_row_bounds(rows, -np.inf, np.inf)
+
+    def _shift_holds(self, shifts: dict[str, float]) -> None:
+        """Move the held level of each goal in ``shifts`` (term key -> Gy, signed) and its rows' bounds."""
+        for key, shift in shifts.items():
+            h = self.holds[key]
+            h.level_gy += shift
+            h.set_bounds(self.lp)
 
     def _set_margin(self, t: Term, margin: float) -> None:
         self.margin[t.key] = margin
