@@ -51,7 +51,7 @@ class OptimizationOutcome:
 
 def _unmet_targets(solver: SolverBase, priority: int) -> list:
     return [t for t in solver.soft if t.priority == priority and t.sense == "min" and t.tier == "desirable"
-            and t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights) > solver.settings.met_tol_gy]
+            and t.goal_excess_gy(solver.rows.dose(solver.weights)[t.rows]) > solver.settings.met_tol_gy]
 
 
 MetricReader = Callable[[str, np.ndarray, str], float]
@@ -65,7 +65,7 @@ def _shortfall(solver: SolverBase, terms, read: MetricReader | None, masks, grid
     measurement of the goal's metric when ``read`` is given."""
     total = 0.0
     for t in terms:
-        total += max(0.0, t.goal_excess_gy(solver.rows.block(t.rows) @ solver.weights))
+        total += max(0.0, t.goal_excess_gy(solver.rows.dose(solver.weights)[t.rows]))
         if read is not None and t.metric and t.structure in masks:
             total += max(0.0, float(np.max(t.level_gy)) - _evaluated(solver, t, read, grid))
     return total

@@ -116,7 +116,9 @@ class SolverBase(ABC):
         if not targets:
             return w
         t0 = min(targets, key=lambda t: t.priority)
-        mean = float(np.mean(self.rows.block(t0.rows) @ w))
+        # the full dose (kept by DoseRows: the engines read it next) rather than the target's rows cut out of
+        # the matrix (TG-119 at 3 mm: 0.2 s to cut, 0.03 s for the whole product)
+        mean = float(np.mean(self.rows.dose(w)[t0.rows]))
         return w * (float(np.max(t0.level_gy)) / mean if mean > 0 else 1.0)
 
     def guard_caps(self) -> str | None:
