@@ -37,7 +37,7 @@ from ..progress import detail as progress_detail
 from .dose_rows import DoseRows
 from .holds import dvh_hold, point_levels, slack_after_stage
 from .smooth_terms import (BoundStack, LazyPool, PointBounds, ScalarBound, StageObjective, Surrogate, aimed_levels,
-                           in_force, smooth_hinge)
+                           in_force, normal_tissue_objective, smooth_hinge)
 from .solver_base import SolverBase, StageSettings
 from .split_product import RowSplit
 from .stage import NormalTissue, StageResult
@@ -475,40 +475,10 @@ class FirstOrderSolver(SolverBase):
         linear = self.settings.integral_dose_weight * self.integral_per_weight
         if body.size:
             linear = linear + np.asarray(self.rows.matrix[body].mean(axis=0), dtype=float).ravel()
-        ring = np.asarray(normal.ring_rows, dtype=np.int64)
-        reference = np.asarray(normal.ring_reference_gy, dtype=float)
-        roughness = normal.roughness if normal.roughness is not None and normal.roughness.shape[0] else None
-        w_scale = float(np.mean(self.weights[self.weights > 0])) if self.weights.any() else 1.0
-        tv_weight = 0.0 if roughness is None else self.rx_gy * normal.roughness_weight / (roughness.shape[0] * w_scale)
-        delta = self.settings.huber_fraction * w_scale
-
-        hot = np.asarray(normal.target_rows if normal.target_rows is not None and normal.hot_weight > 0 else [],
-                         dtype=np.int64)
-
-        def extra(d: np.ndarray, w: np.ndarray, position: np.ndarray):
-            value, grad_d, grad_w = 0.0, np.zeros(d.size), np.zeros(w.size)
-            if hot.size:
-                at = position[hot]
-                # signed distance outside the window [floor, reference]: below it negative
-                excess = np.maximum(d[at] - normal.target_reference_gy, 0.0) \
-                    - np.maximum(normal.target_floor_gy - d[at], 0.0)
-                value += normal.hot_weight * float(excess @ excess) / hot.size
-                grad_d += np.bincount(at, weights=2.0 * normal.hot_weight * excess / hot.size, minlength=d.size)
-            if ring.size:
-                at = position[ring]
-                h, slope = smooth_hinge(d[at] - reference, self.settings.tau_gy)
-                value += float(h.mean())
-                grad_d += np.bincount(at, weights=slope / ring.size, minlength=d.size)
-            if roughness is not None:
-                z = roughness @ w
-                a = np.abs(z)
-                value += tv_weight * float(np.where(a < delta, z * z / (2 * delta), a - delta / 2).sum())
-                grad_w = tv_weight * (roughness.T @ np.where(a < delta, z / delta, np.sign(z)))
-            return value, grad_d, grad_w
-
         before = self.weights.copy()
         deadline = None if normal.time_limit_s is None else t0 + float(normal.time_limit_s)
-        stage = StageObjective(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
+        stage = normal_tissue_objective(normal, linear, self.weights, self.rx_gy, tau_gy=self.settings.tau_gy,
+                                        huber_fraction=self.settings.huber_fraction)
         self.evaluations = 0
         status, outer, iterations, drift = self._solve_holding(stage, "normal tissue", deadline,
                                                                first_inner=self.settings.nt_first_inner_iterations)

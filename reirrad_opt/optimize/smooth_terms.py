@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from .holds import point_map, same_points
 from .split_product import RowSplit
+from .stage import NormalTissue
 from .terms import Term, dvh_dose, dvh_tail
 
 
@@ -260,3 +261,43 @@ class StageObjective:
     alara: list = field(default_factory=list)            # (surrogate, weight): weight * s
     extra: object = None                                 # callable(d, w, position) -> (value, grad_d, grad_w)
     extra_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def normal_tissue_objective(normal: NormalTissue, linear: np.ndarray, weights: np.ndarray, rx_gy: float, *,
+                            tau_gy: float, huber_fraction: float) -> StageObjective:
+    """The normal-tissue stage's objective: ``linear`` (Gy per unit weight: the sampled body voxels' mean
+    dose and the integral-dose tie-breaker), the mean dose above the ring's fall-off (hinge smoothed over
+    ``tau_gy``), fluence roughness (total variation, Huber-smoothed below ``huber_fraction`` of the mean
+    of the current ``weights``, scaled so that its weight is relative to ``rx_gy``) and the target's dose
+    outside the window [``target_floor_gy``, ``target_reference_gy``] (quadratic, ``normal.hot_weight``)."""
+    ring = np.asarray(normal.ring_rows, dtype=np.int64)
+    reference = np.asarray(normal.ring_reference_gy, dtype=float)
+    roughness = normal.roughness if normal.roughness is not None and normal.roughness.shape[0] else None
+    w_scale = float(np.mean(weights[weights > 0])) if weights.any() else 1.0
+    tv_weight = 0.0 if roughness is None else rx_gy * normal.roughness_weight / (roughness.shape[0] * w_scale)
+    delta = huber_fraction * w_scale
+    hot = np.asarray(normal.target_rows if normal.target_rows is not None and normal.hot_weight > 0 else [],
+                     dtype=np.int64)
+
+    def extra(d: np.ndarray, w: np.ndarray, position: np.ndarray):
+        value, grad_d, grad_w = 0.0, np.zeros(d.size), np.zeros(w.size)
+        if hot.size:
+            at = position[hot]
+            # signed distance outside the window [floor, reference]: below it negative
+            excess = np.maximum(d[at] - normal.target_reference_gy, 0.0) \
+                - np.maximum(normal.target_floor_gy - d[at], 0.0)
+            value += normal.hot_weight * float(excess @ excess) / hot.size
+            grad_d += np.bincount(at, weights=2.0 * normal.hot_weight * excess / hot.size, minlength=d.size)
+        if ring.size:
+            at = position[ring]
+            h, slope = smooth_hinge(d[at] - reference, tau_gy)
+            value += float(h.mean())
+            grad_d += np.bincount(at, weights=slope / ring.size, minlength=d.size)
+        if roughness is not None:
+            z = roughness @ w
+            a = np.abs(z)
+            value += tv_weight * float(np.where(a < delta, z * z / (2 * delta), a - delta / 2).sum())
+            grad_w = tv_weight * (roughness.T @ np.where(a < delta, z / delta, np.sign(z)))
+        return value, grad_d, grad_w
+
+    return StageObjective(linear=linear, extra=extra, extra_rows=np.concatenate([ring, hot]))
