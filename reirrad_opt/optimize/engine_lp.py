@@ -400,9 +400,15 @@ class LPSolver(LPRows, SolverBase):
                                 split=self.dual_too_slow)
         # new rows and a new objective: the dual simplex from the last basis, or a cold interior point
         notes: list[str] = []
-        sol, seconds, rounds = self._solve_holding(
-            lambda: self._solve_rounds([], method="dual" if self.first_method == "simplex" else "ipm",
-                                       time_limit_s=normal.time_limit_s), notes)
+        # a solve again (see _solve_holding) gets what is left of the stage's time limit
+        deadline = None if normal.time_limit_s is None else time.perf_counter() + float(normal.time_limit_s)
+        method = "dual" if self.first_method == "simplex" else "ipm"
+
+        def solve():
+            left_s = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            return self._solve_rounds([], method=method, time_limit_s=left_s)
+
+        sol, seconds, rounds = self._solve_holding(solve, notes)
         if sol is not None and sol.status == "optimal" and self.unresolved and not self.ceiling_left:
             notes.append(f"normal-tissue stage left {self.unresolved} point(s) beyond an earlier bound after "
                          f"{self.settings.max_rounds} solves; the fluence of the previous stage is kept")
