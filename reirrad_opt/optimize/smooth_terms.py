@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .holds import point_map, same_points
-from .split_product import RowSplit
+from .split_product import RowSplit, TransposedProduct
 from .stage import NormalTissue
 from .terms import Term, dvh_dose, dvh_tail
 
@@ -131,7 +131,6 @@ class Surrogate:
     tau_gy: float         # the hinge's smoothing width (Gy): the engine's settings.tau_gy
     slot: int = -1
     G: sp.csr_matrix | None = None
-    GT: sp.csr_matrix | None = None
     moving: bool = False
     seeding: bool = False
 
@@ -174,8 +173,8 @@ class Surrogate:
         """Read the points from the working rows (``position``: voxel -> row); ``threads``: the products
         may be split over that many threads (:class:`~.split_product.RowSplit`)."""
         self.G = rebase(self.point_map, self.voxels, position)
-        self.GT = self.G.T.tocsr()   # a transposed view costs more to build than its product, per call
-        self._G, self._GT = RowSplit(self.G, threads), RowSplit(self.GT, threads)
+        # the slopes pulled back are zero outside a CVaR's tail: from the non-zero rows (TransposedProduct)
+        self._G, self._GT = RowSplit(self.G, threads), TransposedProduct(self.G, threads)
 
     def point_dose(self, d: np.ndarray, pool: Executor | None = None) -> np.ndarray:
         """Dose (Gy) at the points read (less the levels of a soft maximum) from the working rows' ``d``."""
@@ -234,8 +233,8 @@ class BoundStack:
             self.lam = np.concatenate([b.lam for b in bounds])
         else:
             self.S, self.rhs, self.lam = sp.csr_matrix((0, n_rows)), np.zeros(0), np.zeros(0)
-        self.ST = self.S.T.tocsr()
-        self._S, self._ST = RowSplit(self.S, threads), RowSplit(self.ST, threads)   # products on ``threads``
+        # products on ``threads``; the multipliers pulled back are zero at every point well inside its bound
+        self._S, self._ST = RowSplit(self.S, threads), TransposedProduct(self.S, threads)
 
     def excess(self, d: np.ndarray, pool: Executor | None = None) -> np.ndarray:
         """Gy beyond its bound at every point (<= 0: held), from the working rows' dose ``d``."""

@@ -63,3 +63,45 @@ def _row_view(matrix: sp.csr_matrix, a: int, b: int) -> sp.csr_matrix:
     view.indices = matrix.indices[lo:hi]
     view.data = matrix.data[lo:hi]
     return view
+
+
+class TransposedProduct:
+    """``matrix.T @ y`` for a CSR ``matrix`` (points x working rows), read from the rows where ``y`` is not
+    zero when there are few of them.
+
+    The gradients pulled back through a point map are mostly zero: an augmented-Lagrangian multiplier
+    ``max(0, lam + rho * excess)`` is zero at every point well inside its bound, a CVaR's hinge slope is
+    zero outside its tail. The sum for each working row then takes the non-zero terms in the order of the
+    transposed product (ascending point), skipping only terms that are exactly zero, so the result is the
+    same to the last bit either way (``tests/test_split_product.py``).
+
+    Args:
+        matrix: the CSR matrix (kept by reference).
+        n_parts: threads the full transposed product may be split over (:class:`RowSplit`).
+        max_fraction: above this fraction of rows with a non-zero ``y``, the full transposed product.
+            Gathering the rows costs about ten times as much per entry as the full product (200 k points of
+            5 entries each: 0.1 ms at 0.1 % of the rows, 0.25 ms at 2 %, 2.2 ms at 20 %, against 0.9 ms for
+            the full product on one thread and 0.5 ms on two).
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, n_parts: int, max_fraction: float = 0.03) -> None:
+        if not (sp.issparse(matrix) and matrix.format == "csr"):
+            raise TypeError(f"TransposedProduct: expected a CSR matrix, got {type(matrix).__name__}")
+        self.matrix = matrix
+        self.max_rows = max_fraction * matrix.shape[0]
+        self.full = RowSplit(matrix.T.tocsr(), n_parts)
+
+    def __call__(self, y: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+        nonzero = y != 0            # (a boolean's non-zeros: ten times faster to find than a float's)
+        if np.count_nonzero(nonzero) > self.max_rows:
+            return self.full(y, pool)
+        active = np.flatnonzero(nonzero)
+        m = self.matrix
+        starts = m.indptr[active]
+        counts = m.indptr[active + 1] - starts
+        ends = np.cumsum(counts)
+        # the positions of the active rows' entries: each row's first, then consecutive
+        at = np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
+        terms = m.data[at] * np.repeat(y[active], counts)
+        return np.bincount(m.indices[at], weights=terms, minlength=m.shape[1]).astype(
+            np.result_type(m.dtype, y.dtype), copy=False)
