@@ -11,7 +11,7 @@ pyRadPlan's figures measured on this kind of 2-core machine (IPOPT weighted sum,
 not converged: 169 s; Core max 25.7 Gy, PTV V95 99.95 %, D95 49.15 Gy, Dmax 51.4 Gy), and the ratio.
 The goals (benchmarks/tg119_protocol.toml): Core Dmax <= 25 Gy hard (priority 1), PTV D95 >= 50 Gy
 (priority 2), PTV D10 <= 55 Gy and Core D10 <= 25 Gy (priority 3); Rx 50 Gy in 25 fractions.
-Measured at 3 mm on a 2-core machine: 19.3 s with the first-order engine (the default; optimization 11.6 s,
+Measured at 3 mm on a 2-core machine: 18.0 s with the first-order engine (the default; optimization 10.0 s,
 2026-12-07), 408 s with --engine lp (before the first-order engine's reading of dose-volume goals at their DVH
 point).
 The metrics are read on voxel centres, as pyRadPlan reports them; ``evaluated`` adds the PTV D95% and
