@@ -438,20 +438,16 @@ class LPSolver(LPRows, SolverBase):
     def _solve_holding(self, solve, notes: list[str]):
         """``solve()`` (a stage's :meth:`_solve_rounds`), then again, at most ``settings.drift_rounds`` times,
         while the evaluation reads an earlier goal that its own stage met as short of its level
-        (:meth:`~.solver_base.SolverBase.drifted_holds`): its hold moves further in by the shortfall plus
+        (:meth:`~.solver_base.SolverBase.drift_shifts`): its hold moves further in by the shortfall plus
         ``settings.hold_safety_gy``. A solve again that does not end optimal is not kept: the holds go back
         and the stage's first solution stands (the notes say so). Returns (solution, seconds, rounds)."""
         sol, seconds, rounds = solve()
         for _ in range(self.settings.drift_rounds):
             if sol is None or sol.status != "optimal":
                 break
-            previous = self.weights
-            self.weights = np.maximum(sol.x[self.w_idx], 0.0)
-            drifted = self.drifted_holds(set(self.holds))
-            self.weights = previous
-            if not drifted:
+            shifts = self.drift_shifts(set(self.holds), np.maximum(sol.x[self.w_idx], 0.0))
+            if not shifts:
                 break
-            shifts = {key: -t.sign * (short + self.settings.hold_safety_gy) for key, (t, short) in drifted.items()}
             self._shift_holds(shifts)
             names = ", ".join(shifts)
             again, more_seconds, more_rounds = solve()

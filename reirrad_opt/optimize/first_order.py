@@ -189,16 +189,14 @@ class FirstOrderSolver(SolverBase):
 
     def _rehold_drifted(self) -> list[str]:
         """Hold again, further in, each earlier goal the evaluation now reads short
-        (:meth:`~.solver_base.SolverBase.drifted_holds`); returns the goals' keys."""
+        (:meth:`~.solver_base.SolverBase.drift_shifts`); returns the goals' keys."""
         held = {key[len("hold "):] for key in self.bounds if key.startswith("hold ")}
-        moved = []
-        for key, (t, short) in self.drifted_holds(held).items():
-            shift = -t.sign * (short + self.settings.hold_safety_gy)
+        shifts = self.drift_shifts(held, self.weights)
+        for key, shift in shifts.items():
             self.bounds["hold " + key].bound_gy = self.bounds["hold " + key].bound_gy + shift
             if "hold " + key in self.pools:
                 self.pools["hold " + key].bound_gy = self.pools["hold " + key].bound_gy + shift
-            moved.append(key)
-        return moved
+        return list(shifts)
 
     def _solve_holding(self, stage: StageObjective, label: str, deadline: float | None = None,
                        first_inner: int | None = None) -> tuple[str, int, int, list[str]]:

@@ -39,7 +39,7 @@ class StageSettings:
         hold_safety_gy: held dose-volume goals are kept this far (Gy) inside the level they may reach.
         hard_safety_gy: hard caps are aimed this far (Gy) inside their limit.
         drift_rounds: a stage is solved again, at most this many times, when the evaluation reads an
-            earlier goal that its own stage met as short of its level (see :meth:`SolverBase.drifted_holds`).
+            earlier goal that its own stage met as short of its level (see :meth:`SolverBase.drift_shifts`).
     """
 
     desirable_weight: float = 1.0
@@ -157,9 +157,10 @@ class SolverBase(ABC):
         else:
             self.met_as_evaluated.discard(t.key)
 
-    def drifted_holds(self, held: set[str]) -> dict[str, tuple[Term, float]]:
+    def drift_shifts(self, held: set[str], weights: np.ndarray) -> dict[str, float]:
         """Each held dose-volume goal (``held``: term keys) that the evaluation read met when its stage ended
-        but reads short of its level at the current fluence: key -> (term, how far short, Gy).
+        but reads short of its level at the fluence ``weights``: key -> how far (Gy, signed) its hold moves in,
+        the shortfall plus ``settings.hold_safety_gy``.
 
         A met goal is held on its points, shifted by what the evaluation read worse than the points when its
         stage ended (:func:`~.holds.dvh_hold`). A later stage reshapes the dose inside the structure, and the
@@ -171,7 +172,7 @@ class SolverBase(ABC):
         stages infeasible."""
         if self.measure is None:
             return {}
-        dose = self.rows.dose(self.weights)
+        dose = self.rows.dose(weights)
         out = {}
         for t in self.soft:
             if t.key not in self.met_as_evaluated or t.key not in held:
@@ -181,7 +182,7 @@ class SolverBase(ABC):
                 continue
             short = t.sign * (evaluated - float(np.max(t.level_gy)))    # Gy beyond the level as evaluated
             if short > 0.0:
-                out[t.key] = (t, short)
+                out[t.key] = -t.sign * (short + self.settings.hold_safety_gy)
         return out
 
     def priorities(self) -> list[int]:
