@@ -1,5 +1,6 @@
 """Holds of solved goals in the first-order engine: a hold that another hold implies is left out of the
-stage (the two tiers of PTV V107%), and a hold of many points enters lazily, like the body ceiling.
+stage (the two tiers of PTV V107%), a hold of many points enters lazily, like the body ceiling, and a held
+dose-volume goal's free tail is chosen again in the later stages.
 
 Both are checked against what they promise: an implied hold is held by any dose that holds the other
 (sampled doses), a lazy hold's points far inside their bound stay out until a dose brings them near, one
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 
 from test_optimize_core import RX, beamlet_matrix, held_d96_terms
+
+from reirrad_opt.optimize.terms import dvh_dose
 
 from reirrad_opt.optimize import Term
 from reirrad_opt.optimize.first_order import FirstOrderSettings, FirstOrderSolver
@@ -111,3 +114,30 @@ def test_a_plan_with_lazy_holds_keeps_every_earlier_goal_within_its_slip():
     every_point = plan_with(10 ** 9)                                # every hold in full from the start
     assert p.verdict == every_point.verdict
     assert [r.verdict for r in p.evaluation.rows] == [r.verdict for r in every_point.evaluation.rows]
+
+
+@pytest.mark.parametrize("lazy_hold_points", [2000, 5])
+def test_a_held_dose_volume_goal_frees_the_tail_the_later_stage_needs(lazy_hold_points):
+    """A target D90% >= 58.8 Gy (priority 1) leaves its coldest 10 % free; its own stage puts them at both
+    ends of the target. Priority 2 lowers the mean dose of an organ over the target's right end: with the
+    tail chosen again from the dose at each outer iteration, the coldest 10 % move to that end and the
+    organ's mean falls by several Gy, while the D90% stays held (a tail frozen where priority 1 left it
+    holds the D90% too, but at a higher organ dose)."""
+    t_rows, organ = np.arange(20, 70), np.arange(62, 80)
+    d90 = Term("T_D90", "T", 1, "cvar_lower", t_rows, 0.98 * RX, fraction=0.1)
+    terms = [Term("plan_Dmax", "T", 1, "voxel_max", t_rows, 1.15 * RX, hard=True), d90,
+             Term("R_Dmean", "R", 2, "mean_max", organ, 0.0)]
+    result = {}
+    for move in (False, True):
+        solver = FirstOrderSolver(beamlet_matrix(), terms, rx_gy=RX, slips_gy={1: 0.0, 2: 0.0}, tier_by_goal={},
+                                  settings=FirstOrderSettings(move_held_tails=move, lazy_hold_points=lazy_hold_points))
+        solver.solve_priority(1)
+        solver.solve_priority(2)
+        assert [s.status for s in solver.stages] == ["optimal", "optimal"]
+        dose = solver.rows.dose(solver.weights)
+        assert dvh_dose(dose[t_rows], 0.1, False) >= 0.98 * RX - solver.settings.feasibility_tol_gy
+        coldest = t_rows[np.argsort(dose[t_rows])[:5]]
+        result[move] = (float(dose[organ].mean()), int(np.isin(coldest, organ).sum()))
+    (fixed_mean, fixed_in_organ), (moved_mean, moved_in_organ) = result[False], result[True]
+    assert moved_mean < fixed_mean - 3.0, result                      # Gy
+    assert moved_in_organ >= 4 > fixed_in_organ, result               # of the 5 coldest target points

@@ -41,7 +41,7 @@ from .smooth_terms import (BoundStack, LazyPool, PointBounds, ScalarBound, Stage
 from .solver_base import SolverBase, StageSettings
 from .split_product import RowSplit, TransposedProduct
 from .stage import NormalTissue, StageResult
-from .terms import Term
+from .terms import Term, dvh_tail
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,10 @@ class FirstOrderSettings(StageSettings):
             far inside its hold is no constraint on the next stage; one that moves near it enters at the
             next outer iteration, and a stage in which one entered beyond it is not done).
         huber_fraction: fluence roughness: |difference| smoothed below this fraction of the mean weight.
+        move_held_tails: a held dose-volume goal's free tail (the coldest 5 % of a D95% minimum, the
+            hottest 2 % of a D2% maximum) is chosen again from the full-matrix dose at every outer
+            iteration of the later stages, as the stage's own goal's is; without it, the tail stays
+            the one its stage ended with (a stricter hold than the goal).
     """
 
     hard_safety_gy: float = 0.02
@@ -101,6 +105,7 @@ class FirstOrderSettings(StageSettings):
     lazy_hold_points: int = 2000
     lazy_hold_ratio: float = 0.9
     huber_fraction: float = 0.02
+    move_held_tails: bool = True
 
 
 
@@ -129,6 +134,7 @@ class FirstOrderSolver(SolverBase):
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
+        self.held_dvh: dict[str, tuple[Term, np.ndarray]] = {}   # 'hold ' + key -> (term, held level per point, Gy)
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -187,6 +193,31 @@ class FirstOrderSolver(SolverBase):
             points = pool.near(t.point_values(dose[t.rows]))
         self.bounds[key] = PointBounds(t, points, bound_gy[points], t.sign, False)
 
+    def _move_tails(self, dose: np.ndarray) -> None:
+        """Choose each held dose-volume goal's free tail again from the full-matrix ``dose`` (Gy): the held
+        points are then those a DVH at this dose puts outside its tail. A point that leaves the hold takes its
+        multiplier with it; one that joins starts at zero. The fluence that ends the stage holds every point
+        outside its own tail at the level, so the goal's DVH point is held as before (a D95% minimum: 95 % of
+        the volume at or above it), but the tail is not frozen where the goal's own stage left it."""
+        for key, (t, levels) in self.held_dvh.items():
+            b = self.bounds.get(key)
+            if b is None:
+                continue
+            values = t.point_values(dose[t.rows])
+            keep = ~dvh_tail(values, t.fraction, t.sense == "max", t.point_weights)
+            pool = self.pools.get(key)
+            if pool is None:
+                points = np.flatnonzero(keep)
+            else:
+                pool.candidate = keep
+                points = np.union1d(b.points[keep[b.points]], pool.near(values))
+            if np.array_equal(points, b.points):
+                continue
+            at = np.full(t.n_points, -1, dtype=np.int64)
+            at[b.points] = np.arange(b.points.size)
+            lam = np.where(at[points] >= 0, b.lam[np.maximum(at[points], 0)], 0.0)
+            self.bounds[key] = PointBounds(t, points, levels[points], t.sign, False, lam)
+
     def _rehold_drifted(self) -> list[str]:
         """Hold again, further in, each earlier goal the evaluation now reads short
         (:meth:`~.solver_base.SolverBase.drift_shifts`); returns the goals' keys."""
@@ -196,6 +227,9 @@ class FirstOrderSolver(SolverBase):
             self.bounds["hold " + key].bound_gy = self.bounds["hold " + key].bound_gy + shift
             if "hold " + key in self.pools:
                 self.pools["hold " + key].bound_gy = self.pools["hold " + key].bound_gy + shift
+            if "hold " + key in self.held_dvh:
+                t, levels = self.held_dvh["hold " + key]
+                self.held_dvh["hold " + key] = (t, levels + shift)
         return list(shifts)
 
     def _solve_holding(self, stage: StageObjective, label: str, deadline: float | None = None,
@@ -247,6 +281,8 @@ class FirstOrderSolver(SolverBase):
             for s in surrogates:
                 if s.moving:
                     s.select(dose, seed=outer == 1)
+            if self.settings.move_held_tails:
+                self._move_tails(dose)
             rows = self._working_rows(surrogates, stage)
             B = self.rows.matrix_opt[rows]
             # the two products of every evaluation, shared between the threads (the same values as one thread's);
@@ -403,6 +439,7 @@ class FirstOrderSolver(SolverBase):
         self.bounds.pop("hold " + t.key, None)
         self.pools.pop("hold " + t.key, None)
         self.scalars.pop("hold " + t.key, None)
+        self.held_dvh.pop("hold " + t.key, None)
 
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
         """Keep goal ``t`` for every later stage: within its level plus what its stage left short plus
@@ -412,6 +449,7 @@ class FirstOrderSolver(SolverBase):
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
+            self.held_dvh["hold " + t.key] = (t, np.full(t.n_points, hold))
             self.note_hold(t, evaluated)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
