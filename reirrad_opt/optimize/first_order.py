@@ -206,13 +206,17 @@ class FirstOrderSolver(SolverBase):
             values = t.point_values(dose[t.rows])
             keep = ~dvh_tail(values, t.fraction, t.sense == "max", t.point_weights)
             pool = self.pools.get(key)
+            held = np.zeros(t.n_points, dtype=bool)
+            held[b.points] = True
             if pool is None:
-                points = np.flatnonzero(keep)
-            else:
+                chosen = keep
+            else:   # the points in force that stay out of the tail, and the candidates now near their bound
                 pool.candidate = keep
-                points = np.union1d(b.points[keep[b.points]], pool.near(values))
-            if np.array_equal(points, b.points):
+                chosen = held & keep
+                chosen[pool.near(values)] = True
+            if np.array_equal(chosen, held):
                 continue
+            points = np.flatnonzero(chosen)
             at = np.full(t.n_points, -1, dtype=np.int64)
             at[b.points] = np.arange(b.points.size)
             lam = np.where(at[points] >= 0, b.lam[np.maximum(at[points], 0)], 0.0)
