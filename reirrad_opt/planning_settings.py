@@ -194,6 +194,9 @@ class PlanningSettings:
                 if isinstance(getattr(settings_cls, key), str):   # a name (the cvxpy engine's solver)
                     if not isinstance(value, str):
                         raise SettingsError(f"{where} {name}.{key}: expected a name (a string), got {value!r}")
+                elif isinstance(getattr(settings_cls, key), bool):   # a switch (the first-order move_held_tails)
+                    if not isinstance(value, bool):
+                        raise SettingsError(f"{where} {name}.{key}: expected true or false, got {value!r}")
                 elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise SettingsError(f"{where} {name}.{key}: expected a finite number, got {value!r}")
             if name == out.engine:

@@ -106,6 +106,20 @@ def test_an_engines_named_setting_is_read_as_a_name(tmp_path):
         load_settings(path)
 
 
+def test_an_engines_switch_is_read_as_true_or_false(tmp_path):
+    from reirrad_opt.optimize.first_order import FirstOrderSettings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[settings]\n\n[settings.first-order]\nmove_held_tails = false\n')
+    assert load_settings(path).engine_settings == FirstOrderSettings(move_held_tails=False)
+    path.write_text('[settings]\n\n[settings.first-order]\nmove_held_tails = 0\n')
+    with pytest.raises(SettingsError, match=r"first-order.move_held_tails: expected true or false, got 0"):
+        load_settings(path)
+    path.write_text('[settings]\n\n[settings.first-order]\nmax_outer = true\n')
+    with pytest.raises(SettingsError, match=r"first-order.max_outer: expected a finite number, got True"):
+        load_settings(path)
+
+
 def test_a_problem_table_sets_the_sampling_and_bad_values_are_named(tmp_path):
     from reirrad_opt.planning_settings import ProblemSettings
 
