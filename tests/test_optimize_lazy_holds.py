@@ -116,6 +116,16 @@ def test_a_plan_with_lazy_holds_keeps_every_earlier_goal_within_its_slip():
     assert [r.verdict for r in p.evaluation.rows] == [r.verdict for r in every_point.evaluation.rows]
 
 
+def test_a_hold_moved_to_other_points_keeps_the_multipliers_of_the_points_it_keeps():
+    t = v107(0.05, "desirable")
+    levels = np.linspace(60.0, 70.0, t.n_points)
+    b = PointBounds(t, np.array([3, 7, 9]), levels[[3, 7, 9]], 1.0, False, np.array([0.5, 1.5, 2.5]))
+    moved = b.at_points(np.array([1, 7, 9, 12]), levels)
+    assert moved.lam.tolist() == [0.0, 1.5, 2.5, 0.0]                # 3 left the hold, 1 and 12 joined
+    assert moved.bound_gy.tolist() == levels[[1, 7, 9, 12]].tolist()
+    assert np.flatnonzero(moved.chosen()).tolist() == [1, 7, 9, 12]
+
+
 @pytest.mark.parametrize("lazy_hold_points", [2000, 5])
 def test_a_held_dose_volume_goal_frees_the_tail_the_later_stage_needs(lazy_hold_points):
     """A target D90% >= 58.8 Gy (priority 1) leaves its coldest 10 % free; its own stage puts them at both

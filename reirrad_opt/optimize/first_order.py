@@ -205,22 +205,15 @@ class FirstOrderSolver(SolverBase):
                 continue
             values = t.point_values(dose[t.rows])
             keep = ~dvh_tail(values, t.fraction, t.sense == "max", t.point_weights)
-            pool = self.pools.get(key)
-            held = np.zeros(t.n_points, dtype=bool)
-            held[b.points] = True
+            pool, held = self.pools.get(key), b.chosen()
             if pool is None:
                 chosen = keep
             else:   # the points in force that stay out of the tail, and the candidates now near their bound
                 pool.candidate = keep
                 chosen = held & keep
                 chosen[pool.near(values)] = True
-            if np.array_equal(chosen, held):
-                continue
-            points = np.flatnonzero(chosen)
-            at = np.full(t.n_points, -1, dtype=np.int64)
-            at[b.points] = np.arange(b.points.size)
-            lam = np.where(at[points] >= 0, b.lam[np.maximum(at[points], 0)], 0.0)
-            self.bounds[key] = PointBounds(t, points, levels[points], t.sign, False, lam)
+            if not np.array_equal(chosen, held):
+                self.bounds[key] = b.at_points(np.flatnonzero(chosen), levels)
 
     def _rehold_drifted(self) -> list[str]:
         """Hold again, further in, each earlier goal the evaluation now reads short

@@ -65,6 +65,20 @@ class PointBounds:
     def bind(self, position: np.ndarray) -> None:
         self.G = rebase(self.point_map, self.voxels, position)
 
+    def chosen(self) -> np.ndarray:
+        """Mask over the term's points: True at the points held here."""
+        mask = np.zeros(self.term.n_points, dtype=bool)
+        mask[self.points] = True
+        return mask
+
+    def at_points(self, points: np.ndarray, levels_gy: np.ndarray) -> PointBounds:
+        """The same bound at other ``points`` (indices into the term's points; ``levels_gy``: the bound at
+        every point of the term): a point held here keeps its multiplier, a new one starts at zero."""
+        at = np.full(self.term.n_points, -1, dtype=np.int64)
+        at[self.points] = np.arange(self.points.size)
+        lam = np.where(at[points] >= 0, self.lam[np.maximum(at[points], 0)], 0.0)
+        return PointBounds(self.term, points, levels_gy[points], self.sign, self.hard, lam)
+
 
 def implies(a: PointBounds, b: PointBounds) -> bool:
     """True if holding ``a`` holds ``b``: the same points (:func:`~.holds.same_points`), ``b``'s a subset of
