@@ -134,7 +134,7 @@ class FirstOrderSolver(SolverBase):
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
-        self.held_dvh: dict[str, tuple[Term, np.ndarray]] = {}   # 'hold ' + key -> (term, held level per point, Gy)
+        self.dvh_holds: set[str] = set()              # bound keys of the dose-volume holds (their tails move)
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -199,18 +199,19 @@ class FirstOrderSolver(SolverBase):
         multiplier with it; one that joins starts at zero. The fluence that ends the stage holds every point
         outside its own tail at the level, so the goal's DVH point is held as before (a D95% minimum: 95 % of
         the volume at or above it), but the tail is not frozen where the goal's own stage left it."""
-        for key, (t, levels) in self.held_dvh.items():
+        for key in self.dvh_holds:
             b = self.bounds.get(key)
             if b is None:
                 continue
+            t = b.term
             values = t.point_values(dose[t.rows])
             keep = ~dvh_tail(values, t.fraction, t.sense == "max", t.point_weights)
             pool, held = self.pools.get(key), b.chosen()
-            if pool is None:
-                chosen = keep
+            if pool is None:   # every point outside the tail is held, all at the one held level
+                chosen, levels = keep, np.full(t.n_points, b.bound_gy[0])
             else:   # the points in force that stay out of the tail, and the candidates now near their bound
                 pool.candidate = keep
-                chosen = held & keep
+                chosen, levels = held & keep, pool.bound_gy
                 chosen[pool.near(values)] = True
             if not np.array_equal(chosen, held):
                 self.bounds[key] = b.at_points(np.flatnonzero(chosen), levels)
@@ -224,9 +225,6 @@ class FirstOrderSolver(SolverBase):
             self.bounds["hold " + key].bound_gy = self.bounds["hold " + key].bound_gy + shift
             if "hold " + key in self.pools:
                 self.pools["hold " + key].bound_gy = self.pools["hold " + key].bound_gy + shift
-            if "hold " + key in self.held_dvh:
-                t, levels = self.held_dvh["hold " + key]
-                self.held_dvh["hold " + key] = (t, levels + shift)
         return list(shifts)
 
     def _solve_holding(self, stage: StageObjective, label: str, deadline: float | None = None,
@@ -436,7 +434,7 @@ class FirstOrderSolver(SolverBase):
         self.bounds.pop("hold " + t.key, None)
         self.pools.pop("hold " + t.key, None)
         self.scalars.pop("hold " + t.key, None)
-        self.held_dvh.pop("hold " + t.key, None)
+        self.dvh_holds.discard("hold " + t.key)
 
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
         """Keep goal ``t`` for every later stage: within its level plus what its stage left short plus
@@ -446,7 +444,7 @@ class FirstOrderSolver(SolverBase):
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
-            self.held_dvh["hold " + t.key] = (t, np.full(t.n_points, hold))
+            self.dvh_holds.add("hold " + t.key)
             self.note_hold(t, evaluated)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
