@@ -4,12 +4,9 @@ whole influence matrix, as the optimizer sees it), timed in the same process rig
     python3 benchmarks/optimizer_floor.py [--setups npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon]
                                           [--json OUT.json]
 
-A setup is ``npc-<mm>-<modality>`` (the NPC phantom at that grid, the default beams of ``plan()``: 9 photon
-beams or 3 proton fields), ``tg119-<mm>-photon`` (the CORT TG-119 C-shape with benchmarks/tg119_protocol.toml
-and tg119_settings.toml, 9 beams) or ``openkbp-<patient>-<modality>`` (an OpenKBP patient imported as the
-README does, ``import-openkbp --interval-months 24 --recurrence-near Brainstem``, at its own grid, the
-optic structures absent; the import is not timed). The last two need REIRRAD_REALDATA (skipped without it). Each setup runs in its own
-process. Printed per setup: voxels, non-zeros, the optimization time (s), the product pair (ms, median of 7)
+The setups are those of benchmarks/setups.py (``npc-<mm>-<modality>``, ``tg119-<mm>-photon``,
+``openkbp-<patient>-<modality>``; the import is not timed; the last two are skipped without REIRRAD_REALDATA).
+Each setup runs in its own process. Printed per setup: voxels, non-zeros, the optimization time (s), the product pair (ms, median of 7)
 on one thread and on the threads the optimizer uses (``REIRRAD_THREADS``, default the cores), their ratios
 (the goal is at most 150; the fair one is against the pair on as many threads as the optimizer), the L-BFGS-B function evaluations and the verdict. Not a test: a fair
 figure needs a quiet machine (load < 1.5; the load is printed).
@@ -29,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+from benchmarks.setups import needs_realdata  # noqa: E402
 DEFAULT_SETUPS = "npc-2.5-photon,npc-2.5-proton,npc-4-photon,npc-4-proton,tg119-3-photon,openkbp-pt_201-photon," \
                  "openkbp-pt_201-proton"
 GOAL_RATIO = 150.0
@@ -73,36 +71,10 @@ def product_pair_s(matrix, weights: np.ndarray, threads: int = 1, repeats: int =
 
 
 def run_one(setup: str) -> dict:
+    from benchmarks.setups import plan_setup
     from reirrad_opt.optimize.dose_rows import DoseRows
-    from reirrad_opt.planning import plan
 
-    kind, mm, modality = setup.split("-")
-    if kind == "npc":
-        from phantoms.npc import make_npc_phantom
-
-        p = plan(make_npc_phantom(float(mm)), modality=modality)
-    elif kind == "tg119":
-        from benchmarks.tg119 import load_tg119, resample_case
-        from reirrad_opt.planning_settings import load_settings
-
-        p = plan(resample_case(load_tg119(), float(mm)), ROOT / "benchmarks" / "tg119_protocol.toml",
-                 settings=load_settings(ROOT / "benchmarks" / "tg119_settings.toml"), modality=modality,
-                 gantry_angles_deg=[40.0 * k for k in range(9)])
-    elif kind == "openkbp":
-        import tempfile
-
-        from reirrad_opt.case import load_case
-        from reirrad_opt.cli import main as cli
-
-        with tempfile.TemporaryDirectory() as tmp:
-            patient = Path(os.environ["REIRRAD_REALDATA"]) / "openkbp_hn" / mm
-            cli(["import-openkbp", str(patient), "--interval-months", "24", "--recurrence-near", "Brainstem",
-                 "--out", f"{tmp}/case"])
-            case = load_case(f"{tmp}/case")
-        p = plan(case, modality=modality, absent=["OpticChiasm", "OpticNrv_L", "OpticNrv_R"])
-    else:
-        raise ValueError(f"setup {setup!r}: expected npc-<mm>-<modality>, tg119-<mm>-photon or "
-                         f"openkbp-<patient>-<modality>")
+    p = plan_setup(setup)
     rows = DoseRows(p.influence.matrix * p.rbe, 0.0)
     matrix, threads = rows.matrix, rows.threads
     weights = np.asarray(p.weights, dtype=float)
@@ -128,7 +100,7 @@ def main(argv=None) -> int:
         return 0
     results = []
     for setup in args.setups.split(","):
-        if setup.startswith(("tg119", "openkbp")) and not os.environ.get("REIRRAD_REALDATA"):
+        if needs_realdata(setup) and not os.environ.get("REIRRAD_REALDATA"):
             print(f"{setup}: skipped (REIRRAD_REALDATA not set)")
             continue
         run = subprocess.run([sys.executable, __file__, "--one", setup], capture_output=True, text=True)

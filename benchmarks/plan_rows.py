@@ -4,10 +4,11 @@ the plans: every dose value within 0.05 Gy, every volume within 0.1 %, the same 
     python3 benchmarks/plan_rows.py record OUT.json [npc-5-first-order,npc-5-lp,npc-4-first-order,tg119-4]
     python3 benchmarks/plan_rows.py compare BEFORE.json AFTER.json
 
-A plan key is ``npc-<mm>-<engine>`` (the NPC phantom, 5 photon beams at 0, 72, ... 288 deg) or
+A plan key is ``npc-<mm>-<engine>`` (the NPC phantom, 5 photon beams at 0, 72, ... 288 deg),
 ``tg119-<mm>[-<engine>]`` (the CORT TG-119 C-shape, benchmarks/tg119_protocol.toml and tg119_settings.toml, 9 beams; needs
-REIRRAD_REALDATA; the default engine is first-order). Each record holds the verdict, every evaluation row (value, verdict) and the
-optimization time (s; a fair figure only on a quiet machine).
+REIRRAD_REALDATA; the default engine is first-order) or a setup of benchmarks/setups.py (``npc-4-proton``,
+``openkbp-pt_201-proton``, ...: the default engine and beams). Each record holds the verdict, every evaluation row
+(value, verdict) and the optimization time (s; a fair figure only on a quiet machine). OUT.json must not exist.
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ VOLUME_TOL_PCT = 0.1
 
 
 def plan_for(key: str, cache_dir: str | None = None):
+    from benchmarks.setups import is_setup, plan_setup
     from reirrad_opt.planning import plan
 
+    if is_setup(key):
+        return plan_setup(key)
     if key.startswith("npc-"):
         from phantoms.npc import make_npc_phantom
 
@@ -47,6 +51,10 @@ def plan_for(key: str, cache_dir: str | None = None):
 
 
 def record(path: str, keys: str = DEFAULT_KEYS) -> None:
+    from reirrad_opt.atomic import atomic_file
+
+    if Path(path).exists():   # checked before any plan runs; never overwritten
+        sys.exit(f"{path}: the file exists; name a new one")
     out = {}
     for key in keys.split(","):
         t0 = time.perf_counter()
@@ -55,7 +63,8 @@ def record(path: str, keys: str = DEFAULT_KEYS) -> None:
                     "rows": {r.goal_id: [None if r.value is None else float(r.value), r.verdict, r.unit]
                              for r in p.evaluation.rows}}
         print(f"{key}: {p.verdict}, optimize {p.timing_s['optimize']:.1f} s, total {time.perf_counter() - t0:.1f} s")
-    Path(path).write_text(json.dumps(out, indent=1))
+    with atomic_file(path) as fh:
+        fh.write(json.dumps(out, indent=1))
 
 
 def compare(before_path: str, after_path: str) -> int:

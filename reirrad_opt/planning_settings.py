@@ -199,9 +199,15 @@ class PlanningSettings:
                         raise SettingsError(f"{where} {name}.{key}: expected true or false, got {value!r}")
                 elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise SettingsError(f"{where} {name}.{key}: expected a finite number, got {value!r}")
+                elif isinstance(getattr(settings_cls, key), int) and not (isinstance(value, int) and value >= 0):
+                    raise SettingsError(f"{where} {name}.{key}: expected a whole number >= 0 (a count), got {value!r}")
+            try:
+                chosen = dataclasses.replace(out.engine_settings or settings_cls(), **sub) \
+                    if name == out.engine else settings_cls(**sub)
+            except ValueError as exc:   # the engine's own checks (e.g. a count that must be at least 1)
+                raise SettingsError(f"{where} {name}.{exc}") from None
             if name == out.engine:
-                current = out.engine_settings or settings_cls()
-                out = dataclasses.replace(out, engine_settings=dataclasses.replace(current, **sub))
+                out = dataclasses.replace(out, engine_settings=chosen)
         return out
 
     @classmethod

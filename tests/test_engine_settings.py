@@ -152,3 +152,22 @@ def test_plan_json_records_the_settings_in_full(tmp_path):
     assert recorded["engine_settings"] == dataclasses.asdict(FirstOrderSettings())
     assert recorded["problem"]["ring_mm"] == PlanningSettings().problem.ring_mm
     assert json.loads((tmp_path / "plan.json").read_text())["settings"] == recorded
+
+
+@pytest.mark.parametrize("line, pattern", [
+    ("max_outer = 2.5", r"first-order.max_outer: expected a whole number >= 0 \(a count\), got 2.5"),
+    ("lbfgs_memory = -1", r"first-order.lbfgs_memory: expected a whole number >= 0 \(a count\), got -1"),
+    ("lbfgs_memory = 0", r"s.toml: \[settings\] first-order.lbfgs_memory: expected a whole number >= 1, got 0"),
+    ("inner_iterations = 0", r"first-order.inner_iterations: expected a whole number >= 1, got 0"),
+])
+def test_an_engines_count_is_read_as_a_whole_number(tmp_path, line, pattern):
+    from reirrad_opt.optimize.first_order import FirstOrderSettings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[settings]\n\n[settings.first-order]\nlbfgs_memory = 5\nlazy_points = 0\n')
+    assert load_settings(path).engine_settings == FirstOrderSettings(lbfgs_memory=5, lazy_points=0)
+    path.write_text(f'[settings]\n\n[settings.first-order]\n{line}\n')
+    with pytest.raises(SettingsError, match=pattern):
+        load_settings(path)
+    with pytest.raises(ValueError, match=r"max_outer: expected a whole number >= 1"):
+        FirstOrderSettings(max_outer=0)
