@@ -141,7 +141,8 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
 
     Args:
         row_map: grid row (flat voxel index) of the beam's voxels, in cell order (the local
-            rows of the result); the kernel's per-voxel arrays must be padded by :data:`BLOCK`.
+            rows of the result); the kernel's per-voxel arrays must be padded by :data:`BLOCK`
+            (:func:`block_rows` pads them and reads a block as one row).
         cells: the cell index of the beam's voxels (padded by the largest offset).
         col_i, col_j: integer lateral node of every column.
         threshold: ``T`` of every column (Gy per unit weight).
@@ -168,7 +169,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
     out_vals: list[np.ndarray] = []
     counts = np.zeros(n_cols, dtype=np.int64)
     # the chunks hold the rows until the matrix is assembled: 4 bytes per entry, not 8, where the grid allows
-    rows_out = row_map.astype(np.int32) if row_map.size and int(row_map.max()) < 2 ** 31 - 1 else row_map
+    rows_out = block_rows(row_map.astype(np.int32) if row_map.size and int(row_map.max()) < 2 ** 31 - 1 else row_map)
     cols_per_chunk = max(1, PAIR_CHUNK // max(n_off, 1))
     for c0 in range(0, n_cols, cols_per_chunk):
         cols = np.arange(c0, min(n_cols, c0 + cols_per_chunk), dtype=np.int32)
@@ -233,6 +234,7 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
         b_n = np.concatenate([e_n, s_n])[order]
         b_u = np.concatenate([np.full(e_col.size, -1.0, dtype=np.float32), s_u])[order]
         del order, e_col, e_start, e_n, s_col, s_start, s_n, s_u
+        kept = np.empty(b_col.size, dtype=np.int64)    # entries kept per block
         for s in range(0, b_col.size, BLOCK_CHUNK):
             st, cc, nn, uu = b_start[s:s + BLOCK_CHUNK], b_col[s:s + BLOCK_CHUNK], b_n[s:s + BLOCK_CHUNK], \
                 b_u[s:s + BLOCK_CHUNK]
@@ -250,17 +252,26 @@ def assemble(row_map: np.ndarray, cells: CellIndex, col_i: np.ndarray, col_j: np
                 keep[partial] &= lane[None, :] < nn[partial, None]
             np.maximum(v, t, out=v)
             v[srow] = t[srow] * TAIL_FACTOR
-            pos = st[:, None] + lane[None, :]
-            out_rows.append(rows_out[pos[keep]])
+            out_rows.append(rows_out[st][keep])
             out_vals.append(v[keep])
-            counts += np.bincount(cc, weights=keep.sum(axis=1), minlength=n_cols).astype(np.int64)
+            kept[s:s + BLOCK_CHUNK] = keep.sum(axis=1)
+        counts += np.bincount(b_col, weights=kept, minlength=n_cols).astype(np.int64)
         # the chunk's working arrays back to the system before the next chunk: the beam threads' heaps
         # would keep them, and the process's peak would carry every thread's largest chunk at once (the
         # last slice's names hold views of the block arrays, so they go too)
-        st = cc = nn = uu = v = t = cut = keep = pos = srow = partial = None
-        del b_col, b_start, b_n, b_u
+        st = cc = nn = uu = v = t = cut = keep = srow = partial = None
+        del b_col, b_start, b_n, b_u, kept
         return_freed_memory()
     return ColumnBlock(out_rows, out_vals, counts, row_map)
+
+
+def block_rows(values: np.ndarray, fill=0) -> np.ndarray:
+    """``values`` padded by :data:`BLOCK` entries of ``fill`` and seen as overlapping rows: row ``i`` is
+    ``values[i:i + BLOCK]`` (a view of the padded copy). The values of a block of consecutive voxels are then
+    one row, gathered as ``rows[start]``, instead of :data:`BLOCK` gathers of single entries; a block that
+    starts near the end reads the padding."""
+    padded = np.concatenate([values, np.full(BLOCK, fill, dtype=values.dtype)])
+    return np.lib.stride_tricks.sliding_window_view(padded, BLOCK)
 
 
 def _index32(a: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..geometry import Grid
 from .beams import ParticleField
-from .engine import BLOCK, ColumnBlock, assemble, build_cells, lattice
+from .engine import ColumnBlock, assemble, block_rows, build_cells, lattice
 from .particle import spot_kernel
 from .raytrace import radiological_depth
 
@@ -91,10 +91,10 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     cells = build_cells(a_v, b_v, h, ci, cj, pad=kk, depth_key=dkey, depth_bin=1, origin_mm=(u0, v0))
     o = cells.order
     rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
-    a_s = _pad(a_v[o].astype(np.float32))
-    b_s = _pad(b_v[o].astype(np.float32))
-    k_s = _pad(np.rint(d_v[o] / step).astype(np.int32), np.iinfo(np.int32).max // 2)
-    w_s = _pad(w_v[o].astype(np.float32)) if growth != 0.0 else None
+    a_s = block_rows(a_v[o].astype(np.float32))
+    b_s = block_rows(b_v[o].astype(np.float32))
+    k_s = block_rows(np.rint(d_v[o] / step).astype(np.int32), np.iinfo(np.int32).max // 2)
+    w_s = block_rows(w_v[o].astype(np.float32)) if growth != 0.0 else None
     del a_v, b_v, d_v, dkey, w_v
     # concatenated per-layer tables: amplitude idd/(2 pi sigma^2) and 1/(2 sigma^2); one zero
     # entry after each layer's table is where depths beyond the table point
@@ -147,7 +147,6 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
     start_c = start[layer_c]
     len_c = lengths[layer_c]
     edges_c = edges_l[layer_c]
-    lane = np.arange(BLOCK, dtype=np.int32)
     n_off = offsets.shape[0]
     bound_flat = lat_bound.ravel()
     bound_base_c = layer_c * (n_seg * n_off)
@@ -159,25 +158,24 @@ def particle_block(field: ParticleField, beam_index: int, grid: Grid, spr: np.nd
         return edges_c[cols]
 
     def evaluate(st, col):
-        pos = st[:, None] + lane[None, :]
-        kd = np.minimum(k_s[pos], len_c[col][:, None])          # beyond the table -> the zero entry
+        kd = np.minimum(k_s[st], len_c[col][:, None])           # beyond the table -> the zero entry
         flat = kd + start_c[col][:, None]
-        da = a_s[pos]
+        da = a_s[st]
         da -= u_c[col][:, None]
-        db = b_s[pos]
+        db = b_s[st]
         db -= v_c[col][:, None]
         da *= da
         db *= db
         da += db
         if w_s is not None:
-            return _evaluate_with_growth(da, flat, pos, col)
+            return _evaluate_with_growth(da, flat, st, col)
         da *= -np.take(inv2s2, flat)
         np.exp(da, out=da)
         da *= np.take(amp, flat)
         return da
 
-    def _evaluate_with_growth(r2, flat, pos, col):
-        sa = w_s[pos] * np.float32(growth)
+    def _evaluate_with_growth(r2, flat, st, col):
+        sa = w_s[st] * np.float32(growth)
         sa += s_air_c[col][:, None]
         s2 = sa * sa
         s2 += np.take(mcs2_t, flat)
@@ -206,8 +204,3 @@ def _air_sigma_variants(kernels, energies, model, w_min: float, w_max: float):
         lo.append(dataclasses.replace(k, sigma=np.sqrt(mcs2 + min(ends) ** 2).astype(np.float32)))
         hi.append(dataclasses.replace(k, sigma=np.sqrt(mcs2 + max(ends) ** 2).astype(np.float32)))
     return lo, hi
-
-
-def _pad(arr: np.ndarray, value=0) -> np.ndarray:
-    """Append BLOCK entries so that blocks starting near the end stay within the array."""
-    return np.concatenate([arr, np.full(BLOCK, value, dtype=arr.dtype)])

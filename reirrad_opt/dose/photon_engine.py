@@ -11,7 +11,7 @@ import numpy as np
 
 from ..geometry import Grid
 from .beams import PhotonBeam
-from .engine import BLOCK, ColumnBlock, assemble, build_cells, lattice
+from .engine import ColumnBlock, assemble, block_rows, build_cells, lattice
 from .photon import (N_COMPONENTS, SIX_MV, PhotonKernelParams, component_depth_factors, lateral_table,
                      normalisation)
 from .raytrace import radiological_depth
@@ -70,8 +70,8 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     rows_s = vox[o].astype(np.int32 if grid.n_voxels < 2 ** 31 else np.int64)
     F = normalisation(p) * (beam.sad_mm / rt.w_mm[o]) ** 2
     Fi = (component_depth_factors(depth[o], p) * F[None, :]).astype(np.float32)      # (4, n)
-    qa_s = _pad((q0 + np.rint(rt.a_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
-    qb_s = _pad((q0 + np.rint(rt.b_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
+    qa_s = block_rows((q0 + np.rint(rt.a_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
+    qb_s = block_rows((q0 + np.rint(rt.b_mm[o] / LATERAL_STEP_MM)).astype(np.int32), q0)
     del rt, depth, F
     # per-cell maxima of F_i
     nonempty = np.flatnonzero(cells.count > 0)
@@ -98,34 +98,27 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     qa_c = np.rint(beam.bixel_u_mm / LATERAL_STEP_MM).astype(np.int32)
     qb_c = np.rint(beam.bixel_v_mm / LATERAL_STEP_MM).astype(np.int32)
     tabs = [np.ascontiguousarray(table[:, i], dtype=np.float32) for i in range(N_COMPONENTS)]
-    fis = [_pad(np.ascontiguousarray(Fi[i])) for i in range(N_COMPONENTS)]
+    fis = [block_rows(np.ascontiguousarray(Fi[i])) for i in range(N_COMPONENTS)]
     del Fi
 
     def bound(col, off, cell, seg):
         return sum(cell_max[i, cell] * comp_bound[i, off] for i in range(N_COMPONENTS))
 
-    lane = np.arange(BLOCK, dtype=np.int32)
 
     def evaluate(start, col):
-        pos = start[:, None] + lane[None, :]
-        ia = qa_s[pos]
+        ia = qa_s[start]
         ia -= qa_c[col][:, None]
-        ib = qb_s[pos]
+        ib = qb_s[start]
         ib -= qb_c[col][:, None]
         out = np.take(tabs[0], ia, mode="clip")
         out *= np.take(tabs[0], ib, mode="clip")
-        out *= fis[0][pos]
+        out *= fis[0][start]
         for i in range(1, N_COMPONENTS):
             x = np.take(tabs[i], ia, mode="clip")
             x *= np.take(tabs[i], ib, mode="clip")
-            x *= fis[i][pos]
+            x *= fis[i][start]
             out += x
         return out
 
     rng = np.random.default_rng(1_000_003 * (beam_index + 1))
     return assemble(rows_s, cells, ci, cj, threshold, offsets, bound, evaluate, rng)
-
-
-def _pad(arr: np.ndarray, value=0) -> np.ndarray:
-    """Append BLOCK entries so that blocks starting near the end stay within the array."""
-    return np.concatenate([arr, np.full(BLOCK, value, dtype=arr.dtype)])
