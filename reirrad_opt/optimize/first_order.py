@@ -320,8 +320,11 @@ class FirstOrderSolver(SolverBase):
             gain = previous - goal_value
             threshold = max(self.settings.stall_rel * abs(goal_value), self.settings.stall_gy)
             stalled = res.status == 0 or gain <= threshold
-            previous = goal_value
             seeding = any(s.seeding for s in surrogates)   # the seed iteration is never the last
+            # the seed iteration's objective (every point's mean shortfall) is another function than the next
+            # one's (the DVH point): the first outer iteration after it is compared with nothing, or a rise
+            # from one function to the other would read as a stall
+            previous = np.inf if seeding else goal_value
             feasible = worst <= self.settings.feasibility_tol_gy and added_beyond == 0
             if feasible and not seeding and (best is None or goal_value < best[0]):
                 best = (goal_value, self.weights.copy(), worst)
