@@ -104,7 +104,6 @@ def photon_block(beam: PhotonBeam, beam_index: int, grid: Grid, red: np.ndarray,
     def bound(col, off, cell, seg):
         return sum(cell_max[i, cell] * comp_bound[i, off] for i in range(N_COMPONENTS))
 
-
     def evaluate(start, col):
         ia = qa_s[start]
         ia -= qa_c[col][:, None]

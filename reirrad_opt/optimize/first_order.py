@@ -69,7 +69,6 @@ class FirstOrderSolver(SolverBase):
         self.bounds: dict[str, PointBounds] = {}     # term key (or 'hold ' + key) -> its point bounds
         self.scalars: dict[str, ScalarBound] = {}    # term key (or 'hold ' + key) -> its mean / CVaR bound
         self.pools: dict[str, LazyPool] = {}          # bound key -> the points that enter lazily
-        self.dvh_holds: set[str] = set()              # bound keys of the dose-volume holds (their tails move)
         for t in self.hard:
             if t.kind != "voxel_max":   # a hard organ mean or dose-volume limit (its smoothed CVaR reads high)
                 level = float(np.max(t.level_gy))
@@ -134,11 +133,10 @@ class FirstOrderSolver(SolverBase):
         multiplier with it; one that joins starts at zero. The fluence that ends the stage holds every point
         outside its own tail at the level, so the goal's DVH point is held as before (a D95% minimum: 95 % of
         the volume at or above it), but the tail is not frozen where the goal's own stage left it."""
-        for key in self.dvh_holds:
-            b = self.bounds.get(key)
-            if b is None:
-                continue
+        for key, b in list(self.bounds.items()):
             t = b.term
+            if b.hard or t.kind not in ("cvar_lower", "cvar_upper"):   # only a dose-volume hold has a free tail
+                continue
             values = t.point_values(dose[t.rows])
             keep = ~dvh_tail(values, t.fraction, t.sense == "max", t.point_weights)
             pool, held = self.pools.get(key), b.chosen()
@@ -372,7 +370,6 @@ class FirstOrderSolver(SolverBase):
         self.bounds.pop("hold " + t.key, None)
         self.pools.pop("hold " + t.key, None)
         self.scalars.pop("hold " + t.key, None)
-        self.dvh_holds.discard("hold " + t.key)
 
     def _hold(self, t: Term, dose: np.ndarray, slip: float) -> None:
         """Keep goal ``t`` for every later stage: within its level plus what its stage left short plus
@@ -382,7 +379,6 @@ class FirstOrderSolver(SolverBase):
             evaluated = self.measure(t, dose) if self.measure is not None else None
             hold, keep = dvh_hold(t, dose[t.rows], slip, self.settings.hold_safety_gy, evaluated)
             self._hold_points("hold " + t.key, t, keep, np.full(t.n_points, hold), dose)
-            self.dvh_holds.add("hold " + t.key)
             self.note_hold(t, evaluated)
             return
         # settings.hold_safety_gy inside what is allowed (the stages end within settings.feasibility_tol_gy of a
