@@ -309,7 +309,7 @@ class FirstOrderSolver(SolverBase):
             self.unresolved = over + added_beyond    # entered beyond their bound: not solved for
             self.worst_gy = worst
             goal_value = objective(x, augmented=False)[0]
-            progress_detail(self.progress, f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations, objective "
+            progress_detail(self.progress, f"  {label} outer {outer}: {res.nit} L-BFGS-B iterations ({res.nfev} evaluations), objective "
                                            f"{goal_value:.6g}, worst {worst:.4f} Gy beyond a bound, {added} point(s) "
                                            f"entered ({added_beyond} beyond their bound)")
             # done when feasible and converged: L-BFGS-B stopped on its own, or the objective (without the
