@@ -8,11 +8,13 @@ A plan key is ``npc-<mm>-<engine>`` (the NPC phantom, 5 photon beams at 0, 72, .
 ``tg119-<mm>[-<engine>]`` (the CORT TG-119 C-shape, benchmarks/tg119_protocol.toml and tg119_settings.toml, 9 beams; needs
 REIRRAD_REALDATA; the default engine is first-order) or a setup of benchmarks/setups.py (``npc-4-proton``,
 ``openkbp-pt_201-proton``, ...: the default engine and beams). Each record holds the verdict, every evaluation row
-(value, verdict) and the optimization time (s; a fair figure only on a quiet machine). OUT.json must not exist.
+(value, verdict), the optimization time (s; a fair figure only on a quiet machine), the first-order engine's
+evaluations and each stage's objective (compare prints those that changed). OUT.json must not exist.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -59,7 +61,10 @@ def record(path: str, keys: str = DEFAULT_KEYS) -> None:
     for key in keys.split(","):
         t0 = time.perf_counter()
         p = plan_for(key)
+        stages = p.optimization.stages
         out[key] = {"verdict": p.verdict, "engine": p.optimization.engine, "optimize_s": p.timing_s["optimize"],
+                    "evaluations": int(sum(s.evaluations for s in stages)),
+                    "stage_objectives": [[s.name, float(s.objective)] for s in stages],
                     "rows": {r.goal_id: [None if r.value is None else float(r.value), r.verdict, r.unit]
                              for r in p.evaluation.rows}}
         print(f"{key}: {p.verdict}, optimize {p.timing_s['optimize']:.1f} s, total {time.perf_counter() - t0:.1f} s")
@@ -85,7 +90,12 @@ def compare(before_path: str, after_path: str) -> int:
                 bad += 1
         worst = max((abs(v - b["rows"][g][0]) for g, (v, _, u) in a["rows"].items()
                      if v is not None and b["rows"][g][0] is not None), default=0.0)
-        print(f"{key}: largest change {worst:.4g}; optimize {a['optimize_s']:.1f} s -> {b['optimize_s']:.1f} s")
+        print(f"{key}: largest change {worst:.4g}; optimize {a['optimize_s']:.1f} s -> {b['optimize_s']:.1f} s; "
+              f"evaluations {a.get('evaluations', '?')} -> {b.get('evaluations', '?')}")
+        # what each stage was asked to minimise (stages in the same order, e.g. no priority-1 probe added)
+        for (name, objective), (name2, objective2) in zip(a.get("stage_objectives", []), b.get("stage_objectives", [])):
+            if name == name2 and objective2 != objective and not (math.isnan(objective) and math.isnan(objective2)):
+                print(f"  stage {name}: objective {objective:.6g} -> {objective2:.6g}")
     print(f"{bad} difference(s) beyond {DOSE_TOL_GY} Gy / {VOLUME_TOL_PCT} %")
     return bad
 
