@@ -170,14 +170,15 @@ def _beam_model_dict(beams) -> dict | None:
 
 
 def _beam_dict(beam) -> dict:
-    out = {}
-    for key in ("name", "gantry_deg", "couch_deg", "isocenter_xyz_mm", "ion", "n_bixels", "n_spots",
-                "bixel_mm", "spot_spacing_mm", "n_layers"):
-        if hasattr(beam, key):
-            value = getattr(beam, key)
-            if callable(value):
-                continue
-            out[key] = np.asarray(value).tolist() if isinstance(value, (np.ndarray, tuple)) else value
+    """A beam (photons: its bixels) or field (particles: its spots and energy layers) as plan.json writes it;
+    angles in degrees, lengths in mm."""
+    out = {"gantry_deg": float(beam.gantry_deg), "couch_deg": float(beam.couch_deg),
+           "isocenter_xyz_mm": [float(v) for v in beam.isocenter_xyz_mm]}
+    if beam.modality == "photon":
+        out.update(energy=beam.energy, bixel_mm=float(beam.bixel_mm), n_bixels=beam.n_columns)
+    else:
+        out.update(ion=beam.ion, spot_spacing_mm=float(beam.spot_spacing_mm), n_spots=beam.n_columns,
+                   n_layers=int(beam.layer_energies_mev.size))
     return out
 
 

@@ -120,6 +120,9 @@ def test_outputs_written(run):
     assert c["modalities"] == ["photon", "proton"]
     assert c["plans"]["photon"]["modality"] == "photon" and c["plans"]["proton"]["modality"] == "proton"
     assert [b["gantry_deg"] for b in c["plans"]["proton"]["beams"]] == [90.0, 270.0]
+    with np.load(out / "proton" / "fluence.npz") as f:   # the fields' spot counts add up to the spots weighted
+        assert sum(b["n_spots"] for b in c["plans"]["proton"]["beams"]) == f["weights"].size
+    assert all(1 <= b["n_layers"] <= b["n_spots"] and b["ion"] == "proton" for b in c["plans"]["proton"]["beams"])
     # the same protocol and fractionation for both
     for m in ("photon", "proton"):
         assert c["plans"][m]["protocol"]["name"] == "small_head_test"

@@ -66,6 +66,7 @@ def test_plan_folder_and_schema(npc_plan, tmp_path):
     schema = json.loads((Path(__file__).parents[1] / "reirrad_opt/report/plan_schema.json").read_text())
     jsonschema.validate(doc, schema)
     assert doc["verdict"] == npc_plan.verdict
+    assert sum(b["n_bixels"] for b in doc["beams"]) == npc_plan.weights.size   # every weighted bixel in a beam
     with np.load(out / "dose.npz") as d:
         assert set(d.files) == {"new_course_gy", "new_course_eqd2_gy", "cumulative_eqd2_gy"}
         assert np.allclose(d["new_course_gy"], npc_plan.new_dose_gy, atol=1e-4)

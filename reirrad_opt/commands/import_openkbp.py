@@ -5,7 +5,11 @@ otherwise).
 Example (real anatomy, real prior dose, synthetic skull-base recurrence)::
 
     reirrad-opt import-openkbp openkbp/pt_201 --interval-months 24 --recurrence-near Brainstem \\
-        --out cases/pt_201 && reirrad-opt plan --case cases/pt_201 --out plans/pt_201
+        --out cases/pt_201 && reirrad-opt plan --case cases/pt_201 \\
+        --absent OpticChiasm OpticNrv_L OpticNrv_R --out plans/pt_201
+
+OpenKBP has no optic structures: without ``--absent`` their priority-1 lines cannot be evaluated and the
+plan is incomplete (exit 4).
 """
 from __future__ import annotations
 
