@@ -18,7 +18,7 @@ from . import __version__
 from .case import Case
 from .geometry import Structure, recurrent_target_volumes
 from .optimize import OptimizationOutcome, build_problem, optimize_plan
-from .planning_settings import PlanningSettings
+from .planning_settings import LEGACY_PROTOCOL_OPTIONS, PlanningSettings, SettingsError
 from .robust.scenarios import ScenarioSettings
 from .progress import SILENT, Progress
 from .recorded_paths import protocol_reference
@@ -169,6 +169,21 @@ def _beam_model_dict(beams) -> dict | None:
     return models[0].to_dict() if models else None
 
 
+def check_no_protocol_settings(protocol) -> None:
+    """Refuse a protocol whose deprecated planning options differ from their defaults when planning settings
+    are given: the settings decide how the plan is computed, and the protocol's values would be ignored."""
+    from .protocol.options import OPTION_DEFAULTS
+
+    set_here = {k: protocol.options[k] for k in LEGACY_PROTOCOL_OPTIONS
+                if k in protocol.options and protocol.options[k] != OPTION_DEFAULTS[k]}
+    if set_here:
+        listed = ", ".join(f"{k} = {v!r}" for k, v in set_here.items())
+        where = protocol.path if getattr(protocol, "path", None) else repr(protocol.name)
+        raise SettingsError(f"protocol {where} sets {listed} in its [options], and planning settings are "
+                            f"given, which decide how the plan is computed: the protocol's value would be ignored. "
+                            f"Put it in the settings' [settings] table and delete it from the protocol")
+
+
 def _beam_dict(beam) -> dict:
     """A beam (photons: its bixels) or field (particles: its spots and energy layers) as plan.json writes it;
     angles in degrees, lengths in mm."""
@@ -298,6 +313,8 @@ def plan(case: Case, protocol=None, *, modality: str = "photon", gantry_angles_d
         if fractionation:
             protocol = protocol.with_fractionation(fractionation)
     check_protocol_names(case, protocol)
+    if settings is not None:
+        check_no_protocol_settings(protocol)
     rbe_setting = resolve_rbe("photon" if ion is None else ion, rbe, protocol.options)
     absent = declared_absent(protocol, absent)
     check_absent_not_contoured(case, protocol.goals, absent)

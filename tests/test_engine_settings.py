@@ -84,6 +84,24 @@ def test_the_protocols_old_planning_options_are_read_with_a_deprecation_warning(
     assert PlanningSettings.from_protocol_options(old.options).target_homogeneity_weight == 100.0
 
 
+def test_settings_refuse_a_protocol_whose_own_planning_option_they_would_ignore(tmp_path):
+    """A protocol that still sets a planning option (deprecated) and settings given as well: the settings would
+    override the protocol's value without a word, so the plan is refused before any work, naming both."""
+    shipped = load_protocol(None)
+    path = tmp_path / "old.toml"
+    path.write_text(shipped.path.read_text().replace("[options]\n", "[options]\nengine = \"lp\"\n", 1))
+    with pytest.warns(FutureWarning):
+        old = load_protocol(path)
+    with pytest.raises(SettingsError, match=r"protocol .*old.toml sets engine = 'lp' .*settings are given.*ignored"):
+        plan(make_npc_phantom(5.0), old, gantry_angles_deg=ANGLES, settings=PlanningSettings())
+    # the same value as the default is no conflict: nothing would be ignored
+    path.write_text(shipped.path.read_text().replace("[options]\n", "[options]\nengine = \"first-order\"\n", 1))
+    with pytest.warns(FutureWarning):
+        same = load_protocol(path)
+    from reirrad_opt.planning import check_no_protocol_settings
+    check_no_protocol_settings(same)
+
+
 def test_plan_takes_its_settings_apart_from_the_protocol(tmp_path):
     """settings= chooses the engine and its constants; the plan records them; the protocol is not asked."""
     case = make_npc_phantom(5.0)
