@@ -174,6 +174,9 @@ class _Loader:
             nominal = fractionations[default].eqd2_gy(ab)
         else:
             nominal = self.number(t["eqd2_gy"], f"{where} eqd2_gy", self.loc.key("eqd2_gy", line), positive=True)
+            if rng and not rng[0] <= nominal <= rng[1]:
+                raise self.fail(f"{where} eqd2_gy", f"{nominal:g} Gy lies outside the prescription's own eqd2_range_gy "
+                                f"{rng[0]:g}-{rng[1]:g} Gy", self.loc.key("eqd2_gy", line))
             low, high = rng if rng else (0.98 * nominal, 1.02 * nominal)
             for f in fractionations.values():
                 e = f.eqd2_gy(ab)
@@ -382,8 +385,7 @@ def load_protocol(path=None, *, optic_nerve_rule: str | None = None, fractionati
     overrides = dict(options or {})
     if optic_nerve_rule is not None:
         overrides["optic_nerve_rule"] = optic_nerve_rule
-    check_caller_options(path, overrides)
-    opts.update(overrides)
+    opts.update(check_caller_options(ld, overrides))
 
     goals_raw = data["goal"]
     if not isinstance(goals_raw, list) or not goals_raw:

@@ -19,6 +19,13 @@ DOSE_UNITS = ("Gy", "%Rx")
 VOLUME_UNITS = ("%", "cc")
 SLIP_UNITS = ("Gy", "%")
 SENSES = ("max", "min")
+# Plausibility of a protocol's numbers: above these a limit or slip is a typo (a unit or a decimal point), not a
+# protocol. No normal-tissue tolerance in cumulative EQD2 approaches 200 Gy (the consensus's highest, the carotids,
+# is 125 Gy); no dose limit exceeds twice the prescription; a slip is a small give-back of an earlier priority.
+MAX_LIMIT_GY = 200.0
+MAX_LIMIT_PCT_RX = 200.0
+MAX_SLIP_GY = 10.0
+MAX_SLIP_PCT_RX = 20.0
 
 
 class ProtocolError(ValueError):
@@ -115,6 +122,12 @@ class Limit:
             raise ValueError(f"limit value must be a finite number >= 0, got {self.value!r}")
         if self.unit == "%" and v > 100:
             raise ValueError(f"a volume limit in % of the structure must be <= 100, got {v:g}")
+        if self.unit == "Gy" and v > MAX_LIMIT_GY:
+            raise ValueError(f"a dose limit of {v:g} Gy is not plausible (expected at most {MAX_LIMIT_GY:g} Gy: no "
+                             f"tolerance, cumulative EQD2 included, comes near it; check the unit and the decimal point)")
+        if self.unit == "%Rx" and v > MAX_LIMIT_PCT_RX:
+            raise ValueError(f"a dose limit of {v:g} %Rx is not plausible (expected at most {MAX_LIMIT_PCT_RX:g} % of "
+                             f"the prescription)")
         object.__setattr__(self, "value", v)
 
     @property
@@ -261,6 +274,11 @@ class Slip:
         v = float(self.value)
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"slip value must be a finite number >= 0, got {self.value!r}")
+        bound = MAX_SLIP_GY if self.unit == "Gy" else MAX_SLIP_PCT_RX
+        if v > bound:
+            raise ValueError(f"a slip of {v:g} {'Gy' if self.unit == 'Gy' else '% of Rx'} is not plausible: a later "
+                             f"priority may give back a little of an earlier one, at most {bound:g} "
+                             f"{'Gy' if self.unit == 'Gy' else '% of Rx'}")
         object.__setattr__(self, "value", v)
 
     def to_gy(self, rx_gy: float) -> float:

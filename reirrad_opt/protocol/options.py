@@ -12,7 +12,7 @@ from typing import Any
 
 from ..planning_settings import LEGACY_PROTOCOL_OPTIONS, PlanningSettings
 from ..rbe import PROTON_RBE, RBE_MAX, RBE_MIN
-from .model import ProtocolError, parse_metric
+from .model import MAX_LIMIT_PCT_RX, ProtocolError, parse_metric
 
 MAX_EVALUATION_FINE_FACTOR = 6    # sub-voxel samples per axis (6^3 = 216 per voxel) at most
 
@@ -56,8 +56,6 @@ def read_options(ld, t: Any) -> dict[str, Any]:
                           f"content: set it in a settings file's [settings] table (reirrad-opt plan --settings "
                           f"FILE) or plan(settings=PlanningSettings(...)); the protocol option is read for now "
                           f"and will be refused in a later version", FutureWarning, stacklevel=3)
-        if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
-            raise ld.fail(f"{where} {key}", f"expected one of {OPTION_CHOICES[key]}, got {value!r}", kline)
         if key == "d003cc_as_voxel_max":
             # a retired option: the optimizer always holds D0.03cc (and Dmax) limits as voxel maxima,
             # the conservative reading; 'false' was accepted and silently ignored
@@ -67,45 +65,56 @@ def read_options(ld, t: Any) -> dict[str, Any]:
             warnings.warn(f"{ld.path}: [options] {key} (line {kline}) is no longer an option (D0.03cc limits "
                           f"are always held as voxel maxima): delete the line", FutureWarning, stacklevel=3)
             continue
-        if key == "hold_dvh_points" and not isinstance(value, bool):
-            raise ld.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
-        if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
-            ld.number(value, f"{where} {key}", kline, positive=True)
-        if key in ("type1_prior_dose_threshold_gy", "target_homogeneity_weight"):
-            ld.number(value, f"{where} {key}", kline, minimum=0.0)
-        if key == "target_floor_pct_rx":
-            ld.number(value, f"{where} {key}", kline, minimum=0.0)
-            if float(value) > 100.0:
-                raise ld.fail(f"{where} {key}", f"expected a percentage of Rx from 0 to 100 (the window's "
-                              f"upper edge is Rx), got {value!r}", kline)
-        if key == "evaluation_fine_factor" and (isinstance(value, bool) or not isinstance(value, int)
-                                                or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
-            raise ld.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
-                          f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
-        if key == "rbe_proton" and not RBE_MIN <= ld.number(value, f"{where} {key}", kline) <= RBE_MAX:
-            raise ld.fail(f"{where} {key}", f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g} (1.1 by "
-                          f"convention), got {value!r}", kline)
-        if key == "absent_structures":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ld.fail(f"{where} {key}", f"expected a list of structure names, e.g. "
-                              f"[\"OpticChiasm\"], got {value!r}", kline)
-            value = tuple(value)
-        if key == "near_min_metric":
-            try:
-                spec = parse_metric(str(value))
-            except ValueError as exc:
-                raise ld.fail(f"{where} {key}", str(exc), kline) from None
-            if spec.kind != "D_pct":
-                raise ld.fail(f"{where} {key}", f"expected a D<x>% metric such as 'D98%', got {value!r}", kline)
-            value = spec.name
+        value = check_option_value(ld, where, key, value, kline)
         out[key] = value
     return out
 
 
-def check_caller_options(path, overrides: dict[str, Any]) -> None:
-    """Options given by the caller (``load_protocol(options=...)``, the CLI) take a known value; the
-    ProtocolError names the protocol file they were applied to."""
-    for key, value in overrides.items():
-        if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
-            raise ProtocolError(f"{path}: option {key}={value!r} (given by the caller): expected one of "
-                                f"{OPTION_CHOICES[key]}")
+def check_option_value(ld, where: str, key: str, value: Any, kline: int | None) -> Any:
+    """The checked (and normalised) value of option ``key``, from a protocol file's [options] or from the caller;
+    ``ld.fail`` names the file, ``where`` and the line."""
+    if key in OPTION_CHOICES and value not in OPTION_CHOICES[key]:
+        raise ld.fail(f"{where} {key}", f"expected one of {OPTION_CHOICES[key]}, got {value!r}", kline)
+    if key == "hold_dvh_points" and not isinstance(value, bool):
+        raise ld.fail(f"{where} {key}", f"expected true or false, got {value!r}", kline)
+    if key in ("default_alpha_beta_gy", "max_dose_pct_rx"):
+        ld.number(value, f"{where} {key}", kline, positive=True)
+    if key == "max_dose_pct_rx" and not 100.0 <= float(value) <= MAX_LIMIT_PCT_RX:
+        # a ceiling below Rx contradicts the target's coverage goals; far above it is no ceiling
+        raise ld.fail(f"{where} {key}", f"expected a ceiling from 100 to {MAX_LIMIT_PCT_RX:g} % of Rx, got "
+                      f"{value!r}", kline)
+    if key in ("type1_prior_dose_threshold_gy", "target_homogeneity_weight"):
+        ld.number(value, f"{where} {key}", kline, minimum=0.0)
+    if key == "target_floor_pct_rx":
+        ld.number(value, f"{where} {key}", kline, minimum=0.0)
+        if float(value) > 100.0:
+            raise ld.fail(f"{where} {key}", f"expected a percentage of Rx from 0 to 100 (the window's "
+                          f"upper edge is Rx), got {value!r}", kline)
+    if key == "evaluation_fine_factor" and (isinstance(value, bool) or not isinstance(value, int)
+                                            or not 1 <= value <= MAX_EVALUATION_FINE_FACTOR):
+        raise ld.fail(f"{where} {key}", f"expected a whole number of samples per axis from 1 (voxel "
+                      f"centres) to {MAX_EVALUATION_FINE_FACTOR}, got {value!r}", kline)
+    if key == "rbe_proton" and not RBE_MIN <= ld.number(value, f"{where} {key}", kline) <= RBE_MAX:
+        raise ld.fail(f"{where} {key}", f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g} (1.1 by "
+                      f"convention), got {value!r}", kline)
+    if key == "absent_structures":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ld.fail(f"{where} {key}", f"expected a list of structure names, e.g. "
+                          f"[\"OpticChiasm\"], got {value!r}", kline)
+        value = tuple(value)
+    if key == "near_min_metric":
+        try:
+            spec = parse_metric(str(value))
+        except ValueError as exc:
+            raise ld.fail(f"{where} {key}", str(exc), kline) from None
+        if spec.kind != "D_pct":
+            raise ld.fail(f"{where} {key}", f"expected a D<x>% metric such as 'D98%', got {value!r}", kline)
+        value = spec.name
+    return value
+
+
+def check_caller_options(ld, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Options given by the caller (``load_protocol(options=...)``, the CLI, a study) checked as a file's are;
+    the ProtocolError names the protocol file they were applied to."""
+    return {key: check_option_value(ld, "[options] (given by the caller)", key, value, None)
+            for key, value in overrides.items()}
