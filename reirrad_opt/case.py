@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .geometry import Grid, Structure
-from .rbe import LOW_LET_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN
+from .plausibility import PlausibilityBounds
+from .rbe import LOW_LET_MODALITIES, PRIOR_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN
 
 #: format of a case folder with one prior course (``prior_course``); see the module docstring
 FORMAT_VERSION = 1
@@ -71,12 +73,31 @@ class PriorCourse:
     mapping: str = ""
 
     def __post_init__(self) -> None:
-        if int(self.n_fractions) < 1:
-            raise ValueError(f"prior course: n_fractions must be >= 1, got {self.n_fractions}")
-        if not np.isfinite(self.interval_months) or self.interval_months < 0:
-            raise ValueError(f"prior course: interval_months must be >= 0, got {self.interval_months}")
-        self.n_fractions = int(self.n_fractions)
-        self.interval_months = float(self.interval_months)
+        bounds = PlausibilityBounds()
+        n = self.n_fractions
+        low, high = bounds.fractions_range
+        # a fraction count read as 2.5 used to become 2 fractions: an EQD2 far above the delivered one
+        if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)) or not np.isfinite(n) \
+                or float(n) != int(n) or not low <= int(n) <= high:
+            raise ValueError(f"prior course: n_fractions must be a whole number from {low} to {high}, got {n!r}")
+        months = self.interval_months
+        if isinstance(months, bool) or not isinstance(months, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(months) or not 0 <= months <= bounds.max_interval_months:
+            raise ValueError(f"prior course: interval_months must be a number of months from 0 to "
+                             f"{bounds.max_interval_months:g}, got {months!r}")
+        self.n_fractions = int(n)
+        self.interval_months = float(months)
+        if not isinstance(self.modality, str) or not (self.modality in PRIOR_MODALITIES
+                                                      or re.fullmatch(r"ion\(Z=\d+\)", self.modality)):
+            raise ValueError(f"prior course: modality must be a radiation type, one of {list(PRIOR_MODALITIES)} or "
+                             f"'ion(Z=<n>)', got {self.modality!r}")
+        rx = self.prescription_gy
+        if rx is not None:
+            if isinstance(rx, bool) or not isinstance(rx, (int, float, np.integer, np.floating)) \
+                    or not 0 < rx <= bounds.max_prescription_gy:
+                raise ValueError(f"prior course: prescription_gy must be > 0 and at most "
+                                 f"{bounds.max_prescription_gy:g} Gy (or absent), got {rx!r}")
+            self.prescription_gy = float(rx)
         if self.dose_type not in ("PHYSICAL", "EFFECTIVE"):
             raise ValueError(f"prior course: dose_type must be 'PHYSICAL' or 'EFFECTIVE', got {self.dose_type!r}")
         if self.dose_type == "EFFECTIVE":
@@ -247,6 +268,10 @@ def _prior_courses_meta(meta: dict, jpath: Path) -> list[dict]:
     return [meta["prior_course"]]
 
 
+#: the keys of case.json (see the module docstring)
+CASE_JSON_KEYS = frozenset({"format_version", "name", "grid", "structures", "prior_course", "prior_courses", "source"})
+
+
 def load_case(folder: str | os.PathLike) -> Case:
     """Read a case folder written by :func:`save_case`; CaseFormatError names what is wrong."""
     folder = Path(folder)
@@ -263,6 +288,16 @@ def load_case(folder: str | os.PathLike) -> Case:
     for key in ("name", "grid", "structures"):
         if key not in meta:
             raise CaseFormatError(f"{jpath}: key {key!r} is missing")
+    unknown = sorted(set(meta) - CASE_JSON_KEYS)
+    if unknown:
+        raise CaseFormatError(f"{jpath}: unknown key(s) {unknown}; a case.json holds {sorted(CASE_JSON_KEYS)}")
+    if not isinstance(meta["structures"], list) or not all(isinstance(e, dict) and isinstance(e.get("name"), str)
+                                                            for e in meta["structures"]):
+        raise CaseFormatError(f"{jpath}: 'structures' must be a list of {{name, role, volume_cc}} objects")
+    names = [e["name"] for e in meta["structures"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CaseFormatError(f"{jpath}: structure(s) {twice} listed more than once")
     records = _prior_courses_meta(meta, jpath)
     several = len(records) > 1
     courses = []
@@ -298,7 +333,18 @@ def load_case(folder: str | os.PathLike) -> Case:
             if key not in data.files:
                 raise CaseFormatError(f"{npath}: array {key!r} for structure {entry['name']!r} is missing")
             structures[entry["name"]] = Structure(entry["name"], data[key].astype(bool), entry.get("role", ""))
+        for key, value in (("spacing_mm", grid.spacing_mm), ("origin_mm", grid.origin_mm)):
+            # the arrays' own copy of the grid must agree with case.json's (one was edited without the other)
+            if key in data.files and not np.allclose(np.asarray(data[key], dtype=float), value, rtol=0, atol=1e-6):
+                raise CaseFormatError(f"{npath}: {key} {np.asarray(data[key]).tolist()} disagrees with case.json's "
+                                      f"grid {key} {list(value)}")
         doses = [data[prior_dose_key(k)].astype(np.float32) for k in range(1, len(courses) + 1)]
+        limit = PlausibilityBounds().max_dose_gy
+        for k, d in enumerate(doses, 1):
+            top = float(np.nanmax(d)) if d.size else 0.0
+            if top > limit:   # an import refuses such a dose; a case folder edited afterwards must not bring it in
+                raise CaseFormatError(f"{npath}: {prior_dose_key(k)} reaches {top:.1f} Gy, above the plausible "
+                                      f"{limit:g} Gy of a prior course (a unit or scaling error)")
         try:
             return Case(meta["name"], grid, data["ct_hu"].astype(np.float32), structures, doses[0], courses[0],
                         meta.get("source", {}), tuple(PriorDose(c, d) for c, d in zip(courses[1:], doses[1:])))

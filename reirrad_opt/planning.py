@@ -203,6 +203,10 @@ def ensure_target_volumes(case: Case, *, ctv_margin_mm: float = 5.0, ptv_margin_
 
     Air (CT < -400 HU inside the body) and ``Bone_Skull`` (if present) are barriers; the
     brainstem, cord, chiasm and optic nerves are the critical organs. Returns notes."""
+    for name in ("rGTV", "PTV"):
+        if name in case.structures and not case.structures[name].mask.any():
+            raise ValueError(f"case {case.name!r}: structure {name!r} is empty (no voxel on the {case.grid.shape} "
+                             f"grid): a plan needs its target; check the contour or the grid")
     if "PTV" in case.structures:
         return []
     if "rGTV" not in case.structures:

@@ -78,6 +78,7 @@ class PlausibilityBounds:
         voxel_mm_range: (exclusive minimum, maximum) of a voxel size or pixel spacing (mm).
         fractions_range: allowed number of fractions of the prior course.
         max_prescription_gy: largest prior prescription (Gy); it must also be > 0.
+        max_interval_months: longest time from a prior course to the new one (months): 50 years.
     """
 
     max_voxels: int = 64_000_000
@@ -92,6 +93,7 @@ class PlausibilityBounds:
     voxel_mm_range: tuple[float, float] = (0.0, 50.0)
     fractions_range: tuple[int, int] = (1, 100)
     max_prescription_gy: float = 150.0
+    max_interval_months: float = 600.0
 
 
 DEFAULT_BOUNDS = PlausibilityBounds()

@@ -22,6 +22,9 @@ RBE_MIN = 0.5
 RBE_MAX = 5.0
 PROTON_RBE = 1.1                   # the clinical convention (ICRU 78)
 LOW_LET_MODALITIES = ("photon", "electron")
+# the radiation types a prior course can have been (as an RT (Ion) Plan names them: RadiationType, and an ion's
+# atomic number); another ion is written "ion(Z=<n>)"
+PRIOR_MODALITIES = ("photon", "electron", "proton", "neutron", "helium", "carbon", "oxygen", "neon")
 RBE_ALREADY_APPLIED = "already applied"   # PriorCourse.rbe of an EFFECTIVE (RBE-weighted) prior dose
 
 

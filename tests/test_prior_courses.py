@@ -233,7 +233,7 @@ def test_case_folder_errors_name_the_key(tmp_path):
         load_case(folder)
     bad = [meta["prior_courses"][0], dict(meta["prior_courses"][1], n_fractions=0)]
     (folder / "case.json").write_text(json.dumps(dict(meta, prior_courses=bad)))
-    with pytest.raises(CaseFormatError, match=r"prior_courses\[1\]: prior course: n_fractions must be >= 1"):
+    with pytest.raises(CaseFormatError, match=r"prior_courses\[1\]: prior course: n_fractions must be a whole number from 1 to 100, got 0"):
         load_case(folder)
 
 
