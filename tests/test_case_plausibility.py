@@ -78,3 +78,15 @@ def test_a_plan_of_an_empty_target_is_refused_before_any_work(folder, tmp_path):
     del case.structures["PTV"], case.structures["rCTV"]
     with pytest.raises(ValueError, match=r"structure 'rGTV' is empty"):
         plan(case)
+
+
+def test_import_dicom_refuses_a_prior_modality_that_is_no_radiation_type(tmp_path, capsys):
+    from reirrad_opt.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["import-dicom", str(tmp_path), "--interval-months", "24", "--prior-modality", "laser",
+              "--out", str(tmp_path / "out")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--prior-modality" in err and "'laser'" in err and "radiation type" in err
+    assert not (tmp_path / "out").exists()

@@ -235,7 +235,7 @@ def test_mim_structure_set_on_ge_ct(realdata):
         r = rasterize_roi(roi, ct.grid)
         assert r.fraction_outside == 0.0 and r.mask.any()
         assert list(np.flatnonzero(r.mask.any(axis=(1, 2)))) == [0, 1, 2]  # planes z = 60, 65, 70 mm
-    with pytest.raises(MissingDataError, match="no RTDOSE"):
+    with pytest.raises(MissingDataError, match="no RTDOSE.*only with --allow-missing-dose"):
         load_case(folder, interval_months=12, prior_fractions=30)
     case = load_case(folder, interval_months=12, prior_fractions=30, allow_missing_dose=True)
     assert set(case.structures) == {"ROI-1", "ROI-2", "ROI-3", "ROI-4"} and case.prior_dose_gy.max() == 0.0

@@ -19,11 +19,13 @@ fractionation and interval)::
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
 
 from ..geometry import parse_structure_map
+from ..rbe import PRIOR_MODALITIES
 from ._args import non_negative_float, positive_float, positive_int
 from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
@@ -31,6 +33,14 @@ from ._help import plain_description
 from ._output import add_output_arguments, prepare
 from ._prior_import import add_prior_arguments, course_options, load_two_ct
 
+
+
+def prior_modality_option(text: str) -> str:
+    """A radiation type a prior course can have been (as an RT (Ion) Plan names it)."""
+    if text in PRIOR_MODALITIES or re.fullmatch(r"ion\(Z=\d+\)", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a radiation type, one of {list(PRIOR_MODALITIES)} or "
+                                     f"'ion(Z=<n>)'")
 
 def add_recurrence_arguments(p: argparse.ArgumentParser) -> None:
     """--recurrence-near / --recurrence-radius-mm / --recurrence-target (shared with import-openkbp)."""
@@ -87,8 +97,9 @@ def register(subparsers) -> None:
     p.add_argument("--prior-fractions", type=positive_int, action="append", default=None,
                    help="fractions of the prior course (required without RTPLAN; overrides the RTPLAN; with "
                         "several --prior, once per --prior in the same order)")
-    p.add_argument("--prior-modality", action="append", default=None,
-                   help="photon | proton | carbon ... when there is no RTPLAN")
+    p.add_argument("--prior-modality", type=prior_modality_option, action="append", default=None,
+                   help=f"the prior course's radiation type when there is no RTPLAN: {' | '.join(PRIOR_MODALITIES)} "
+                        f"| ion(Z=<n>)")
     p.add_argument("--prior-rbe", type=float, action="append", default=None, metavar="X",
                    help="constant RBE (0.5-5) applied to a PHYSICAL particle prior dose to reach Gy(RBE): default "
                         "1.1 for protons, required for carbon; refused for photons and for an EFFECTIVE "

@@ -308,7 +308,8 @@ def load_case(
         notes.append("RTDOSE: none in the folder; the prior dose is 0 Gy everywhere (allowed explicitly)")
     else:
         raise MissingDataError(f"{folder.root}: no RTDOSE; the prior course's dose is needed "
-                               "(or allow a case without prior dose explicitly)")
+                               "(a case without a prior dose, 0 Gy everywhere, only with --allow-missing-dose, "
+                               "load_case(..., allow_missing_dose=True))")
     plan = _choose_plan(folder, plans, chosen)
     if plan is not None:
         notes.extend(plan.notes)
