@@ -157,6 +157,28 @@ def test_table_matches_single_plan_calls(six):
             assert row[f"{r.structure}_{r.metric}_verdict"] == r.verdict
 
 
+def test_a_settings_file_chooses_how_its_plans_are_computed(client, tmp_path):
+    """A swept settings file reaches the plan on the worker: its row says which engine solved the stages, and
+    its values are those of plan(..., settings=load_settings(file)) on the same case."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.planning import plan
+    from reirrad_opt.planning_settings import load_settings
+
+    (tmp_path / "lp.toml").write_text('[settings]\nengine = "lp"\n')
+    spec = load_study(study_file(tmp_path, CASE + '[defaults]\nbeams = 3\n[sweep]\nsettings = ["default", "lp.toml"]\n'))
+    run = run_study(spec, tmp_path / "out", client)
+    assert (run.n_done, run.n_failed) == (2, 0)
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert list(table["settings"]) == ["default", "lp.toml"] and list(table["engine"]) == ["first-order", "lp"]
+    result = plan(make_npc_phantom(5.0, rgtv_gap_to_brainstem_mm=4.0, name="npc5"), tmp_path / "protocol.toml",
+                  n_beams=3, settings=load_settings(tmp_path / "lp.toml"))
+    assert result.optimization.engine == "lp"
+    row = table.iloc[1]
+    for r in result.evaluation.rows:
+        col = f"{r.structure}_{r.metric}_{'cumEQD2' if r.cumulative else 'new'}_{'pct' if r.unit == '%' else 'Gy'}"
+        assert row[col] == pytest.approx(r.value, rel=1e-6, abs=1e-6), col
+
+
 def test_resume_runs_only_missing_variants(six, client, tmp_path):
     import reirrad_opt.planning as planning
 

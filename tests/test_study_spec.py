@@ -180,11 +180,12 @@ def test_record_groups_choose_the_columns():
     rows = [_row("Brainstem", "D0.03cc", 69.5, "Gy(RBE)", True), _row("PTV", "V107%", 1.5, "%", False, priority=2),
             _row("PTV", "V107%", None, "%", False, goal_id="PTV_V107%_strict", priority=2)]
     plan = SimpleNamespace(verdict="desirable", dose_unit="Gy(RBE)", rbe=1.1, evaluation=SimpleNamespace(rows=rows),
-                           optimization=SimpleNamespace(tier_by_goal={"Brainstem_D0.03cc": "acceptable"}, notes=["b"]),
+                           optimization=SimpleNamespace(tier_by_goal={"Brainstem_D0.03cc": "acceptable"}, notes=["b"],
+                                                        engine="lp"),
                            timing_s={"optimize": 2.0, "evaluate": 0.5}, notes=["a"])
     influence = SimpleNamespace(meta={"seconds": 1.25}, matrix=sp.csr_matrix(np.ones((1000, 250), dtype=np.float32)))
     cols, lines = measured_columns(plan, ("verdict",), influence)
-    assert cols == {"verdict": "desirable", "dose_unit": "Gy(RBE)", "rbe_used": 1.1} and lines == {}
+    assert cols == {"verdict": "desirable", "dose_unit": "Gy(RBE)", "rbe_used": 1.1, "engine": "lp"} and lines == {}
     cols, lines = measured_columns(plan, ("evaluation", "limit_tier", "timings", "notes"), influence)
     assert cols["Brainstem_D0.03cc_cumEQD2_Gy"] == 69.5 and cols["PTV_V107%_new_pct"] == 1.5
     assert cols["PTV_V107%_strict_new_pct"] is None        # a second line on the same metric: by goal id
@@ -200,3 +201,48 @@ def test_scheduler_excludes_local_cluster_options(tmp_path, capsys):
     assert code == 2
     assert "--workers and --memory-limit set up the local cluster" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+LP = '[settings]\nengine = "lp"\n'
+
+
+def test_a_settings_file_is_a_study_variable_and_part_of_the_key(tmp_path):
+    """How the plan is computed (engine, its constants) comes from a planning settings file, as for
+    `plan --settings`: swept like any variable, read and checked before any work, its content in the key."""
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "lp.toml").write_text(LP)
+    spec = load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + '[sweep]\nsettings = ["default", "cfg/lp.toml"]\n'))
+    assert spec.swept == ("settings",) and len({j.key for j in spec.jobs}) == 2
+    assert len({j.influence_key for j in spec.jobs}) == 1          # the settings do not change the matrix
+    default, lp = (j.variant for j in spec.jobs)
+    assert default.settings is None and lp.settings == str((tmp_path / "cfg" / "lp.toml").resolve())
+    assert (tmp_path / "cfg" / "lp.toml").resolve() in spec.inputs()   # an output folder must keep away from it
+    # a study without settings keeps the keys it had (no settings keys in the variant's record)
+    plain = load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE, "plain.toml"))
+    assert plain.jobs[0].key == spec.jobs[0].key
+    assert "settings" not in default.to_dict()
+    # an edited settings file plans again
+    (tmp_path / "cfg" / "lp.toml").write_text(LP + "truncation = 0.02\n")
+    again = load_study(tmp_path / "study.toml")
+    assert again.jobs[0].key == spec.jobs[0].key and again.jobs[1].key != spec.jobs[1].key
+
+
+@pytest.mark.parametrize("settings_text, value, words", [
+    ('[settings]\nengine = "simplex"\n', '"bad.toml"', ["[sweep] settings", "bad.toml", "engine", "'simplex'"]),
+    (None, '"missing.toml"', ["[sweep] settings", "missing.toml", "not found"]),
+    (None, "3", ["[sweep] settings", "expected 'default' or the path of a settings file"]),
+])
+def test_a_bad_settings_file_is_refused_before_any_work(tmp_path, settings_text, value, words):
+    if settings_text is not None:
+        (tmp_path / "bad.toml").write_text(settings_text)
+    with pytest.raises(StudyError) as info:
+        load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + f'[sweep]\nsettings = ["default", {value}]\n'))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_settings_file_and_a_deprecated_protocol_option_for_the_same_plan_are_refused(tmp_path):
+    (tmp_path / "lp.toml").write_text(LP)
+    with pytest.raises(StudyError, match=r"options \['engine'\] are planning settings .*lp.toml"):
+        load_study(write(tmp_path, '[study]\nname = "s"\n' + CASE + '[defaults]\nsettings = "lp.toml"\n'
+                         '[defaults.options]\nengine = "first-order"\n'))

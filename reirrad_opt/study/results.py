@@ -7,10 +7,11 @@ Columns (one row per plan, tidy):
   phantom parameters set in the study (mm, months; ``case_prior_level_<organ>_Gy``), the study
   variables (``modality``, ``fractionation``, ``recovery``, ``interval_months``, ``slip``,
   ``optic_nerve_rule``, ``beams``, ``gantry_angles_deg``, ``rbe``, ``bixel_mm``,
-  ``spot_spacing_mm``, ``option_<name>``), ``status`` ('done' or 'failed'), ``error_class``,
+  ``spot_spacing_mm``, ``settings`` (the settings file's name, or 'default'), ``option_<name>``), ``status`` ('done' or 'failed'), ``error_class``,
   ``error_message``;
 - verdict: ``verdict``, ``dose_unit`` (Gy for photons, Gy(RBE) for particles: the unit of every
-  ``_Gy`` dose column of the row, RBE-weighted for particles), ``rbe_used``;
+  ``_Gy`` dose column of the row, RBE-weighted for particles), ``rbe_used``, ``engine`` (that solved the
+  stages);
 - evaluation: ``<Structure>_<metric>_<cumEQD2|new>_<Gy|pct|cc>`` per protocol line and
   ``<Structure>_<metric>_verdict``;
 - limit_tier: ``<goal id>_tier`` ('desirable' or 'acceptable' as the optimizer used it);
@@ -49,6 +50,7 @@ def measured_columns(plan, record: tuple[str, ...], influence) -> tuple[dict[str
         cols["verdict"] = plan.verdict
         cols["dose_unit"] = plan.dose_unit
         cols["rbe_used"] = float(plan.rbe)
+        cols["engine"] = plan.optimization.engine
     if "evaluation" in record:
         seen: set[str] = set()
         for row in plan.evaluation.rows:
@@ -92,7 +94,8 @@ def identity_columns(spec: StudySpec, job: Job) -> dict[str, Any]:
                  "interval_months": float(job.interval_months), "slip": v.slip or "protocol",
                  "optic_nerve_rule": v.optic_nerve_rule, "beams": int(v.beams),
                  "gantry_angles_deg": " ".join(f"{a:g}" for a in v.gantry_angles_deg),
-                 "rbe": v.rbe, "bixel_mm": v.bixel_mm, "spot_spacing_mm": v.spot_spacing_mm})
+                 "rbe": v.rbe, "bixel_mm": v.bixel_mm, "spot_spacing_mm": v.spot_spacing_mm,
+                 "settings": Path(v.settings).name if v.settings else "default"})
     for name in option_names(spec):
         cols[f"option_{name}"] = dict(v.options).get(name)
     return cols

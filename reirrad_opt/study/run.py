@@ -255,6 +255,8 @@ def _label(job) -> str:
              f"{v.beams} beams"]
     if v.slip:
         parts.append(f"slip {v.slip}")
+    if v.settings:
+        parts.append(f"settings {Path(v.settings).name}")
     parts += [f"{k}={val}" for k, val in v.options]
     return ", ".join(parts)
 

@@ -98,7 +98,8 @@ class StudySpec:
 
     def inputs(self) -> list[Path]:
         """Files and folders the study reads (an output folder must keep away from them)."""
-        return [self.path, self.protocol_path, *(c.folder for c in self.cases if c.folder)]
+        return [self.path, self.protocol_path, *(c.folder for c in self.cases if c.folder),
+                *sorted({Path(v.settings) for v in self.variants if v.settings})]
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "name": self.name, "description": self.description,
@@ -242,7 +243,9 @@ def _variables(rd: _Reader, t: Any, where: str, line: int | None, options_line: 
             out["options"] = opts
             continue
         kline = rd.loc.key(name, line)
-        out[name] = _checked(rd, f"{where} {name}", raw, kline, lists, lambda v, n=name: V.check_value(n, v, protocol))
+        check = (lambda v: V.check_settings(v, rd.path.parent)) if name == "settings" \
+            else (lambda v, n=name: V.check_value(n, v, protocol))
+        out[name] = _checked(rd, f"{where} {name}", raw, kline, lists, check)
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..case import Case
+from ..planning_settings import load_settings
 from ..protocol import load_protocol
 from .spec import CaseSpec
 from .variants import Job, Variant, recovery_model, slip_value
@@ -128,11 +129,12 @@ def plan_job(case: Case, influence, job: Job, protocol_path: Path, record: tuple
             return record
     try:
         variant = job.variant
+        settings = load_settings(variant.settings) if variant.settings else None
         result = planning.plan(case_for_job(case, job), protocol_for(protocol_path, variant),
                                modality=variant.modality, gantry_angles_deg=list(variant.gantry_angles_deg),
                                recovery=recovery_model(variant.recovery), bixel_mm=variant.bixel_mm or 5.0,
                                spot_spacing_mm=variant.spot_spacing_mm or 5.0, influence=influence,
-                               rbe=variant.rbe)
+                               rbe=variant.rbe, settings=settings)
         columns, lines = measured_columns(result, record, influence)
         if plan_dir is not None:
             from ..report.plan_folder import write_plan_folder

@@ -19,10 +19,12 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..planning import DEFAULT_PARTICLE_ANGLES_DEG, DEFAULT_PHOTON_ANGLES_DEG
+from ..planning_settings import LEGACY_PROTOCOL_OPTIONS
 from ..protocol import Protocol, Slip
 from ..radiobiology import RecoveryModel
 from ..rbe import RBE_MAX, RBE_MIN
@@ -32,7 +34,7 @@ OPTIC_NERVE_RULES = ("bilateral", "unilateral", "unilateral-L", "unilateral-R")
 MAX_BEAMS = 36
 # the variables a study may set or sweep (besides protocol options, table 'options'), in column order
 VARIABLES = ("modality", "fractionation", "recovery", "interval_months", "slip", "optic_nerve_rule", "beams",
-             "rbe", "bixel_mm", "spot_spacing_mm")
+             "rbe", "bixel_mm", "spot_spacing_mm", "settings")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Variant:
         bixel_mm: photon beamlet size at the isocentre (mm); None for particles.
         spot_spacing_mm: particle spot spacing (mm); None for photons.
         options: protocol option overrides, sorted (name, value) pairs.
+        settings: the planning settings file (absolute path) the plan is computed with (engine, its
+            constants, ...; :func:`reirrad_opt.planning_settings.load_settings`); None: the defaults.
+        settings_sha256: SHA-256 of that file's bytes (part of the result key: an edited file plans again).
     """
 
     modality: str = "photon"
@@ -68,12 +73,17 @@ class Variant:
     bixel_mm: float | None = 5.0
     spot_spacing_mm: float | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    settings: str | None = None
+    settings_sha256: str | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready form (options as a table)."""
+        """JSON-ready form (options as a table; no settings keys without a settings file, so the result keys of
+        a study without one are those it had before studies took settings files)."""
         d = dataclasses.asdict(self)
         d["gantry_angles_deg"] = list(self.gantry_angles_deg)
         d["options"] = dict(self.options)
+        if self.settings is None:
+            del d["settings"], d["settings_sha256"]
         return d
 
 
@@ -138,7 +148,26 @@ def check_value(name: str, value: Any, protocol: Protocol) -> Any:
         if not 1.0 <= v <= 20.0:
             raise ValueError(f"expected a size in mm from 1 to 20, got {value!r}")
         return v
+    if name == "settings":
+        raise ValueError("a settings file is checked with check_settings (its path is relative to the study file)")
     raise ValueError(f"unknown study variable; known: {list(VARIABLES)} and the table 'options'")
+
+
+def check_settings(value: Any, base: Path) -> str | None:
+    """A ``settings`` value: ``"default"`` (None) or the path of a planning settings file, relative to the study
+    file's folder ``base``; read and checked here (SettingsError names the file and key), returned absolute."""
+    from ..planning_settings import load_settings
+
+    if value == "default":
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected 'default' or the path of a settings file (TOML with a [settings] table), "
+                         f"got {value!r}")
+    path = (base / value).resolve()
+    if not path.is_file():
+        raise ValueError(f"{path}: settings file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    load_settings(path)
+    return str(path)
 
 
 def check_option(name: str, value: Any, protocol: Protocol) -> Any:
@@ -212,6 +241,11 @@ def resolve(values: dict[str, Any], protocol: Protocol) -> Variant:
     photons, bixel size for particles), so equal plans get equal variants."""
     modality = values.get("modality", "photon")
     particle = modality != "photon"
+    settings = values.get("settings")
+    legacy = sorted(k for k in dict(values.get("options", {})) if k in LEGACY_PROTOCOL_OPTIONS)
+    if settings and legacy:
+        raise ValueError(f"options {legacy} are planning settings (deprecated as protocol options) and this variant "
+                         f"has a settings file, {settings}, which would override them: set them in the settings file")
     beams = values.get("beams")
     if beams is None:
         angles = DEFAULT_PARTICLE_ANGLES_DEG if particle else DEFAULT_PHOTON_ANGLES_DEG
@@ -231,7 +265,9 @@ def resolve(values: dict[str, Any], protocol: Protocol) -> Variant:
         rbe=values.get("rbe") if particle else None,
         bixel_mm=None if particle else float(values.get("bixel_mm", 5.0)),
         spot_spacing_mm=float(values.get("spot_spacing_mm", 5.0)) if particle else None,
-        options=tuple(sorted(values.get("options", {}).items())))
+        options=tuple(sorted(values.get("options", {}).items())),
+        settings=settings,
+        settings_sha256=hashlib.sha256(Path(settings).read_bytes()).hexdigest() if settings else None)
 
 
 def product(sweep: dict[str, list], option_sweep: dict[str, list], defaults: dict[str, Any]) -> list[dict[str, Any]]:
