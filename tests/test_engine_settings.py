@@ -177,8 +177,12 @@ def test_plan_json_records_the_settings_in_full(tmp_path):
     ("lbfgs_memory = -1", r"first-order.lbfgs_memory: expected a whole number >= 0 \(a count\), got -1"),
     ("lbfgs_memory = 0", r"s.toml: \[settings\] first-order.lbfgs_memory: expected a whole number >= 1, got 0"),
     ("inner_iterations = 0", r"first-order.inner_iterations: expected a whole number >= 1, got 0"),
+    # a penalty of 1e300 per Gy^2 overflowed the products and planned a FAIL; a smoothing of 0 Gy divides by 0
+    ("rho_start = 1e300", r"s.toml: \[settings\] first-order.rho_start: expected a number > 0 and <= 1e\+06 per Gy\^2"),
+    ("tau_gy = 0.0", r"first-order.tau_gy: expected a number > 0 and <= 2 Gy, got 0.0"),
+    ("rho_start = 2e4", r"first-order.rho_start: expected at most rho_max \(10000 per Gy\^2\)"),
 ])
-def test_an_engines_count_is_read_as_a_whole_number(tmp_path, line, pattern):
+def test_an_engines_counts_and_constants_are_checked(tmp_path, line, pattern):
     from reirrad_opt.optimize.first_order import FirstOrderSettings
 
     path = tmp_path / "s.toml"

@@ -82,3 +82,22 @@ class FirstOrderSettings(StageSettings):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a whole number >= 1, got {value!r}")
+        for name in ("lazy_points", "lazy_hold_points"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected a whole number >= 0, got {value!r}")
+        # beyond these a value is a typo, and some overflow the products (a penalty of 1e300 per Gy^2)
+        for name, low, high, low_open, what in (
+                ("tau_gy", 0.0, 2.0, True, "Gy"), ("rho_start", 0.0, 1e6, True, "per Gy^2"),
+                ("rho_max", 0.0, 1e8, True, "per Gy^2"), ("rho_growth", 1.0, 100.0, False, "(a factor)"),
+                ("stall_rel", 0.0, 1.0, False, "(a fraction)"), ("stall_gy", 0.0, 10.0, False, "Gy"),
+                ("cleanup_rel", 0.0, 1.0, False, "(a fraction)"), ("feasibility_tol_gy", 0.0, 1.0, True, "Gy"),
+                ("lazy_ratio", 0.0, 1.0, True, "(a fraction)"), ("lazy_hold_ratio", 0.0, 1.0, True, "(a fraction)"),
+                ("huber_fraction", 0.0, 1.0, True, "(a fraction)"), ("hard_safety_gy", 0.0, 1.0, False, "Gy")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    (low < value if low_open else low <= value) and value <= high):
+                raise ValueError(f"{name}: expected a number {'>' if low_open else '>='} {low:g} and <= {high:g} "
+                                 f"{what}, got {value!r}")
+        if self.rho_start > self.rho_max:
+            raise ValueError(f"rho_start: expected at most rho_max ({self.rho_max:g} per Gy^2), got {self.rho_start!r}")
