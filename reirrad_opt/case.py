@@ -87,10 +87,11 @@ class PriorCourse:
                              f"{bounds.max_interval_months:g}, got {months!r}")
         self.n_fractions = int(n)
         self.interval_months = float(months)
-        if not isinstance(self.modality, str) or not (self.modality in PRIOR_MODALITIES
+        # 'none': a case without a prior course (a water phantom; its prior dose is zero)
+        if not isinstance(self.modality, str) or not (self.modality in PRIOR_MODALITIES + ("none",)
                                                       or re.fullmatch(r"ion\(Z=\d+\)", self.modality)):
             raise ValueError(f"prior course: modality must be a radiation type, one of {list(PRIOR_MODALITIES)} or "
-                             f"'ion(Z=<n>)', got {self.modality!r}")
+                             f"'ion(Z=<n>)' (or 'none' without a prior course), got {self.modality!r}")
         rx = self.prescription_gy
         if rx is not None:
             if isinstance(rx, bool) or not isinstance(rx, (int, float, np.integer, np.floating)) \

@@ -218,8 +218,11 @@ class PlanningSettings:
 
 def load_settings(path: str | Path, base: PlanningSettings | None = None) -> PlanningSettings:
     """The ``[settings]`` table of the TOML file ``path`` over ``base`` (default: the defaults).
-    SettingsError names the file and the key; FileNotFoundError if there is no such file."""
+    SettingsError names the file and the key (or says the path is a folder); FileNotFoundError if there
+    is no such file."""
     path = Path(path)
+    if path.is_dir():
+        raise SettingsError(f"{path}: a folder, not a settings file (expected a TOML file with a [settings] table)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: settings file not found")
     try:

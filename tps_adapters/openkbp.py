@@ -28,7 +28,9 @@ repeated index in any file are errors; a structure file that is empty (0 bytes) 
 voxel is reported as an empty structure and not imported; raw CT values must lie in the 16-bit
 range 0-65535; voxel sizes, the prior fractionation and the prior dose go through
 :mod:`reirrad_opt.plausibility` (a zero prior dose, or one that covers none of the PTVs, needs
-its ``--accept-...`` flag, recorded in ``case.source["input_overrides"]``).
+its ``--accept-...`` flag, recorded in ``case.source["input_overrides"]``). A ``--structure-map`` entry
+that names no structure file of the folder, and a coarsening that would leave a contoured structure
+without a voxel, are errors.
 """
 from __future__ import annotations
 
@@ -131,6 +133,23 @@ def body_from_ct(ct_hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> 
     return body
 
 
+def _applies(exported: str, roi: str) -> bool:
+    """Whether a --structure-map entry naming ``exported`` renames the OpenKBP structure ``roi`` (the
+    matching rule of :func:`canonical_name`: the same name, or equal ignoring case and separators)."""
+    probe = "\x00probe"
+    return canonical_name(roi, {probe: exported}) == probe
+
+
+def check_structure_map(root: Path, structure_map: dict[str, str] | None) -> None:
+    """ValueError for a --structure-map entry whose exported name is none of the structure files of
+    the patient folder (it would be silently ignored); the message lists the folder's structures."""
+    present = [roi for roi in OPENKBP_ROIS if (root / f"{roi}.csv").is_file()]
+    for canonical, exported in (structure_map or {}).items():
+        if not any(_applies(exported, roi) for roi in present):
+            raise ValueError(f"--structure-map {canonical}={exported}: {root} has no structure {exported!r}; its "
+                             f"structures (OpenKBP names, one CSV file each): {', '.join(present) or 'none'}")
+
+
 def load_openkbp_case(
     path: str | os.PathLike,
     *,
@@ -172,6 +191,7 @@ def load_openkbp_case(
     if vox.size != 3 or not np.all(np.isfinite(vox)) or vox.min() <= 0:
         raise OpenKBPFormatError(f"{root / 'voxel_dimensions.csv'}: expected three positive voxel sizes in mm, "
                                  f"got {vox.tolist()}")
+    check_structure_map(root, structure_map)
     check_spacing_mm(vox, f"{root / 'voxel_dimensions.csv'}", bounds)
     check_prior_fractionation(prior_fractions, prior_prescription_gy, str(root), bounds)
     spacing = (float(vox[2]), float(vox[0]), float(vox[1]))  # (dz, dy, dx)
@@ -249,13 +269,36 @@ def crop_to_body(case: Case, margin_vox: int = 2) -> Case:
                 tuple(dataclasses.replace(p, dose_gy=p.dose_gy[box]) for p in case.further_priors))
 
 
+def _coarse_masks(case: Case, factor: int) -> dict[str, np.ndarray]:
+    """The structure masks :func:`coarsen` makes (crop to the body, trim, blocks at least half inside)."""
+    case = crop_to_body(case, margin_vox=factor)
+    shape = tuple(n // factor for n in case.grid.shape)
+    out = {}
+    for n, s in case.structures.items():
+        m = s.mask[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor]
+        out[n] = m.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5)) >= 0.5
+    return out
+
+
+def _largest_factor_keeping(case: Case, factor: int) -> int:
+    """The largest coarsening factor below ``factor`` that leaves every non-empty structure non-empty."""
+    had = [n for n, s in case.structures.items() if s.mask.any()]
+    for f in range(factor - 1, 1, -1):
+        masks = _coarse_masks(case, f)
+        if all(masks[n].any() for n in had):
+            return f
+    return 1
+
+
 def coarsen(case: Case, factor: int) -> Case:
     """The case on a grid ``factor`` times coarser along every axis (block averages): CT and prior
     dose are block means, a structure keeps the blocks at least half inside it. The grid is first
-    cropped to the body and trimmed to a multiple of ``factor``."""
+    cropped to the body and trimmed to a multiple of ``factor``. ValueError when a structure that
+    has voxels would have none (naming it and the largest factor that keeps every structure)."""
     if int(factor) != factor or factor < 1:
         raise ValueError(f"coarsening factor must be a positive integer, got {factor}")
     factor = int(factor)
+    original = case
     case = crop_to_body(case, margin_vox=factor)
     if factor == 1:
         return case
@@ -271,6 +314,13 @@ def coarsen(case: Case, factor: int) -> Case:
     origin = tuple(o + s * (factor - 1) / 2 for o, s in zip(case.grid.origin_mm, case.grid.spacing_mm))
     grid = Grid(shape, spacing, origin)
     structures = {n: Structure(n, block_mean(s.mask) >= 0.5, s.role) for n, s in case.structures.items()}
+    emptied = [n for n, s in case.structures.items() if s.mask.any() and not structures[n].mask.any()]
+    if emptied:
+        volumes = ", ".join(f"{n} ({case.structures[n].volume_cc(case.grid):.2f} cc)" for n in emptied)
+        keeps = _largest_factor_keeping(original, factor)
+        raise ValueError(f"--coarsen {factor}: voxels of {tuple(round(s, 3) for s in spacing)} mm would empty "
+                         f"{volumes} (a structure keeps only the blocks at least half inside it); use a smaller "
+                         f"--coarsen ({keeps} keeps every structure)")
     source = dict(case.source)
     source["notes"] = list(case.source.get("notes", [])) + [
         f"coarsened by {factor} per axis (block means of CT and dose; a structure keeps blocks at least half inside): "

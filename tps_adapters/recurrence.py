@@ -31,6 +31,18 @@ from reirrad_opt.geometry import Grid, Structure, contract, distance_outside_mm
 from reirrad_opt.prior_eqd2 import summed_physical_prior_dose_gy
 
 NEW_COURSE_NAMES = ("rGTV", "rCTV", "PTV")
+# Largest radius of the synthetic rGTV (mm): a 40 mm sphere is 268 cc, beyond the largest recurrent
+# nasopharyngeal GTVs; the default 12 mm (7 cc) is a typical one. A larger radius is a typo (cm, or
+# a diameter in the wrong unit), and the sphere would be clipped to the whole prior target.
+MAX_RADIUS_MM = 40.0
+
+
+def check_radius_mm(radius_mm: float) -> None:
+    """ValueError naming --recurrence-radius-mm unless 0 < ``radius_mm`` <= :data:`MAX_RADIUS_MM`."""
+    if not (isinstance(radius_mm, (int, float)) and 0 < radius_mm <= MAX_RADIUS_MM):
+        shown = f"{radius_mm:g}" if isinstance(radius_mm, (int, float)) else repr(radius_mm)
+        raise ValueError(f"--recurrence-radius-mm {shown}: expected a radius in mm > 0 and at most "
+                         f"{MAX_RADIUS_MM:g} mm (a plausible recurrent GTV; default 12 mm)")
 
 
 def prior_high_dose_target(case: Case) -> str:
@@ -55,13 +67,12 @@ def place_recurrence(case: Case, near: str, radius_mm: float = 12.0, target: str
     Args:
         case: the case (its prior dose and structures are kept).
         near: the organ the recurrence abuts (e.g. 'Brainstem'); TG-263 name in the case.
-        radius_mm: radius of the spherical rGTV (mm, > 0).
+        radius_mm: radius of the spherical rGTV (mm, > 0 and at most :data:`MAX_RADIUS_MM`).
         target: the prior high-dose target (default: see :func:`prior_high_dose_target`).
     """
     if "rGTV" in case.structures:
         raise ValueError(f"case {case.name!r} already has an rGTV; a synthetic recurrence is for cases without one")
-    if not radius_mm > 0:
-        raise ValueError(f"recurrence radius must be > 0 mm, got {radius_mm}")
+    check_radius_mm(radius_mm)
     if near not in case.structures:
         raise ValueError(f"--recurrence-near {near!r}: the case has no such structure; it has {list(case.structures)}")
     organ = case.structures[near].mask

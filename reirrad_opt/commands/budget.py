@@ -17,8 +17,21 @@ import json
 import math
 
 from .. import radiobiology as rb
+from ..plausibility import DEFAULT_BOUNDS
 from ..protocol import Goal, Protocol, load_protocol
+from ..protocol.model import MAX_LIMIT_GY
+from ._args import MAX_INTERVAL_MONTHS
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES
+
+# Plausibility of the inputs (a larger value is a typo, a unit or a decimal point, not a patient):
+# no cumulative-EQD2 tolerance approaches 200 Gy (protocol MAX_LIMIT_GY), so no prior EQD2 above it is a
+# re-irradiation question; at most 100 fractions, as for an imported prior course; stereotactic single
+# fractions reach about 24 Gy; published alpha/beta values lie below about 20 Gy (tumours ~10, late-
+# responding tissue 1-5).
+MAX_PRIOR_EQD2_GY = MAX_LIMIT_GY
+MAX_FRACTIONS = DEFAULT_BOUNDS.fractions_range[1]
+MAX_DOSE_PER_FRACTION_GY = 30.0
+MAX_ALPHA_BETA_GY = 100.0
 
 
 def register(subparsers) -> None:
@@ -27,17 +40,22 @@ def register(subparsers) -> None:
         description="Remaining desirable / acceptable cumulative EQD2 of a structure after a prior course, and the "
                     "corresponding physical-dose caps in the new fractionation (exact LQ inverse).")
     p.add_argument("--structure", required=True, help="structure (TG-263 name or alias), e.g. Brainstem")
-    p.add_argument("--prior-eqd2-gy", type=float, required=True, help="EQD2 (Gy) already received in the prior course")
-    p.add_argument("--fractions", type=int, required=True, help="number of fractions of the new course")
+    p.add_argument("--prior-eqd2-gy", type=float, required=True,
+                   help=f"EQD2 (Gy) already received in the prior course, 0 to {MAX_PRIOR_EQD2_GY:g}")
+    p.add_argument("--fractions", type=int, required=True,
+                   help=f"number of fractions of the new course, 1 to {MAX_FRACTIONS}")
     p.add_argument("--dose-per-fraction-gy", type=float, default=None,
-                   help="assume the organ receives fractions of this size (Gy); default: the exact cap with the "
-                        "organ's dose per fraction = cap / fractions")
+                   help=f"assume the organ receives fractions of this size (Gy, > 0 and at most "
+                        f"{MAX_DOSE_PER_FRACTION_GY:g}); default: the exact cap with the organ's dose per fraction = "
+                        f"cap / fractions")
     p.add_argument("--protocol", default=None, help="protocol TOML (default: the shipped NPC consensus protocol)")
     p.add_argument("--goal", default=None, help="goal id, when the structure has several cumulative goals")
     p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
-    p.add_argument("--alpha-beta-gy", type=float, default=None, help="override the goal's alpha/beta (Gy)")
+    p.add_argument("--alpha-beta-gy", type=float, default=None,
+                   help=f"override the goal's alpha/beta (Gy, > 0 and at most {MAX_ALPHA_BETA_GY:g})")
     p.add_argument("--interval-months", type=float, default=None,
-                   help="months since the prior course (needed by a time-dependent recovery model)")
+                   help=f"months since the prior course, 0 to {MAX_INTERVAL_MONTHS:g} (needed by a time-dependent "
+                        f"recovery model)")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     p.set_defaults(func=run)
 
@@ -68,16 +86,29 @@ def compute_budget(protocol: Protocol, structure: str, prior_eqd2_gy: float, n_f
                    dose_per_fraction_gy: float | None = None, goal_id: str | None = None,
                    alpha_beta_gy: float | None = None, interval_months: float | None = None) -> dict:
     """The budget as a JSON-ready dict (see the module docstring); ValueError on bad input."""
-    if not math.isfinite(prior_eqd2_gy) or prior_eqd2_gy < 0:
-        raise ValueError(f"--prior-eqd2-gy must be >= 0 Gy, got {prior_eqd2_gy}")
-    if n_fractions < 1:
-        raise ValueError(f"--fractions must be >= 1, got {n_fractions}")
-    if dose_per_fraction_gy is not None and not (dose_per_fraction_gy > 0):
-        raise ValueError(f"--dose-per-fraction-gy must be > 0 Gy, got {dose_per_fraction_gy}")
+    if not (math.isfinite(prior_eqd2_gy) and 0 <= prior_eqd2_gy <= MAX_PRIOR_EQD2_GY):
+        raise ValueError(f"--prior-eqd2-gy must be from 0 to {MAX_PRIOR_EQD2_GY:g} Gy (no cumulative-EQD2 tolerance "
+                         f"approaches {MAX_PRIOR_EQD2_GY:g} Gy), got {prior_eqd2_gy:g}")
+    if not 1 <= n_fractions <= MAX_FRACTIONS:
+        raise ValueError(f"--fractions must be from 1 to {MAX_FRACTIONS}, got {n_fractions}")
+    if dose_per_fraction_gy is not None and not (math.isfinite(dose_per_fraction_gy)
+                                                 and 0 < dose_per_fraction_gy <= MAX_DOSE_PER_FRACTION_GY):
+        raise ValueError(f"--dose-per-fraction-gy must be > 0 and at most {MAX_DOSE_PER_FRACTION_GY:g} Gy "
+                         f"(stereotactic single fractions reach about 24 Gy), got {dose_per_fraction_gy:g}")
+    if interval_months is not None and not (math.isfinite(interval_months)
+                                            and 0 <= interval_months <= MAX_INTERVAL_MONTHS):
+        raise ValueError(f"--interval-months must be from 0 to {MAX_INTERVAL_MONTHS:g} months "
+                         f"({MAX_INTERVAL_MONTHS / 12:g} years), got {interval_months:g}")
     goal = _pick_goal(protocol, structure, goal_id)
     ab = goal.alpha_beta_gy if alpha_beta_gy is None else float(alpha_beta_gy)
-    if not (ab > 0):
-        raise ValueError(f"--alpha-beta-gy must be > 0 Gy, got {alpha_beta_gy}")
+    if not (math.isfinite(ab) and 0 < ab <= MAX_ALPHA_BETA_GY):
+        raise ValueError(f"--alpha-beta-gy must be > 0 and at most {MAX_ALPHA_BETA_GY:g} Gy, got {ab:g}")
+    model = protocol.recovery.per_structure.get(goal.structure, protocol.recovery)
+    if interval_months is None and model.kind == "table":
+        table = model.describe().removeprefix("recovery: ")
+        raise ValueError(f"--interval-months is needed: protocol {protocol.name!r} recovers the prior EQD2 of "
+                         f"{goal.structure} by a time-dependent table ({table}); give the months since the prior "
+                         f"course")
     f_rec = protocol.recovery.fraction_for(goal.structure, interval_months)
     effective = float(rb.effective_prior_eqd2(prior_eqd2_gy, f_rec))
     out: dict = {

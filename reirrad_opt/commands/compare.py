@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import InputError
-from ._args import fraction, non_negative_float, positive_float, positive_int
+from ._args import MAX_BEAMS, GantryAngles, beam_count, fraction, gantry_angle, non_negative_float, positive_float
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
 from ._output import add_output_arguments, prepare
 from ._beam_model import add_beam_model_argument, beam_model_from_args
 from ._robust import add_robust_arguments, robust_from_args
-from .plan import (absent_from_args, add_case_arguments, add_ct_calibration_argument, ct_calibration_from_args,
-                   exit_code, load_case_from_args, parse_recovery_spec)
+from .plan import (absent_from_args, add_cache_dir_argument, add_case_arguments, add_ct_calibration_argument,
+                   add_spacing_arguments, check_cache_dir, check_robust_options, ct_calibration_from_args, exit_code,
+                   load_case_from_args, parse_recovery_spec)
 
 
 def register(subparsers) -> None:
@@ -29,11 +29,14 @@ def register(subparsers) -> None:
     add_case_arguments(p)
     p.add_argument("--protocol", type=Path, default=None, help="protocol TOML (default: NPC consensus 2021)")
     photon = p.add_mutually_exclusive_group()
-    photon.add_argument("--photon-beams", type=float, nargs="+", default=None, metavar="DEG",
-                        help="IMRT gantry angles in degrees (default: 9 equispaced beams)")
-    photon.add_argument("--photon-n-beams", type=positive_int, default=None, metavar="N", help="N equispaced IMRT beams")
-    p.add_argument("--particle-fields", type=float, nargs="+", default=None, metavar="DEG",
-                   help="particle field gantry angles in degrees (default: 90 270 180)")
+    photon.add_argument("--photon-beams", type=gantry_angle, nargs="+", action=GantryAngles, default=None,
+                        metavar="DEG", help=f"IMRT gantry angles in degrees, 0 to below 360 (IEC 61217), each once, "
+                                            f"at most {MAX_BEAMS} (default: 9 equispaced beams)")
+    photon.add_argument("--photon-n-beams", type=beam_count, default=None, metavar="N",
+                        help=f"N equispaced IMRT beams, 1 to {MAX_BEAMS}")
+    p.add_argument("--particle-fields", type=gantry_angle, nargs="+", action=GantryAngles, default=None, metavar="DEG",
+                   help=f"particle field gantry angles in degrees, 0 to below 360, each once, at most {MAX_BEAMS} "
+                        f"(default: 90 270 180)")
     p.add_argument("--particle", choices=["proton", "carbon"], default="proton", help="particle (default proton)")
     p.add_argument("--rbe", type=float, default=None, metavar="X",
                    help="constant RBE of the particle plan, 0.5-5 (default the protocol's rbe_proton, 1.1, for "
@@ -41,18 +44,17 @@ def register(subparsers) -> None:
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
     p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
-    p.add_argument("--bixel-mm", type=positive_float, default=5.0,
-                   help="photon beamlet size at the isocentre in mm (default 5)")
-    p.add_argument("--spot-spacing-mm", type=positive_float, default=5.0,
-                   help="particle spot spacing in mm (default 5)")
-    p.add_argument("--distal-margin-mm", type=non_negative_float, default=5.0,
-                   help="distal region checked beyond each spot's R80 (mm water-equivalent, default 5)")
-    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5, help="range error of the distal check and of the robust evaluation's range scenarios (default 3.5 %%)")
+    add_spacing_arguments(p)
+    p.add_argument("--distal-margin-mm", type=positive_float, default=5.0,
+                   help="distal region checked beyond each spot's R80 (mm water-equivalent, > 0, default 5)")
+    p.add_argument("--range-error-pct", type=non_negative_float, default=3.5,
+                   help="range error of the distal check and of the robust evaluation's range scenarios, 0 to 20 "
+                        "%% (default 3.5 %%)")
     p.add_argument("--min-spot-weight", type=fraction, default=0.05, metavar="FRACTION",
                    help="a spot counts for the distal check from this fraction of its field's largest weight")
     add_ct_calibration_argument(p)
     add_beam_model_argument(p)
-    p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    add_cache_dir_argument(p)
     add_robust_arguments(p, default_text="on for both plans; photons take the setup scenarios only", range_pct=False)
     add_progress_arguments(p)
     add_output_arguments(p, "comparison folder")
@@ -63,8 +65,8 @@ def run(args) -> int:
     from ..compare.folder import write_comparison_folder
     from ..compare.run import compare
 
-    if args.photon_n_beams is not None and args.photon_n_beams < 1:
-        raise InputError(f"--photon-n-beams must be >= 1, got {args.photon_n_beams}")
+    check_robust_options(args)
+    check_cache_dir(args)
     if args.protocol is not None and not args.protocol.is_file():
         raise FileNotFoundError(f"--protocol {args.protocol}: file not found")
     progress = progress_from_args(args)

@@ -12,12 +12,17 @@ import argparse
 from pathlib import Path
 
 from ..cli import InputError
-from ._args import positive_float
+from ._args import MAX_INTERVAL_MONTHS, interval_months, options_named, positive_float
 from ._help import plain_description
 from ._output import add_output_arguments, prepare
 
 # one default for 'phantom' and 'plan/compare --phantom', so both make the same case
 PHANTOM_RESOLUTION_MM = 4.0
+# make_npc_phantom's keywords -> the options that set them ('phantom', and 'plan/compare --phantom' for the
+# first two): its ValueError then names the option
+PHANTOM_OPTIONS = {"resolution_mm": "--resolution-mm", "interval_months": "--interval-months",
+                   "rgtv_radius_mm": "--rgtv-radius-mm", "rgtv_gap_to_brainstem_mm": "--rgtv-gap-mm",
+                   "oar_curtail_mm": "--oar-curtail-mm", "prior_levels_gy": "--prior-level"}
 
 
 def _parse_levels(items: list[str] | None) -> dict[str, float]:
@@ -42,13 +47,14 @@ def register(subparsers) -> None:
     p.add_argument("--resolution-mm", type=positive_float, default=PHANTOM_RESOLUTION_MM,
                    help=f"isotropic voxel size in mm, 1 to 5 (default {PHANTOM_RESOLUTION_MM:g}, as for "
                         f"'plan --phantom')")
-    p.add_argument("--interval-months", type=float, default=24.0,
-                   help="months since the end of the prior course (default 24)")
-    p.add_argument("--rgtv-radius-mm", type=float, default=15.0, help="radius of the recurrent GTV in mm (default 15)")
+    p.add_argument("--interval-months", type=interval_months, default=24.0,
+                   help=f"months since the end of the prior course, 0 to {MAX_INTERVAL_MONTHS:g} (default 24)")
+    p.add_argument("--rgtv-radius-mm", type=float, default=15.0,
+                   help="radius of the recurrent GTV in mm, 3 to 30 (default 15)")
     p.add_argument("--rgtv-gap-mm", type=float, default=4.0,
-                   help="gap between the rGTV and the brainstem in mm (default 4)")
+                   help="gap between the rGTV and the brainstem in mm, 0.5 to 30 (default 4)")
     p.add_argument("--oar-curtail-mm", type=float, default=0.0,
-                   help="rCTV kept this far from brainstem, cord, chiasm and optic nerves (mm, default 0)")
+                   help="rCTV kept this far from brainstem, cord, chiasm and optic nerves (mm, 0 to 20, default 0)")
     p.add_argument("--prior-level", action="append", metavar="STRUCTURE=GY",
                    help="prior-course D0.03cc of a spared organ, e.g. Brainstem=50 (repeatable)")
     p.add_argument("--no-figure", action="store_true", help="do not draw case.png")
@@ -62,10 +68,11 @@ def run(args) -> int:
     from ..case import save_case
 
     target = prepare(args, "phantom", inputs=[])
-    case = make_npc_phantom(
-        args.resolution_mm, interval_months=args.interval_months, rgtv_radius_mm=args.rgtv_radius_mm,
-        rgtv_gap_to_brainstem_mm=args.rgtv_gap_mm, oar_curtail_mm=args.oar_curtail_mm,
-        prior_levels_gy=_parse_levels(args.prior_level) or None)
+    with options_named(PHANTOM_OPTIONS):
+        case = make_npc_phantom(
+            args.resolution_mm, interval_months=args.interval_months, rgtv_radius_mm=args.rgtv_radius_mm,
+            rgtv_gap_to_brainstem_mm=args.rgtv_gap_mm, oar_curtail_mm=args.oar_curtail_mm,
+            prior_levels_gy=_parse_levels(args.prior_level) or None)
 
     def extra(folder: Path) -> None:
         if not args.no_figure:

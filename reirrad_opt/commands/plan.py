@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from ..cli import EXIT_INCOMPLETE, EXIT_OK, EXIT_PRIORITY1_FAIL, InputError
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import (MAX_BEAMS, MAX_INTERVAL_MONTHS, SPACING_MM_RANGE, GantryAngles, beam_count, gantry_angle,
+                    interval_months, options_named, positive_float, spacing_mm)
 from ._help import OPTIC_NERVE_RULE_HELP, OPTIC_NERVE_RULES, plain_description
 from ._progress import add_progress_arguments, progress_from_args
-from .phantom import PHANTOM_RESOLUTION_MM
+from .phantom import PHANTOM_OPTIONS, PHANTOM_RESOLUTION_MM
 from ._output import add_output_arguments, prepare
 from ._influence import add_influence_argument, influence_from_args, matrad_result_writer
 from ._beam_model import add_beam_model_argument, beam_model_from_args
@@ -46,10 +47,11 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--phantom", choices=["npc"], help="plan on the built-in recurrent-NPC head phantom")
     src.add_argument("--case", type=Path, metavar="CASE_DIR", help="a case folder (phantom, import-dicom, ...)")
     p.add_argument("--resolution-mm", type=positive_float, default=None, metavar="MM",
-                   help=f"--phantom only: voxel size in mm (default {PHANTOM_RESOLUTION_MM:g}, as for "
+                   help=f"--phantom only: voxel size in mm, 1 to 5 (default {PHANTOM_RESOLUTION_MM:g}, as for "
                         f"'reirrad-opt phantom')")
-    p.add_argument("--interval-months", type=non_negative_float, default=None, metavar="MONTHS",
-                   help="--phantom only: months since the prior course (default 24); a case folder records its own")
+    p.add_argument("--interval-months", type=interval_months, default=None, metavar="MONTHS",
+                   help=f"--phantom only: months since the prior course, 0 to {MAX_INTERVAL_MONTHS:g} (default 24); "
+                        f"a case folder records its own")
     p.add_argument("--absent", nargs="+", default=None, metavar="STRUCTURE",
                    help="protocol structures that are not contoured because they lie outside the field (e.g. "
                         "OpticChiasm OpticNrv_L OpticNrv_R): their lines read 'absent' instead of leaving the plan "
@@ -63,6 +65,50 @@ def add_ct_calibration_argument(p: argparse.ArgumentParser) -> None:
                    help="the scanner's CT calibration: a CSV with a header HU,SPR[,RED] (CT number, proton "
                         "stopping-power ratio, relative electron density for photons) covering -1000 to 3000 HU; "
                         "default a stoichiometric calibration of a generic scanner (docs/dose.md)")
+
+
+def add_spacing_arguments(p: argparse.ArgumentParser) -> None:
+    """--bixel-mm and --spot-spacing-mm, within the range a study accepts (shared with 'compare')."""
+    lo, hi = SPACING_MM_RANGE
+    p.add_argument("--bixel-mm", type=spacing_mm, default=5.0, metavar="MM",
+                   help=f"photon beamlet size at the isocentre in mm, {lo:g} to {hi:g} (default 5)")
+    p.add_argument("--spot-spacing-mm", type=spacing_mm, default=5.0, metavar="MM",
+                   help=f"particle spot spacing in mm, {lo:g} to {hi:g} (default 5)")
+
+
+def add_cache_dir_argument(p: argparse.ArgumentParser) -> None:
+    """--cache-dir (shared with 'compare')."""
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help="influence-matrix cache folder (created if missing)")
+
+
+def check_cache_dir(args) -> None:
+    """Refuse a --cache-dir that is (or lies inside) a file before any work: the cache is written only
+    after the influence matrix was computed."""
+    if args.cache_dir is None:
+        return
+    path = Path(args.cache_dir)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is a file" if part == path else f"lies inside {part}, which is a file"
+                raise InputError(f"--cache-dir {path}: {what}; expected a folder (created if missing) for the "
+                                 f"influence-matrix cache")
+            return
+
+
+# robust-scenario keywords -> the options that set them (with their units)
+ROBUST_OPTIONS = {"setup_mm": "--setup-error-mm (mm)", "range_pct": "--range-error-pct (% of the range)",
+                  "range_mm": "--range-error-mm (mm of water)"}
+
+
+def check_robust_options(args) -> None:
+    """The robust-scenario options within their ranges whether or not the plan is evaluated robustly
+    (shared with 'compare'); the error names the option."""
+    from ._robust import _scenario_settings
+
+    with options_named(ROBUST_OPTIONS):
+        _scenario_settings(args)
 
 
 def ct_calibration_from_args(args):
@@ -97,7 +143,9 @@ def load_case_from_args(args):
         from phantoms.npc import make_npc_phantom
 
         kwargs = {} if args.interval_months is None else {"interval_months": args.interval_months}
-        return make_npc_phantom(PHANTOM_RESOLUTION_MM if args.resolution_mm is None else args.resolution_mm, **kwargs)
+        with options_named(PHANTOM_OPTIONS):
+            return make_npc_phantom(PHANTOM_RESOLUTION_MM if args.resolution_mm is None else args.resolution_mm,
+                                    **kwargs)
     for option, value in (("--resolution-mm", args.resolution_mm), ("--interval-months", args.interval_months)):
         if value is not None:
             raise InputError(f"{option} applies to --phantom only: --case {args.case} keeps the grid and interval it "
@@ -118,17 +166,16 @@ def register(subparsers) -> None:
                    help="photon (IMRT pencil beams, default), proton or carbon (scanned pencil beams; particle = "
                         "proton)")
     beams = p.add_mutually_exclusive_group()
-    beams.add_argument("--beams", type=positive_int, default=None, metavar="N",
-                       help="number of equispaced beams (default 9 photon beams, 3 particle fields)")
-    beams.add_argument("--gantry-angles", type=float, nargs="+", default=None, metavar="DEG",
-                       help="gantry angles of the beams in degrees (instead of --beams)")
+    beams.add_argument("--beams", type=beam_count, default=None, metavar="N",
+                       help=f"number of equispaced beams, 1 to {MAX_BEAMS} (default 9 photon beams, 3 particle "
+                            f"fields)")
+    beams.add_argument("--gantry-angles", type=gantry_angle, nargs="+", action=GantryAngles, default=None,
+                       metavar="DEG", help=f"gantry angles of the beams in degrees, 0 to below 360 (IEC 61217), each "
+                                           f"once, at most {MAX_BEAMS} (instead of --beams)")
     p.add_argument("--fractionation", default=None, help="protocol fractionation, e.g. bid-1.2 or qd-2.0")
     p.add_argument("--recovery", default=None, help="none | constant:F | table:M=F,M=F,... (overrides protocol)")
     p.add_argument("--optic-nerve-rule", choices=OPTIC_NERVE_RULES, default=None, help=OPTIC_NERVE_RULE_HELP)
-    p.add_argument("--bixel-mm", type=positive_float, default=5.0,
-                   help="photon beamlet size at the isocentre in mm (default 5)")
-    p.add_argument("--spot-spacing-mm", type=positive_float, default=5.0,
-                   help="particle spot spacing in mm (default 5)")
+    add_spacing_arguments(p)
     p.add_argument("--engine", choices=["lp", "first-order", "cvxpy"], default=None,
                    help="how the stages are solved: first-order (L-BFGS-B with an augmented Lagrangian), lp "
                         "(the exact LP optimum per stage, slower on fine grids) or cvxpy (the exact reference, "
@@ -143,7 +190,7 @@ def register(subparsers) -> None:
                         "an error for photons")
     add_ct_calibration_argument(p)
     add_beam_model_argument(p)
-    p.add_argument("--cache-dir", type=Path, default=None, help="influence-matrix cache folder")
+    add_cache_dir_argument(p)
     add_influence_argument(p)
     p.add_argument("--no-dicom", action="store_true", help="do not write DICOM even if the case came from DICOM")
     add_robust_arguments(p, default_text="on for particle plans, off for photons")
@@ -158,6 +205,8 @@ def run(args) -> int:
     from ..planning_settings import load_settings
     from ..report.plan_folder import write_plan_folder
 
+    check_robust_options(args)
+    check_cache_dir(args)
     progress = progress_from_args(args)
     calibration = ct_calibration_from_args(args)
     case = load_case_from_args(args)

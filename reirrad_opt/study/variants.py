@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..commands._args import MAX_BEAMS, SPACING_MM_RANGE   # the command line's bounds, the same for studies
 from ..planning import DEFAULT_PARTICLE_ANGLES_DEG, DEFAULT_PHOTON_ANGLES_DEG
 from ..planning_settings import LEGACY_PROTOCOL_OPTIONS
 from ..protocol import Protocol, Slip
@@ -31,7 +32,6 @@ from ..rbe import RBE_MAX, RBE_MIN
 
 MODALITIES = ("photon", "proton", "carbon")
 OPTIC_NERVE_RULES = ("bilateral", "unilateral", "unilateral-L", "unilateral-R")
-MAX_BEAMS = 36
 # the variables a study may set or sweep (besides protocol options, table 'options'), in column order
 VARIABLES = ("modality", "fractionation", "recovery", "interval_months", "slip", "optic_nerve_rule", "beams",
              "rbe", "bixel_mm", "spot_spacing_mm", "settings")
@@ -144,9 +144,10 @@ def check_value(name: str, value: Any, protocol: Protocol) -> Any:
             raise ValueError(f"expected a constant RBE from {RBE_MIN:g} to {RBE_MAX:g}, got {value!r}")
         return v
     if name in ("bixel_mm", "spot_spacing_mm"):
-        v = _number(value, "a size in mm from 1 to 20")
-        if not 1.0 <= v <= 20.0:
-            raise ValueError(f"expected a size in mm from 1 to 20, got {value!r}")
+        lo, hi = SPACING_MM_RANGE
+        v = _number(value, f"a size in mm from {lo:g} to {hi:g}")
+        if not lo <= v <= hi:
+            raise ValueError(f"expected a size in mm from {lo:g} to {hi:g}, got {value!r}")
         return v
     if name == "settings":
         raise ValueError("a settings file is checked with check_settings (its path is relative to the study file)")
