@@ -362,3 +362,23 @@ def test_cache_dir_that_is_a_file_is_refused_before_the_work(tmp_path, capsys, c
     assert f"--cache-dir {somefile}: is a file; expected a folder" in err and "Errno" not in err
     err = _refused_by_command(capsys, [*argv, "--cache-dir", str(somefile / "cache")])
     assert f"lies inside {somefile}, which is a file; expected a folder" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["import-matrad", "x.mat", "--interval-months", "1e9", "--out", "o"],
+    ["import-dicom", "d", "--interval-months", "700", "--out", "o"],
+    ["tps-script", "raystation", "--interval-months", "-1", "--out", "o.py"],
+])
+def test_every_command_bounds_the_interval(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "--interval-months" in capsys.readouterr().err
+
+
+def test_a_tps_script_has_at_most_36_beams(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["tps-script", "raystation", "--beams", "37", "--out", "o.py"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--beams" in err and "1 to 36" in err

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..geometry import parse_structure_map
 from ..rbe import PRIOR_MODALITIES
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import interval_months, positive_float, positive_int
 from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
 from ._help import plain_description
@@ -91,7 +91,7 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of DICOM files (searched recursively)")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
-    p.add_argument("--interval-months", type=non_negative_float, action="append", default=None,
+    p.add_argument("--interval-months", type=interval_months, action="append", default=None,
                    help="months from the end of the prior course to the re-irradiation (required; with several "
                         "--prior, once per --prior in the same order, each course's own interval)")
     p.add_argument("--prior-fractions", type=positive_int, action="append", default=None,

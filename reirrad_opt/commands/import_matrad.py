@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from ..geometry import parse_structure_map
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import interval_months, positive_float, positive_int
 from ._help import plain_description
 from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._output import add_output_arguments, prepare
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE.mat", help="a MATLAB v5 file holding matRad's ct and cst")
     add_output_arguments(p, "case folder", metavar="CASE_DIR")
-    p.add_argument("--interval-months", type=non_negative_float, required=True,
+    p.add_argument("--interval-months", type=interval_months, required=True,
                    help="months since the prior course (matRad does not record it)")
     p.add_argument("--prior-dose", type=Path, default=None, metavar="PRIOR.mat",
                    help="a .mat holding the prior course's dose per fraction (Gy) on the same CT cube")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ._args import non_negative_float, positive_float, positive_int
+from ._args import MAX_BEAMS, beam_count, interval_months, positive_float, positive_int
 from ._help import plain_description
 from ._tps_eclipse import eclipse_arguments, eclipse_emit, pyesapi_emit
 
@@ -57,13 +57,14 @@ def _raystation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fractionation", default="bid-1.2", help="the protocol's fractionation, e.g. bid-1.2")
     p.add_argument("--modality", choices=["photon", "proton", "carbon"], default="photon",
                    help="modality of the new course (default photon)")
-    p.add_argument("--beams", type=positive_int, default=9, metavar="N", help="number of equispaced beams (default 9)")
+    p.add_argument("--beams", type=beam_count, default=9, metavar="N",
+                   help=f"number of equispaced beams, 1 to {MAX_BEAMS} (default 9)")
     p.add_argument("--prior-beam-set", default=None, metavar="PLAN:BEAMSET",
                    help="the beam set whose dose is the prior course (on the current examination)")
     p.add_argument("--prior-fractions", type=positive_int, default=None, help="fractions of the prior course")
     p.add_argument("--prior-modality", choices=["photon", "proton", "carbon"], default="photon",
                    help="modality of the prior course (default photon)")
-    p.add_argument("--interval-months", type=non_negative_float, default=None, help="months since the prior course")
+    p.add_argument("--interval-months", type=interval_months, default=None, help="months since the prior course")
     p.add_argument("--roi-map", nargs="+", default=[], metavar="TPS_ROI=TG263",
                    help="ROI names of the TPS and the TG-263 names they stand for, e.g. GTV_recur=rGTV")
     p.add_argument("--absent", nargs="+", default=[], metavar="STRUCTURE",
