@@ -48,6 +48,17 @@ class SettingsError(ValueError):
     """Invalid planning settings; the message names the key (and the file) and what was expected."""
 
 
+# Beyond these a problem setting is a typo (a ring 1e9 mm wide is the whole patient many times over); counts
+# are voxel samples and voxel bands. In mm unless a count.
+PROBLEM_SETTING_MAX = {"point_spacing_mm": 50.0, "exact_band_voxels": 20, "ceiling_shell_mm": 100.0,
+                       "ceiling_lattice_mm": 100.0, "ring_mm": 200.0, "ring_half_dose_mm": 200.0,
+                       "normal_tissue_samples": 10_000_000, "ring_samples": 10_000_000}
+MIN_POINT_SPACING_MM = 0.5
+# the PTV homogeneity weight (1/Gy^2) of the last stage: the TG-119 benchmark uses 100; far above, the term
+# swamps every other one (and 1e300 overflows)
+MAX_TARGET_HOMOGENEITY_WEIGHT = 1e4
+
+
 @dataclass(frozen=True)
 class ProblemSettings:
     """Where the lexicographic problem puts its points, and the normal-tissue stage's sampling: numerical
@@ -81,12 +92,21 @@ class ProblemSettings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            high = PROBLEM_SETTING_MAX[f.name]
             if f.type == "int":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise SettingsError(f"settings problem.{f.name}: expected a whole number >= 1, got {value!r}")
+                if value > high:
+                    raise SettingsError(f"settings problem.{f.name}: expected at most {high:,}, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
                 raise SettingsError(f"settings problem.{f.name}: expected a number > 0 (mm), got {value!r}")
+            elif value > high:
+                raise SettingsError(f"settings problem.{f.name}: expected at most {high:g} mm, got {value!r}")
+            elif f.name == "point_spacing_mm" and value < MIN_POINT_SPACING_MM:
+                # a point every 1e-9 mm is a point at every sub-voxel sample many times over
+                raise SettingsError(f"settings problem.{f.name}: expected at least {MIN_POINT_SPACING_MM:g} mm, got "
+                                    f"{value!r}")
 
 
 @dataclass(frozen=True)
@@ -134,7 +154,7 @@ class PlanningSettings:
             raise SettingsError(f"settings lp_solver: expected one of {LP_SOLVERS}, got {self.lp_solver!r}")
         if not isinstance(self.hold_dvh_points, bool):
             raise SettingsError(f"settings hold_dvh_points: expected true or false, got {self.hold_dvh_points!r}")
-        _number(self.target_homogeneity_weight, "target_homogeneity_weight", lo=0.0)
+        _number(self.target_homogeneity_weight, "target_homogeneity_weight", lo=0.0, hi=MAX_TARGET_HOMOGENEITY_WEIGHT)
         _number(self.target_floor_pct_rx, "target_floor_pct_rx", lo=0.0, hi=100.0)
         if not isinstance(self.problem, ProblemSettings):
             raise SettingsError(f"settings problem: expected ProblemSettings, got {type(self.problem).__name__}")

@@ -21,6 +21,7 @@ ANGLES = [0.0, 72.0, 144.0, 216.0, 288.0]
     (dict(truncation=-0.1), ["settings truncation", "from 0"]),
     (dict(target_floor_pct_rx=120.0), ["target_floor_pct_rx", "up to 100"]),
     (dict(target_homogeneity_weight=-1.0), ["target_homogeneity_weight", "from 0"]),
+    (dict(target_homogeneity_weight=1e300), ["target_homogeneity_weight", "up to 10000"]),
     (dict(hold_dvh_points="yes"), ["hold_dvh_points", "true or false"]),
     (dict(lp_solver="GLPK"), ["lp_solver", "HIGHS"]),
     (dict(engine="lp", engine_settings=FirstOrderSettings()), ["engine 'lp' takes LPSettings, got FirstOrderSettings"]),
@@ -148,6 +149,9 @@ def test_a_problem_table_sets_the_sampling_and_bad_values_are_named(tmp_path):
     assert s.to_dict()["problem"]["ring_mm"] == 20.0
     for text, pattern in (('ring_mm = 0\n', r"problem.ring_mm: expected a number > 0"),
                           ('ring_samples = 2.5\n', r"problem.ring_samples: expected a whole number >= 1"),
+                          ('ring_mm = 1e9\n', r"problem.ring_mm: expected at most 200 mm, got 1000000000.0"),
+                          ('point_spacing_mm = 1e-9\n', r"problem.point_spacing_mm: expected at least 0.5 mm"),
+                          ('ring_samples = 100000000000\n', r"problem.ring_samples: expected at most 10,000,000"),
                           ('ring = 3\n', r"problem.ring: unknown key")):
         path.write_text('[settings]\n[settings.problem]\n' + text)
         with pytest.raises(SettingsError, match=pattern) as info:
