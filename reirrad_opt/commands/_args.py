@@ -80,42 +80,37 @@ def fraction(text: str) -> float:
     return value
 
 
+def _within(text: str, kind: type, lo: float, hi: float, expected: str, hi_open: bool = False) -> float | int:
+    """``text`` as a ``kind`` from ``lo`` to ``hi`` (below ``hi`` with ``hi_open``); else the error saying
+    ``expected``."""
+    value = _number(text, kind, expected)
+    if not (lo <= value < hi if hi_open else lo <= value <= hi):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
+    return value
+
+
 def spacing_mm(text: str) -> float:
     """A beamlet size or spot spacing in mm within :data:`SPACING_MM_RANGE` (as in studies)."""
     lo, hi = SPACING_MM_RANGE
-    expected = f"a size in mm from {lo:g} to {hi:g} (as in studies)"
-    value = _number(text, float, expected)
-    if not lo <= value <= hi:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
-    return value
+    return _within(text, float, lo, hi, f"a size in mm from {lo:g} to {hi:g} (as in studies)")
 
 
 def beam_count(text: str) -> int:
     """A number of beams or fields, 1 to :data:`MAX_BEAMS`."""
-    expected = f"a whole number of beams from 1 to {MAX_BEAMS}"
-    value = _number(text, int, expected)
-    if not 1 <= value <= MAX_BEAMS:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
-    return value
+    return _within(text, int, 1, MAX_BEAMS, f"a whole number of beams from 1 to {MAX_BEAMS}")
 
 
 def interval_months(text: str) -> float:
     """Months since the prior course: 0 to :data:`MAX_INTERVAL_MONTHS`."""
-    expected = f"a number of months from 0 to {MAX_INTERVAL_MONTHS:g} ({MAX_INTERVAL_MONTHS / 12:g} years)"
-    value = _number(text, float, expected)
-    if not 0.0 <= value <= MAX_INTERVAL_MONTHS:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
-    return value
+    return _within(text, float, 0.0, MAX_INTERVAL_MONTHS, f"a number of months from 0 to {MAX_INTERVAL_MONTHS:g} "
+                                                          f"({MAX_INTERVAL_MONTHS / 12:g} years)")
 
 
 def gantry_angle(text: str) -> float:
     """A gantry angle in degrees, 0 <= angle < 360 (IEC 61217)."""
     turn = f"{GANTRY_FULL_TURN_DEG:g}"
-    expected = f"a gantry angle in degrees from 0 to below {turn} (IEC 61217; {turn} is 0)"
-    value = _number(text, float, expected)
-    if not 0.0 <= value < GANTRY_FULL_TURN_DEG:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {expected}")
-    return value
+    return _within(text, float, 0.0, GANTRY_FULL_TURN_DEG,
+                   f"a gantry angle in degrees from 0 to below {turn} (IEC 61217; {turn} is 0)", hi_open=True)
 
 
 class GantryAngles(argparse.Action):
