@@ -17,7 +17,8 @@ from reirrad_opt.case import Case, PriorCourse
 from reirrad_opt.geometry import Grid, Structure, canonical_name, default_role, non_anatomical_reason
 from reirrad_opt.safe_names import printable
 
-from reirrad_opt.plausibility import DEFAULT_BOUNDS, PlausibilityBounds, check_voxel_count, record_overrides
+from reirrad_opt.plausibility import (DEFAULT_BOUNDS, PlausibilityBounds, check_prior_fractionation, check_voxel_count,
+                                      record_overrides)
 
 from .checks import beam_dose_override, check_options, check_prior, duplicate_name_error, storage_name
 from .ct import CTVolume, read_ct_series
@@ -159,7 +160,8 @@ def _choose_plan(folder: DicomFolder, plans: list[PlanInfo], doses: list[DoseGri
 
 
 def _prior_course(folder: DicomFolder, plan: PlanInfo | None, prior_fractions: int | None,
-                  interval_months: float | None, prior_modality: str | None, notes: list[str]) -> PriorCourse:
+                  interval_months: float | None, prior_modality: str | None, notes: list[str],
+                  bounds: PlausibilityBounds = DEFAULT_BOUNDS) -> PriorCourse:
     if interval_months is None:
         raise PriorCourseError(f"{folder.root}: the interval between the prior course and the re-irradiation is not "
                                "recorded in DICOM; give it (--interval-months MONTHS)")
@@ -199,6 +201,8 @@ def _prior_course(folder: DicomFolder, plan: PlanInfo | None, prior_fractions: i
         modality = "photon"
         notes.append("prior course: no RTPLAN states the radiation type; photon assumed (give --prior-modality otherwise)")
     rx = plan.prescription_gy if plan is not None else None
+    # the importer's own check first: its error names the folder and the option (--prior-fractions)
+    check_prior_fractionation(n, rx, str(folder.root), bounds)
     label = f" (RTPLAN {plan.label!r})" if plan is not None and plan.label else ""
     rx_text = f"{rx:g} Gy" if rx is not None else "prescription not recorded"
     return PriorCourse(n_fractions=n, interval_months=float(interval_months), modality=modality, prescription_gy=rx,
@@ -313,7 +317,7 @@ def load_case(
     plan = _choose_plan(folder, plans, chosen)
     if plan is not None:
         notes.extend(plan.notes)
-    prior = _prior_course(folder, plan, prior_fractions, interval_months, prior_modality, notes)
+    prior = _prior_course(folder, plan, prior_fractions, interval_months, prior_modality, notes, bounds)
     factor = _check_dose_kind(chosen, prior.modality, relative_dose_reference_gy, notes) if chosen else 1.0
     prior, rbe_factor = apply_prior_dose_type(chosen, prior, prior_rbe, notes, folder.root)
     factor *= rbe_factor
