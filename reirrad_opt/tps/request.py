@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..plausibility import DEFAULT_BOUNDS
+
 SCHEMA_VERSION = 1
 REQUEST_FILE = "request.json"
 DICOM_DIR = "dicom"
@@ -116,7 +118,7 @@ def _number(value: Any, key: str, what: str, *, minimum: float | None = None, st
     return v
 
 
-def _integer(value: Any, key: str, what: str, minimum: int = 1) -> int:
+def _integer(value: Any, key: str, what: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -124,6 +126,8 @@ def _integer(value: Any, key: str, what: str, minimum: int = 1) -> int:
             raise RequestError(key, f"expected {what} (an integer >= {minimum}), got {value!r}")
     if value < minimum:
         raise RequestError(key, f"expected {what} >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise RequestError(key, f"expected {what} <= {maximum}, got {value}")
     return int(value)
 
 
@@ -198,10 +202,12 @@ def parse_request(doc: Any, folder: str | os.PathLike) -> TpsRequest:
             raise RequestError("prior_course.rbe", "a photon prior course has no RBE; remove the key")
         prior_rbe = _rbe(p["rbe"], "prior_course.rbe")
     prior = PriorCourseRequest(
-        n_fractions=_integer(p["n_fractions"], "prior_course.n_fractions", "the number of prior fractions"),
+        n_fractions=_integer(p["n_fractions"], "prior_course.n_fractions", "the number of prior fractions",
+                             maximum=DEFAULT_BOUNDS.fractions_range[1]),
         modality=prior_modality,
         interval_months=_number(p["interval_months"], "prior_course.interval_months",
-                                "a number of months since the prior course, in months", minimum=0.0),
+                                "a number of months since the prior course, in months", minimum=0.0,
+                                maximum=DEFAULT_BOUNDS.max_interval_months),
         rbe=prior_rbe)
 
     roi_map = doc["roi_map"]
@@ -230,11 +236,13 @@ def parse_request(doc: Any, folder: str | os.PathLike) -> TpsRequest:
         voxel = _number(doc["voxel_mm"], "voxel_mm", "a voxel size in mm", minimum=0.0, strict=True, maximum=20.0)
     recurrence = None
     if doc.get("synthetic_recurrence") is not None:
+        from tps_adapters.recurrence import MAX_RADIUS_MM
+
         r = _object(doc["synthetic_recurrence"], "synthetic_recurrence", {"near", "radius_mm", "target"}, ("near",))
         recurrence = SyntheticRecurrence(
             near=_text(r["near"], "synthetic_recurrence.near", "a TG-263 organ name"),
             radius_mm=_number(r.get("radius_mm", 12.0), "synthetic_recurrence.radius_mm", "a radius in mm",
-                              minimum=0.0, strict=True),
+                              minimum=0.0, strict=True, maximum=MAX_RADIUS_MM),
             target=None if r.get("target") is None else _text(r["target"], "synthetic_recurrence.target",
                                                               "a structure name"))
     tps = doc.get("tps", {})
