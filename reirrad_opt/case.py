@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,13 +30,19 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .geometry import Grid, Structure
-from .plausibility import PlausibilityBounds
-from .rbe import LOW_LET_MODALITIES, PRIOR_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN
+from .plausibility import DEFAULT_BOUNDS
+from .rbe import LOW_LET_MODALITIES, PRIOR_MODALITIES, RBE_ALREADY_APPLIED, RBE_MAX, RBE_MIN, is_prior_modality
 
 #: format of a case folder with one prior course (``prior_course``); see the module docstring
 FORMAT_VERSION = 1
 #: format of a case folder with several prior courses (``prior_courses``)
 FORMAT_VERSION_SEVERAL_PRIORS = 2
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number (not a bool, not text): what case.json's numbers must be."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and bool(np.isfinite(value))
 
 
 class CaseFormatError(ValueError):
@@ -73,29 +78,25 @@ class PriorCourse:
     mapping: str = ""
 
     def __post_init__(self) -> None:
-        bounds = PlausibilityBounds()
+        bounds = DEFAULT_BOUNDS
         n = self.n_fractions
         low, high = bounds.fractions_range
         # a fraction count read as 2.5 used to become 2 fractions: an EQD2 far above the delivered one
-        if isinstance(n, bool) or not isinstance(n, (int, float, np.integer, np.floating)) or not np.isfinite(n) \
-                or float(n) != int(n) or not low <= int(n) <= high:
+        if not _is_number(n) or float(n) != int(n) or not low <= int(n) <= high:
             raise ValueError(f"prior course: n_fractions must be a whole number from {low} to {high}, got {n!r}")
         months = self.interval_months
-        if isinstance(months, bool) or not isinstance(months, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(months) or not 0 <= months <= bounds.max_interval_months:
+        if not _is_number(months) or not 0 <= months <= bounds.max_interval_months:
             raise ValueError(f"prior course: interval_months must be a number of months from 0 to "
                              f"{bounds.max_interval_months:g}, got {months!r}")
         self.n_fractions = int(n)
         self.interval_months = float(months)
         # 'none': a case without a prior course (a water phantom; its prior dose is zero)
-        if not isinstance(self.modality, str) or not (self.modality in PRIOR_MODALITIES + ("none",)
-                                                      or re.fullmatch(r"ion\(Z=\d+\)", self.modality)):
+        if not (is_prior_modality(self.modality) or self.modality == "none"):
             raise ValueError(f"prior course: modality must be a radiation type, one of {list(PRIOR_MODALITIES)} or "
                              f"'ion(Z=<n>)' (or 'none' without a prior course), got {self.modality!r}")
         rx = self.prescription_gy
         if rx is not None:
-            if isinstance(rx, bool) or not isinstance(rx, (int, float, np.integer, np.floating)) \
-                    or not 0 < rx <= bounds.max_prescription_gy:
+            if not _is_number(rx) or not 0 < rx <= bounds.max_prescription_gy:
                 raise ValueError(f"prior course: prescription_gy must be > 0 and at most "
                                  f"{bounds.max_prescription_gy:g} Gy (or absent), got {rx!r}")
             self.prescription_gy = float(rx)
@@ -340,7 +341,7 @@ def load_case(folder: str | os.PathLike) -> Case:
                 raise CaseFormatError(f"{npath}: {key} {np.asarray(data[key]).tolist()} disagrees with case.json's "
                                       f"grid {key} {list(value)}")
         doses = [data[prior_dose_key(k)].astype(np.float32) for k in range(1, len(courses) + 1)]
-        limit = PlausibilityBounds().max_dose_gy
+        limit = DEFAULT_BOUNDS.max_dose_gy
         for k, d in enumerate(doses, 1):
             top = float(np.nanmax(d)) if d.size else 0.0
             if top > limit:   # an import refuses such a dose; a case folder edited afterwards must not bring it in

@@ -14,6 +14,8 @@ The same rules give the RBE of a *prior* course imported as a PHYSICAL dose
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from .cli import InputError
@@ -25,6 +27,12 @@ LOW_LET_MODALITIES = ("photon", "electron")
 # the radiation types a prior course can have been (as an RT (Ion) Plan names them: RadiationType, and an ion's
 # atomic number); another ion is written "ion(Z=<n>)"
 PRIOR_MODALITIES = ("photon", "electron", "proton", "neutron", "helium", "carbon", "oxygen", "neon")
+
+
+def is_prior_modality(text: object) -> bool:
+    """Whether ``text`` names a radiation type a prior course can have been (:data:`PRIOR_MODALITIES` or
+    'ion(Z=<n>)')."""
+    return isinstance(text, str) and (text in PRIOR_MODALITIES or re.fullmatch(r"ion\(Z=\d+\)", text) is not None)
 RBE_ALREADY_APPLIED = "already applied"   # PriorCourse.rbe of an EFFECTIVE (RBE-weighted) prior dose
 
 

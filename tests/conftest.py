@@ -36,3 +36,14 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"real-data file missing: {path}")
     return path
+
+
+def fenced_block(path: Path, heading: str, language: str) -> str:
+    """The first ```<language> block after ``heading`` in the Markdown file ``path``, as written."""
+    import re
+
+    after = path.read_text(encoding="utf-8").split(heading, 1)
+    assert len(after) == 2, f"{path.name} has no heading {heading!r}"
+    match = re.search(rf"```{language}\n(.*?)```", after[1], re.S)
+    assert match, f"{path.name} has no {language} block after {heading!r}"
+    return match.group(1)

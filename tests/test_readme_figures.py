@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
+from conftest import fenced_block, require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,22 +64,12 @@ def test_main_job_values_are_those_the_readme_quotes(tmp_path):
     assert r["verdict"] == "not met" and r["acceptable"] is None   # "has no acceptable limit and reads not met"
 
 
-def readme_block(heading: str) -> str:
-    """The first ```bash block after ``heading`` in the README, as written."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text.split(heading, 1)
-    assert len(after) == 2, f"README.md has no heading {heading!r}"
-    match = re.search(r"```bash\n(.*?)```", after[1], re.S)
-    assert match, f"README.md has no bash block after {heading!r}"
-    return match.group(1)
-
-
 @pytest.mark.realdata
 def test_openkbp_walk_through_runs_as_written_and_gives_the_quoted_values(realdata, tmp_path):
     require(realdata / "openkbp_hn" / "pt_201")
     brainstem, cord, rgtv, exit_code = quoted(
         r"\(brainstem ([\d.]+) Gy, cord ([\d.]+) Gy cumulative EQD2, rGTV D98% ([\d.]+) Gy\), exit (\d+)")
-    block = readme_block("### Real anatomy: an OpenKBP patient")
+    block = fenced_block(ROOT / "README.md", "### Real anatomy: an OpenKBP patient", "bash")
     # the block's REIRRAD_REALDATA=../shared/realdata is relative to the project folder: the same layout here
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "realdata").symlink_to(realdata.resolve(), target_is_directory=True)

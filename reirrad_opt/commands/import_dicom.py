@@ -19,13 +19,12 @@ fractionation and interval)::
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import warnings
 from pathlib import Path
 
 from ..geometry import parse_structure_map
-from ..rbe import PRIOR_MODALITIES
+from ..rbe import PRIOR_MODALITIES, is_prior_modality
 from ._args import interval_months, positive_float, positive_int
 from ._input_checks import add_input_check_arguments, input_checks_from_args
 from ._progress import add_progress_arguments, progress_from_args
@@ -37,7 +36,7 @@ from ._prior_import import add_prior_arguments, course_options, load_two_ct
 
 def prior_modality_option(text: str) -> str:
     """A radiation type a prior course can have been (as an RT (Ion) Plan names it)."""
-    if text in PRIOR_MODALITIES or re.fullmatch(r"ion\(Z=\d+\)", text):
+    if is_prior_modality(text):
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: expected a radiation type, one of {list(PRIOR_MODALITIES)} or "
                                      f"'ion(Z=<n>)'")

@@ -165,8 +165,8 @@ def check_settings(value: Any, base: Path) -> str | None:
         raise ValueError(f"expected 'default' or the path of a settings file (TOML with a [settings] table), "
                          f"got {value!r}")
     path = (base / value).resolve()
-    if not path.is_file():
-        raise ValueError(f"{path}: settings file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    if not path.exists():   # load_settings raises FileNotFoundError, which a study reports as its own error
+        raise ValueError(f"{path}: settings file not found")
     load_settings(path)
     return str(path)
 
