@@ -91,3 +91,30 @@ def test_openkbp_walk_through_runs_as_written_and_gives_the_quoted_values(realda
     assert_quotes(brainstem, row(plan_json, "Brainstem_D0.03cc")["value"], "pt_201's brainstem D0.03cc (Gy)")
     assert_quotes(cord, row(plan_json, "SpinalCord_D0.03cc")["value"], "pt_201's cord D0.03cc (Gy)")
     assert_quotes(rgtv, row(plan_json, "rGTV_D98%")["value"], "pt_201's rGTV D98% (Gy)")
+
+
+def test_python_example_runs_as_written(tmp_path):
+    """The README's Python block, run as written in a fresh process: it prints the verdict, then one line per
+    evaluation row with its priority, value and unit."""
+    from phantoms.npc import make_npc_phantom
+    from reirrad_opt.protocol import load_protocol
+
+    block = fenced_block(ROOT / "README.md", "## Python", "python")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "desirable"   # the phantom's plan: every priority-1 line at its desirable level
+    rows = [line.split() for line in lines[1:]]
+    # one row per protocol goal on a structure the phantom contours (it contours all of them)
+    case = make_npc_phantom(resolution_mm=3.0)
+    goals = [g for g in load_protocol().goals if g.structure in case.structures]
+    assert len(rows) == len(goals)
+    for fields in rows:
+        priority, structure, metric, value, unit, verdict = fields[0], fields[1], fields[2], fields[3], fields[4], \
+            " ".join(fields[5:])
+        assert priority in {"1", "2", "3"} and structure in case.structures
+        assert unit == ("%" if metric.startswith("V") else "Gy"), fields
+        float(value)
+        assert verdict in {"desirable", "acceptable", "not met", "fail"}, fields
+    assert all(f[5] == "desirable" for f in rows if f[0] == "1")
