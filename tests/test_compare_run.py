@@ -1,6 +1,9 @@
 """`reirrad-opt compare` / `reirrad_opt.compare` end to end on a small synthetic head (one run of
 both plans, shared by the tests), the summary's dependence on the numbers, and bad input."""
+import contextlib
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -103,9 +106,12 @@ def run(tmp_path_factory):
     save_case(case, root / "case")
     (root / "protocol.toml").write_text(PROTOCOL)
     out = root / "out"
-    code = main(["compare", "--case", str(root / "case"), "--protocol", str(root / "protocol.toml"),
-                 "--photon-beams", "0", "72", "144", "216", "288", "--particle-fields", "90", "270",
-                 "--quiet", "--out", str(out)])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["compare", "--case", str(root / "case"), "--protocol", str(root / "protocol.toml"),
+                     "--photon-beams", "0", "72", "144", "216", "288", "--particle-fields", "90", "270",
+                     "--quiet", "--out", str(out)])
+    (root / "stdout.txt").write_text(printed.getvalue())
     content = json.loads((out / "comparison.json").read_text())
     return code, out, content, case
 
@@ -127,6 +133,29 @@ def test_outputs_written(run):
     for m in ("photon", "proton"):
         assert c["plans"][m]["protocol"]["name"] == "small_head_test"
         assert c["plans"][m]["prescription"]["n_fractions"] == NEW_FX
+
+
+def test_printed_table_gives_each_criterion_its_unit(run):
+    """The terminal table has a unit column: each criterion's row ends with the unit comparison.json gives
+    it (Gy(RBE) for doses beside a proton plan, % , cc, mm; 'ratio' for the dimensionless ones)."""
+    _, out, c, _ = run
+    printed = (out.parent / "stdout.txt").read_text().splitlines()
+    header = next(line for line in printed if line.strip().startswith("criterion"))
+    assert header.split()[-2:] == ["unit", "better"]
+    for r in c["criteria"]:
+        line = next(line for line in printed if line.strip().startswith(r["criterion"] + " "))
+        unit, better = r["unit"] or "ratio", r["winner"] or "="
+        assert re.search(rf"\d  {re.escape(unit)} +{better}$", line), line
+    units = {r["key"]: r["unit"] for r in c["criteria"]}
+    assert units["Brainstem_D0.03cc"] == "Gy(RBE)" and units["CI"] == ""
+
+
+def test_html_dose_table_reads_in_the_compared_unit(run):
+    """Beside a proton plan the HTML's dose-metric labels read Gy(RBE), as its criteria table does."""
+    _, out, _, _ = run
+    html = (out / "comparison.html").read_text()
+    assert "integral dose, new course (Gy(RBE) L)" in html
+    assert "D98% (Gy(RBE))" in html and "D98% (Gy)" not in html
 
 
 def test_both_plans_are_evaluated_robustly_side_by_side(run):

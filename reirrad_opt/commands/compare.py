@@ -95,10 +95,13 @@ def summary_text(cmp, out: Path) -> str:
     lines = [f"comparison written to {out}"]
     lines += [f"  {m:<8} verdict {cmp.plans[m].verdict.upper()}" for m in mods]
     width = max(len(r["criterion"]) for r in cmp.summary_rows) if cmp.summary_rows else 20
-    lines.append(f"  {'criterion':<{width}}  " + "  ".join(f"{m:>9}" for m in mods) + "  better")
-    for r in cmp.summary_rows:
+    units = [r["unit"] or "ratio" for r in cmp.summary_rows]    # conformity index and R50 are ratios
+    unit_width = max(map(len, units), default=4)
+    lines.append(f"  {'criterion':<{width}}  " + "  ".join(f"{m:>9}" for m in mods)
+                 + f"  {'unit':<{unit_width}}  better")
+    for r, unit in zip(cmp.summary_rows, units):
         vals = "  ".join(f"{'-' if r['values'][m] is None else format(r['values'][m], '9.2f'):>9}" for m in mods)
-        lines.append(f"  {r['criterion']:<{width}}  {vals}  {r['winner'] or '='}")
+        lines.append(f"  {r['criterion']:<{width}}  {vals}  {unit:<{unit_width}}  {r['winner'] or '='}")
     lines += [f"  {s}" for s in cmp.summary]
     for m in mods:
         robust = cmp.plans[m].robust

@@ -148,9 +148,10 @@ def _dose_table(c: dict, mods: list[str]) -> str:
         b = d[m].get("normal_brain") or {}
         return _fmt((b.get(label) or {}).get(key))
 
+    gy = _common_dose_unit(c, mods)
     lines = [("conformity index (Paddick)", lambda m: _fmt(d[m]["conformity_index_paddick"], 3)),
              ("R50", lambda m: _fmt(d[m]["r50"])),
-             ("integral dose, new course (Gy L)", lambda m: _fmt(d[m]["integral_dose_gy_litre"])),
+             (f"integral dose, new course ({gy} L)", lambda m: _fmt(d[m]["integral_dose_gy_litre"])),
              ("normal brain V20 Gy EQD2, new course (cc)", lambda m: brain(m, "new_course_eqd2", "V20Gy_cc")),
              ("normal brain V40 Gy EQD2, new course (cc)", lambda m: brain(m, "new_course_eqd2", "V40Gy_cc")),
              ("normal brain V20 Gy EQD2, cumulative (cc)", lambda m: brain(m, "cumulative_eqd2", "V20Gy_cc")),
@@ -160,10 +161,17 @@ def _dose_table(c: dict, mods: list[str]) -> str:
     rows = [[_cell(_esc(label))] + [_cell(fn(m)) for m in mods] for label, fn in lines]
     for name in next(iter(c["targets"].values()), {}):
         for metric in c["targets"][mods[0]][name]:
-            unit = "%" if metric.startswith("V") else "Gy"
+            unit = "%" if metric.startswith("V") else gy
             rows.append([_cell(_esc(f"{name} {metric} ({unit})"))] +
                         [_cell(_fmt(c["targets"][m].get(name, {}).get(metric))) for m in mods])
     return _table(["metric", *mods], rows)
+
+
+def _common_dose_unit(c: dict, mods: list[str]) -> str:
+    """The unit both plans' doses read in side by side: Gy(RBE) when a particle plan is compared (a photon
+    Gy is a Gy(RBE) at RBE 1), else Gy."""
+    dose = c.get("dose") or {}
+    return "Gy(RBE)" if any((dose.get(m) or {}).get("unit") == "Gy(RBE)" for m in mods) else "Gy"
 
 
 def _dose_units(c: dict, mods: list[str]) -> str:
