@@ -18,3 +18,76 @@ def test_the_settings_file_example_of_optimization_md_is_a_settings_file(tmp_pat
     assert (s.target_homogeneity_weight, s.target_floor_pct_rx) == (100.0, 95.0)
     assert s.engine_settings.max_outer == 40 and s.engine_settings.move_held_tails is True
     assert s.problem.ring_mm == 20.0
+
+
+def run_block(block: str, home: Path) -> dict:
+    """Run a Python block as written, with ``home`` as the user's home folder; its variables."""
+    import os
+
+    namespace: dict = {}
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    try:
+        exec(compile(block, "<docs block>", "exec"), namespace)
+    finally:
+        if old_home is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = old_home
+    return namespace
+
+
+def test_protocol_md_loading_example_runs_and_gives_its_quoted_values(tmp_path):
+    ns = run_block(fenced_block(DOCS / "protocol.md", "# Protocols", "python"), tmp_path)
+    p = ns["p"]
+    assert p.rx_gy == 60.0                                       # "60.0: physical total of the chosen fractionation"
+    assert p.priorities() == [1, 2, 3]
+    assert abs(ns["g"].limit_gy("desirable", p.rx_gy) - 70.2) < 1e-9   # "# 70.2"
+
+
+def test_evaluation_md_example_runs_as_written(tmp_path):
+    ns = run_block(fenced_block(DOCS / "evaluation.md", "# Evaluation", "python"), tmp_path)
+    ev = ns["ev"]   # the last evaluation of the block: the chiasm declared absent
+    assert {r.structure for r in ev.rows} >= {"Brainstem", "rGTV"}
+    assert next(r for r in ev.rows if r.structure == "OpticChiasm").verdict == "absent"
+    assert ns["metric_value"]("D0.03cc", ns["new_dose_gy"], ns["case"].structures["Brainstem"].mask,
+                              ns["case"].grid).unit == "Gy"
+
+
+def test_dose_md_example_runs_as_written_with_the_sizes_the_page_quotes(tmp_path):
+    """The "Using it" block on the 2.5 mm phantom: the page quotes its photon matrix (columns and non-zeros);
+    the cache named with '~' lands in the home folder."""
+    import re
+
+    text = " ".join((DOCS / "dose.md").read_text(encoding="utf-8").split())
+    columns, nnz_m = re.search(r"9 photon beams with 5 mm bixels \((\d+) columns\): [\d.]+ s and ([\d.]+) M "
+                               r"non-zeros", text).groups()
+    ns = run_block(fenced_block(DOCS / "dose.md", "## Using it", "python"), tmp_path)
+    inf = ns["inf"]
+    assert inf.n_columns == int(columns)
+    assert abs(inf.matrix.nnz / 1e6 - float(nnz_m)) <= 0.05
+    assert len(ns["fields"]) == 3 and all(f.spot_u_mm.size > 0 for f in ns["fields"])
+    assert ns["dose"].shape == ns["case"].grid.shape
+    assert len(list((tmp_path / ".cache" / "reirrad").glob("influence-*.npz"))) == 1
+
+
+def test_tps_exchange_md_eclipse_command_keeps_the_unc_path(tmp_path):
+    """The Eclipse block run in bash as written: the exchange folder reaches the plug-in with both leading
+    backslashes of its network path."""
+    import os
+    import subprocess
+    import sys
+
+    block = fenced_block(DOCS / "tps-exchange.md", "## Eclipse: the ESAPI plug-in", "")
+    assert block.startswith("reirrad-opt tps-script eclipse")
+    shim = tmp_path / "bin" / "reirrad-opt"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
+                    f'"import sys; from reirrad_opt.cli import main; sys.exit(main())" "$@"\n')
+    shim.chmod(0o755)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '@"\\\\server\\reirrad\\case42"' in (tmp_path / "ReirradOpt.cs").read_text(encoding="utf-8")

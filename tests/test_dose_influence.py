@@ -90,6 +90,17 @@ def test_cache_hit_and_miss(small_case, tmp_path):
     assert len(list(tmp_path.glob("influence-*.npz"))) == 3
 
 
+def test_cache_dir_with_a_tilde_is_under_the_home_folder(small_case, tmp_path, monkeypatch):
+    """``cache_dir="~/..."`` (as docs/dose.md writes it) is the user's home folder, not a folder named '~'."""
+    case, target = small_case
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0])
+    compute_influence(case.grid, case.ct_hu, case.body, beams, cache_dir="~/.cache/reirrad")
+    assert len(list((tmp_path / "home" / ".cache" / "reirrad").glob("influence-*.npz"))) == 1
+    assert not (tmp_path / "~").exists()
+
+
 def test_progress_reports_each_beam(small_case):
     case, target = small_case
     beams = photon_beams(case.grid, target, gantry_angles_deg=[0.0, 180.0])

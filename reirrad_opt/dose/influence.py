@@ -186,7 +186,8 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
         target_mask: optional target; its voxels are computed even where they fall outside the
             body mask.
         rel_cutoff: relative threshold of each column below which entries are sampled (0 < x < 1).
-        cache_dir: folder for cached matrices (key: hash of every input); None disables caching.
+        cache_dir: folder for cached matrices (key: hash of every input; a leading ``~`` is the user's home
+            folder); None disables caching.
         progress: callable receiving progress messages; None prints to a terminal only.
         photon_params, red_curve, spr_curve: model data (defaults documented in the modules).
         range_shift: particles only: a range error applied to the stopping power and the depths (robust
@@ -219,7 +220,7 @@ def compute_influence(grid: Grid, ct_hu: np.ndarray, body_mask: np.ndarray, beam
     key = cache_key(grid, ct_hu, body, beams, rel_cutoff, extra)
     cache_path = None
     if cache_dir is not None:
-        cache_path = Path(cache_dir) / f"influence-{key[:32]}.npz"
+        cache_path = Path(cache_dir).expanduser() / f"influence-{key[:32]}.npz"   # '~/...' as a shell reads it
         if cache_path.is_file():
             try:
                 inf = InfluenceMatrix.load(cache_path)
