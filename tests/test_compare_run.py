@@ -156,6 +156,7 @@ def test_html_dose_table_reads_in_the_compared_unit(run):
     html = (out / "comparison.html").read_text()
     assert "integral dose, new course (Gy(RBE) L)" in html
     assert "D98% (Gy(RBE))" in html and "D98% (Gy)" not in html
+    assert "<th>desirable (Gy(RBE))</th>" in html and "<th>proton: cumulative (Gy(RBE))</th>" in html
 
 
 def test_both_plans_are_evaluated_robustly_side_by_side(run):

@@ -56,6 +56,12 @@ def test_header_names_case_time_versions_grid_modality_and_rbe():
     assert "<th>dose grid</th><td>44 x 44 x 33 voxels (z, y, x), spacing 5 x 4 x 3 mm</td>" in page
     assert "<th>modality</th><td>proton</td>" in page
     assert "<th>dose</th><td>RBE-weighted dose in Gy(RBE), constant RBE 1.1</td>" in page
+    # a particle plan's prescription and slips read in Gy(RBE); alpha/beta stays in Gy
+    assert "64.80 Gy(RBE) in 54 x 1.20 (bid-1.2); 60.00 Gy(RBE) EQD2 (a/b 10.0 Gy)" in page
+    assert "<th>slip (Gy(RBE))</th>" in page
+    photon = render_report_html(_plan(modality="photon", dose={"quantity": "physical", "unit": "Gy",
+                                                               "rbe_model": "none"}), [])
+    assert "60.00 Gy EQD2 (a/b 10.0 Gy)" in photon and "<th>slip (Gy)</th>" in photon
     assert DISCLAIMER == ("For research and plan-quality studies; not for clinical use without independent "
                           "verification")
     assert DISCLAIMER in page

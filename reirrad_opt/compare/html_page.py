@@ -131,9 +131,10 @@ def _budget_table(c: dict, mods: list[str]) -> str:
             cells += [_cell(_fmt(bm["cumulative_eqd2_gy"])), _cell(_fmt(bm["remaining_desirable_gy"])),
                       _cell(_fmt(bm["remaining_acceptable_gy"]))]
         rows.append(cells)
-    head = ["organ", "metric", "a/b (Gy)", "desirable (Gy)", "acceptable (Gy)"]
+    gy = _common_dose_unit(c, mods)
+    head = ["organ", "metric", "a/b (Gy)", f"desirable ({gy})", f"acceptable ({gy})"]
     for m in mods:
-        head += [f"{m}: cumulative", f"{m}: left to desirable", f"{m}: left to acceptable"]
+        head += [f"{m}: cumulative ({gy})", f"{m}: left to desirable", f"{m}: left to acceptable"]
     return _table(head, rows)
 
 

@@ -111,7 +111,7 @@ def _header(plan: dict) -> str:
              ("modality", plan.get("modality")), ("dose", dose_txt),
              ("prescription", f"{_fmt(rx.get('total_gy'))} {d.get('unit', 'Gy')} in {_fmt(rx.get('n_fractions'), 0)} x "
                               f"{_fmt(rx.get('dose_per_fraction_gy'))} ({rx.get('fractionation')}); "
-                              f"{_fmt(rx.get('eqd2_gy'))} Gy EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
+                              f"{_fmt(rx.get('eqd2_gy'))} {d.get('unit', 'Gy')} EQD2 (a/b {_fmt(rx.get('alpha_beta_gy'), 1)} Gy)"),
              ("dose grid", grid_txt), ("CT calibration", ct_calibration_words(plan)),
              ("beams", f"{len(plan.get('beams', []))}; engine {plan.get('engine', '')}"),
              ("planning settings", _settings_text(plan.get("settings"))),
@@ -284,7 +284,7 @@ def render_report_html(plan: dict, figures: list[Path]) -> str:
                           seconds=_seconds(s.get("seconds")))
                      for s in plan.get("stages", [])],
                     [("priority", "priority"), ("name", "stage"), ("status", "status"), ("objective", "objective"),
-                     ("slip", "slip (Gy)"), ("seconds", "time (s)"), ("notes", "notes")])
+                     ("slip", f"slip ({d.get('unit', 'Gy')})"), ("seconds", "time (s)"), ("notes", "notes")])
     diagnosis = ("<h2>Diagnosis</h2><ul>" + "".join(f"<li>{_esc(x)}</li>" for x in plan["diagnosis"]) + "</ul>"
                  if plan.get("diagnosis") else "")
     notes = "".join(f"<li>{_esc(n)}</li>" for n in plan.get("notes", []))
