@@ -1,6 +1,7 @@
 """Examples in docs/ that are meant to be copied: each is read as the tool reads it."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from conftest import fenced_block
@@ -50,8 +51,9 @@ def test_evaluation_md_example_runs_as_written(tmp_path):
     ev = ns["ev"]   # the last evaluation of the block: the chiasm declared absent
     assert {r.structure for r in ev.rows} >= {"Brainstem", "rGTV"}
     assert next(r for r in ev.rows if r.structure == "OpticChiasm").verdict == "absent"
-    assert ns["metric_value"]("D0.03cc", ns["new_dose_gy"], ns["case"].structures["Brainstem"].mask,
-                              ns["case"].grid).unit == "Gy"
+    value = ns["metric_value"]("D0.03cc", ns["new_dose_gy"], ns["case"].structures["Brainstem"].mask, ns["case"].grid)
+    # the fields the block's comment lists, in its order
+    assert [f.name for f in dataclasses.fields(value)][:5] == ["value", "unit", "value_coarse", "fine_factor", "note"]
 
 
 def test_dose_md_example_runs_as_written_with_the_sizes_the_page_quotes(tmp_path):

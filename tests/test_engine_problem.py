@@ -132,7 +132,7 @@ def test_the_normal_tissue_stage_follows_the_problem_settings(npc):
     from reirrad_opt.planning_settings import ProblemSettings
 
     case, protocol, _, default = npc
-    influence_like = type("Cols", (), {"matrix": default.matrix, "columns": None})()
+    influence_like = type("Cols", (), {"matrix": default.matrix, "columns": None, "modality": "photon"})()
     narrow = PlanningSettings(problem=ProblemSettings(ring_mm=10.0, ring_half_dose_mm=5.0, ring_samples=100,
                                                       normal_tissue_samples=500))
     problem = build_problem(case, protocol, influence_like, narrow)

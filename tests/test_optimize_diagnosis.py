@@ -1,6 +1,8 @@
 """The infeasibility diagnosis names what limits an unreachable target, from duals or from caps at their limit."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from reirrad_opt.geometry import Grid
@@ -47,6 +49,18 @@ def test_an_organ_at_its_cap_next_to_the_cold_target_is_named_without_a_dual():
     assert "Brainstem limit (acceptable, cumulative EQD2)" in text and "at or above the cap" in text
     assert "OpticChiasm" not in text          # at its cap too, but 30 mm from the cold voxels
     assert "ceiling (74.5 Gy) binds" in text
+
+
+def test_a_particle_plans_findings_read_in_gy_rbe():
+    terms = [cap("Brainstem", 30.0), cap("OpticChiasm", 40.0), ceiling(CEILING_ID)]
+    duals = {terms[2].key: (np.arange(10), np.full(10, 0.5))}
+    dose = dose_with(brainstem_gy=30.0, chiasm_gy=40.0)
+    photon = "\n".join(diagnose_target(TARGET, dose, terms, duals, MASKS, GRID))
+    particle = "\n".join(diagnose_target(TARGET, dose, terms, duals, MASKS, GRID, dose_unit="Gy(RBE)"))
+    assert "Gy(RBE)" not in photon
+    assert "ceiling (74.5 Gy(RBE)) binds" in particle and "(goal 63.5 Gy(RBE))" in particle
+    # every dose in the particle findings carries the RBE (a/b is not among them)
+    assert not re.search(r"\d Gy(?!\(RBE\))", particle), particle
 
 
 def test_an_organ_below_its_cap_is_not_named_and_nothing_binding_says_so():

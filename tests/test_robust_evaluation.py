@@ -185,6 +185,7 @@ def test_robust_optimization_holds_every_priority1_cap_in_every_scenario(proton_
     assert stem.worst < nominal_rows["Brainstem_D0.03cc"].worst - 5.0
     names = {s.name for s in scenario_set(settings, "proton")}
     for line in robust_plan.optimization.diagnosis:      # a binding robust cap names its scenarios
+        assert " Gy " not in line.replace("Gy(RBE)", "")    # a proton plan's findings are in Gy(RBE)
         if "binding in " in line:
             assert set(line.split("binding in ", 1)[1].split(", ")) <= names
 

@@ -134,7 +134,7 @@ def _budget_table(c: dict, mods: list[str]) -> str:
     gy = _common_dose_unit(c, mods)
     head = ["organ", "metric", "a/b (Gy)", f"desirable ({gy})", f"acceptable ({gy})"]
     for m in mods:
-        head += [f"{m}: cumulative ({gy})", f"{m}: left to desirable", f"{m}: left to acceptable"]
+        head += [f"{m}: cumulative ({gy})", f"{m}: left to desirable ({gy})", f"{m}: left to acceptable ({gy})"]
     return _table(head, rows)
 
 
@@ -170,9 +170,10 @@ def _dose_table(c: dict, mods: list[str]) -> str:
 
 def _common_dose_unit(c: dict, mods: list[str]) -> str:
     """The unit both plans' doses read in side by side: Gy(RBE) when a particle plan is compared (a photon
-    Gy is a Gy(RBE) at RBE 1), else Gy."""
+    Gy is a Gy(RBE) at RBE 1), else Gy; content without a plan's unit reads it from the modality."""
     dose = c.get("dose") or {}
-    return "Gy(RBE)" if any((dose.get(m) or {}).get("unit") == "Gy(RBE)" for m in mods) else "Gy"
+    units = [(dose.get(m) or {}).get("unit") or ("Gy" if m == "photon" else "Gy(RBE)") for m in mods]
+    return "Gy(RBE)" if "Gy(RBE)" in units else "Gy"
 
 
 def _dose_units(c: dict, mods: list[str]) -> str:

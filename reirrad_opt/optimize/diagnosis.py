@@ -31,8 +31,10 @@ def binding_goals(hard_terms: list[Term], hard_duals: dict[str, tuple[np.ndarray
 
 
 def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term], hard_duals: dict,
-                    masks: dict[str, np.ndarray], grid: Grid, at_cap_gy: float = 0.1) -> list[str]:
-    """Plain-language findings for a target term that the optimizer could not satisfy.
+                    masks: dict[str, np.ndarray], grid: Grid, at_cap_gy: float = 0.1,
+                    dose_unit: str = "Gy") -> list[str]:
+    """Plain-language findings for a target term that the optimizer could not satisfy, its doses in
+    ``dose_unit`` ('Gy', or 'Gy(RBE)' for a particle plan).
 
     Organ limits are named when their constraints carry a dual (binding), and also voxel caps whose
     points are at or above the cap (within ``at_cap_gy``, Gy) in voxels within two voxel spacings of
@@ -42,7 +44,7 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
     goal_gy = float(np.max(target.level_gy))
     value = target.surrogate(d_target)
     lines = [f"{target.structure}: goal {target.description} not reachable under the priority-1 limits; best "
-             f"achievable surrogate {value:.1f} Gy new-course dose against {goal_gy:.1f} Gy"]
+             f"achievable surrogate {value:.1f} {dose_unit} new-course dose against {goal_gy:.1f} {dose_unit}"]
     under_rows = target.rows[d_target < goal_gy - 1e-6]
     if under_rows.size == 0:
         return lines
@@ -57,7 +59,7 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
         idx, duals = hard_duals.get(term.key, (np.arange(term.n_points), np.zeros(term.n_points)))
         binding_points = idx[duals > 1e-9 * duals.max()] if duals.size and duals.max() > 0 else idx
         line = _organ_finding(target, term, binding_points, under, dose_flat, masks, grid, goal_gy,
-                              "on its binding voxels")
+                              "on its binding voxels", dose_unit)
         if line is None:
             findings.append(f"{target.structure}: the {term.structure} limit ({_tier_text(term)}) binds, but "
                             f"{term.structure} has no voxels on the dose grid to point at")
@@ -81,13 +83,13 @@ def diagnose_target(target: Term, dose_flat: np.ndarray, hard_terms: list[Term],
         if near_under[voxels].min() > 2 * max(grid.spacing_mm):
             continue      # at its cap away from the under-dosed voxels: not what holds them back
         line = _organ_finding(target, term, at_cap, under, dose_flat, masks, grid, goal_gy,
-                              f"on its voxels at or above the cap (within {at_cap_gy:g} Gy)")
+                              f"on its voxels at or above the cap (within {at_cap_gy:g} {dose_unit})", dose_unit)
         if line:
             findings.append(line)
     ceilings = [term for term, _ in binding if term.goal_id in CEILING_IDS]
     if ceilings:
         level = min(float(np.max(term.level_gy)) for term in ceilings)
-        findings.append(f"{target.structure}: the plan's maximum-dose ceiling ({level:.1f} Gy) binds; "
+        findings.append(f"{target.structure}: the plan's maximum-dose ceiling ({level:.1f} {dose_unit}) binds; "
                         f"coverage next to the organ caps would need a hotter plan")
     if not findings:
         findings.append(f"{target.structure}: {under_rows.size * grid.voxel_volume_cc:.2f} cc below goal, but no "
@@ -100,7 +102,8 @@ def _tier_text(term: Term) -> str:
 
 
 def _organ_finding(target: Term, term: Term, points: np.ndarray, under: np.ndarray, dose_flat: np.ndarray,
-                   masks: dict[str, np.ndarray], grid: Grid, goal_gy: float, where: str) -> str | None:
+                   masks: dict[str, np.ndarray], grid: Grid, goal_gy: float, where: str,
+                   dose_unit: str = "Gy") -> str | None:
     """One sentence on organ limit ``term`` limiting ``target`` next to its under-dosed voxels ``under``:
     the under-dosed voxels nearer the organ than their median distance, the dose they reach, and the
     range of the caps at ``points`` (indices of the term's points). None when the organ has no voxels."""
@@ -113,6 +116,6 @@ def _organ_finding(target: Term, term: Term, points: np.ndarray, under: np.ndarr
     reach = float(dose_flat.reshape(grid.shape)[close].max())
     caps = np.broadcast_to(np.asarray(term.level_gy, dtype=float), (term.n_points,))[points]
     return (f"{target.structure} voxels within {near_mm:.1f} mm of {term.structure} "
-            f"({close.sum() * grid.voxel_volume_cc:.2f} cc) cannot exceed {reach:.1f} Gy new-course dose "
-            f"(goal {goal_gy:.1f} Gy): the {term.structure} limit ({_tier_text(term)}) leaves a "
-            f"new-course cap of {np.min(caps):.1f}-{np.median(caps):.1f} Gy {where}")
+            f"({close.sum() * grid.voxel_volume_cc:.2f} cc) cannot exceed {reach:.1f} {dose_unit} new-course dose "
+            f"(goal {goal_gy:.1f} {dose_unit}): the {term.structure} limit ({_tier_text(term)}) leaves a "
+            f"new-course cap of {np.min(caps):.1f}-{np.median(caps):.1f} {dose_unit} {where}")

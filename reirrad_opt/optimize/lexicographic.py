@@ -196,13 +196,15 @@ def optimize_plan(problem: LexicographicProblem, *, engine: str = DEFAULT_ENGINE
     if unmet:
         dose = (rows.matrix @ main.weights)[:grid.n_voxels]   # the grid's rows (robust caps add scenario rows)
         for t in unmet:
-            diagnosis.extend(diagnose_target(t, dose, main.hard, main.hard_duals, masks, grid))
+            diagnosis.extend(diagnose_target(t, dose, main.hard, main.hard_duals, masks, grid,
+                                             dose_unit=problem.dose_unit))
     else:
         for t in _unmet_as_evaluated(main, first, read_metric, masks, grid):
             near = _organs_near(main.hard, [t], {h.goal_id for h in main.hard} - set(CEILING_IDS), masks, grid)
             diagnosis.append(
-                f"{t.structure}: {t.metric} reaches its goal ({np.max(t.level_gy):.1f} Gy) on the voxel centres but "
-                f"the supersampled evaluation reads {_evaluated(main, t, read_metric, grid):.1f} Gy: the dose falls "
+                f"{t.structure}: {t.metric} reaches its goal ({np.max(t.level_gy):.1f} {problem.dose_unit}) on the "
+                f"voxel centres but the supersampled evaluation reads {_evaluated(main, t, read_metric, grid):.1f} "
+                f"{problem.dose_unit}: the dose falls "
                 f"off inside the edge voxels next to {', '.join(near) or 'an organ cap'} (grid "
                 f"{max(grid.spacing_mm):g} mm); a finer dose grid or a larger gap is needed to cover that edge")
     main.stages[-1].notes.extend(diagnosis)

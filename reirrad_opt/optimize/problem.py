@@ -65,6 +65,8 @@ class LexicographicProblem:
         grid: the dose grid.
         masks: structure name -> boolean mask on ``grid`` (the structures the loop reads the goals in).
         limit_choice: 'desirable_then_acceptable', 'desirable' or 'acceptable' (the protocol option).
+        dose_unit: the unit of the matrix's dose, 'Gy' (photons) or 'Gy(RBE)' (particles), as the diagnosis
+            words it.
     """
 
     matrix: sp.csr_matrix
@@ -77,11 +79,14 @@ class LexicographicProblem:
     exhausted: tuple[str, ...] = ()
     normal: NormalTissue | None = None
     limit_choice: str = "desirable_then_acceptable"
+    dose_unit: str = "Gy"
     caps: tuple[str, ...] = field(init=False)
     relaxable: frozenset[str] = field(init=False)
     plan_ceiling: bool = field(init=False)
 
     def __post_init__(self):
+        if self.dose_unit not in ("Gy", "Gy(RBE)"):
+            raise ValueError(f"dose_unit must be 'Gy' or 'Gy(RBE)', got {self.dose_unit!r}")
         if self.limit_choice not in LIMIT_CHOICES:
             raise ValueError(f"limit_choice must be one of {LIMIT_CHOICES}, got {self.limit_choice!r}")
         terms = tuple(self.terms)
@@ -100,7 +105,8 @@ class LexicographicProblem:
 
     @classmethod
     def from_termset(cls, matrix: sp.csr_matrix, termset: TermSet, **fields) -> "LexicographicProblem":
-        """A problem from terms built elsewhere (``fields``: rx_gy, grid, masks, slips_gy, normal, limit_choice)."""
+        """A problem from terms built elsewhere (``fields``: rx_gy, grid, masks, slips_gy, normal, limit_choice,
+        dose_unit)."""
         return cls(matrix, tuple(termset.terms), skipped=tuple(termset.skipped), exhausted=tuple(termset.exhausted),
                    **fields)
 
@@ -148,7 +154,8 @@ def build_problem(case: Case, protocol, influence, settings, *, rbe: float = 1.0
         termset = dataclasses.replace(termset, terms=list(terms))
     return LexicographicProblem.from_termset(
         matrix, termset, rx_gy=rx_gy, grid=case.grid, masks=masks, slips_gy=slips, normal=normal,
-        limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"))
+        limit_choice=protocol.options.get("limit_choice", "desirable_then_acceptable"),
+        dose_unit="Gy" if influence.modality == "photon" else "Gy(RBE)")
 
 
 def _times(matrix: sp.csr_matrix, factor: float) -> sp.csr_matrix:
