@@ -47,3 +47,19 @@ def fenced_block(path: Path, heading: str, language: str) -> str:
     match = re.search(rf"```{language}\n(.*?)```", after[1], re.S)
     assert match, f"{path.name} has no {language} block after {heading!r}"
     return match.group(1)
+
+
+def env_with_cli_on_path(folder: Path) -> dict[str, str]:
+    """An environment in which ``reirrad-opt`` is this interpreter's command (the code under test, via a
+    shim written in ``folder``/bin) and the project is importable: for blocks that docs run in a shell."""
+    import sys
+
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "reirrad-opt"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
+                    f'"import sys; from reirrad_opt.cli import main; sys.exit(main())" "$@"\n')
+    shim.chmod(0o755)
+    root = Path(__file__).resolve().parents[1]
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from conftest import fenced_block
+from conftest import env_with_cli_on_path, fenced_block
 from reirrad_opt.planning_settings import load_settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -76,20 +76,11 @@ def test_dose_md_example_runs_as_written_with_the_sizes_the_page_quotes(tmp_path
 def test_tps_exchange_md_eclipse_command_keeps_the_unc_path(tmp_path):
     """The Eclipse block run in bash as written: the exchange folder reaches the plug-in with both leading
     backslashes of its network path."""
-    import os
     import subprocess
-    import sys
 
     block = fenced_block(DOCS / "tps-exchange.md", "## Eclipse: the ESAPI plug-in", "")
     assert block.startswith("reirrad-opt tps-script eclipse")
-    shim = tmp_path / "bin" / "reirrad-opt"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
-                    f'"import sys; from reirrad_opt.cli import main; sys.exit(main())" "$@"\n')
-    shim.chmod(0o755)
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env_with_cli_on_path(tmp_path),
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert '@"\\\\server\\reirrad\\case42"' in (tmp_path / "ReirradOpt.cs").read_text(encoding="utf-8")

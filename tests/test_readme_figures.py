@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fenced_block, require
+from conftest import env_with_cli_on_path, fenced_block, require
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,15 +75,7 @@ def test_openkbp_walk_through_runs_as_written_and_gives_the_quoted_values(realda
     (tmp_path / "shared" / "realdata").symlink_to(realdata.resolve(), target_is_directory=True)
     project = tmp_path / "project"
     project.mkdir()
-    # `reirrad-opt` on the PATH is this interpreter's reirrad-opt (the one under test)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "reirrad-opt"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c '
-                    f'"import sys; from reirrad_opt.cli import main; sys.exit(main())" "$@"\n')
-    shim.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = env_with_cli_on_path(tmp_path)   # `reirrad-opt` on the PATH: the one under test
     done = subprocess.run(["bash", "-e", "-c", block], cwd=project, env=env, capture_output=True, text=True)
     assert done.returncode == int(exit_code), done.stderr[-3000:]
     plan_json = json.loads((project / "plans" / "pt_201" / "plan.json").read_text())
