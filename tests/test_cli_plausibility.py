@@ -208,41 +208,18 @@ def test_budget_accepts_the_edges(capsys):
     assert json.loads(capsys.readouterr().out)["dose_per_fraction_gy"] == 24
 
 
-TABLE_PROTOCOL = """\
-[protocol]
-name = "table_recovery"
+def table_recovery_protocol() -> str:
+    """The shipped protocol with a time-dependent recovery table (none credited at 6 months, half at 12)."""
+    from reirrad_opt.protocol import DEFAULT_PROTOCOL
 
-[prescription]
-eqd2_gy = 60.0
-alpha_beta_gy = 10.0
-default_fractionation = "qd"
-
-[fractionations.qd]
-dose_per_fraction_gy = 2.0
-n_fractions = 30
-
-[slips]
-1 = "1 %"
-
-[recovery]
-kind = "table"
-table = [[6, 0.0], [12, 0.5]]
-
-[[goal]]
-structure = "Brainstem"
-priority = 1
-metric = "D0.03cc"
-sense = "max"
-desirable = "70.2 Gy"
-acceptable = "81 Gy"
-cumulative = true
-alpha_beta_gy = 2.5
-"""
+    text = Path(DEFAULT_PROTOCOL).read_text(encoding="utf-8")
+    assert text.count('\nkind = "none"\n') == 1
+    return text.replace('\nkind = "none"\n', '\nkind = "table"\ntable = [[6, 0.0], [12, 0.5]]\n')
 
 
 def test_budget_with_a_table_recovery_asks_for_the_interval(tmp_path, capsys):
     protocol = tmp_path / "table.toml"
-    protocol.write_text(TABLE_PROTOCOL)
+    protocol.write_text(table_recovery_protocol())
     argv = [*BUDGET, "--prior-eqd2-gy", "50", "--fractions", "30", "--protocol", str(protocol)]
     err = _refused_by_command(capsys, argv)
     assert "--interval-months is needed" in err and "time-dependent table" in err and "None" not in err
